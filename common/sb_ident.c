@@ -1,0 +1,28 @@
+/* Identifier rules: a conservative alphabet that is safe in URLs, etcd keys, logs and
+ * SSE ids without escaping. */
+#include "sb_ident.h"
+
+#include <string.h>
+
+static bool ident_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+bool sb_ident_is_valid(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return false;
+    size_t i = 0;
+    for (; s[i] != '\0'; i++) {
+        if (i >= SB_IDENT_MAX || !ident_char((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+bool sb_ident_is_valid_channel(const char *s)
+{
+    return sb_ident_is_valid(s);
+}
