@@ -1,0 +1,102 @@
+/* The control plane's state and settings, shared by the gRPC API and NodeLink: the Store,
+ * connections and presence, typing, the registry of data-plane nodes, and fan-out of frames to
+ * nodes (cp_fanout.c). Everything here is owned by the completion-queue thread. */
+#ifndef CP_CTX_H
+#define CP_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_map.h"
+#include "cp_node.h"
+#include "cp_presence.h"
+#include "cp_store.h"
+#include "cp_typing.h"
+#include "sb_id.h"
+
+struct cp_settings {
+    int max_history_messages;  /* per room; 0 keeps none */
+    int64_t typing_timeout_ms; /* > 0 */
+    int64_t presence_grace_ms; /* 0: offline at once */
+    int64_t heartbeat_interval_ms;
+    bool auto_create_rooms;  /* a client join of a missing room creates it */
+    size_t node_queue_limit; /* bytes queued per NodeLink stream before it is cancelled */
+};
+
+struct cp_ctx {
+    struct cp_settings set;
+    char id[SB_ID_LEN]; /* this replica's id, sent in Welcome */
+    struct cp_store *store;
+    struct cp_presence presence;
+    struct cp_typing typing;
+    struct cp_map nodes;         /* node id -> struct cp_node (after Hello) */
+    struct cp_node *dirty_head;  /* nodes with queued items to flush */
+    uint64_t mark_gen;           /* fan-out de-duplication stamps */
+    struct cp_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
+    void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
+    void *links;                 /* cp_link.c's open streams */
+    int stopping;                /* the server is shutting down: refuse new streams */
+    int64_t messages_published;
+    int64_t messages_delivered; /* deliveries handed to nodes */
+};
+
+/* Initializes `c` around `store` (taken: destroyed by cp_ctx_fini). SB_ENOMEM. */
+enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct cp_store *store);
+
+/* Frees every state. Nodes must have been unregistered by their owners first. */
+void cp_ctx_fini(struct cp_ctx *c);
+
+/* Runs due timers (typing expiry, presence grace) at monotonic `mono_ms`. */
+void cp_ctx_tick(struct cp_ctx *c, int64_t mono_ms);
+
+/* Monotonic ms of the next timer, 0 when none is due. */
+int64_t cp_ctx_next_deadline(const struct cp_ctx *c);
+
+/* ---------------------------------------------------------------- fan-out (cp_fanout.c) */
+
+/* Queues an item on `n` and puts it on the flush list. Errors mean the node overflowed (its
+ * stream is being cancelled); the caller goes on. */
+void cp_fanout_queue(struct cp_ctx *c, struct cp_node *n,
+                     const Switchboard__Internal__V1__ControlItem *item);
+
+/* Sends a Delivery {room_id, exclude_user_ids: exclude (may be NULL), frame, seq} once to each
+ * node hosting a connection of one of `members`. Returns the number of nodes reached. */
+size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+                      const char *room_id, const char *exclude, const char *frame, size_t len,
+                      int64_t seq);
+
+/* Sends a Delivery {user_ids: those of `users` with a connection on the node, frame} to each
+ * node concerned. Returns the number of connections reached. */
+size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_users,
+                       const char *frame, size_t len);
+
+/* Sends a Delivery {everyone, exclude_user_ids} to every node with connections. Returns the
+ * number of connections reached (all connections minus those of excluded users). */
+size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
+                          const char *frame, size_t len);
+
+/* Sends Membership {user_id, room_id, added} to every node hosting a connection of the user. */
+void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added);
+
+/* ---------------------------------------------------------------- idempotency (cp_idem.c) */
+
+/* How long BroadcastToRoom remembers an idempotency key (API.md: two minutes). */
+#define CP_IDEM_TTL_MS 120000
+
+/* The first result of (room_id, key) if seen within the TTL: 1 and *id_out (borrowed until the
+ * next cp_idem_* call) / *seq_out set; 0 otherwise. */
+int cp_idem_get(struct cp_ctx *c, const char *room_id, const char *key, int64_t mono_ms,
+                const char **id_out, int64_t *seq_out);
+
+/* Remembers the result of (room_id, key). SB_ENOMEM (the key is then simply not remembered). */
+enum sb_err cp_idem_put(struct cp_ctx *c, const char *room_id, const char *key,
+                        const char *message_id, int64_t seq, int64_t mono_ms);
+
+/* Frees every entry. */
+void cp_idem_fini(struct cp_ctx *c);
+
+/* Pops the next node of the flush list (NULL when empty). */
+struct cp_node *cp_ctx_pop_dirty(struct cp_ctx *c);
+
+#endif

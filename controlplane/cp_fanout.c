@@ -1,0 +1,213 @@
+/* Fan-out: one encoded Delivery per event, appended to each concerned node's queue. Nodes are
+ * found through the members' connections and de-duplicated with a generation stamp, so a
+ * room message costs one lookup per member and one queue append per node. */
+#include "cp_ctx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_log.h"
+
+static void mark_dirty(struct cp_ctx *c, struct cp_node *n)
+{
+    if (n->dirty)
+        return;
+    n->dirty = true;
+    n->dirty_next = c->dirty_head;
+    c->dirty_head = n;
+}
+
+struct cp_node *cp_ctx_pop_dirty(struct cp_ctx *c)
+{
+    struct cp_node *n = c->dirty_head;
+    if (n != NULL) {
+        c->dirty_head = n->dirty_next;
+        n->dirty_next = NULL;
+        n->dirty = false;
+    }
+    return n;
+}
+
+void cp_fanout_queue(struct cp_ctx *c, struct cp_node *n,
+                     const Switchboard__Internal__V1__ControlItem *item)
+{
+    if (cp_node_queue(n, item) == SB_OK)
+        mark_dirty(c, n);
+}
+
+static void queue_raw(struct cp_ctx *c, struct cp_node *n, const struct cp_buf *enc)
+{
+    if (cp_node_queue_raw(n, enc->data, enc->len) == SB_OK)
+        mark_dirty(c, n);
+}
+
+static bool encode_delivery(struct cp_buf *enc, Switchboard__Internal__V1__Delivery *d)
+{
+    Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
+    item.delivery = d;
+    cp_buf_init(enc);
+    cp_node_encode_item(enc, &item);
+    if (enc->failed) {
+        SB_LOG_ERROR("cp", "out of memory encoding a delivery", NULL);
+        cp_buf_fini(enc);
+        return false;
+    }
+    return true;
+}
+
+size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+                      const char *room_id, const char *exclude, const char *frame, size_t len,
+                      int64_t seq)
+{
+    Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+    d.room_id = (char *)room_id;
+    char *ex[1] = {(char *)exclude};
+    if (exclude != NULL) {
+        d.n_exclude_user_ids = 1;
+        d.exclude_user_ids = ex;
+    }
+    d.frame.data = (uint8_t *)frame;
+    d.frame.len = len;
+    d.seq = seq;
+    struct cp_buf enc;
+    if (!encode_delivery(&enc, &d))
+        return 0;
+    uint64_t gen = ++c->mark_gen;
+    size_t nodes = 0;
+    for (size_t i = 0; i < n_members; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, members[i].user_id);
+        for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
+            struct cp_node *n = u->conns[j]->node;
+            if (n == NULL || n->mark == gen)
+                continue;
+            n->mark = gen;
+            queue_raw(c, n, &enc);
+            nodes++;
+        }
+        if (u != NULL && (exclude == NULL || strcmp(u->id, exclude) != 0))
+            c->messages_delivered += (int64_t)u->n_conns;
+    }
+    cp_buf_fini(&enc);
+    return nodes;
+}
+
+size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_users,
+                       const char *frame, size_t len)
+{
+    /* Group the users by node: mark the nodes, then build one id list per node. */
+    uint64_t gen = ++c->mark_gen;
+    struct cp_node **nodes = NULL;
+    char **ids = NULL;
+    size_t n_nodes = 0, cap = 0, conns = 0;
+    for (size_t i = 0; i < n_users; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+        for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
+            struct cp_node *n = u->conns[j]->node;
+            conns++;
+            if (n == NULL || n->mark == gen)
+                continue;
+            n->mark = gen;
+            if (n_nodes == cap) {
+                size_t nc = cap ? cap * 2 : 4;
+                struct cp_node **p = realloc(nodes, nc * sizeof(*p));
+                if (p == NULL)
+                    goto out;
+                nodes = p;
+                cap = nc;
+            }
+            nodes[n_nodes++] = n;
+        }
+    }
+    if (n_nodes == 0)
+        goto out;
+    ids = malloc(n_users * sizeof(*ids));
+    if (ids == NULL)
+        goto out;
+    for (size_t k = 0; k < n_nodes; k++) {
+        size_t n_ids = 0;
+        for (size_t i = 0; i < n_users; i++) {
+            struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+            for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
+                if (u->conns[j]->node == nodes[k]) {
+                    ids[n_ids++] = (char *)users[i];
+                    break;
+                }
+            }
+        }
+        Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+        d.n_user_ids = n_ids;
+        d.user_ids = ids;
+        d.frame.data = (uint8_t *)frame;
+        d.frame.len = len;
+        struct cp_buf enc;
+        if (encode_delivery(&enc, &d)) {
+            queue_raw(c, nodes[k], &enc);
+            cp_buf_fini(&enc);
+        }
+    }
+    c->messages_delivered += (int64_t)conns;
+out:
+    free(ids);
+    free(nodes);
+    return conns;
+}
+
+size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
+                          const char *frame, size_t len)
+{
+    Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+    d.everyone = 1;
+    d.n_exclude_user_ids = n_exclude;
+    d.exclude_user_ids = (char **)exclude;
+    d.frame.data = (uint8_t *)frame;
+    d.frame.len = len;
+    struct cp_buf enc;
+    if (!encode_delivery(&enc, &d))
+        return 0;
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&c->nodes, &it);
+    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
+        struct cp_node *n = e->value;
+        if (n->n_conns > 0)
+            queue_raw(c, n, &enc);
+    }
+    cp_buf_fini(&enc);
+    /* Count every connection, minus those of excluded users (each user counted once). */
+    size_t total = c->presence.n_conns;
+    for (size_t i = 0; i < n_exclude; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, exclude[i]);
+        if (u == NULL || u->n_conns == 0)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(exclude[k], exclude[i]) == 0;
+        if (!seen && total >= u->n_conns)
+            total -= u->n_conns;
+    }
+    c->messages_delivered += (int64_t)total;
+    return total;
+}
+
+void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added)
+{
+    struct cp_user *u = cp_presence_user(&c->presence, user_id);
+    if (u == NULL || u->n_conns == 0)
+        return;
+    Switchboard__Internal__V1__Membership m = SWITCHBOARD__INTERNAL__V1__MEMBERSHIP__INIT;
+    m.user_id = (char *)user_id;
+    m.room_id = (char *)room_id;
+    m.added = added;
+    Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP;
+    item.membership = &m;
+    uint64_t gen = ++c->mark_gen;
+    for (size_t j = 0; j < u->n_conns; j++) {
+        struct cp_node *n = u->conns[j]->node;
+        if (n == NULL || n->mark == gen)
+            continue;
+        n->mark = gen;
+        cp_fanout_queue(c, n, &item);
+    }
+}

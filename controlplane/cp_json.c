@@ -1,0 +1,167 @@
+/* Frame text builders. Field order follows PROTOCOL.md's examples so frames read the same
+ * everywhere; optional fields are left out rather than sent as null. */
+#include "cp_json.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sb_time.h"
+
+bool cp_json_is_valid(const char *data, size_t len)
+{
+    if (data == NULL || len == 0)
+        return false;
+    json_error_t err;
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &err);
+    if (v == NULL)
+        return false;
+    json_decref(v);
+    return true;
+}
+
+bool cp_json_is_utf8(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v == NULL)
+        return false;
+    json_decref(v);
+    return true;
+}
+
+static void key(struct cp_buf *b, const char *k)
+{
+    cp_buf_putc(b, ',');
+    cp_buf_json_str(b, k, strlen(k));
+    cp_buf_putc(b, ':');
+}
+
+static void str_field(struct cp_buf *b, const char *k, const char *v)
+{
+    key(b, k);
+    cp_buf_json_str(b, v, strlen(v));
+}
+
+static bool set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+static void ts_field(struct cp_buf *b, int64_t ts)
+{
+    char t[SB_TIME_RFC3339_LEN];
+    size_t n = sb_time_format_rfc3339(ts, t, sizeof(t));
+    key(b, "timestamp");
+    cp_buf_json_str(b, t, n);
+}
+
+static void data_field(struct cp_buf *b, const char *data, size_t len)
+{
+    key(b, "data");
+    cp_buf_append(b, data, len);
+}
+
+void cp_json_message(struct cp_buf *b, const struct cp_message *m)
+{
+    cp_buf_puts(b, "{\"type\":\"message\"");
+    str_field(b, "id", m->id);
+    key(b, "seq");
+    cp_buf_printf(b, "%lld", (long long)m->seq);
+    str_field(b, "room_id", m->room_id);
+    if (set(m->user_id))
+        str_field(b, "user_id", m->user_id);
+    data_field(b, m->data, m->data_len);
+    if (set(m->thread_id))
+        str_field(b, "thread_id", m->thread_id);
+    if (m->n_metadata > 0) {
+        key(b, "metadata");
+        cp_buf_putc(b, '{');
+        for (size_t i = 0; i < m->n_metadata; i++) {
+            if (i > 0)
+                cp_buf_putc(b, ',');
+            cp_buf_json_str(b, m->metadata[i].key, strlen(m->metadata[i].key));
+            cp_buf_putc(b, ':');
+            cp_buf_json_str(b, m->metadata[i].value, strlen(m->metadata[i].value));
+        }
+        cp_buf_putc(b, '}');
+    }
+    ts_field(b, m->timestamp);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_direct(struct cp_buf *b, const char *id, const char *sender, const char *data,
+                    size_t data_len, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"message\"");
+    str_field(b, "id", id);
+    if (set(sender))
+        str_field(b, "user_id", sender);
+    data_field(b, data, data_len);
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_system(struct cp_buf *b, const char *data, size_t data_len, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"system\"");
+    data_field(b, data, data_len);
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_membership(struct cp_buf *b, const char *type, const char *room_id,
+                        const char *user_id, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":");
+    cp_buf_json_str(b, type, strlen(type));
+    str_field(b, "room_id", room_id);
+    str_field(b, "user_id", user_id);
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_typing(struct cp_buf *b, const char *room_id, const char *user_id, bool typing)
+{
+    cp_buf_puts(b, "{\"type\":\"typing\"");
+    str_field(b, "room_id", room_id);
+    str_field(b, "user_id", user_id);
+    key(b, "typing");
+    cp_buf_puts(b, typing ? "true" : "false");
+    cp_buf_putc(b, '}');
+}
+
+static void pair_object(struct cp_buf *b, const char *name, const char *k1, const char *v1,
+                        const char *k2, const char *v2)
+{
+    if (!set(v1) && !set(v2))
+        return;
+    key(b, name);
+    cp_buf_putc(b, '{');
+    const char *sep = "";
+    if (set(v1)) {
+        cp_buf_json_str(b, k1, strlen(k1));
+        cp_buf_putc(b, ':');
+        cp_buf_json_str(b, v1, strlen(v1));
+        sep = ",";
+    }
+    if (set(v2)) {
+        cp_buf_puts(b, sep);
+        cp_buf_json_str(b, k2, strlen(k2));
+        cp_buf_putc(b, ':');
+        cp_buf_json_str(b, v2, strlen(v2));
+    }
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p)
+{
+    cp_buf_puts(b, "{\"type\":\"presence\"");
+    str_field(b, "user_id", p->user_id);
+    str_field(b, "status", p->status);
+    if (set(p->custom_status))
+        str_field(b, "custom_status", p->custom_status);
+    pair_object(b, "device", "type", p->device_type, "name", p->device_name);
+    pair_object(b, "activity", "type", p->activity_type, "detail", p->activity_detail);
+    ts_field(b, p->timestamp);
+    cp_buf_putc(b, '}');
+}

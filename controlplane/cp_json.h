@@ -1,0 +1,54 @@
+/* The JSON text of server -> client frames (PROTOCOL.md), built once by the control plane.
+ * `data` payloads are spliced as raw JSON text, exactly as given; strings are escaped.
+ * Pure; any thread. Builders append to `b` (check b->failed once at the end). */
+#ifndef CP_JSON_H
+#define CP_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_buf.h"
+#include "cp_store.h"
+
+/* True if `data` (len bytes) is exactly one valid JSON value (any type, whitespace around it
+ * allowed), in UTF-8. */
+bool cp_json_is_valid(const char *data, size_t len);
+
+/* True if `s` is valid UTF-8 (strings that end up in frames must be). */
+bool cp_json_is_utf8(const char *s);
+
+/* {"type":"message","id":..,"seq":..,"room_id":..,"user_id":..,"data":..,"thread_id":..,
+ *  "metadata":{..},"timestamp":".."}; user_id/thread_id/metadata only when set. */
+void cp_json_message(struct cp_buf *b, const struct cp_message *m);
+
+/* Direct message: {"type":"message","id":..,"user_id":<sender, if any>,"data":..,"timestamp"}. */
+void cp_json_direct(struct cp_buf *b, const char *id, const char *sender, const char *data,
+                    size_t data_len, int64_t ts);
+
+/* {"type":"system","data":..,"timestamp":..}. */
+void cp_json_system(struct cp_buf *b, const char *data, size_t data_len, int64_t ts);
+
+/* {"type":"join"|"leave","room_id":..,"user_id":..,"timestamp":..}; `type` is "join"/"leave". */
+void cp_json_membership(struct cp_buf *b, const char *type, const char *room_id,
+                        const char *user_id, int64_t ts);
+
+/* {"type":"typing","room_id":..,"user_id":..,"typing":true|false}. */
+void cp_json_typing(struct cp_buf *b, const char *room_id, const char *user_id, bool typing);
+
+struct cp_presence_view {
+    const char *user_id;
+    const char *status;
+    const char *custom_status; /* NULL/"": omitted, as are empty device/activity fields */
+    const char *device_type;
+    const char *device_name;
+    const char *activity_type;
+    const char *activity_detail;
+    int64_t timestamp;
+};
+
+/* {"type":"presence","user_id":..,"status":..,["custom_status"],["device":{..}],
+ *  ["activity":{..}],"timestamp":..}. */
+void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p);
+
+#endif

@@ -1,0 +1,112 @@
+/* switchboard-controlplane: options, signals, run, exit code. Everything else is in the cp
+ * library (cp_server.c starts here). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+
+#include "cp_server.h"
+#include "sb_config.h"
+#include "sb_log.h"
+
+static char *listen_addr;
+static char *store_kind;
+static char *log_level;
+static int64_t max_history;
+static int64_t typing_timeout;
+static int64_t presence_grace;
+static int64_t heartbeat_interval;
+static int auto_create_rooms;
+static int64_t shutdown_grace;
+static int64_t node_queue_bytes;
+
+static const struct sb_config_opt opts[] = {
+    {"listen", SB_CONFIG_STRING, &listen_addr, "127.0.0.1:50051",
+     "HOST:PORT for the gRPC API and NodeLink", 0, 0, 0},
+    {"store", SB_CONFIG_STRING, &store_kind, "memory", "state store: memory or etcd", 0, 0, 0},
+    {"max_history_messages", SB_CONFIG_INT, &max_history, "1000",
+     "messages kept per room (0: no history)", 0, 1000000, 0},
+    {"typing_timeout_ms", SB_CONFIG_INT, &typing_timeout, "3000",
+     "typing:true expires after this long", 100, 600000, 0},
+    {"presence_grace_ms", SB_CONFIG_INT, &presence_grace, "0",
+     "delay before a user with no connection left is announced offline", 0, 3600000, 0},
+    {"heartbeat_interval_ms", SB_CONFIG_INT, &heartbeat_interval, "5000",
+     "NodeLink heartbeat interval asked of data planes", 100, 600000, 0},
+    {"auto_create_rooms", SB_CONFIG_BOOL, &auto_create_rooms, "false",
+     "a client join of a missing room creates it (public, the user as owner)", 0, 0, 0},
+    {"shutdown_grace_ms", SB_CONFIG_INT, &shutdown_grace, "5000",
+     "on SIGINT/SIGTERM, running calls get this long before they are cancelled", 0, 600000, 0},
+    {"node_queue_bytes", SB_CONFIG_INT, &node_queue_bytes, "67108864",
+     "bytes queued per data-plane stream before it is cut off", 65536, 4294967296LL, 0},
+    {"log_level", SB_CONFIG_STRING, &log_level, "info", "debug, info, warn or error", 0, 0, 0},
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+int main(int argc, char **argv)
+{
+    int rc = 0;
+    enum sb_config_result cr = sb_config_load(
+        opts, N_OPTS, "switchboard-controlplane",
+        "Switchboard control plane: gRPC API, NodeLink, rooms, presence, history", argc, argv);
+    if (cr == SB_CONFIG_EXIT_OK)
+        goto out;
+    if (cr == SB_CONFIG_EXIT_ERR) {
+        rc = 2;
+        goto out;
+    }
+    enum sb_log_level level;
+    if (sb_log_parse_level(log_level, &level) != 0) {
+        fprintf(stderr, "switchboard-controlplane: --log-level must be debug, info, warn or "
+                        "error\n");
+        rc = 2;
+        goto out;
+    }
+    sb_log_set_level(level);
+    if (strcmp(store_kind, "etcd") == 0) {
+        fprintf(stderr, "switchboard-controlplane: etcd store not built yet (issue 3)\n");
+        rc = 2;
+        goto out;
+    }
+    if (strcmp(store_kind, "memory") != 0) {
+        fprintf(stderr, "switchboard-controlplane: --store must be memory or etcd\n");
+        rc = 2;
+        goto out;
+    }
+    sb_config_log(opts, N_OPTS, "cp");
+
+    /* Block the stop signals before gRPC starts its threads, so only sigwait sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    grpc_init();
+    struct cp_server_opts so = {
+        .listen = listen_addr,
+        .settings = {.max_history_messages = (int)max_history,
+                     .typing_timeout_ms = typing_timeout,
+                     .presence_grace_ms = presence_grace,
+                     .heartbeat_interval_ms = heartbeat_interval,
+                     .auto_create_rooms = auto_create_rooms != 0,
+                     .node_queue_limit = (size_t)node_queue_bytes},
+        .shutdown_grace_ms = shutdown_grace,
+    };
+    struct cp_server *srv;
+    if (cp_server_start(&so, &srv) != SB_OK) {
+        grpc_shutdown_blocking();
+        rc = 1;
+        goto out;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    SB_LOG_INFO("cp", "signal received", "signal=%d", sig);
+    cp_server_stop(srv);
+    grpc_shutdown_blocking();
+out:
+    sb_config_fini(opts, N_OPTS);
+    return rc;
+}

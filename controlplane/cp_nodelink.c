@@ -1,0 +1,463 @@
+/* NodeLink item handling. Every ClientRequest gets exactly one Reply (typing included, so the
+ * node can retire its pending request); every ConnOpen gets one ConnOpened. Client-facing
+ * errors travel in those answers; only protocol violations end the stream. */
+#include "cp_nodelink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_json.h"
+#include "cp_rooms.h"
+#include "cp_users.h"
+#include "sb_ident.h"
+#include "sb_log.h"
+#include "sb_time.h"
+
+#define HISTORY_DEFAULT_LIMIT 50
+#define HISTORY_MAX_LIMIT     1000
+#define MAX_METADATA          64
+
+typedef Switchboard__Internal__V1__NodeItem NodeItem;
+typedef Switchboard__Internal__V1__ClientRequest ClientRequest;
+typedef Switchboard__Internal__V1__ControlItem ControlItem;
+typedef Switchboard__Internal__V1__Reply Reply;
+
+/* One pending item: what its answer needs once the Store has spoken. */
+struct op {
+    struct cp_ctx *c;
+    struct cp_node *n;
+    cp_nodelink_done_fn *done;
+    void *arg;
+    uint64_t request_id;
+    char *connection_id;
+    struct cp_kv *metadata; /* message: converted map */
+};
+
+static struct op *op_new(struct cp_ctx *c, struct cp_node *n, cp_nodelink_done_fn *done, void *arg,
+                         uint64_t request_id, const char *conn_id)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->connection_id = strdup(conn_id ? conn_id : "");
+    if (op->connection_id == NULL) {
+        free(op);
+        return NULL;
+    }
+    op->c = c;
+    op->n = n;
+    op->done = done;
+    op->arg = arg;
+    op->request_id = request_id;
+    return op;
+}
+
+static void op_finish(struct op *op)
+{
+    cp_nodelink_done_fn *done = op->done;
+    void *arg = op->arg;
+    free(op->connection_id);
+    free(op->metadata);
+    free(op);
+    done(arg, NULL);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void queue_reply(struct cp_ctx *c, struct cp_node *n, uint64_t request_id,
+                        const char *conn_id, const struct cp_status *st, const char *message_id,
+                        int64_t seq, ProtobufCBinaryData *messages, size_t n_messages, bool gap)
+{
+    Reply r = SWITCHBOARD__INTERNAL__V1__REPLY__INIT;
+    r.request_id = request_id;
+    r.connection_id = (char *)conn_id;
+    if (st != NULL && st->code != SB_CODE_NONE) {
+        r.error_code = (char *)sb_code_name(st->code);
+        r.error_message = (char *)st->msg;
+    }
+    if (message_id != NULL)
+        r.message_id = (char *)message_id;
+    r.seq = seq;
+    r.messages = messages;
+    r.n_messages = n_messages;
+    r.history_gap = gap;
+    ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_REPLY;
+    item.reply = &r;
+    cp_fanout_queue(c, n, &item);
+}
+
+static void reply_error(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
+                        enum sb_code code, const char *fmt, const char *arg)
+{
+    struct cp_status st;
+    cp_status_set(&st, code, fmt, arg);
+    queue_reply(c, n, req->request_id, req->connection_id, &st, NULL, 0, NULL, 0, false);
+}
+
+static void reply_status(struct op *op, const struct cp_status *st)
+{
+    queue_reply(op->c, op->n, op->request_id, op->connection_id, st, NULL, 0, NULL, 0, false);
+}
+
+static void simple_done(void *arg, const struct cp_status *st)
+{
+    struct op *op = arg;
+    reply_status(op, st);
+    op_finish(op);
+}
+
+/* Encodes messages as frames and replies with them. */
+static void reply_messages(struct op *op, const struct cp_status *st,
+                           const struct cp_message *const *msgs, size_t n, bool gap)
+{
+    ProtobufCBinaryData *bin = n ? calloc(n, sizeof(*bin)) : NULL;
+    struct cp_buf b;
+    cp_buf_init(&b);
+    struct cp_status err;
+    if (n > 0 && bin == NULL) {
+        cp_status_set(&err, SB_CODE_INTERNAL, "out of memory");
+        reply_status(op, &err);
+        return;
+    }
+    /* One buffer for all frames, then slice it: offsets first (realloc moves data). */
+    size_t *offs = n ? malloc((n + 1) * sizeof(*offs)) : NULL;
+    if (n > 0 && offs == NULL) {
+        free(bin);
+        cp_status_set(&err, SB_CODE_INTERNAL, "out of memory");
+        reply_status(op, &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (offs != NULL)
+            offs[i] = b.len;
+        cp_json_message(&b, msgs[i]);
+    }
+    if (offs != NULL)
+        offs[n] = b.len;
+    if (b.failed) {
+        cp_status_set(&err, SB_CODE_INTERNAL, "out of memory");
+        reply_status(op, &err);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            bin[i].data = (uint8_t *)b.data + offs[i];
+            bin[i].len = offs[i + 1] - offs[i];
+        }
+        queue_reply(op->c, op->n, op->request_id, op->connection_id, st, NULL, 0, bin, n, gap);
+    }
+    cp_buf_fini(&b);
+    free(offs);
+    free(bin);
+}
+
+/* ---------------------------------------------------------------- client requests */
+
+static void join_done(void *arg, const struct cp_status *st, const struct cp_join_outcome *o)
+{
+    struct op *op = arg;
+    if (st->code != SB_CODE_NONE || (o->n_replay == 0 && !o->history_gap))
+        reply_status(op, st);
+    else
+        reply_messages(op, st, o->replay, o->n_replay, o->history_gap);
+    op_finish(op);
+}
+
+static void publish_done(void *arg, const struct cp_status *st, const char *message_id, int64_t seq)
+{
+    struct op *op = arg;
+    queue_reply(op->c, op->n, op->request_id, op->connection_id, st, message_id, seq, NULL, 0,
+                false);
+    op_finish(op);
+}
+
+static void history_done(void *arg, const struct cp_status *st, const struct cp_history_result *res)
+{
+    struct op *op = arg;
+    if (st->code != SB_CODE_NONE)
+        reply_status(op, st);
+    else
+        reply_messages(op, st, res->messages, res->n_messages, false);
+    op_finish(op);
+}
+
+static bool check_room(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
+                       const char *room_id)
+{
+    if (sb_ident_is_valid(room_id))
+        return true;
+    reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "room_id is not a valid id");
+    return false;
+}
+
+static const char *nz(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
+                           cp_nodelink_done_fn *done, void *arg)
+{
+    struct cp_conn *conn = cp_presence_conn(&c->presence, nz(req->connection_id));
+    if (conn == NULL || conn->node != n) {
+        reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "connection %s is not open on this node",
+                    nz(req->connection_id));
+        done(arg, NULL);
+        return;
+    }
+    const char *user = conn->user->id;
+    if (req->user_id != NULL && req->user_id[0] != '\0' && strcmp(req->user_id, user) != 0) {
+        reply_error(c, n, req, SB_CODE_UNAUTHORIZED, "connection %s belongs to another user",
+                    req->connection_id);
+        done(arg, NULL);
+        return;
+    }
+    struct op *op = op_new(c, n, done, arg, req->request_id, req->connection_id);
+    if (op == NULL) {
+        reply_error(c, n, req, SB_CODE_INTERNAL, "%s", "out of memory");
+        done(arg, NULL);
+        return;
+    }
+    struct cp_status st;
+    switch (req->op_case) {
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_JOIN: {
+        const Switchboard__Internal__V1__JoinOp *j = req->join;
+        if (!check_room(c, n, req, nz(j->room_id)))
+            break;
+        if (j->has_since && j->since < 0) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "since must not be negative");
+            break;
+        }
+        cp_rooms_join(c, j->room_id, user, CP_ROLE_MEMBER, true, j->has_since, j->since, join_done,
+                      op);
+        return;
+    }
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_LEAVE:
+        if (!check_room(c, n, req, nz(req->leave->room_id)))
+            break;
+        cp_rooms_leave(c, req->leave->room_id, user, simple_done, op);
+        return;
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_MESSAGE: {
+        const Switchboard__Internal__V1__PublishOp *p = req->message;
+        if (!check_room(c, n, req, nz(p->room_id)))
+            break;
+        if (!cp_json_is_valid((const char *)p->data.data, p->data.len)) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "data is not valid JSON");
+            break;
+        }
+        if (p->thread_id != NULL && p->thread_id[0] != '\0' && !sb_ident_is_valid(p->thread_id)) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "thread_id is not a valid id");
+            break;
+        }
+        if (p->n_metadata > MAX_METADATA) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "too many metadata entries");
+            break;
+        }
+        if (p->n_metadata > 0) {
+            op->metadata = calloc(p->n_metadata, sizeof(*op->metadata));
+            if (op->metadata == NULL) {
+                reply_error(c, n, req, SB_CODE_INTERNAL, "%s", "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < p->n_metadata; i++) {
+                op->metadata[i].key = (char *)nz(p->metadata[i]->key);
+                op->metadata[i].value = (char *)nz(p->metadata[i]->value);
+            }
+        }
+        struct cp_publish pub = {.room_id = p->room_id,
+                                 .user_id = user,
+                                 .require_member = true,
+                                 .data = (const char *)p->data.data,
+                                 .data_len = p->data.len,
+                                 .thread_id = p->thread_id,
+                                 .metadata = op->metadata,
+                                 .n_metadata = p->n_metadata};
+        cp_rooms_publish(c, &pub, publish_done, op);
+        return;
+    }
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_TYPING:
+        if (!check_room(c, n, req, nz(req->typing->room_id)))
+            break;
+        cp_users_typing(c, req->typing->room_id, user, req->typing->typing, simple_done, op);
+        return;
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PRESENCE: {
+        const Switchboard__Internal__V1__PresenceOp *p = req->presence;
+        cp_users_presence(c, user, nz(p->status), p->custom_status, p->device_type, p->device_name,
+                          p->activity_type, p->activity_detail, simple_done, op);
+        return;
+    }
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_HISTORY: {
+        const Switchboard__Internal__V1__HistoryOp *h = req->history;
+        if (!check_room(c, n, req, nz(h->room_id)))
+            break;
+        if (h->limit < 0) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "limit must not be negative");
+            break;
+        }
+        struct cp_history_query q = {
+            .room_id = h->room_id,
+            .limit = h->limit == 0 ? HISTORY_DEFAULT_LIMIT
+                                   : (h->limit > HISTORY_MAX_LIMIT ? HISTORY_MAX_LIMIT : h->limit),
+            .has_before_seq = h->has_before,
+            .before_seq = h->before,
+            .has_after_seq = h->has_after,
+            .after_seq = h->after};
+        c->store->ops->history_query(c->store, &q, user, history_done, op);
+        return;
+    }
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE:
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE:
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PUBLISH: {
+        /* Channels come with issue 4; none can exist before CreateChannel does. */
+        const char *ch = req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PUBLISH
+                             ? nz(req->publish->channel_id)
+                         : req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE
+                             ? nz(req->subscribe->channel_id)
+                             : nz(req->unsubscribe->channel_id);
+        if (!sb_ident_is_valid_channel(ch))
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "channel_id is not a valid id");
+        else if (req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE)
+            reply_error(c, n, req, SB_CODE_NOT_SUBSCRIBED, "not subscribed to channel %s", ch);
+        else
+            reply_error(c, n, req, SB_CODE_CHANNEL_NOT_FOUND, "channel %s does not exist", ch);
+        break;
+    }
+    default:
+        cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "request carries no operation");
+        reply_status(op, &st);
+        break;
+    }
+    op_finish(op);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_opened(void *arg, const struct cp_status *st, const char *const *rooms,
+                        size_t n_rooms)
+{
+    struct op *op = arg;
+    Switchboard__Internal__V1__ConnOpened o = SWITCHBOARD__INTERNAL__V1__CONN_OPENED__INIT;
+    o.request_id = op->request_id;
+    o.connection_id = op->connection_id;
+    if (st->code != SB_CODE_NONE) {
+        o.error_code = (char *)sb_code_name(st->code);
+        o.error_message = (char *)st->msg;
+    } else {
+        o.rooms = (char **)rooms;
+        o.n_rooms = n_rooms;
+    }
+    ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_CONN_OPENED;
+    item.conn_opened = &o;
+    cp_fanout_queue(op->c, op->n, &item);
+    op_finish(op);
+}
+
+static void conn_open(struct cp_ctx *c, struct cp_node *n,
+                      const Switchboard__Internal__V1__ConnOpen *co, cp_nodelink_done_fn *done,
+                      void *arg)
+{
+    struct op *op = op_new(c, n, done, arg, co->request_id, nz(co->connection_id));
+    if (op == NULL) {
+        done(arg, "out of memory");
+        return;
+    }
+    struct cp_status st;
+    if (!sb_ident_is_valid(nz(co->connection_id)) || !sb_ident_is_valid(nz(co->user_id))) {
+        cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "connection_id and user_id must be valid ids");
+        conn_opened(op, &st, NULL, 0);
+        return;
+    }
+    int64_t at = co->connected_at ? co->connected_at : sb_time_now_ms();
+    cp_users_conn_open(c, n, co->connection_id, co->user_id, nz(co->session_id), nz(co->transport),
+                       at, conn_opened, op);
+}
+
+/* ---------------------------------------------------------------- items */
+
+static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Internal__V1__Hello *h,
+                  cp_nodelink_done_fn *done, void *arg)
+{
+    if (n->id != NULL) {
+        done(arg, "Hello sent twice");
+        return;
+    }
+    if (!sb_ident_is_valid(nz(h->node_id))) {
+        done(arg, "Hello.node_id is not a valid id");
+        return;
+    }
+    n->id = strdup(h->node_id);
+    n->address = strdup(nz(h->address));
+    n->version = strdup(nz(h->version));
+    if (n->id == NULL || n->address == NULL || n->version == NULL) {
+        done(arg, "out of memory");
+        return;
+    }
+    struct cp_node *old = cp_map_get(&c->nodes, n->id);
+    if (old != NULL && old != n) {
+        SB_LOG_WARN("cp", "node reconnected: replacing its old stream", "node=%s", n->id);
+        old->registered = false;
+        if (old->kill != NULL)
+            old->kill(old, "replaced by a newer stream of the same node");
+    }
+    if (cp_map_put(&c->nodes, n->id, n) != SB_OK) {
+        done(arg, "out of memory");
+        return;
+    }
+    n->registered = true;
+    Switchboard__Internal__V1__Welcome w = SWITCHBOARD__INTERNAL__V1__WELCOME__INIT;
+    w.controlplane_id = c->id;
+    w.heartbeat_interval_ms = c->set.heartbeat_interval_ms;
+    ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_WELCOME;
+    item.welcome = &w;
+    cp_fanout_queue(c, n, &item);
+    SB_LOG_INFO("cp", "node linked", "node=%s address=%s version=\"%s\"", n->id, n->address,
+                n->version);
+    done(arg, NULL);
+}
+
+void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *item,
+                        cp_nodelink_done_fn *done, void *arg)
+{
+    if (item->kind_case == SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO) {
+        hello(c, n, item->hello, done, arg);
+        return;
+    }
+    if (n->id == NULL) {
+        done(arg, "Hello must come first");
+        return;
+    }
+    switch (item->kind_case) {
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HEARTBEAT:
+        n->last_heartbeat = sb_time_now_ms();
+        n->messages_delivered = item->heartbeat->messages_delivered;
+        done(arg, NULL);
+        return;
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_OPEN:
+        conn_open(c, n, item->conn_open, done, arg);
+        return;
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_CLOSE: {
+        struct cp_conn *conn = cp_presence_conn(&c->presence, nz(item->conn_close->connection_id));
+        /* A connection that moved to a newer stream is not this node's to close. */
+        if (conn != NULL && conn->node == n)
+            cp_users_conn_close(c, item->conn_close->connection_id);
+        done(arg, NULL);
+        return;
+    }
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_REQUEST:
+        handle_request(c, n, item->request, done, arg);
+        return;
+    default:
+        done(arg, "unknown NodeItem");
+        return;
+    }
+}
+
+void cp_nodelink_node_ended(struct cp_ctx *c, struct cp_node *n)
+{
+    if (n->registered && n->id != NULL && cp_map_get(&c->nodes, n->id) == n)
+        cp_map_remove(&c->nodes, n->id);
+    n->registered = false;
+    cp_users_node_gone(c, n);
+    SB_LOG_INFO("cp", "node unlinked", "node=%s", n->id ? n->id : "-");
+}

@@ -1,0 +1,257 @@
+/* Connection and presence bookkeeping. A user's connections are a small array (users rarely
+ * have more than a few); the grace list is FIFO because every entry gets the same grace. */
+#include "cp_presence.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cp_presence_init(struct cp_presence *p)
+{
+    memset(p, 0, sizeof(*p));
+    cp_map_init(&p->conns);
+    cp_map_init(&p->users);
+}
+
+static void conn_free(struct cp_conn *c)
+{
+    free(c->id);
+    free(c->session_id);
+    free(c->transport);
+    free(c);
+}
+
+static void user_free(struct cp_user *u)
+{
+    free(u->id);
+    free(u->conns);
+    free(u->status);
+    free(u->custom_status);
+    free(u->device_type);
+    free(u->device_name);
+    free(u->activity_type);
+    free(u->activity_detail);
+    free(u);
+}
+
+void cp_presence_fini(struct cp_presence *p)
+{
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&p->conns, &it);
+    while ((e = cp_map_iter_next(&p->conns, &it)) != NULL)
+        conn_free(e->value);
+    cp_map_iter_init(&p->users, &it);
+    while ((e = cp_map_iter_next(&p->users, &it)) != NULL)
+        user_free(e->value);
+    cp_map_fini(&p->conns);
+    cp_map_fini(&p->users);
+    memset(p, 0, sizeof(*p));
+}
+
+struct cp_user *cp_presence_user(const struct cp_presence *p, const char *user_id)
+{
+    return cp_map_get(&p->users, user_id);
+}
+
+struct cp_conn *cp_presence_conn(const struct cp_presence *p, const char *conn_id)
+{
+    return cp_map_get(&p->conns, conn_id);
+}
+
+static int replace(char **field, const char *v)
+{
+    if (v == NULL)
+        return 0;
+    char *d = strdup(v);
+    if (d == NULL)
+        return -1;
+    free(*field);
+    *field = d;
+    return 0;
+}
+
+static void grace_unlink(struct cp_presence *p, struct cp_user *u)
+{
+    if (u->offline_at == 0)
+        return;
+    if (u->grace_prev)
+        u->grace_prev->grace_next = u->grace_next;
+    else
+        p->grace_head = u->grace_next;
+    if (u->grace_next)
+        u->grace_next->grace_prev = u->grace_prev;
+    else
+        p->grace_tail = u->grace_prev;
+    u->grace_prev = u->grace_next = NULL;
+    u->offline_at = 0;
+}
+
+static struct cp_user *user_get_or_add(struct cp_presence *p, const char *user_id)
+{
+    struct cp_user *u = cp_map_get(&p->users, user_id);
+    if (u != NULL)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->id = strdup(user_id);
+    u->status = strdup("offline");
+    if (u->id == NULL || u->status == NULL || cp_map_put(&p->users, user_id, u) != SB_OK) {
+        user_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void user_detach(struct cp_user *u, struct cp_conn *c)
+{
+    for (size_t i = 0; i < u->n_conns; i++) {
+        if (u->conns[i] == c) {
+            u->conns[i] = u->conns[--u->n_conns];
+            return;
+        }
+    }
+}
+
+enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const char *user_id,
+                             const char *session_id, const char *transport, int64_t connected_at,
+                             struct cp_node *node, int64_t now_ms, bool *came_online)
+{
+    struct cp_conn *c = cp_map_get(&p->conns, conn_id);
+    if (c != NULL && strcmp(c->user->id, user_id) == 0) {
+        /* Resync: the same connection now reaches us through `node`. */
+        if (c->node != node) {
+            if (c->node != NULL)
+                c->node->n_conns--;
+            c->node = node;
+            node->n_conns++;
+        }
+        *came_online = false;
+        return SB_OK;
+    }
+    if (c != NULL) {
+        /* Same id, another user: the old record is stale. */
+        struct cp_user *old;
+        bool last;
+        cp_presence_close(p, conn_id, now_ms, 0, 0, &old, &last);
+        if (last && old != NULL)
+            cp_presence_set_offline(p, old, now_ms);
+    }
+    struct cp_user *u = user_get_or_add(p, user_id);
+    if (u == NULL)
+        return SB_ENOMEM;
+    if (u->n_conns == u->cap_conns) {
+        size_t cap = u->cap_conns ? u->cap_conns * 2 : 2;
+        struct cp_conn **arr = realloc(u->conns, cap * sizeof(*arr));
+        if (arr == NULL)
+            return SB_ENOMEM;
+        u->conns = arr;
+        u->cap_conns = cap;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return SB_ENOMEM;
+    c->id = strdup(conn_id);
+    c->session_id = strdup(session_id ? session_id : "");
+    c->transport = strdup(transport ? transport : "");
+    if (c->id == NULL || c->session_id == NULL || c->transport == NULL ||
+        cp_map_put(&p->conns, conn_id, c) != SB_OK) {
+        conn_free(c);
+        return SB_ENOMEM;
+    }
+    c->user = u;
+    c->node = node;
+    c->connected_at = connected_at;
+    node->n_conns++;
+    u->conns[u->n_conns++] = c;
+    p->n_conns++;
+    grace_unlink(p, u);
+    u->last_seen = now_ms;
+    *came_online = !u->online;
+    if (!u->online) {
+        u->online = true;
+        p->n_online++;
+        replace(&u->status, "online");
+    }
+    return SB_OK;
+}
+
+void cp_presence_close(struct cp_presence *p, const char *conn_id, int64_t now_ms, int64_t mono_ms,
+                       int64_t grace_ms, struct cp_user **user_out, bool *last)
+{
+    struct cp_conn *c = cp_map_remove(&p->conns, conn_id);
+    *user_out = NULL;
+    *last = false;
+    if (c == NULL)
+        return;
+    struct cp_user *u = c->user;
+    user_detach(u, c);
+    if (c->node != NULL)
+        c->node->n_conns--;
+    p->n_conns--;
+    conn_free(c);
+    u->last_seen = now_ms;
+    *user_out = u;
+    if (u->n_conns > 0 || !u->online)
+        return;
+    if (grace_ms <= 0) {
+        *last = true;
+        return;
+    }
+    /* Announce later, unless the user comes back first. */
+    grace_unlink(p, u);
+    u->offline_at = mono_ms + grace_ms;
+    u->grace_prev = p->grace_tail;
+    u->grace_next = NULL;
+    if (p->grace_tail)
+        p->grace_tail->grace_next = u;
+    else
+        p->grace_head = u;
+    p->grace_tail = u;
+}
+
+void cp_presence_set_offline(struct cp_presence *p, struct cp_user *u, int64_t now_ms)
+{
+    grace_unlink(p, u);
+    if (u->online) {
+        u->online = false;
+        p->n_online--;
+    }
+    replace(&u->status, "offline");
+    u->last_seen = now_ms;
+}
+
+enum sb_err cp_presence_update(struct cp_user *u, const char *status, const char *custom_status,
+                               const char *device_type, const char *device_name,
+                               const char *activity_type, const char *activity_detail,
+                               int64_t now_ms)
+{
+    if (replace(&u->status, status) != 0 || replace(&u->custom_status, custom_status) != 0 ||
+        replace(&u->device_type, device_type) != 0 || replace(&u->device_name, device_name) != 0 ||
+        replace(&u->activity_type, activity_type) != 0 ||
+        replace(&u->activity_detail, activity_detail) != 0)
+        return SB_ENOMEM;
+    u->last_seen = now_ms;
+    return SB_OK;
+}
+
+struct cp_user *cp_presence_grace_due(const struct cp_presence *p, int64_t mono_ms)
+{
+    struct cp_user *u = p->grace_head;
+    return (u != NULL && u->offline_at <= mono_ms) ? u : NULL;
+}
+
+int64_t cp_presence_next_deadline(const struct cp_presence *p)
+{
+    return p->grace_head ? p->grace_head->offline_at : 0;
+}
+
+bool cp_presence_status_valid(const char *status)
+{
+    static const char *const ok[] = {"online", "away", "busy", "offline"};
+    for (size_t i = 0; status != NULL && i < 4; i++) {
+        if (strcmp(status, ok[i]) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,88 @@
+/* Connections and user presence: which user has which connections on which node, each user's
+ * status, device and activity, and the grace period before a user with no connection left is
+ * announced offline. Pure state (no I/O); the caller announces changes.
+ * In the etcd store (issue 3) this moves under the data-plane node's lease.
+ * Thread: the completion-queue thread only. */
+#ifndef CP_PRESENCE_H
+#define CP_PRESENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_map.h"
+#include "cp_node.h"
+
+struct cp_user;
+
+struct cp_conn {
+    char *id;
+    char *session_id;
+    char *transport;
+    struct cp_user *user;
+    struct cp_node *node;
+    int64_t connected_at; /* Unix ms */
+};
+
+struct cp_user {
+    char *id;
+    struct cp_conn **conns;
+    size_t n_conns, cap_conns;
+    bool online;  /* announced online (stays true through the grace period) */
+    char *status; /* "online", "away", "busy", "offline" */
+    char *custom_status, *device_type, *device_name, *activity_type, *activity_detail;
+    int64_t last_seen;  /* Unix ms: last connect, disconnect or presence change */
+    int64_t offline_at; /* monotonic ms when the grace period ends; 0: not pending */
+    struct cp_user *grace_prev, *grace_next;
+};
+
+struct cp_presence {
+    struct cp_map conns; /* id -> struct cp_conn */
+    struct cp_map users; /* id -> struct cp_user (offline users keep a small record) */
+    struct cp_user *grace_head, *grace_tail; /* ordered by offline_at (one fixed grace) */
+    size_t n_conns;
+    size_t n_online;
+};
+
+void cp_presence_init(struct cp_presence *p);
+void cp_presence_fini(struct cp_presence *p);
+
+/* Looks up a user (NULL if never seen). */
+struct cp_user *cp_presence_user(const struct cp_presence *p, const char *user_id);
+
+/* Looks up a connection. */
+struct cp_conn *cp_presence_conn(const struct cp_presence *p, const char *conn_id);
+
+/* Records a connection of `user_id` on `node`. If the id exists already (a resync after a
+ * link reconnect) the record moves to `node`. *came_online is set when the user was not
+ * online before (announce it). SB_ENOMEM. */
+enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const char *user_id,
+                             const char *session_id, const char *transport, int64_t connected_at,
+                             struct cp_node *node, int64_t now_ms, bool *came_online);
+
+/* Removes a connection. *user_out gets its user (NULL if the id is unknown); *last is set when
+ * it was the user's last connection: the user's offline announcement is then due after
+ * `grace_ms` (0: now; *last and the caller calls cp_presence_set_offline). */
+void cp_presence_close(struct cp_presence *p, const char *conn_id, int64_t now_ms, int64_t mono_ms,
+                       int64_t grace_ms, struct cp_user **user_out, bool *last);
+
+/* Marks `u` offline now (status "offline", leaves the grace list). */
+void cp_presence_set_offline(struct cp_presence *p, struct cp_user *u, int64_t now_ms);
+
+/* Sets the user's status fields (NULL leaves a field unchanged; "" clears it). SB_ENOMEM. */
+enum sb_err cp_presence_update(struct cp_user *u, const char *status, const char *custom_status,
+                               const char *device_type, const char *device_name,
+                               const char *activity_type, const char *activity_detail,
+                               int64_t now_ms);
+
+/* The first user whose grace period ended at `mono_ms`, or NULL (then call
+ * cp_presence_set_offline on it and ask again). */
+struct cp_user *cp_presence_grace_due(const struct cp_presence *p, int64_t mono_ms);
+
+/* Monotonic ms of the next grace end, or 0 when none is pending. */
+int64_t cp_presence_next_deadline(const struct cp_presence *p);
+
+/* True if `status` is one of online, away, busy, offline. */
+bool cp_presence_status_valid(const char *status);
+
+#endif

@@ -1,0 +1,59 @@
+/* Room flows shared by the gRPC API and NodeLink: create, delete, join, leave and publish, each
+ * a Store operation followed by its events (Membership to the user's nodes, join/leave/message
+ * deliveries to the members' nodes). Results come through callbacks, exactly once, possibly
+ * after the call returns (asynchronous Store). Borrowed inputs are copied as needed.
+ * Thread: the completion-queue thread. */
+#ifndef CP_ROOMS_H
+#define CP_ROOMS_H
+
+#include "cp_ctx.h"
+
+typedef void cp_rooms_done_fn(void *arg, const struct cp_status *st);
+typedef void cp_rooms_room_fn(void *arg, const struct cp_status *st, const struct cp_room *room);
+
+/* Creates `room` (id, name, ... set by the caller); the owner, if any, becomes a member. */
+void cp_rooms_create(struct cp_ctx *c, const struct cp_room *room, cp_rooms_room_fn *cb, void *arg);
+
+/* Deletes a room; its members' nodes get Membership(removed). */
+void cp_rooms_delete(struct cp_ctx *c, const char *room_id, cp_rooms_done_fn *cb, void *arg);
+
+struct cp_join_outcome {
+    enum cp_role role;
+    int64_t joined_at;
+    bool added;       /* false: the user was already a member (no event was sent) */
+    bool history_gap; /* with since: messages after it were already trimmed */
+    const struct cp_message *const *replay; /* with since: what was missed, oldest first */
+    size_t n_replay;
+};
+typedef void cp_rooms_join_fn(void *arg, const struct cp_status *st,
+                              const struct cp_join_outcome *o);
+
+/* Joins `user_id` to `room_id`. `client`: a client's join frame (private rooms refused,
+ * auto_create_rooms applies). has_since: also read the messages after `since`. */
+void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, enum cp_role role,
+                   bool client, bool has_since, int64_t since, cp_rooms_join_fn *cb, void *arg);
+
+/* Removes `user_id` from `room_id`: Membership(removed) to the user's nodes, typing stopped,
+ * `leave` to the remaining members. */
+void cp_rooms_leave(struct cp_ctx *c, const char *room_id, const char *user_id,
+                    cp_rooms_done_fn *cb, void *arg);
+
+struct cp_publish {
+    const char *room_id;
+    const char *user_id; /* sender; NULL for none */
+    bool require_member; /* a client's message: the sender must be a member */
+    const char *data;    /* valid JSON text */
+    size_t data_len;
+    const char *thread_id; /* NULL or "" for none */
+    const struct cp_kv *metadata;
+    size_t n_metadata;
+};
+typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
+                                 int64_t seq);
+
+/* Gives the message an id and the room's next seq, stores it in history, delivers the
+ * `message` frame once to every node hosting a member, then answers. */
+void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,
+                      void *arg);
+
+#endif

@@ -1,0 +1,55 @@
+/* Unary gRPC handlers and the call object they finish. A handler gets the unpacked request
+ * (borrowed until the call is finished) and must finish the call exactly once, now or later
+ * (after an asynchronous Store answer), with cp_call_reply or cp_call_fail.
+ * Thread: the completion-queue thread. */
+#ifndef CP_RPC_H
+#define CP_RPC_H
+
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "cp_ctx.h"
+#include "cp_status.h"
+
+struct cp_call;
+
+typedef void cp_rpc_fn(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *req);
+
+/* Finishes the call with OK and `resp` (borrowed; packed before returning). */
+void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp);
+
+/* Finishes the call with the gRPC status mapped from st->code and "code: sentence". */
+void cp_call_fail(struct cp_call *call, const struct cp_status *st);
+
+/* Same with a code and a printf sentence. */
+void cp_call_failf(struct cp_call *call, enum sb_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Finishes the call with a raw gRPC status (for statuses with no protocol code, such as the
+ * health protocol's NOT_FOUND). */
+void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg);
+
+/* Largest page / history limit, and the defaults. */
+#define CP_RPC_DEFAULT_LIMIT 50
+#define CP_RPC_MAX_LIMIT     1000
+
+/* cp_rpc_rooms.c */
+cp_rpc_fn cp_rpc_rooms_create, cp_rpc_rooms_get, cp_rpc_rooms_list, cp_rpc_rooms_delete,
+    cp_rpc_rooms_join, cp_rpc_rooms_leave, cp_rpc_rooms_members;
+/* cp_rpc_messages.c */
+cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
+    cp_rpc_messages_history;
+/* cp_rpc_presence.c */
+cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
+/* cp_rpc_health.c */
+cp_rpc_fn cp_rpc_health_check;
+
+/* Validation helpers shared by the handlers (cp_rpc_rooms.c). Each returns true when the
+ * value is fine, else finishes the call with INVALID_ARGUMENT "invalid_message: ..." and
+ * returns false. `what` names the field. */
+bool cp_rpc_check_id(struct cp_call *call, const char *what, const char *value);
+bool cp_rpc_check_optional_id(struct cp_call *call, const char *what, const char *value);
+bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, size_t max);
+bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data);
+
+#endif

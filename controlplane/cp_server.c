@@ -1,0 +1,536 @@
+/* gRPC core server: the method table, request posting, unary call finishing, the loop.
+ *
+ * Threads:
+ *   - main thread (cp_main.c): parses options, blocks SIGINT/SIGTERM, starts the server, waits
+ *     in sigwait, then runs cp_server_stop (shutdown_and_notify, grace, cancel, drain, join).
+ *   - the completion-queue thread (loop() below): the ONLY thread that touches control-plane
+ *     state (struct cp_ctx: Store, connections, presence, typing, nodes). It handles every
+ *     gRPC event (unary calls and all NodeLink streams), runs timers (typing expiry, presence
+ *     grace, NodeLink heartbeat checks) by giving grpc_completion_queue_next a deadline no
+ *     later than the next timer, and after each event flushes the NodeLink queues it filled.
+ *   - gRPC's own internal threads (resolver, executor), which never call into our code.
+ *   Store operations complete through callbacks. The memory store completes inline on the
+ *   completion-queue thread. The etcd store (issue 3) runs libcurl on its own thread and must
+ *   hand each completion back to this thread (a locked list drained by loop() after every
+ *   event and tick; the tick is at most CP_TICK_MS) - it never touches cp_ctx itself. Nothing
+ *   on this thread may block.
+ */
+#include "cp_server.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#include "cp_link.h"
+#include "cp_rpc.h"
+#include "cp_tag.h"
+#include "sb_log.h"
+#include "sb_pb.h"
+#include "sb_time.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "switchboard/internal/v1/nodelink.pb-c.h"
+#include "switchboard/v1/channels.pb-c.h"
+#include "switchboard/v1/connections.pb-c.h"
+#include "switchboard/v1/messages.pb-c.h"
+#include "switchboard/v1/presence.pb-c.h"
+#include "switchboard/v1/rooms.pb-c.h"
+
+#define CP_TICK_MS          200
+#define CP_MAX_MESSAGE_SIZE (64 * 1024 * 1024)
+
+enum method_kind { UNARY, STREAM, LINK };
+
+struct cp_method {
+    const char *path; /* "/switchboard.v1.Rooms/CreateRoom" */
+    const char *name; /* "Rooms.CreateRoom" */
+    enum method_kind kind;
+    const ProtobufCMessageDescriptor *req;
+    cp_rpc_fn *fn; /* NULL: unimplemented */
+    int issue;     /* the issue it lands with, when unimplemented */
+    void *handle;  /* from grpc_server_register_method */
+};
+
+#define RPC(svc, m, desc, fn)                                                                      \
+    {                                                                                              \
+        "/switchboard.v1." svc "/" m, svc "." m, UNARY, &desc, fn, 0, NULL                         \
+    }
+#define TODO(svc, m, kind)                                                                         \
+    {                                                                                              \
+        "/switchboard.v1." svc "/" m, svc "." m, kind, NULL, NULL, 4, NULL                         \
+    }
+
+static struct cp_method methods[] = {
+    RPC("Rooms", "CreateRoom", switchboard__v1__create_room_request__descriptor,
+        cp_rpc_rooms_create),
+    RPC("Rooms", "GetRoom", switchboard__v1__get_room_request__descriptor, cp_rpc_rooms_get),
+    RPC("Rooms", "ListRooms", switchboard__v1__list_rooms_request__descriptor, cp_rpc_rooms_list),
+    TODO("Rooms", "UpdateRoom", UNARY),
+    RPC("Rooms", "DeleteRoom", switchboard__v1__delete_room_request__descriptor,
+        cp_rpc_rooms_delete),
+    TODO("Rooms", "ArchiveRoom", UNARY),
+    TODO("Rooms", "RestoreRoom", UNARY),
+    TODO("Rooms", "TransferRoomOwnership", UNARY),
+    RPC("Rooms", "JoinRoom", switchboard__v1__join_room_request__descriptor, cp_rpc_rooms_join),
+    TODO("Rooms", "BulkJoinRoom", UNARY),
+    RPC("Rooms", "LeaveRoom", switchboard__v1__leave_room_request__descriptor, cp_rpc_rooms_leave),
+    RPC("Rooms", "GetRoomMembers", switchboard__v1__get_room_members_request__descriptor,
+        cp_rpc_rooms_members),
+    TODO("Rooms", "SetMemberRole", UNARY),
+    TODO("Rooms", "BanMember", UNARY),
+    TODO("Rooms", "UnbanMember", UNARY),
+    TODO("Rooms", "ListBans", UNARY),
+    TODO("Rooms", "CreateInvite", UNARY),
+    TODO("Rooms", "AcceptInvite", UNARY),
+    TODO("Channels", "CreateChannel", UNARY),
+    TODO("Channels", "DeleteChannel", UNARY),
+    TODO("Channels", "ListChannels", UNARY),
+    TODO("Channels", "Subscribe", UNARY),
+    TODO("Channels", "Unsubscribe", UNARY),
+    TODO("Channels", "ListSubscribers", UNARY),
+    RPC("Messages", "Broadcast", switchboard__v1__broadcast_request__descriptor,
+        cp_rpc_messages_broadcast),
+    RPC("Messages", "BroadcastToRoom", switchboard__v1__broadcast_to_room_request__descriptor,
+        cp_rpc_messages_to_room),
+    TODO("Messages", "BroadcastToChannel", UNARY),
+    RPC("Messages", "SendToUser", switchboard__v1__send_to_user_request__descriptor,
+        cp_rpc_messages_to_user),
+    TODO("Messages", "SendToConnection", UNARY),
+    TODO("Messages", "SaveMessage", UNARY),
+    RPC("Messages", "GetHistory", switchboard__v1__get_history_request__descriptor,
+        cp_rpc_messages_history),
+    TODO("Messages", "EditMessage", UNARY),
+    TODO("Messages", "DeleteMessage", UNARY),
+    TODO("Messages", "AddReaction", UNARY),
+    TODO("Messages", "RemoveReaction", UNARY),
+    TODO("Messages", "SearchMessages", UNARY),
+    TODO("Presence", "SetPresence", UNARY),
+    RPC("Presence", "GetPresence", switchboard__v1__get_presence_request__descriptor,
+        cp_rpc_presence_get),
+    RPC("Presence", "GetOnlineUsers", switchboard__v1__get_online_users_request__descriptor,
+        cp_rpc_presence_online),
+    TODO("Presence", "TrackActivity", UNARY),
+    TODO("Presence", "StartTyping", UNARY),
+    TODO("Presence", "StopTyping", UNARY),
+    TODO("Presence", "GetTypingUsers", UNARY),
+    TODO("Connections", "ListConnections", UNARY),
+    TODO("Connections", "KickConnection", UNARY),
+    TODO("Connections", "GetStats", UNARY),
+    TODO("Connections", "WatchEvents", STREAM),
+    {"/grpc.health.v1.Health/Check", "Health.Check", UNARY,
+     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, 0, NULL},
+    {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM, NULL, NULL, 4, NULL},
+    {"/switchboard.internal.v1.NodeLink/Link", "NodeLink.Link", LINK, NULL, NULL, 0, NULL},
+};
+
+#define N_METHODS (sizeof(methods) / sizeof(methods[0]))
+
+struct cp_server {
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    struct cp_ctx ctx;
+    atomic_int stopping; /* set by the main thread: stop re-posting requests */
+    int links_stopped;   /* the loop ended the NodeLink streams */
+    int64_t grace_ms;
+    struct cp_tag shutdown_tag;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int shutdown_done; /* guarded by mu */
+};
+
+/* A unary (or refused) call from its request to its final batch. */
+struct cp_call {
+    struct cp_tag tag;
+    struct cp_server *srv;
+    struct cp_method *m; /* NULL: the generic request for unknown methods */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_call_details details;
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *resp;
+    ProtobufCMessage *req;
+    int cancelled;
+    grpc_slice status_details;
+    int finishing;
+};
+
+static void call_event(struct cp_tag *t, bool ok);
+
+/* ---------------------------------------------------------------- posting requests */
+
+static void post(struct cp_server *s, struct cp_method *m)
+{
+    if (atomic_load(&s->stopping))
+        return;
+    struct cp_call *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        SB_LOG_ERROR("cp", "out of memory posting a request", "method=%s", m ? m->name : "*");
+        return;
+    }
+    c->tag.fn = call_event;
+    c->srv = s;
+    c->m = m;
+    grpc_metadata_array_init(&c->md);
+    grpc_call_error err;
+    if (m == NULL) {
+        grpc_call_details_init(&c->details);
+        err = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, s->cq, s->cq,
+                                       &c->tag);
+    } else {
+        err = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline,
+                                                  &c->md, m->kind == LINK ? NULL : &c->payload,
+                                                  s->cq, s->cq, &c->tag);
+    }
+    if (err != GRPC_CALL_OK) {
+        SB_LOG_ERROR("cp", "cannot post a request", "method=%s err=%d", m ? m->name : "*",
+                     (int)err);
+        grpc_metadata_array_destroy(&c->md);
+        if (m == NULL)
+            grpc_call_details_destroy(&c->details);
+        free(c);
+    }
+}
+
+static void call_free(struct cp_call *c)
+{
+    if (c->req != NULL)
+        protobuf_c_message_free_unpacked(c->req, NULL);
+    if (c->payload != NULL)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->resp != NULL)
+        grpc_byte_buffer_destroy(c->resp);
+    if (c->finishing)
+        grpc_slice_unref(c->status_details);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->m == NULL)
+        grpc_call_details_destroy(&c->details);
+    if (c->call != NULL)
+        grpc_call_unref(c->call);
+    free(c);
+}
+
+/* ---------------------------------------------------------------- finishing unary calls */
+
+static void finish(struct cp_call *c, grpc_status_code code, const char *msg,
+                   grpc_byte_buffer *resp)
+{
+    c->finishing = 1;
+    c->resp = resp;
+    c->status_details = grpc_slice_from_copied_string(msg);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (resp != NULL) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = resp;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &c->status_details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    grpc_call_error err = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
+    if (err != GRPC_CALL_OK) {
+        SB_LOG_ERROR("cp", "cannot finish a call", "err=%d", (int)err);
+        call_free(c);
+    }
+}
+
+void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp)
+{
+    grpc_byte_buffer *bb = sb_pb_pack(resp);
+    if (bb == NULL) {
+        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    finish(call, GRPC_STATUS_OK, "", bb);
+}
+
+void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg)
+{
+    finish(call, code, msg, NULL);
+}
+
+void cp_call_fail(struct cp_call *call, const struct cp_status *st)
+{
+    char msg[CP_STATUS_MSG_MAX + 64];
+    struct cp_status s = *st;
+    if (s.code == SB_CODE_NONE)
+        cp_status_set(&s, SB_CODE_INTERNAL, "failed without a reason");
+    cp_status_grpc_message(&s, msg, sizeof(msg));
+    finish(call, cp_status_grpc_code(s.code), msg, NULL);
+}
+
+void cp_call_failf(struct cp_call *call, enum sb_code code, const char *fmt, ...)
+{
+    struct cp_status st;
+    st.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st.msg, sizeof(st.msg), fmt, ap);
+    va_end(ap);
+    cp_call_fail(call, &st);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void dispatch(struct cp_call *c)
+{
+    struct cp_method *m = c->m;
+    char msg[512];
+    if (m == NULL) {
+        char path[256];
+        size_t len = GRPC_SLICE_LENGTH(c->details.method);
+        if (len >= sizeof(path))
+            len = sizeof(path) - 1;
+        memcpy(path, GRPC_SLICE_START_PTR(c->details.method), len);
+        path[len] = '\0';
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)path[i] < 0x20 || (unsigned char)path[i] >= 0x7f)
+                path[i] = '?';
+        }
+        snprintf(msg, sizeof(msg), "unimplemented: unknown method %s", path);
+        SB_LOG_DEBUG("cp", "unknown method", "path=\"%s\"", path);
+        finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        return;
+    }
+    if (m->fn == NULL) {
+        cp_status_unimplemented(m->name, m->issue, msg, sizeof(msg));
+        finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        return;
+    }
+    enum sb_err err = sb_pb_unpack(c->payload, m->req, CP_MAX_MESSAGE_SIZE, &c->req);
+    if (err != SB_OK) {
+        cp_call_failf(c, SB_CODE_INVALID_MESSAGE, "the request is not a valid %s", m->req->name);
+        return;
+    }
+    m->fn(&c->srv->ctx, c, c->req);
+}
+
+static void call_event(struct cp_tag *t, bool ok)
+{
+    struct cp_call *c = CP_CONTAINER_OF(t, struct cp_call, tag);
+    struct cp_server *s = c->srv;
+    if (c->finishing) {
+        call_free(c);
+        return;
+    }
+    if (!ok) {
+        /* The server is shutting down: the request was never matched. */
+        call_free(c);
+        return;
+    }
+    post(s, c->m); /* keep one request posted per method (and the generic one) */
+    if (c->m != NULL && c->m->kind == LINK) {
+        grpc_call *call = c->call;
+        c->call = NULL;
+        call_free(c);
+        cp_link_accept(&s->ctx, s->cq, call);
+        return;
+    }
+    dispatch(c);
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void shutdown_event(struct cp_tag *t, bool ok)
+{
+    struct cp_server *s = CP_CONTAINER_OF(t, struct cp_server, shutdown_tag);
+    pthread_mutex_lock(&s->mu);
+    s->shutdown_done = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void flush_links(struct cp_server *s)
+{
+    struct cp_node *n;
+    while ((n = cp_ctx_pop_dirty(&s->ctx)) != NULL)
+        cp_link_flush(n);
+}
+
+static void *loop(void *arg)
+{
+    struct cp_server *s = arg;
+    for (;;) {
+        int64_t now = sb_time_mono_ms();
+        int64_t wake = now + CP_TICK_MS;
+        int64_t next = cp_ctx_next_deadline(&s->ctx);
+        if (next != 0 && next < wake)
+            wake = next;
+        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                             gpr_time_from_millis(wake - now, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(s->cq, deadline, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE) {
+            struct cp_tag *t = ev.tag;
+            t->fn(t, ev.success != 0);
+        }
+        now = sb_time_mono_ms();
+        cp_ctx_tick(&s->ctx, now);
+        cp_link_tick(&s->ctx, now);
+        if (atomic_load(&s->stopping) && !s->links_stopped) {
+            s->links_stopped = 1;
+            s->ctx.stopping = 1;
+            cp_link_stop_all(&s->ctx);
+        }
+        flush_links(s);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- start and stop */
+
+static void grpc_log(gpr_log_func_args *args)
+{
+    enum sb_log_level level = SB_LOG_INFO;
+    if (args->severity == GPR_LOG_SEVERITY_DEBUG)
+        level = SB_LOG_DEBUG;
+    else if (args->severity == GPR_LOG_SEVERITY_ERROR)
+        level = SB_LOG_ERROR;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", args->message ? args->message : "");
+    sb_log(level, "grpc", msg, "file=%s line=%d", args->file ? args->file : "-", args->line);
+}
+
+enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **out)
+{
+    gpr_set_log_function(grpc_log);
+    struct cp_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return SB_ENOMEM;
+    struct cp_store *store = cp_store_memory_create();
+    if (store == NULL) {
+        free(s);
+        return SB_ENOMEM;
+    }
+    cp_ctx_init(&s->ctx, &o->settings, store);
+    s->grace_ms = o->shutdown_grace_ms;
+    s->shutdown_tag.fn = shutdown_event;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+
+    grpc_arg args[] = {
+        /* A second server on the same port must fail, not share it silently. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = CP_MAX_MESSAGE_SIZE}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = CP_MAX_MESSAGE_SIZE}},
+        /* Data planes ping on NodeLink (every >= 1 s); allow it, even between calls. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         {.integer = 1000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+        /* And find dead data planes ourselves. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 20000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 10000}},
+    };
+    grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->server = grpc_server_create(&chargs, NULL);
+    grpc_server_register_completion_queue(s->server, s->cq, NULL);
+    for (size_t i = 0; i < N_METHODS; i++) {
+        struct cp_method *m = &methods[i];
+        grpc_server_register_method_payload_handling ph =
+            m->kind == LINK ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER;
+        m->handle = grpc_server_register_method(s->server, m->path, NULL, ph, 0);
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(s->server, o->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) {
+        SB_LOG_ERROR("cp", "cannot listen (address in use or invalid)", "addr=%s", o->listen);
+        grpc_server_destroy(s->server);
+        grpc_completion_queue_shutdown(s->cq);
+        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(s->cq);
+        cp_ctx_fini(&s->ctx);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return SB_EIO;
+    }
+    grpc_server_start(s->server);
+    for (size_t i = 0; i < N_METHODS; i++)
+        post(s, &methods[i]);
+    post(s, NULL);
+    if (pthread_create(&s->thread, NULL, loop, s) != 0) {
+        SB_LOG_ERROR("cp", "cannot start the completion-queue thread", NULL);
+        atomic_store(&s->stopping, 1);
+        grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+        grpc_server_cancel_all_calls(s->server);
+        grpc_completion_queue_shutdown(s->cq);
+        grpc_event ev;
+        while ((ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL))
+                   .type != GRPC_QUEUE_SHUTDOWN) {
+            struct cp_tag *t = ev.tag;
+            if (ev.type == GRPC_OP_COMPLETE)
+                t->fn(t, false);
+        }
+        grpc_server_destroy(s->server);
+        grpc_completion_queue_destroy(s->cq);
+        cp_ctx_fini(&s->ctx);
+        free(s);
+        return SB_EIO;
+    }
+    SB_LOG_INFO("cp", "listening", "addr=%s port=%d id=%s", o->listen, port, s->ctx.id);
+    *out = s;
+    return SB_OK;
+}
+
+static int wait_shutdown(struct cp_server *s, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->shutdown_done) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    }
+    int done = s->shutdown_done;
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
+void cp_server_stop(struct cp_server *s)
+{
+    SB_LOG_INFO("cp", "stopping", "grace_ms=%lld", (long long)s->grace_ms);
+    atomic_store(&s->stopping, 1);
+    grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+    if (!wait_shutdown(s, s->grace_ms)) {
+        SB_LOG_WARN("cp", "grace period over: cancelling the remaining calls", NULL);
+        grpc_server_cancel_all_calls(s->server);
+        if (!wait_shutdown(s, 10000))
+            SB_LOG_ERROR("cp", "calls did not end after cancel", NULL);
+    }
+    grpc_completion_queue_shutdown(s->cq);
+    pthread_join(s->thread, NULL);
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_destroy(s->cq);
+    cp_link_free_all(&s->ctx);
+    cp_ctx_fini(&s->ctx);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    SB_LOG_INFO("cp", "stopped", NULL);
+}

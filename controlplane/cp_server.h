@@ -1,0 +1,29 @@
+/* The control plane's gRPC server: the public API, grpc.health.v1 and NodeLink on one port,
+ * served by one completion-queue thread (see the top of cp_server.c). */
+#ifndef CP_SERVER_H
+#define CP_SERVER_H
+
+#include <stdint.h>
+
+#include "cp_ctx.h"
+#include "sb_err.h"
+
+struct cp_server_opts {
+    const char *listen; /* HOST:PORT */
+    struct cp_settings settings;
+    int64_t shutdown_grace_ms; /* calls still running after this are cancelled */
+};
+
+struct cp_server;
+
+/* Builds the memory store and state, binds `listen` and starts the completion-queue thread.
+ * Call grpc_init first, on the main thread with SIGINT/SIGTERM blocked (threads inherit the
+ * mask). SB_EIO when the address cannot be bound (e.g. in use), SB_ENOMEM. Blocks briefly. */
+enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **out);
+
+/* Graceful stop: no new calls, NodeLink streams ended with UNAVAILABLE, running calls given
+ * the grace period then cancelled, the thread joined and everything freed. Main thread;
+ * blocks up to about the grace period. */
+void cp_server_stop(struct cp_server *s);
+
+#endif

@@ -1,0 +1,38 @@
+/* Outcomes of control-plane operations: a protocol error code plus a sentence, and THE single
+ * place that maps protocol codes (enum sb_code) to gRPC status codes. Pure; any thread. */
+#ifndef CP_STATUS_H
+#define CP_STATUS_H
+
+#include <stddef.h>
+
+#include <grpc/status.h>
+
+#include "sb_err.h"
+
+#define CP_STATUS_MSG_MAX 256
+
+/* An operation's result. code == SB_CODE_NONE means success (msg empty). */
+struct cp_status {
+    enum sb_code code;
+    char msg[CP_STATUS_MSG_MAX]; /* a human sentence without the code, e.g. "room r1 ..." */
+};
+
+/* Sets `st` to success. */
+void cp_status_ok(struct cp_status *st);
+
+/* Sets `st` to `code` with a printf-formatted sentence (truncated to fit). */
+void cp_status_set(struct cp_status *st, enum sb_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Maps a protocol code to the gRPC status of API.md (SB_CODE_NONE -> GRPC_STATUS_OK). */
+grpc_status_code cp_status_grpc_code(enum sb_code code);
+
+/* Writes the gRPC status message "code: sentence" (e.g. "room_not_found: room r1 does not
+ * exist") into `out`; returns `out`. */
+const char *cp_status_grpc_message(const struct cp_status *st, char *out, size_t out_len);
+
+/* Writes "unimplemented: Rooms.UpdateRoom lands with issue 4" into `out`; returns `out`. The
+ * status code to use with it is GRPC_STATUS_UNIMPLEMENTED. `method` is "Service.Method". */
+const char *cp_status_unimplemented(const char *method, int issue, char *out, size_t out_len);
+
+#endif

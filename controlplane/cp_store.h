@@ -1,0 +1,209 @@
+/* The Store interface: rooms, membership and message history behind one vtable with two
+ * implementations (memory now, etcd in issue 3).
+ *
+ * Asynchronous by contract: every operation reports through a completion callback, exactly
+ * once, and never returns a value. The memory store completes inline (before the call
+ * returns); the etcd store will complete later on its own thread and hand the completion back
+ * to the completion-queue thread (see cp_server.c). Callers therefore never assume inline
+ * completion, and keep whatever the callback needs alive until it fires.
+ *
+ * Everything passed to a callback (rooms, members, messages, ids) is borrowed and valid only
+ * during the callback: copy what you keep. Inputs are borrowed for the duration of the call.
+ * Outcomes are protocol codes (struct cp_status): SB_CODE_ROOM_NOT_FOUND, ...; a store that
+ * cannot be reached answers SB_CODE_UNAVAILABLE.
+ *
+ * Thread: operations are started on the completion-queue thread; callbacks run there too. */
+#ifndef CP_STORE_H
+#define CP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_status.h"
+#include "sb_err.h"
+
+enum cp_role {
+    CP_ROLE_MEMBER = 0,
+    CP_ROLE_MODERATOR,
+    CP_ROLE_ADMIN,
+    CP_ROLE_OWNER,
+};
+
+/* "member", "moderator", "admin", "owner". */
+const char *cp_role_name(enum cp_role role);
+
+/* Parses a role name; NULL or "" gives CP_ROLE_MEMBER. Returns SB_EINVAL for anything else. */
+enum sb_err cp_role_parse(const char *s, enum cp_role *out);
+
+struct cp_kv {
+    char *key;
+    char *value;
+};
+
+struct cp_room {
+    char *id;
+    char *name;        /* "" when unset */
+    char *description; /* "" when unset */
+    char *owner_id;    /* "" when unset */
+    bool is_private;
+    bool archived;
+    int32_t max_members; /* 0: unlimited */
+    int32_t member_count;
+    int64_t created_at; /* Unix ms */
+    int64_t updated_at;
+    int64_t last_seq; /* seq of the newest message, 0 before the first */
+    struct cp_kv *metadata;
+    size_t n_metadata;
+};
+
+struct cp_member {
+    char *user_id;
+    enum cp_role role;
+    int64_t joined_at;
+};
+
+/* A room message. `data` is JSON text (validated by the caller), not NUL-terminated. */
+struct cp_message {
+    char *id;
+    int64_t seq;
+    char *room_id;
+    char *user_id;   /* NULL: no sender (backend broadcast) */
+    char *thread_id; /* NULL: none */
+    struct cp_kv *metadata;
+    size_t n_metadata;
+    int64_t timestamp; /* Unix ms */
+    char *data;
+    size_t data_len;
+};
+
+struct cp_room_query {
+    const char *after_id;    /* page token: list ids strictly above this one; NULL from start */
+    const char *name_prefix; /* NULL or "": any */
+    bool include_archived;
+    int limit; /* > 0 */
+};
+
+struct cp_join_req {
+    const char *room_id;
+    const char *user_id;
+    enum cp_role role;
+    int64_t now;
+    bool deny_private; /* a client join: private rooms need an invite (issue 4) */
+    bool auto_create;  /* a missing room is created public, the user as owner */
+};
+
+struct cp_join_result {
+    const struct cp_room *room;
+    const struct cp_member *member;  /* the user's membership (new or existing) */
+    bool added;                      /* false: was already a member */
+    bool created_room;               /* auto_create made the room */
+    const struct cp_member *members; /* every member, the user included, by user id */
+    size_t n_members;
+};
+
+/* Exclusive bounds; a bound is used only when its has_ flag is set (times: when non-zero). */
+struct cp_history_query {
+    const char *room_id;
+    int limit; /* > 0 */
+    bool has_before_seq;
+    int64_t before_seq;
+    bool has_after_seq;
+    int64_t after_seq;
+    int64_t before_time;   /* 0: unset */
+    int64_t after_time;    /* 0: unset */
+    const char *thread_id; /* NULL or "": any */
+};
+
+struct cp_history_result {
+    const struct cp_message *const *messages; /* oldest first */
+    size_t n_messages;
+    /* has_after_seq only: messages above after_seq were trimmed before this query. */
+    bool gap;
+    int64_t last_seq;
+};
+
+struct cp_append_result {
+    const struct cp_room *room;
+    const struct cp_message *message; /* with its id, seq and timestamp */
+    const struct cp_member *members;
+    size_t n_members;
+};
+
+typedef void cp_store_room_fn(void *arg, const struct cp_status *st, const struct cp_room *room);
+typedef void cp_store_rooms_fn(void *arg, const struct cp_status *st,
+                               const struct cp_room *const *rooms, size_t n, bool more);
+typedef void cp_store_members_fn(void *arg, const struct cp_status *st,
+                                 const struct cp_member *members, size_t n);
+typedef void cp_store_ids_fn(void *arg, const struct cp_status *st, const char *const *ids,
+                             size_t n);
+typedef void cp_store_join_fn(void *arg, const struct cp_status *st,
+                              const struct cp_join_result *res);
+typedef void cp_store_append_fn(void *arg, const struct cp_status *st,
+                                const struct cp_append_result *res);
+typedef void cp_store_history_fn(void *arg, const struct cp_status *st,
+                                 const struct cp_history_result *res);
+
+struct cp_store;
+
+struct cp_store_ops {
+    void (*destroy)(struct cp_store *s);
+    /* Creates `room` (id set by the caller; member_count/last_seq ignored). A non-empty
+     * owner_id also becomes a member with role owner. ROOM_ALREADY_EXISTS if the id is taken. */
+    void (*room_create)(struct cp_store *s, const struct cp_room *room, cp_store_room_fn *cb,
+                        void *arg);
+    /* ROOM_NOT_FOUND if absent. */
+    void (*room_get)(struct cp_store *s, const char *room_id, cp_store_room_fn *cb, void *arg);
+    /* Rooms by id order; `more` says another page exists. */
+    void (*room_list)(struct cp_store *s, const struct cp_room_query *q, cp_store_rooms_fn *cb,
+                      void *arg);
+    /* Deletes the room, its membership and history; answers the former members. */
+    void (*room_delete)(struct cp_store *s, const char *room_id, cp_store_members_fn *cb,
+                        void *arg);
+    /* Adds a member (see struct cp_join_req). ROOM_NOT_FOUND, PERMISSION_DENIED (private),
+     * ROOM_FULL, ROOM_ARCHIVED. Already a member: success with added = false. */
+    void (*member_add)(struct cp_store *s, const struct cp_join_req *req, cp_store_join_fn *cb,
+                       void *arg);
+    /* Removes a member; answers the remaining members. ROOM_NOT_FOUND, NOT_ROOM_MEMBER. */
+    void (*member_remove)(struct cp_store *s, const char *room_id, const char *user_id,
+                          cp_store_members_fn *cb, void *arg);
+    /* Members by user id. ROOM_NOT_FOUND. */
+    void (*members_list)(struct cp_store *s, const char *room_id, cp_store_members_fn *cb,
+                         void *arg);
+    /* The rooms `user_id` belongs to (sorted; none is not an error). */
+    void (*user_rooms)(struct cp_store *s, const char *user_id, cp_store_ids_fn *cb, void *arg);
+    /* Users sharing at least one room with `user_id`, without the user (sorted, unique). */
+    void (*user_peers)(struct cp_store *s, const char *user_id, cp_store_ids_fn *cb, void *arg);
+    /* Gives `draft` (seq ignored) the room's next seq and appends it to history, keeping the
+     * newest `max_history` messages (0: none kept, seq still advances). With a non-NULL
+     * `require_member` the sender must be a member (NOT_ROOM_MEMBER). ROOM_NOT_FOUND,
+     * ROOM_ARCHIVED. */
+    void (*message_append)(struct cp_store *s, const struct cp_message *draft,
+                           const char *require_member, int max_history, cp_store_append_fn *cb,
+                           void *arg);
+    /* Reads history (see struct cp_history_query). With a non-NULL `require_member`:
+     * NOT_ROOM_MEMBER for non-members. ROOM_NOT_FOUND. */
+    void (*history_query)(struct cp_store *s, const struct cp_history_query *q,
+                          const char *require_member, cp_store_history_fn *cb, void *arg);
+};
+
+struct cp_store {
+    const struct cp_store_ops *ops;
+};
+
+/* Frees a message and its strings (NULL is fine). */
+void cp_message_free(struct cp_message *m);
+
+/* Deep copy; NULL on ENOMEM. */
+struct cp_message *cp_message_dup(const struct cp_message *m);
+
+/* Deep copy of a room; NULL on ENOMEM. Free with cp_room_free. */
+struct cp_room *cp_room_dup(const struct cp_room *r);
+
+/* Frees the strings and metadata of `r` (not `r` itself when `free_self` is false). */
+void cp_room_free(struct cp_room *r, bool free_self);
+
+/* The embedded store (cp_store_memory.c). NULL on ENOMEM. Destroy with s->ops->destroy(s). */
+struct cp_store *cp_store_memory_create(void);
+
+#endif

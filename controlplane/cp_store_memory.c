@@ -1,0 +1,616 @@
+/* The embedded Store: everything in this process's memory, for one replica. Rooms are a
+ * sorted array (id order gives stable ListRooms pages), members a sorted array per room, and a
+ * user -> rooms index answers ConnOpen and presence fan-out. Every operation completes inline. */
+#include "cp_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_history.h"
+#include "cp_map.h"
+
+struct mroom {
+    struct cp_room room;
+    struct cp_member *members; /* sorted by user_id */
+    size_t n_members, cap_members;
+    struct cp_history hist;
+};
+
+struct muser {
+    char **rooms; /* sorted; borrowed from mroom.room.id */
+    size_t n, cap;
+};
+
+struct mem {
+    struct cp_store base;
+    struct mroom **rooms; /* sorted by id */
+    size_t n_rooms, cap_rooms;
+    struct cp_map users; /* user_id -> struct muser */
+};
+
+/* ---------------------------------------------------------------- sorted-array helpers */
+
+/* Index of the first room whose id is >= id; *found if equal. */
+static size_t room_pos(const struct mem *m, const char *id, bool *found)
+{
+    size_t lo = 0, hi = m->n_rooms;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(m->rooms[mid]->room.id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < m->n_rooms && strcmp(m->rooms[lo]->room.id, id) == 0;
+    return lo;
+}
+
+static struct mroom *room_find(const struct mem *m, const char *id)
+{
+    bool found;
+    size_t i = room_pos(m, id, &found);
+    return found ? m->rooms[i] : NULL;
+}
+
+static size_t member_pos(const struct mroom *r, const char *user, bool *found)
+{
+    size_t lo = 0, hi = r->n_members;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(r->members[mid].user_id, user) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < r->n_members && strcmp(r->members[lo].user_id, user) == 0;
+    return lo;
+}
+
+static size_t str_pos(char *const *arr, size_t n, const char *s, bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(arr[mid], s) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < n && strcmp(arr[lo], s) == 0;
+    return lo;
+}
+
+static int grow_array(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 8;
+    while (c < need)
+        c *= 2;
+    void *p = realloc(*arr, c * elem);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- user index */
+
+static int user_index_add(struct mem *m, const char *user, char *room_id)
+{
+    struct muser *u = cp_map_get(&m->users, user);
+    if (u == NULL) {
+        u = calloc(1, sizeof(*u));
+        if (u == NULL)
+            return -1;
+        if (cp_map_put(&m->users, user, u) != SB_OK) {
+            free(u);
+            return -1;
+        }
+    }
+    bool found;
+    size_t i = str_pos(u->rooms, u->n, room_id, &found);
+    if (found)
+        return 0;
+    if (grow_array((void **)&u->rooms, &u->cap, u->n + 1, sizeof(char *)) != 0)
+        return -1;
+    memmove(&u->rooms[i + 1], &u->rooms[i], (u->n - i) * sizeof(char *));
+    u->rooms[i] = room_id;
+    u->n++;
+    return 0;
+}
+
+static void user_index_remove(struct mem *m, const char *user, const char *room_id)
+{
+    struct muser *u = cp_map_get(&m->users, user);
+    if (u == NULL)
+        return;
+    bool found;
+    size_t i = str_pos(u->rooms, u->n, room_id, &found);
+    if (found) {
+        memmove(&u->rooms[i], &u->rooms[i + 1], (u->n - i - 1) * sizeof(char *));
+        u->n--;
+    }
+    if (u->n == 0) {
+        cp_map_remove(&m->users, user);
+        free(u->rooms);
+        free(u);
+    }
+}
+
+/* ---------------------------------------------------------------- members */
+
+/* Adds a member; returns its index or -1 on ENOMEM. */
+static long member_insert(struct mem *m, struct mroom *r, const char *user, enum cp_role role,
+                          int64_t now)
+{
+    bool found;
+    size_t i = member_pos(r, user, &found);
+    if (found)
+        return (long)i;
+    if (grow_array((void **)&r->members, &r->cap_members, r->n_members + 1,
+                   sizeof(struct cp_member)) != 0)
+        return -1;
+    char *uid = strdup(user);
+    if (uid == NULL)
+        return -1;
+    if (user_index_add(m, user, r->room.id) != 0) {
+        free(uid);
+        return -1;
+    }
+    memmove(&r->members[i + 1], &r->members[i], (r->n_members - i) * sizeof(struct cp_member));
+    r->members[i] = (struct cp_member){.user_id = uid, .role = role, .joined_at = now};
+    r->n_members++;
+    r->room.member_count = (int32_t)r->n_members;
+    return (long)i;
+}
+
+static void mroom_free(struct mem *m, struct mroom *r)
+{
+    for (size_t i = 0; i < r->n_members; i++) {
+        user_index_remove(m, r->members[i].user_id, r->room.id);
+        free(r->members[i].user_id);
+    }
+    free(r->members);
+    cp_history_fini(&r->hist);
+    cp_room_free(&r->room, false);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- operations */
+
+/* Inserts a copy of `in` at its sorted place; NULL on ENOMEM. The id must be free. */
+static struct mroom *room_insert(struct mem *m, const struct cp_room *in)
+{
+    bool found;
+    size_t pos = room_pos(m, in->id, &found);
+    struct mroom *r = calloc(1, sizeof(*r));
+    struct cp_room *copy = r ? cp_room_dup(in) : NULL;
+    if (copy == NULL ||
+        grow_array((void **)&m->rooms, &m->cap_rooms, m->n_rooms + 1, sizeof(*m->rooms)) != 0) {
+        if (copy != NULL)
+            cp_room_free(copy, true);
+        free(r);
+        return NULL;
+    }
+    r->room = *copy;
+    free(copy);
+    r->room.member_count = 0;
+    r->room.last_seq = 0;
+    cp_history_init(&r->hist);
+    memmove(&m->rooms[pos + 1], &m->rooms[pos], (m->n_rooms - pos) * sizeof(*m->rooms));
+    m->rooms[pos] = r;
+    m->n_rooms++;
+    return r;
+}
+
+static void room_unlink(struct mem *m, struct mroom *r)
+{
+    bool found;
+    size_t pos = room_pos(m, r->room.id, &found);
+    if (!found)
+        return;
+    memmove(&m->rooms[pos], &m->rooms[pos + 1], (m->n_rooms - pos - 1) * sizeof(*m->rooms));
+    m->n_rooms--;
+}
+
+static void room_create(struct cp_store *s, const struct cp_room *in, cp_store_room_fn *cb,
+                        void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    if (room_find(m, in->id) != NULL) {
+        cp_status_set(&st, SB_CODE_ROOM_ALREADY_EXISTS, "room %s already exists", in->id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    struct mroom *r = room_insert(m, in);
+    if (r != NULL && r->room.owner_id[0] != '\0' &&
+        member_insert(m, r, r->room.owner_id, CP_ROLE_OWNER, r->room.created_at) < 0) {
+        room_unlink(m, r);
+        mroom_free(m, r);
+        r = NULL;
+    }
+    if (r == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL);
+        return;
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, &r->room);
+}
+
+static void not_found(struct cp_status *st, const char *room_id)
+{
+    cp_status_set(st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", room_id);
+}
+
+static void room_get(struct cp_store *s, const char *room_id, cp_store_room_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(&st, room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, &r->room);
+}
+
+static bool list_match(const struct mroom *r, const struct cp_room_query *q)
+{
+    if (r->room.archived && !q->include_archived)
+        return false;
+    if (q->name_prefix != NULL && q->name_prefix[0] != '\0' &&
+        strncmp(r->room.name, q->name_prefix, strlen(q->name_prefix)) != 0)
+        return false;
+    return true;
+}
+
+static void room_list(struct cp_store *s, const struct cp_room_query *q, cp_store_rooms_fn *cb,
+                      void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    size_t start = 0;
+    if (q->after_id != NULL && q->after_id[0] != '\0') {
+        bool found;
+        start = room_pos(m, q->after_id, &found);
+        if (found)
+            start++;
+    }
+    size_t limit = q->limit > 0 ? (size_t)q->limit : 1;
+    const struct cp_room **out = malloc(limit * sizeof(*out));
+    if (out == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL, 0, false);
+        return;
+    }
+    size_t n = 0;
+    bool more = false;
+    for (size_t i = start; i < m->n_rooms; i++) {
+        if (!list_match(m->rooms[i], q))
+            continue;
+        if (n == limit) {
+            more = true;
+            break;
+        }
+        out[n++] = &m->rooms[i]->room;
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, out, n, more);
+    free(out);
+}
+
+static void room_delete(struct cp_store *s, const char *room_id, cp_store_members_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(&st, room_id);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    room_unlink(m, r);
+    /* Drop the index first, answer with the member list, then free it. */
+    for (size_t i = 0; i < r->n_members; i++)
+        user_index_remove(m, r->members[i].user_id, r->room.id);
+    cp_status_ok(&st);
+    cb(arg, &st, r->members, r->n_members);
+    for (size_t i = 0; i < r->n_members; i++)
+        free(r->members[i].user_id);
+    r->n_members = 0;
+    mroom_free(m, r);
+}
+
+static void member_add(struct cp_store *s, const struct cp_join_req *req, cp_store_join_fn *cb,
+                       void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct cp_join_result res = {0};
+    struct mroom *r = room_find(m, req->room_id);
+    if (r == NULL && req->auto_create) {
+        struct cp_room draft = {.id = (char *)req->room_id,
+                                .name = "",
+                                .description = "",
+                                .owner_id = (char *)req->user_id,
+                                .created_at = req->now,
+                                .updated_at = req->now};
+        r = room_insert(m, &draft);
+        if (r == NULL) {
+            cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+            cb(arg, &st, NULL);
+            return;
+        }
+        res.created_room = true;
+    }
+    if (r == NULL) {
+        not_found(&st, req->room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    bool found;
+    size_t i = member_pos(r, req->user_id, &found);
+    if (!found) {
+        if (r->room.archived) {
+            cp_status_set(&st, SB_CODE_ROOM_ARCHIVED, "room %s is archived", r->room.id);
+            cb(arg, &st, NULL);
+            return;
+        }
+        if (req->deny_private && r->room.is_private) {
+            cp_status_set(&st, SB_CODE_PERMISSION_DENIED, "room %s is private", r->room.id);
+            cb(arg, &st, NULL);
+            return;
+        }
+        if (r->room.max_members > 0 && r->n_members >= (size_t)r->room.max_members) {
+            cp_status_set(&st, SB_CODE_ROOM_FULL, "room %s has reached %d members", r->room.id,
+                          (int)r->room.max_members);
+            cb(arg, &st, NULL);
+            return;
+        }
+        enum cp_role role = res.created_room ? CP_ROLE_OWNER : req->role;
+        long idx = member_insert(m, r, req->user_id, role, req->now);
+        if (idx < 0) {
+            cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+            cb(arg, &st, NULL);
+            return;
+        }
+        i = (size_t)idx;
+        res.added = true;
+        r->room.updated_at = req->now;
+    }
+    res.room = &r->room;
+    res.member = &r->members[i];
+    res.members = r->members;
+    res.n_members = r->n_members;
+    cp_status_ok(&st);
+    cb(arg, &st, &res);
+}
+
+static void member_remove(struct cp_store *s, const char *room_id, const char *user_id,
+                          cp_store_members_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(&st, room_id);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    bool found;
+    size_t i = member_pos(r, user_id, &found);
+    if (!found) {
+        cp_status_set(&st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s", user_id,
+                      room_id);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    user_index_remove(m, user_id, r->room.id);
+    free(r->members[i].user_id);
+    memmove(&r->members[i], &r->members[i + 1], (r->n_members - i - 1) * sizeof(*r->members));
+    r->n_members--;
+    r->room.member_count = (int32_t)r->n_members;
+    cp_status_ok(&st);
+    cb(arg, &st, r->members, r->n_members);
+}
+
+static void members_list(struct cp_store *s, const char *room_id, cp_store_members_fn *cb,
+                         void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(&st, room_id);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, r->members, r->n_members);
+}
+
+static void user_rooms(struct cp_store *s, const char *user_id, cp_store_ids_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    cp_status_ok(&st);
+    struct muser *u = cp_map_get(&m->users, user_id);
+    if (u == NULL)
+        cb(arg, &st, NULL, 0);
+    else
+        cb(arg, &st, (const char *const *)u->rooms, u->n);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void user_peers(struct cp_store *s, const char *user_id, cp_store_ids_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct muser *u = cp_map_get(&m->users, user_id);
+    size_t total = 0;
+    for (size_t i = 0; u != NULL && i < u->n; i++) {
+        struct mroom *r = room_find(m, u->rooms[i]);
+        total += r ? r->n_members : 0;
+    }
+    if (total == 0) {
+        cp_status_ok(&st);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    const char **ids = malloc(total * sizeof(*ids));
+    if (ids == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < u->n; i++) {
+        struct mroom *r = room_find(m, u->rooms[i]);
+        for (size_t j = 0; r != NULL && j < r->n_members; j++) {
+            if (strcmp(r->members[j].user_id, user_id) != 0)
+                ids[n++] = r->members[j].user_id;
+        }
+    }
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w == 0 || strcmp(ids[w - 1], ids[i]) != 0)
+            ids[w++] = ids[i];
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, ids, w);
+    free(ids);
+}
+
+static bool require(struct mroom *r, const char *user, struct cp_status *st)
+{
+    if (user == NULL)
+        return true;
+    bool found;
+    member_pos(r, user, &found);
+    if (!found)
+        cp_status_set(st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s", user,
+                      r->room.id);
+    return found;
+}
+
+static void message_append(struct cp_store *s, const struct cp_message *draft,
+                           const char *require_member, int max_history, cp_store_append_fn *cb,
+                           void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, draft->room_id);
+    if (r == NULL) {
+        not_found(&st, draft->room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    if (!require(r, require_member, &st)) {
+        cb(arg, &st, NULL);
+        return;
+    }
+    if (r->room.archived) {
+        cp_status_set(&st, SB_CODE_ROOM_ARCHIVED, "room %s is archived", r->room.id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    struct cp_message *msg = cp_message_dup(draft);
+    if (msg == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL);
+        return;
+    }
+    msg->seq = cp_history_next_seq(&r->hist);
+    /* With history off the message lives only for the callback. */
+    struct cp_message *keep = max_history > 0 ? msg : NULL;
+    if (keep != NULL && cp_history_append(&r->hist, msg, (size_t)max_history) != SB_OK) {
+        cp_message_free(msg);
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL);
+        return;
+    }
+    if (keep == NULL)
+        r->hist.last_seq = msg->seq;
+    r->room.last_seq = msg->seq;
+    struct cp_append_result res = {
+        .room = &r->room, .message = msg, .members = r->members, .n_members = r->n_members};
+    cp_status_ok(&st);
+    cb(arg, &st, &res);
+    if (keep == NULL)
+        cp_message_free(msg);
+}
+
+static void history_query(struct cp_store *s, const struct cp_history_query *q,
+                          const char *require_member, cp_store_history_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, q->room_id);
+    if (r == NULL) {
+        not_found(&st, q->room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    if (!require(r, require_member, &st)) {
+        cb(arg, &st, NULL);
+        return;
+    }
+    struct cp_history_result res = {0};
+    const struct cp_message **msgs = NULL;
+    if (cp_history_query(&r->hist, q, &msgs, &res.n_messages, &res.gap) != SB_OK) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        cb(arg, &st, NULL);
+        return;
+    }
+    res.messages = msgs;
+    res.last_seq = r->hist.last_seq;
+    cp_status_ok(&st);
+    cb(arg, &st, &res);
+    free(msgs);
+}
+
+static void destroy(struct cp_store *s)
+{
+    struct mem *m = (struct mem *)s;
+    for (size_t i = 0; i < m->n_rooms; i++)
+        mroom_free(m, m->rooms[i]);
+    free(m->rooms);
+    cp_map_fini(&m->users);
+    free(m);
+}
+
+static const struct cp_store_ops memory_ops = {
+    .destroy = destroy,
+    .room_create = room_create,
+    .room_get = room_get,
+    .room_list = room_list,
+    .room_delete = room_delete,
+    .member_add = member_add,
+    .member_remove = member_remove,
+    .members_list = members_list,
+    .user_rooms = user_rooms,
+    .user_peers = user_peers,
+    .message_append = message_append,
+    .history_query = history_query,
+};
+
+struct cp_store *cp_store_memory_create(void)
+{
+    struct mem *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->base.ops = &memory_ops;
+    cp_map_init(&m->users);
+    return &m->base;
+}
