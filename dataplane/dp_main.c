@@ -1,0 +1,47 @@
+/* switchboard-dataplane: arguments, signals, run, exit code. Everything else is in libdp. */
+#include <signal.h>
+#include <string.h>
+
+#include "dp_auth.h"
+#include "dp_config.h"
+#include "dp_server.h"
+#include "sb_log.h"
+
+static struct dp_server *volatile server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (server != NULL)
+        dp_server_stop(server);
+}
+
+int main(int argc, char **argv)
+{
+    struct dp_config cfg;
+    enum sb_config_result r = dp_config_load(&cfg, argc, argv);
+    if (r != SB_CONFIG_RUN) {
+        dp_config_fini(&cfg);
+        return r == SB_CONFIG_EXIT_OK ? 0 : 2;
+    }
+    dp_config_log(&cfg);
+    dp_auth_log_mode(cfg.dev_mode);
+    signal(SIGPIPE, SIG_IGN);
+    struct dp_server *srv = dp_server_create(&cfg);
+    if (srv == NULL) {
+        dp_config_fini(&cfg);
+        return 1;
+    }
+    server = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = dp_server_run(srv);
+    server = NULL;
+    dp_server_destroy(srv);
+    sb_log(SB_LOG_INFO, "dp", "stopped", NULL);
+    dp_config_fini(&cfg);
+    return rc;
+}

@@ -1,0 +1,261 @@
+/* Three maps: user -> {sessions, rooms, channels}, room -> users, channel -> users. A user entry
+ * exists while the user has a local session; its memberships go with it. */
+#include "dp_router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_map.h"
+
+struct user {
+    char *id;
+    struct dp_session **s;
+    size_t n, cap;
+    struct dp_map *rooms;    /* room_id -> user (marker) */
+    struct dp_map *channels; /* channel_id -> user (marker) */
+};
+
+struct dp_router {
+    struct dp_map *users; /* user_id -> struct user */
+    struct dp_map *rooms; /* room_id -> dp_map(user_id -> struct user) */
+    struct dp_map *channels;
+};
+
+struct dp_router *dp_router_create(void)
+{
+    struct dp_router *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->users = dp_map_create();
+    r->rooms = dp_map_create();
+    r->channels = dp_map_create();
+    if (r->users == NULL || r->rooms == NULL || r->channels == NULL) {
+        dp_router_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void set_remove(struct dp_map *index, const char *key, struct user *u)
+{
+    struct dp_map *set = dp_map_get(index, key);
+    if (set == NULL)
+        return;
+    dp_map_remove(set, u->id);
+    if (dp_map_size(set) == 0) {
+        dp_map_remove(index, key);
+        dp_map_destroy(set);
+    }
+}
+
+static enum sb_err set_add(struct dp_map *index, const char *key, struct user *u)
+{
+    struct dp_map *set = dp_map_get(index, key);
+    if (set == NULL) {
+        set = dp_map_create();
+        if (set == NULL)
+            return SB_ENOMEM;
+        if (dp_map_put(index, key, set) != SB_OK) {
+            dp_map_destroy(set);
+            return SB_ENOMEM;
+        }
+    }
+    if (dp_map_put(set, u->id, u) != SB_OK) {
+        if (dp_map_size(set) == 0) {
+            dp_map_remove(index, key);
+            dp_map_destroy(set);
+        }
+        return SB_ENOMEM;
+    }
+    return SB_OK;
+}
+
+static void clear_user(struct dp_router *r, struct user *u)
+{
+    struct dp_map_iter it = {0};
+    const char *k;
+    while (dp_map_next(u->rooms, &it, &k, NULL)) {
+        set_remove(r->rooms, k, u);
+        dp_map_remove(u->rooms, k);
+    }
+    memset(&it, 0, sizeof(it));
+    while (dp_map_next(u->channels, &it, &k, NULL)) {
+        set_remove(r->channels, k, u);
+        dp_map_remove(u->channels, k);
+    }
+}
+
+static void free_user(struct user *u)
+{
+    dp_map_destroy(u->rooms);
+    dp_map_destroy(u->channels);
+    free(u->s);
+    free(u->id);
+    free(u);
+}
+
+void dp_router_destroy(struct dp_router *r)
+{
+    if (r == NULL)
+        return;
+    if (r->users != NULL) {
+        struct dp_map_iter it = {0};
+        void *v;
+        while (dp_map_next(r->users, &it, NULL, &v)) {
+            clear_user(r, v);
+            free_user(v);
+        }
+    }
+    dp_map_destroy(r->users);
+    dp_map_destroy(r->rooms); /* empty now: every set went with its last user */
+    dp_map_destroy(r->channels);
+    free(r);
+}
+
+enum sb_err dp_router_add_session(struct dp_router *r, const char *user_id, struct dp_session *s)
+{
+    struct user *u = dp_map_get(r->users, user_id);
+    if (u == NULL) {
+        u = calloc(1, sizeof(*u));
+        if (u == NULL)
+            return SB_ENOMEM;
+        u->id = strdup(user_id);
+        u->rooms = dp_map_create();
+        u->channels = dp_map_create();
+        if (u->id == NULL || u->rooms == NULL || u->channels == NULL ||
+            dp_map_put(r->users, user_id, u) != SB_OK) {
+            free_user(u);
+            return SB_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < u->n; i++)
+        if (u->s[i] == s)
+            return SB_OK;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 2;
+        struct dp_session **v = realloc(u->s, cap * sizeof(*v));
+        if (v == NULL) {
+            if (u->n == 0) {
+                dp_map_remove(r->users, user_id);
+                free_user(u);
+            }
+            return SB_ENOMEM;
+        }
+        u->s = v;
+        u->cap = cap;
+    }
+    u->s[u->n++] = s;
+    return SB_OK;
+}
+
+void dp_router_remove_session(struct dp_router *r, const char *user_id, struct dp_session *s)
+{
+    struct user *u = dp_map_get(r->users, user_id);
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->n; i++) {
+        if (u->s[i] == s) {
+            u->s[i] = u->s[--u->n];
+            break;
+        }
+    }
+    if (u->n == 0) {
+        clear_user(r, u);
+        dp_map_remove(r->users, user_id);
+        free_user(u);
+    }
+}
+
+static enum sb_err set_member(struct dp_router *r, struct dp_map *index, bool rooms,
+                              const char *user_id, const char *key, bool member)
+{
+    struct user *u = dp_map_get(r->users, user_id);
+    if (u == NULL)
+        return SB_OK;
+    struct dp_map *mine = rooms ? u->rooms : u->channels;
+    if (!member) {
+        if (dp_map_remove(mine, key) != NULL)
+            set_remove(index, key, u);
+        return SB_OK;
+    }
+    if (dp_map_get(mine, key) != NULL)
+        return SB_OK;
+    if (dp_map_put(mine, key, u) != SB_OK)
+        return SB_ENOMEM;
+    if (set_add(index, key, u) != SB_OK) {
+        dp_map_remove(mine, key);
+        return SB_ENOMEM;
+    }
+    return SB_OK;
+}
+
+enum sb_err dp_router_set_room(struct dp_router *r, const char *user_id, const char *room_id,
+                               bool member)
+{
+    return set_member(r, r->rooms, true, user_id, room_id, member);
+}
+
+enum sb_err dp_router_set_channel(struct dp_router *r, const char *user_id, const char *channel_id,
+                                  bool subscribed)
+{
+    return set_member(r, r->channels, false, user_id, channel_id, subscribed);
+}
+
+void dp_router_clear_memberships(struct dp_router *r)
+{
+    struct dp_map_iter it = {0};
+    void *v;
+    while (dp_map_next(r->users, &it, NULL, &v))
+        clear_user(r, v);
+}
+
+static void visit_set(struct dp_map *set, dp_router_visit_fn *fn, void *arg)
+{
+    if (set == NULL)
+        return;
+    struct dp_map_iter it = {0};
+    void *v;
+    while (dp_map_next(set, &it, NULL, &v)) {
+        struct user *u = v;
+        for (size_t i = 0; i < u->n; i++)
+            fn(u->s[i], arg);
+    }
+}
+
+void dp_router_visit_room(struct dp_router *r, const char *room_id, dp_router_visit_fn *fn,
+                          void *arg)
+{
+    visit_set(dp_map_get(r->rooms, room_id), fn, arg);
+}
+
+void dp_router_visit_channel(struct dp_router *r, const char *channel_id, dp_router_visit_fn *fn,
+                             void *arg)
+{
+    visit_set(dp_map_get(r->channels, channel_id), fn, arg);
+}
+
+void dp_router_visit_user(struct dp_router *r, const char *user_id, dp_router_visit_fn *fn,
+                          void *arg)
+{
+    struct user *u = dp_map_get(r->users, user_id);
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->n; i++)
+        fn(u->s[i], arg);
+}
+
+bool dp_router_is_member(const struct dp_router *r, const char *user_id, const char *room_id)
+{
+    struct user *u = dp_map_get(r->users, user_id);
+    return u != NULL && dp_map_get(u->rooms, room_id) != NULL;
+}
+
+size_t dp_router_room_count(const struct dp_router *r)
+{
+    return dp_map_size(r->rooms);
+}
+
+size_t dp_router_user_count(const struct dp_router *r)
+{
+    return dp_map_size(r->users);
+}

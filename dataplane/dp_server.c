@@ -1,0 +1,187 @@
+/* libwebsockets context: one vhost on --listen, one protocol serving every path, the SSE ping
+ * timer, and the loop. The NodeLink pump wakes the loop with lws_cancel_service(); the wake
+ * arrives as EVENT_WAIT_CANCELLED and drains the link's completions. */
+#include "dp_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_metrics.h"
+#include "sb_log.h"
+
+#define MOD "dp_server"
+
+struct dp_server *dp_server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
+{
+    if (LWS_PRE + n > srv->scratch_cap || (srv->scratch_cap > (1u << 20) && n < 65536)) {
+        size_t cap = LWS_PRE + (n > 65536 ? n : 65536);
+        unsigned char *b = realloc(srv->scratch, cap);
+        if (b == NULL)
+            return NULL;
+        srv->scratch = b;
+        srv->scratch_cap = cap;
+    }
+    return srv->scratch + LWS_PRE;
+}
+
+void dp_server_arm_send_timeout(struct lws *wsi, const struct dp_config *cfg, bool queued)
+{
+    if (queued)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)((cfg->send_timeout_ms + 999) / 1000));
+    else
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct dp_pss *pss = user;
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        struct dp_server *srv = dp_server_of(wsi);
+        if (srv != NULL && srv->link != NULL)
+            dp_link_service(srv->link);
+        return 0; /* nonzero here would break later wakes */
+    }
+    bool handled = false;
+    int r = dp_ws_callback(wsi, reason, pss, in, len, &handled);
+    if (handled)
+        return r;
+    r = dp_sse_callback(wsi, reason, pss, in, len, &handled);
+    if (handled)
+        return r;
+    r = dp_http_callback(wsi, reason, pss, in, len, &handled);
+    if (handled)
+        return r;
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"switchboard", callback, sizeof(struct dp_pss), 4096, 0, NULL, 65536},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void ping_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_ping);
+    dp_hub_sse_ping(srv->hub);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
+                     (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+}
+
+static void lws_log(int level, const char *line)
+{
+    char buf[256];
+    size_t n = strnlen(line, sizeof(buf) - 1);
+    memcpy(buf, line, n);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    sb_log(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, "lws", buf, NULL);
+}
+
+struct dp_server *dp_server_create(const struct dp_config *cfg)
+{
+    struct dp_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->cfg = cfg;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+
+    uint16_t ping_s =
+        (uint16_t)(cfg->ping_interval_ms / 1000 > 0 ? cfg->ping_interval_ms / 1000 : 1);
+    srv->retry.secs_since_valid_ping = ping_s;
+    srv->retry.secs_since_valid_hangup = (uint16_t)(ping_s * 2 + 1);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->port;
+    info.iface =
+        strcmp(cfg->host, "0.0.0.0") == 0 || strcmp(cfg->host, "*") == 0 ? NULL : cfg->host;
+    info.protocols = protocols;
+    info.user = srv;
+    info.vhost_name = "switchboard";
+    info.max_http_header_data = 8192;
+    info.pt_serv_buf_size = 65536;
+    info.keepalive_timeout = 10;
+    info.retry_and_idle_policy = &srv->retry;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (strchr(cfg->host, ':') == NULL)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    srv->ctx = lws_create_context(&info);
+    if (srv->ctx == NULL) {
+        SB_LOG_ERROR(MOD, "cannot listen", "addr=%s", cfg->listen);
+        free(srv);
+        return NULL;
+    }
+    srv->hub = dp_hub_create(cfg);
+    struct dp_link_opts lo = {
+        .endpoints = cfg->controlplane,
+        .node_id = cfg->node_id,
+        .address = cfg->listen,
+        .max_message_bytes = 256u << 20,
+        .max_queue_bytes = 64u << 20,
+    };
+    srv->link =
+        srv->hub != NULL ? dp_link_create(srv->ctx, &lo, dp_hub_link_cbs(), srv->hub) : NULL;
+    if (srv->hub == NULL || srv->link == NULL) {
+        SB_LOG_ERROR(MOD, "cannot set up the hub or the link", NULL);
+        dp_server_destroy(srv);
+        return NULL;
+    }
+    dp_hub_set_link(srv->hub, srv->link);
+    SB_LOG_INFO(MOD, "listening", "addr=%s node=%s web_root=\"%s\"", cfg->listen, cfg->node_id,
+                cfg->web_root);
+    return srv;
+}
+
+int dp_server_run(struct dp_server *srv)
+{
+    if (dp_link_start(srv->link) != SB_OK) {
+        SB_LOG_ERROR(MOD, "cannot start the link thread", NULL);
+        return 1;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
+                     (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+    while (!srv->stop) {
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+    }
+    SB_LOG_INFO(MOD, "stopping: closing client connections (1001)", NULL);
+    dp_hub_close_all(srv->hub, 1001, "server going away");
+    int64_t until = lws_now_usecs() + 500 * LWS_US_PER_MS;
+    while (lws_now_usecs() < until)
+        lws_service(srv->ctx, 50);
+    return 0;
+}
+
+void dp_server_stop(struct dp_server *srv)
+{
+    srv->stop = 1;
+    if (srv->ctx != NULL)
+        lws_cancel_service(srv->ctx);
+}
+
+void dp_server_destroy(struct dp_server *srv)
+{
+    if (srv == NULL)
+        return;
+    if (srv->ctx != NULL)
+        lws_sul_cancel(&srv->sul_ping);
+    /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
+     * nothing on it. */
+    if (srv->hub != NULL)
+        dp_hub_set_link(srv->hub, NULL);
+    dp_link_destroy(srv->link);
+    srv->link = NULL;
+    if (srv->ctx != NULL)
+        lws_context_destroy(srv->ctx);
+    dp_hub_destroy(srv->hub);
+    free(srv->scratch);
+    free(srv);
+}

@@ -1,0 +1,91 @@
+/* The libwebsockets side: one context, one vhost, one protocol whose callback serves
+ * WebSocket (/ws), SSE (/sse, POST /sse/<id>) and plain HTTP (/healthz, /readyz, /metrics,
+ * the demo page). Shared state of dp_ws, dp_sse and dp_http lives here. lws thread only. */
+#ifndef DP_SERVER_H
+#define DP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libwebsockets.h>
+
+#include "dp_config.h"
+#include "dp_hub.h"
+#include "dp_link.h"
+
+struct dp_server {
+    const struct dp_config *cfg;
+    struct lws_context *ctx;
+    struct dp_hub *hub;
+    struct dp_link *link;
+    unsigned char *scratch; /* LWS_PRE + batch bytes, for coalesced writes */
+    size_t scratch_cap;
+    lws_sorted_usec_list_t sul_ping;
+    lws_retry_bo_t retry;
+    volatile int stop;
+};
+
+enum dp_pss_kind { DP_PSS_NONE, DP_PSS_WS, DP_PSS_SSE, DP_PSS_POST };
+
+/* Per-connection data of our protocol (lws allocates it zeroed). */
+struct dp_pss {
+    enum dp_pss_kind kind;
+    struct dp_session *s;
+    /* WebSocket: identity decided at the upgrade, message reassembly */
+    bool authorized;
+    char user_id[SB_IDENT_MAX + 1];
+    char why[160];
+    const char *reject_code; /* set when the upgrade is refused after the handshake */
+    int reject_close;
+    char *rx;
+    size_t rx_len, rx_cap;
+    size_t rx_total;
+    bool rx_discard;
+    bool hard_close; /* beyond hard_frame_limit: close with 1009 */
+    bool close_sent;
+    /* SSE POST */
+    struct dp_post post;
+    char *body;
+    size_t body_len;
+    bool body_too_large;
+    char conn_id[SB_ID_LEN];
+    bool answered;
+};
+
+/* Grows the scratch buffer to hold LWS_PRE + n bytes; returns the payload start or NULL. */
+unsigned char *dp_server_scratch(struct dp_server *srv, size_t n);
+
+/* Returns the server of a connection's context. */
+struct dp_server *dp_server_of(struct lws *wsi);
+
+/* Creates the context and listener, the hub and the link (not started). NULL on failure
+ * (logged). */
+struct dp_server *dp_server_create(const struct dp_config *cfg);
+
+/* Starts the link and runs the loop until dp_server_stop. Returns 0, or 1 on a fatal error. */
+int dp_server_run(struct dp_server *srv);
+
+/* Asks the loop to stop; async-signal-safe. */
+void dp_server_stop(struct dp_server *srv);
+
+/* Frees everything. */
+void dp_server_destroy(struct dp_server *srv);
+
+/* Transports (dp_ws.c, dp_sse.c, dp_http.c): each handles the callback reasons it owns and
+ * returns 1 in *handled when it did. */
+int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
+                   size_t len, bool *handled);
+int dp_sse_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
+                    size_t len, bool *handled);
+int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss,
+                     void *in, size_t len, bool *handled);
+
+/* Writes a complete small HTTP response (status, content type, body) from inside an HTTP
+ * callback. Returns what the callback must return. */
+int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
+                    const char *body, size_t len);
+
+/* Per-session send timeout bookkeeping shared by the transports. */
+void dp_server_arm_send_timeout(struct lws *wsi, const struct dp_config *cfg, bool queued);
+
+#endif

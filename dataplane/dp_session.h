@@ -1,0 +1,125 @@
+/* One client connection, whatever its transport: identity, state, the bounded outbox of shared
+ * frames, the requests waiting for the control plane, and the SSE stream position.
+ * The transport plugs in through dp_session_ops. lws thread only. */
+#ifndef DP_SESSION_H
+#define DP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp_buf.h"
+#include "dp_frame.h"
+#include "dp_sse_fmt.h"
+#include "sb_err.h"
+#include "sb_id.h"
+#include "sb_ident.h"
+
+enum dp_transport { DP_TRANSPORT_WS, DP_TRANSPORT_SSE };
+
+enum dp_session_state {
+    DP_SESSION_OPENING, /* ConnOpen sent, waiting for ConnOpened */
+    DP_SESSION_OPEN,    /* `connected` sent; indexed for fan-out */
+    DP_SESSION_CLOSING, /* a close is pending; nothing more is queued */
+};
+
+enum dp_overflow { DP_OVERFLOW_DISCONNECT, DP_OVERFLOW_DROP };
+
+struct dp_session;
+
+struct dp_session_ops {
+    /* The outbox went from empty to non-empty, or a close was requested: ask for a writeable
+     * callback. */
+    void (*want_write)(struct dp_session *s);
+    /* The outbox overflowed under the "disconnect" policy: close without waiting. */
+    void (*abort)(struct dp_session *s);
+};
+
+/* An answer owed to the client: one per request forwarded to the control plane. */
+struct dp_pending {
+    struct dp_pending *next;
+    uint64_t request_id;
+    enum dp_frame_type type;
+    bool has_ref;
+    char ref[DP_FRAME_REF_MAX + 1];
+    char room_id[SB_IDENT_MAX + 1];
+    struct dp_post *post; /* SSE POST waiting for this answer, or NULL */
+};
+
+struct dp_session {
+    char connection_id[SB_ID_LEN];
+    char session_id[SB_ID_LEN];
+    char user_id[SB_IDENT_MAX + 1];
+    enum dp_transport transport;
+    enum dp_session_state state;
+    const struct dp_session_ops *ops;
+    void *wsi; /* the transport's handle (struct lws *) */
+    int64_t connected_at_ms;
+    uint64_t open_request_id; /* of the pending ConnOpen */
+    bool indexed;             /* in the router */
+
+    /* bounded outbox: a ring of shared frames */
+    struct dp_buf **ring;
+    size_t head, count, cap;
+    size_t bytes;
+    size_t max_frames, max_bytes;
+    enum dp_overflow policy;
+    uint64_t dropped;
+    bool overflowed;
+    size_t write_off; /* bytes of ring[head] already written (partial SSE/WS writes) */
+
+    /* close after the outbox drains */
+    bool close_pending;
+    int close_code;
+    char close_reason[64];
+
+    /* answers owed */
+    struct dp_pending *pending_head, *pending_tail;
+    size_t n_pending;
+
+    /* SSE: last seq seen per room on this stream */
+    struct dp_sse_pos pos;
+
+    uint64_t mark; /* fan-out de-duplication */
+};
+
+/* Returns a new session (state OPENING, ids fresh) for `user_id` (valid id), or NULL on ENOMEM.
+ * The caller owns it: dp_session_destroy. */
+struct dp_session *dp_session_create(enum dp_transport transport, const char *user_id,
+                                     const struct dp_session_ops *ops, size_t max_frames,
+                                     size_t max_bytes, enum dp_overflow policy);
+
+/* Frees the session, its queued references and pending answers (their POSTs are detached
+ * by the caller first). */
+void dp_session_destroy(struct dp_session *s);
+
+/* Appends a reference to `b` (the caller keeps its own). SB_OK when queued; SB_EFULL when the
+ * outbox is full: under DP_OVERFLOW_DROP the frame is dropped and counted, under
+ * DP_OVERFLOW_DISCONNECT the session is marked overflowed and ops->abort is called.
+ * SB_EPERM when the session is closing (frame ignored). */
+enum sb_err dp_session_push(struct dp_session *s, struct dp_buf *b);
+
+/* Same, but puts the frame at the front (the `connected` frame goes before anything that was
+ * answered locally while the session was opening). Bounds are still enforced. */
+enum sb_err dp_session_push_front(struct dp_session *s, struct dp_buf *b);
+
+/* Returns the i-th queued frame (borrowed) or NULL. */
+struct dp_buf *dp_session_peek(const struct dp_session *s, size_t i);
+
+/* Removes the frame at the front and drops its reference. */
+void dp_session_pop(struct dp_session *s);
+
+/* Number of frames queued. */
+size_t dp_session_queued(const struct dp_session *s);
+
+/* Asks for a close with `code` and `reason` once the outbox has drained (ops->want_write is
+ * called). Later pushes are refused. */
+void dp_session_close_after_drain(struct dp_session *s, int code, const char *reason);
+
+/* Pending answers: add at the tail (SB_EFULL beyond `max`), take the one with `request_id`
+ * (the caller frees it), or take the oldest. */
+enum sb_err dp_session_pending_add(struct dp_session *s, struct dp_pending *p, size_t max);
+struct dp_pending *dp_session_pending_take(struct dp_session *s, uint64_t request_id);
+struct dp_pending *dp_session_pending_take_first(struct dp_session *s);
+
+#endif

@@ -1,0 +1,241 @@
+/* WebSocket transport (/ws): authentication at the upgrade, message reassembly with the size
+ * limits, and batched writes: queued frames are already WebSocket-framed in their shared
+ * buffers, so several are copied back to back into one LWS_WRITE_RAW write. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp_auth.h"
+#include "dp_metrics.h"
+#include "dp_server.h"
+#include "sb_log.h"
+
+#define MOD        "dp_ws"
+#define BATCH_MAX  65536
+#define WRITES_MAX 16
+
+static void ws_want_write(struct dp_session *s)
+{
+    struct lws *wsi = s->wsi;
+    if (wsi == NULL)
+        return;
+    lws_callback_on_writable(wsi);
+    dp_server_arm_send_timeout(wsi, dp_server_of(wsi)->cfg, true);
+}
+
+static void ws_abort(struct dp_session *s)
+{
+    struct lws *wsi = s->wsi;
+    if (wsi == NULL)
+        return;
+    SB_LOG_WARN(MOD, "slow consumer: outbox full, closing", "conn=%s user=%s queued=%zu bytes=%zu",
+                s->connection_id, s->user_id, s->count, s->bytes);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static const struct dp_session_ops ws_ops = {ws_want_write, ws_abort};
+
+static int reject_write(struct lws *wsi, struct dp_pss *pss)
+{
+    char *t;
+    size_t n;
+    if (dp_frame_format_error(NULL, pss->reject_code, pss->why, &t, &n) == SB_OK) {
+        unsigned char *p = dp_server_scratch(dp_server_of(wsi), n);
+        if (p != NULL) {
+            memcpy(p, t, n);
+            lws_write(wsi, p, n, LWS_WRITE_TEXT);
+        }
+        free(t);
+    }
+    lws_close_reason(wsi, (enum lws_close_status)pss->reject_close,
+                     (unsigned char *)pss->reject_code, strlen(pss->reject_code));
+    return -1;
+}
+
+static int writeable(struct lws *wsi, struct dp_pss *pss)
+{
+    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_session *s = pss->s;
+    if (pss->hard_close) {
+        if (pss->close_sent)
+            return 0;
+        /* Send the close frame ourselves and keep reading (and dropping) until the client's
+         * close arrives or the timeout fires: returning -1 here would close the socket with
+         * unread input, the kernel would answer with a reset and the client would never see
+         * 1009. */
+        static const char reason[] = "\x88\x11\x03\xf1"
+                                     "frame too large"; /* close, 1009 */
+        unsigned char *p = dp_server_scratch(srv, sizeof(reason) - 1);
+        if (p == NULL)
+            return -1;
+        memcpy(p, reason, sizeof(reason) - 1);
+        if (lws_write(wsi, p, sizeof(reason) - 1, LWS_WRITE_RAW) < 0)
+            return -1;
+        pss->close_sent = true;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 5);
+        return 0;
+    }
+    if (s == NULL)
+        return pss->reject_code != NULL ? reject_write(wsi, pss) : 0;
+    if (s->state == DP_SESSION_OPENING)
+        return 0; /* `connected` must be the first frame */
+    for (int w = 0; w < WRITES_MAX && dp_session_queued(s) > 0; w++) {
+        size_t total = 0, n = 0;
+        struct dp_buf *b;
+        while ((b = dp_session_peek(s, n)) != NULL && (n == 0 || total + b->ws_len <= BATCH_MAX)) {
+            total += b->ws_len;
+            n++;
+        }
+        unsigned char *p = dp_server_scratch(srv, total);
+        if (p == NULL)
+            return -1;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            b = dp_session_peek(s, i);
+            memcpy(p + o, b->ws, b->ws_len);
+            o += b->ws_len;
+        }
+        if (lws_write(wsi, p, total, LWS_WRITE_RAW) < 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            dp_session_pop(s);
+        dp_metrics.frames_out_total += n;
+        dp_metrics.bytes_out_total += total;
+        if (lws_send_pipe_choked(wsi))
+            break;
+    }
+    if (dp_session_queued(s) > 0) {
+        lws_callback_on_writable(wsi);
+        dp_server_arm_send_timeout(wsi, srv->cfg, true);
+        return 0;
+    }
+    dp_server_arm_send_timeout(wsi, srv->cfg, false);
+    if (s->close_pending) {
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t len)
+{
+    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_session *s = pss->s;
+    if (s == NULL || pss->hard_close)
+        return 0;
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (lws_is_first_fragment(wsi) && pss->rx_total == 0) {
+        pss->rx_len = 0;
+        pss->rx_discard = lws_frame_is_binary(wsi);
+    }
+    pss->rx_total += len;
+    if ((int64_t)(pss->rx_total + remaining) > srv->cfg->hard_frame_limit) {
+        SB_LOG_INFO(MOD, "frame beyond the hard limit, closing", "conn=%s bytes=%zu",
+                    s->connection_id, pss->rx_total + remaining);
+        /* Close from the writeable callback, reading (and dropping) what still comes: closing
+         * with unread input would reset the TCP connection and lose the close frame. */
+        pss->hard_close = true;
+        pss->rx_len = 0;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (!pss->rx_discard && (int64_t)(pss->rx_total + remaining) > srv->cfg->max_frame_size)
+        pss->rx_discard = true; /* drop the rest without buffering it */
+    if (!pss->rx_discard && len > 0) {
+        if (pss->rx_len + len > pss->rx_cap) {
+            size_t cap = pss->rx_cap ? pss->rx_cap : 1024;
+            while (cap < pss->rx_len + len)
+                cap *= 2;
+            char *rx = realloc(pss->rx, cap);
+            if (rx == NULL)
+                return -1;
+            pss->rx = rx;
+            pss->rx_cap = cap;
+        }
+        memcpy(pss->rx + pss->rx_len, in, len);
+        pss->rx_len += len;
+    }
+    if (!lws_is_final_fragment(wsi))
+        return 0;
+    size_t total = pss->rx_total;
+    pss->rx_total = 0;
+    if (lws_frame_is_binary(wsi)) {
+        dp_metrics.frames_in_total++;
+        dp_metrics.frames_invalid_total++;
+        dp_hub_send_error(srv->hub, s, NULL, NULL, "invalid_message",
+                          "binary frames are not supported: send JSON text frames");
+    } else if (pss->rx_discard) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "frame of %zu bytes exceeds the limit of %lld bytes", total,
+                 (long long)srv->cfg->max_frame_size);
+        dp_metrics.frames_in_total++;
+        dp_metrics.frames_invalid_total++;
+        dp_hub_send_error(srv->hub, s, NULL, NULL, "message_too_large", msg);
+    } else {
+        dp_hub_client_frame(srv->hub, s, pss->rx, pss->rx_len, NULL);
+    }
+    pss->rx_len = 0;
+    pss->rx_discard = false;
+    if (pss->rx_cap > 16384) {
+        free(pss->rx);
+        pss->rx = NULL;
+        pss->rx_cap = 0;
+    }
+    return 0;
+}
+
+int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
+                   size_t len, bool *handled)
+{
+    struct dp_server *srv = dp_server_of(wsi);
+    *handled = true;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[16];
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
+            return 1; /* WebSocket only on /ws */
+        char arg[SB_IDENT_MAX + 16];
+        const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
+        pss->authorized =
+            dp_auth_check(srv->cfg->dev_mode, uid, pss->user_id, pss->why, sizeof(pss->why));
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        pss->kind = DP_PSS_WS;
+        if (!pss->authorized) {
+            dp_metrics.connections_rejected_total++;
+            pss->reject_code = "unauthorized";
+            pss->reject_close = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        pss->s = dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->user_id, &ws_ops, wsi);
+        if (pss->s == NULL) {
+            dp_metrics.connections_rejected_total++;
+            pss->reject_code = "connection_limit_reached";
+            snprintf(pss->why, sizeof(pss->why), "this node accepts no more connections");
+            pss->reject_close = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+            lws_callback_on_writable(wsi);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return receive(wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return writeable(wsi, pss);
+    case LWS_CALLBACK_CLOSED:
+        if (pss != NULL && pss->s != NULL) {
+            pss->s->wsi = NULL;
+            dp_hub_session_closed(srv->hub, pss->s);
+            pss->s = NULL;
+        }
+        if (pss != NULL) {
+            free(pss->rx);
+            pss->rx = NULL;
+        }
+        return 0;
+    default:
+        *handled = false;
+        return 0;
+    }
+}
