@@ -156,21 +156,19 @@ static grpc_channel *channel_for(struct dp_link *l, size_t i)
 {
     if (l->channels[i] != NULL)
         return l->channels[i];
-    grpc_arg args[4];
-    memset(args, 0, sizeof(args));
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)l->max_msg;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
-    args[1].value.integer = 100;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-    args[2].value.integer = 100;
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[3].value.integer = 5000;
-    grpc_channel_args ca = {4, args};
+    /* Keepalive pings find a frozen control plane (one that keeps TCP open but stopped
+     * answering) in about time + timeout; the control plane permits pings every 1 s. */
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = (int)l->max_msg}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 100}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 5000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 5000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 3000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+    };
+    grpc_channel_args ca = {sizeof(args) / sizeof(args[0]), args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     l->channels[i] = grpc_channel_create(l->eps[i], creds, &ca);
     grpc_channel_credentials_release(creds);
