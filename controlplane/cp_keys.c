@@ -1,0 +1,262 @@
+/* The etcd key scheme (see cp_keys.h for the table): one builder joins a fixed prefix and
+ * validated ids; one parser maps keys read back from etcd to their parts. */
+#include "cp_keys.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Joins prefix + ids separated by '/', with a trailing '/' when `slash`. */
+static enum sb_err join(char *out, size_t cap, const char *prefix, const char *const *ids, size_t n,
+                        bool slash)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!sb_ident_is_valid(ids[i]))
+            return SB_EINVAL;
+    size_t need = strlen(prefix) + (slash ? 1 : 0) + 1;
+    for (size_t i = 0; i < n; i++)
+        need += strlen(ids[i]) + (i > 0 ? 1 : 0);
+    if (out == NULL || need > cap)
+        return SB_EFULL;
+    size_t len = strlen(prefix);
+    memcpy(out, prefix, len);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            out[len++] = '/';
+        size_t l = strlen(ids[i]);
+        memcpy(out + len, ids[i], l);
+        len += l;
+    }
+    if (slash)
+        out[len++] = '/';
+    out[len] = '\0';
+    return SB_OK;
+}
+
+#define ONE(p, a)    join(out, cap, p, (const char *const[]){a}, 1, false)
+#define TWO(p, a, b) join(out, cap, p, (const char *const[]){a, b}, 2, false)
+
+enum sb_err cp_keys_node(const char *node_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_NODES, node_id);
+}
+
+enum sb_err cp_keys_cp(const char *cp_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_CP, cp_id);
+}
+
+enum sb_err cp_keys_room(const char *room_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_ROOMS, room_id);
+}
+
+enum sb_err cp_keys_member(const char *room_id, const char *user_id, char *out, size_t cap)
+{
+    return TWO(CP_KEYS_MEMBERS, room_id, user_id);
+}
+
+enum sb_err cp_keys_user_room(const char *user_id, const char *room_id, char *out, size_t cap)
+{
+    return TWO(CP_KEYS_USER_ROOMS, user_id, room_id);
+}
+
+enum sb_err cp_keys_conn(const char *node_id, const char *user_id, const char *conn_id, char *out,
+                         size_t cap)
+{
+    return join(out, cap, CP_KEYS_CONNS, (const char *const[]){node_id, user_id, conn_id}, 3,
+                false);
+}
+
+enum sb_err cp_keys_seq(const char *room_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_SEQ, room_id);
+}
+
+enum sb_err cp_keys_history(const char *room_id, int64_t seq, char *out, size_t cap)
+{
+    char tmp[CP_KEYS_MAX];
+    if (seq < 0)
+        return SB_EINVAL;
+    enum sb_err err =
+        join(tmp, sizeof(tmp), CP_KEYS_HISTORY, (const char *const[]){room_id}, 1, true);
+    if (err != SB_OK)
+        return err;
+    size_t len = strlen(tmp);
+    if (out == NULL || len + 20 + 1 > cap)
+        return SB_EFULL;
+    memcpy(out, tmp, len);
+    snprintf(out + len, cap - len, "%020" PRId64, seq);
+    return SB_OK;
+}
+
+enum sb_err cp_keys_lock_room(const char *room_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_LOCKS_ROOM, room_id);
+}
+
+enum sb_err cp_keys_presence(const char *user_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_PRESENCE, user_id);
+}
+
+enum sb_err cp_keys_sequencer(const char *room_id, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_SEQUENCER, room_id);
+}
+
+enum sb_err cp_keys_leader(const char *role, char *out, size_t cap)
+{
+    return ONE(CP_KEYS_LEADER, role);
+}
+
+enum sb_err cp_keys_members_of(const char *room_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_MEMBERS, (const char *const[]){room_id}, 1, true);
+}
+
+enum sb_err cp_keys_rooms_of_user(const char *user_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_USER_ROOMS, (const char *const[]){user_id}, 1, true);
+}
+
+enum sb_err cp_keys_conns_of_node(const char *node_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_CONNS, (const char *const[]){node_id}, 1, true);
+}
+
+enum sb_err cp_keys_conns_of_user(const char *node_id, const char *user_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_CONNS, (const char *const[]){node_id, user_id}, 2, true);
+}
+
+enum sb_err cp_keys_history_of(const char *room_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_HISTORY, (const char *const[]){room_id}, 1, true);
+}
+
+enum sb_err cp_keys_range_end(const char *prefix, size_t n, char *out, size_t cap, size_t *out_len)
+{
+    if (out == NULL || out_len == NULL || (prefix == NULL && n > 0))
+        return SB_EINVAL;
+    size_t i = n;
+    while (i > 0 && (unsigned char)prefix[i - 1] == 0xff)
+        i--;
+    if (i == 0) {
+        if (cap < 2)
+            return SB_EFULL;
+        out[0] = '\0';
+        out[1] = '\0';
+        *out_len = 1;
+        return SB_OK;
+    }
+    if (cap < i + 1)
+        return SB_EFULL;
+    memcpy(out, prefix, i);
+    out[i - 1] = (char)((unsigned char)prefix[i - 1] + 1);
+    out[i] = '\0';
+    *out_len = i;
+    return SB_OK;
+}
+
+/* Copies the next '/'-separated part of [*p, end) into dst when it is a valid id. `last`: the
+ * part must run to the end. */
+static bool take_id(const char **p, const char *end, char dst[SB_IDENT_MAX + 1], bool last)
+{
+    const char *s = *p;
+    const char *slash = memchr(s, '/', (size_t)(end - s));
+    const char *stop = slash != NULL ? slash : end;
+    if (last && slash != NULL)
+        return false;
+    if (!last && slash == NULL)
+        return false;
+    size_t len = (size_t)(stop - s);
+    if (len == 0 || len > SB_IDENT_MAX)
+        return false;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    if (!sb_ident_is_valid(dst))
+        return false;
+    *p = slash != NULL ? slash + 1 : end;
+    return true;
+}
+
+static bool starts(const char *key, size_t n, const char *prefix, const char **rest)
+{
+    size_t l = strlen(prefix);
+    if (n < l || memcmp(key, prefix, l) != 0)
+        return false;
+    *rest = key + l;
+    return true;
+}
+
+static const struct {
+    const char *prefix;
+    enum cp_keys_kind kind;
+    int ids;
+} kinds[] = {
+    {CP_KEYS_NODES, CP_KEYS_KIND_NODE, 1},
+    {CP_KEYS_CP, CP_KEYS_KIND_CP, 1},
+    {CP_KEYS_ROOMS, CP_KEYS_KIND_ROOM, 1},
+    {CP_KEYS_MEMBERS, CP_KEYS_KIND_MEMBER, 2},
+    {CP_KEYS_USER_ROOMS, CP_KEYS_KIND_USER_ROOM, 2},
+    {CP_KEYS_CONNS, CP_KEYS_KIND_CONN, 3},
+    {CP_KEYS_SEQ, CP_KEYS_KIND_SEQ, 1},
+    {CP_KEYS_HISTORY, CP_KEYS_KIND_HISTORY, 1}, /* + seq */
+    {CP_KEYS_LOCKS_ROOM, CP_KEYS_KIND_LOCK_ROOM, 1},
+    {CP_KEYS_PRESENCE, CP_KEYS_KIND_PRESENCE, 1},
+    {CP_KEYS_SEQUENCER, CP_KEYS_KIND_SEQUENCER, 1},
+    {CP_KEYS_LEADER, CP_KEYS_KIND_LEADER, 1},
+};
+
+enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out)
+{
+    if (key == NULL || out == NULL)
+        return SB_EINVAL;
+    struct cp_keys_parts p;
+    memset(&p, 0, sizeof(p));
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        const char *s;
+        if (!starts(key, n, kinds[k].prefix, &s))
+            continue;
+        const char *end = key + n;
+        char *dst[3] = {p.a, p.b, p.c};
+        enum cp_keys_kind kind = kinds[k].kind;
+        /* History and lock keys have one more part after the ids. */
+        bool more = kind == CP_KEYS_KIND_HISTORY;
+        for (int i = 0; i < kinds[k].ids; i++) {
+            bool last = i == kinds[k].ids - 1 && !more;
+            if (kind == CP_KEYS_KIND_LOCK_ROOM) {
+                const char *slash = memchr(s, '/', (size_t)(end - s));
+                last = slash == NULL;
+            }
+            if (!take_id(&s, end, dst[i], last))
+                return SB_EINVAL;
+        }
+        if (kind == CP_KEYS_KIND_HISTORY) {
+            if (end - s != 20)
+                return SB_EINVAL;
+            int64_t v = 0;
+            for (int i = 0; i < 20; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                    return SB_EINVAL;
+                if (v > (INT64_MAX - (s[i] - '0')) / 10)
+                    return SB_EINVAL;
+                v = v * 10 + (s[i] - '0');
+            }
+            p.seq = v;
+        } else if (kind == CP_KEYS_KIND_LOCK_ROOM) {
+            /* An optional "/<lease hex>" written by etcd's lock service. */
+            if (key[n - 1] == '/')
+                return SB_EINVAL;
+            for (const char *q = s; q < end; q++)
+                if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f')))
+                    return SB_EINVAL;
+        }
+        p.kind = kind;
+        *out = p;
+        return SB_OK;
+    }
+    return SB_EINVAL;
+}

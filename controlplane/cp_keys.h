@@ -1,0 +1,113 @@
+/* The whole etcd key scheme of the control plane: every key, prefix and range_end is built
+ * here, and keys read back from etcd (watch events, ranges) are parsed here.
+ *
+ * Layout (ids follow common/sb_ident.h, so no escaping is needed; seq is 20 digits, zero padded
+ * so that byte order is numeric order):
+ *   sb/nodes/<node_id>                          data-plane node (under the node's lease)
+ *   sb/cp/<cp_id>                               control-plane replica (under its own lease)
+ *   sb/rooms/<room_id>                          room record
+ *   sb/members/<room_id>/<user_id>              membership
+ *   sb/user_rooms/<user_id>/<room_id>           user -> rooms index
+ *   sb/conns/<node_id>/<user_id>/<conn_id>      connection (under the node's lease)
+ *   sb/seq/<room_id>                            last sequence number of a room
+ *   sb/history/<room_id>/<seq:020>              one history message
+ *   sb/locks/room/<room_id>                     name of the room's sequencing lock
+ *   sb/presence/<user_id>                       presence record
+ *   sb/sequencer/<room_id>                      room sequencer claim (create-if-absent, on the
+ *                                               holder CP's lease; docs/distributed.md)
+ *   sb/leader/<role>                            singleton role claim, e.g. "presence"
+ *
+ * All functions are pure and thread-safe. Builders write a NUL-terminated string into `out`
+ * (capacity `cap`; CP_KEYS_MAX always suffices) and return SB_OK, SB_EINVAL for an id that
+ * sb_ident_is_valid() rejects or a negative seq, or SB_EFULL when `cap` is too small; `out` is
+ * written only on success. */
+#ifndef CP_KEYS_H
+#define CP_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_err.h"
+#include "sb_ident.h"
+
+/* Longest key or prefix built here, NUL included (three ids, separators, a prefix). */
+#define CP_KEYS_MAX (3 * SB_IDENT_MAX + 32)
+
+/* Fixed prefixes (each ends in '/'). */
+#define CP_KEYS_ROOT       "sb/"
+#define CP_KEYS_NODES      "sb/nodes/"
+#define CP_KEYS_CP         "sb/cp/"
+#define CP_KEYS_ROOMS      "sb/rooms/"
+#define CP_KEYS_MEMBERS    "sb/members/"
+#define CP_KEYS_USER_ROOMS "sb/user_rooms/"
+#define CP_KEYS_CONNS      "sb/conns/"
+#define CP_KEYS_SEQ        "sb/seq/"
+#define CP_KEYS_HISTORY    "sb/history/"
+#define CP_KEYS_LOCKS_ROOM "sb/locks/room/"
+#define CP_KEYS_PRESENCE   "sb/presence/"
+#define CP_KEYS_SEQUENCER  "sb/sequencer/"
+#define CP_KEYS_LEADER     "sb/leader/"
+
+/* Roles of cp_keys_leader. */
+#define CP_KEYS_ROLE_PRESENCE "presence"
+
+/* Single keys. */
+enum sb_err cp_keys_node(const char *node_id, char *out, size_t cap);
+enum sb_err cp_keys_cp(const char *cp_id, char *out, size_t cap);
+enum sb_err cp_keys_room(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_member(const char *room_id, const char *user_id, char *out, size_t cap);
+enum sb_err cp_keys_user_room(const char *user_id, const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_conn(const char *node_id, const char *user_id, const char *conn_id, char *out,
+                         size_t cap);
+enum sb_err cp_keys_seq(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_history(const char *room_id, int64_t seq, char *out, size_t cap);
+enum sb_err cp_keys_lock_room(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_presence(const char *user_id, char *out, size_t cap);
+enum sb_err cp_keys_sequencer(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_leader(const char *role, char *out, size_t cap);
+
+/* Prefixes of one id's children (end in '/', so "r1/" never matches "r10/"). */
+enum sb_err cp_keys_members_of(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_rooms_of_user(const char *user_id, char *out, size_t cap);
+enum sb_err cp_keys_conns_of_node(const char *node_id, char *out, size_t cap);
+enum sb_err cp_keys_conns_of_user(const char *node_id, const char *user_id, char *out, size_t cap);
+enum sb_err cp_keys_history_of(const char *room_id, char *out, size_t cap);
+
+/* The range_end that makes [prefix, range_end) cover every key starting with `prefix` (n
+ * bytes): the prefix with its last byte below 0xff incremented and the bytes after it dropped.
+ * A prefix of only 0xff bytes (or empty) gives "\0" (one zero byte: every key >= prefix).
+ * Writes *out_len bytes plus a NUL. Returns SB_EFULL when cap < n + 1. */
+enum sb_err cp_keys_range_end(const char *prefix, size_t n, char *out, size_t cap, size_t *out_len);
+
+/* What a key read back from etcd names. */
+enum cp_keys_kind {
+    CP_KEYS_UNKNOWN = 0,
+    CP_KEYS_KIND_NODE,      /* a = node */
+    CP_KEYS_KIND_CP,        /* a = cp id */
+    CP_KEYS_KIND_ROOM,      /* a = room */
+    CP_KEYS_KIND_MEMBER,    /* a = room, b = user */
+    CP_KEYS_KIND_USER_ROOM, /* a = user, b = room */
+    CP_KEYS_KIND_CONN,      /* a = node, b = user, c = conn */
+    CP_KEYS_KIND_SEQ,       /* a = room */
+    CP_KEYS_KIND_HISTORY,   /* a = room, seq */
+    CP_KEYS_KIND_LOCK_ROOM, /* a = room (the lock name; lock keys are "<name>/<lease hex>") */
+    CP_KEYS_KIND_PRESENCE,  /* a = user */
+    CP_KEYS_KIND_SEQUENCER, /* a = room */
+    CP_KEYS_KIND_LEADER,    /* a = role */
+};
+
+struct cp_keys_parts {
+    enum cp_keys_kind kind;
+    char a[SB_IDENT_MAX + 1];
+    char b[SB_IDENT_MAX + 1];
+    char c[SB_IDENT_MAX + 1];
+    int64_t seq;
+};
+
+/* Parses a key of `n` bytes (not NUL-terminated) built by the functions above. Returns SB_OK
+ * with *out filled, or SB_EINVAL (out untouched) for anything else: unknown prefix, wrong
+ * number of parts, invalid ids, a seq that is not 20 digits. Lock keys carry a trailing
+ * "/<lease hex>" which is accepted and ignored. */
+enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out);
+
+#endif
