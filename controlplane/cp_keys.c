@@ -111,6 +111,26 @@ enum sb_err cp_keys_leader(const char *role, char *out, size_t cap)
     return ONE(CP_KEYS_LEADER, role);
 }
 
+enum sb_err cp_keys_idem(const char *room_id, const char *key_hash, char *out, size_t cap)
+{
+    return TWO(CP_KEYS_IDEM, room_id, key_hash);
+}
+
+void cp_keys_idem_hash(const char *key, char out[17])
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, 17, "%016" PRIx64, h);
+}
+
+enum sb_err cp_keys_idem_of(const char *room_id, char *out, size_t cap)
+{
+    return join(out, cap, CP_KEYS_IDEM, (const char *const[]){room_id}, 1, true);
+}
+
 enum sb_err cp_keys_members_of(const char *room_id, char *out, size_t cap)
 {
     return join(out, cap, CP_KEYS_MEMBERS, (const char *const[]){room_id}, 1, true);
@@ -208,6 +228,7 @@ static const struct {
     {CP_KEYS_PRESENCE, CP_KEYS_KIND_PRESENCE, 1},
     {CP_KEYS_SEQUENCER, CP_KEYS_KIND_SEQUENCER, 1},
     {CP_KEYS_LEADER, CP_KEYS_KIND_LEADER, 1},
+    {CP_KEYS_IDEM, CP_KEYS_KIND_IDEM, 2},
 };
 
 enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out)

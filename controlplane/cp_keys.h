@@ -16,6 +16,8 @@
  *   sb/sequencer/<room_id>                      room sequencer claim (create-if-absent, on the
  *                                               holder CP's lease; docs/distributed.md)
  *   sb/leader/<role>                            singleton role claim, e.g. "presence"
+ *   sb/idem/<room_id>/<key_hash>                publish idempotency record (16 hex digits of
+ *                                               FNV-1a 64 of the key; on a 2-3 min lease)
  *
  * All functions are pure and thread-safe. Builders write a NUL-terminated string into `out`
  * (capacity `cap`; CP_KEYS_MAX always suffices) and return SB_OK, SB_EINVAL for an id that
@@ -47,6 +49,7 @@
 #define CP_KEYS_PRESENCE   "sb/presence/"
 #define CP_KEYS_SEQUENCER  "sb/sequencer/"
 #define CP_KEYS_LEADER     "sb/leader/"
+#define CP_KEYS_IDEM       "sb/idem/"
 
 /* Roles of cp_keys_leader. */
 #define CP_KEYS_ROLE_PRESENCE "presence"
@@ -65,6 +68,12 @@ enum sb_err cp_keys_lock_room(const char *room_id, char *out, size_t cap);
 enum sb_err cp_keys_presence(const char *user_id, char *out, size_t cap);
 enum sb_err cp_keys_sequencer(const char *room_id, char *out, size_t cap);
 enum sb_err cp_keys_leader(const char *role, char *out, size_t cap);
+/* key_hash: cp_keys_idem_hash of the idempotency key. */
+enum sb_err cp_keys_idem(const char *room_id, const char *key_hash, char *out, size_t cap);
+
+/* 16 lowercase hex digits (+ NUL) of the FNV-1a 64 hash of `key`: idempotency keys are free
+ * text, so they are hashed into a valid id (the record keeps the key to rule out collisions). */
+void cp_keys_idem_hash(const char *key, char out[17]);
 
 /* Prefixes of one id's children (end in '/', so "r1/" never matches "r10/"). */
 enum sb_err cp_keys_members_of(const char *room_id, char *out, size_t cap);
@@ -72,6 +81,7 @@ enum sb_err cp_keys_rooms_of_user(const char *user_id, char *out, size_t cap);
 enum sb_err cp_keys_conns_of_node(const char *node_id, char *out, size_t cap);
 enum sb_err cp_keys_conns_of_user(const char *node_id, const char *user_id, char *out, size_t cap);
 enum sb_err cp_keys_history_of(const char *room_id, char *out, size_t cap);
+enum sb_err cp_keys_idem_of(const char *room_id, char *out, size_t cap);
 
 /* The range_end that makes [prefix, range_end) cover every key starting with `prefix` (n
  * bytes): the prefix with its last byte below 0xff incremented and the bytes after it dropped.
@@ -94,6 +104,7 @@ enum cp_keys_kind {
     CP_KEYS_KIND_PRESENCE,  /* a = user */
     CP_KEYS_KIND_SEQUENCER, /* a = room */
     CP_KEYS_KIND_LEADER,    /* a = role */
+    CP_KEYS_KIND_IDEM,      /* a = room, b = key hash */
 };
 
 struct cp_keys_parts {

@@ -73,6 +73,7 @@ void cp_message_free(struct cp_message *m)
     free(m->thread_id);
     free_kv(m->metadata, m->n_metadata);
     free(m->data);
+    free(m->idem_key);
     free(m);
 }
 
@@ -87,6 +88,7 @@ struct cp_message *cp_message_dup(const struct cp_message *m)
     d->room_id = dup_or_null(m->room_id, &failed);
     d->user_id = dup_or_null(m->user_id, &failed);
     d->thread_id = dup_or_null(m->thread_id, &failed);
+    d->idem_key = dup_or_null(m->idem_key, &failed);
     d->metadata = dup_kv(m->metadata, m->n_metadata, &failed);
     d->n_metadata = d->metadata ? m->n_metadata : 0;
     d->timestamp = m->timestamp;

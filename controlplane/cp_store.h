@@ -75,6 +75,9 @@ struct cp_message {
     int64_t timestamp; /* Unix ms */
     char *data;
     size_t data_len;
+    /* Publishes only: the caller's idempotency key (NULL: none). The etcd store deduplicates
+     * on it for two minutes; it is not part of the stored message. */
+    char *idem_key;
 };
 
 struct cp_room_query {
@@ -128,6 +131,11 @@ struct cp_append_result {
     const struct cp_message *message; /* with its id, seq and timestamp */
     const struct cp_member *members;
     size_t n_members;
+    /* The idempotency key was seen: message is the first result (id, seq); deliver nothing. */
+    bool duplicate;
+    /* Set with status UNAVAILABLE (room, message NULL) when another control-plane replica
+     * sequences the room (etcd store): its id, to forward the publish to. */
+    const char *forward_to;
 };
 
 typedef void cp_store_room_fn(void *arg, const struct cp_status *st, const struct cp_room *room);

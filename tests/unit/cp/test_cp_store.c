@@ -1,6 +1,9 @@
-/* Memory store through the Store vtable: rooms CRUD, membership and the user index, list
- * paging and filters, sequencing, history trimming and member checks. The memory store
- * completes inline, so each call's callback has run when the call returns. */
+/* The Store suite: rooms CRUD, membership and the user index, list paging and filters,
+ * sequencing, history trimming and member checks, run through the Store vtable. Built twice:
+ * test_cp_store runs it on the memory store (which completes inline); test_cp_store_etcd
+ * (CP_TEST_ETCD) runs the same cases on the etcd store against a real etcd started by the test
+ * (tests/support/etcd.sh), draining the store's handoff until each callback has fired, plus
+ * etcd-only cases: idempotency keys and sequencer takeover between two replicas. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,17 @@
 #include <cmocka.h>
 
 #include "cp_store.h"
+#ifdef CP_TEST_ETCD
+#include "cp_store_etcd_test.h"
+#else
+static int outstanding;
+#define S(expr)                                                                                    \
+    do {                                                                                           \
+        outstanding++;                                                                             \
+        expr;                                                                                      \
+        assert_int_equal(outstanding, 0);                                                          \
+    } while (0)
+#endif
 
 struct res {
     enum sb_code code;
@@ -24,6 +38,7 @@ struct res {
 static void on_room(void *arg, const struct cp_status *st, const struct cp_room *room)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     r->n = 0;
     if (room != NULL) {
@@ -37,6 +52,7 @@ static void on_rooms(void *arg, const struct cp_status *st, const struct cp_room
                      size_t n, bool more)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     r->n = n;
     r->more = more;
@@ -47,6 +63,7 @@ static void on_rooms(void *arg, const struct cp_status *st, const struct cp_room
 static void on_members(void *arg, const struct cp_status *st, const struct cp_member *m, size_t n)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     r->n = n;
     for (size_t i = 0; i < n; i++)
@@ -56,6 +73,7 @@ static void on_members(void *arg, const struct cp_status *st, const struct cp_me
 static void on_ids(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     r->n = n;
     for (size_t i = 0; i < n; i++)
@@ -65,6 +83,7 @@ static void on_ids(void *arg, const struct cp_status *st, const char *const *ids
 static void on_join(void *arg, const struct cp_status *st, const struct cp_join_result *j)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     if (j != NULL) {
         r->added = j->added;
@@ -76,6 +95,7 @@ static void on_join(void *arg, const struct cp_status *st, const struct cp_join_
 static void on_append(void *arg, const struct cp_status *st, const struct cp_append_result *a)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     if (a != NULL) {
         r->seq = a->message->seq;
@@ -86,6 +106,7 @@ static void on_append(void *arg, const struct cp_status *st, const struct cp_app
 static void on_history(void *arg, const struct cp_status *st, const struct cp_history_result *h)
 {
     struct res *r = arg;
+    outstanding--;
     r->code = st->code;
     if (h != NULL) {
         r->n = h->n_messages;
@@ -94,6 +115,7 @@ static void on_history(void *arg, const struct cp_status *st, const struct cp_hi
     }
 }
 
+#ifndef CP_TEST_ETCD
 static int setup(void **state)
 {
     *state = cp_store_memory_create();
@@ -106,6 +128,7 @@ static int teardown(void **state)
     s->ops->destroy(s);
     return 0;
 }
+#endif
 
 static void create(struct cp_store *s, const char *id, const char *name, const char *owner,
                    bool priv, int max, enum sb_code expect)
@@ -117,7 +140,7 @@ static void create(struct cp_store *s, const char *id, const char *name, const c
                            .is_private = priv,
                            .max_members = max};
     struct res r = {0};
-    s->ops->room_create(s, &room, on_room, &r);
+    S(s->ops->room_create(s, &room, on_room, &r));
     assert_int_equal(r.code, expect);
 }
 
@@ -130,7 +153,7 @@ static struct res join(struct cp_store *s, const char *room, const char *user, b
                               .deny_private = client,
                               .auto_create = autoc};
     struct res r = {0};
-    s->ops->member_add(s, &req, on_join, &r);
+    S(s->ops->member_add(s, &req, on_join, &r));
     return r;
 }
 
@@ -140,18 +163,18 @@ static void test_store_rooms_crud(void **state)
     struct res r = {0};
     create(s, "r1", "General", "alice", false, 0, SB_CODE_NONE);
     create(s, "r1", "Again", "", false, 0, SB_CODE_ROOM_ALREADY_EXISTS);
-    s->ops->room_get(s, "r1", on_room, &r);
+    S(s->ops->room_get(s, "r1", on_room, &r));
     assert_int_equal(r.code, SB_CODE_NONE);
     assert_int_equal(r.member_count, 1); /* the owner */
-    s->ops->room_get(s, "nope", on_room, &r);
+    S(s->ops->room_get(s, "nope", on_room, &r));
     assert_int_equal(r.code, SB_CODE_ROOM_NOT_FOUND);
-    s->ops->room_delete(s, "r1", on_members, &r);
+    S(s->ops->room_delete(s, "r1", on_members, &r));
     assert_int_equal(r.code, SB_CODE_NONE);
     assert_int_equal(r.n, 1);
     assert_string_equal(r.ids[0], "alice");
-    s->ops->room_delete(s, "r1", on_members, &r);
+    S(s->ops->room_delete(s, "r1", on_members, &r));
     assert_int_equal(r.code, SB_CODE_ROOM_NOT_FOUND);
-    s->ops->user_rooms(s, "alice", on_ids, &r);
+    S(s->ops->user_rooms(s, "alice", on_ids, &r));
     assert_int_equal(r.n, 0);
 }
 
@@ -185,25 +208,25 @@ static void test_store_membership(void **state)
     assert_true(r.added);
 
     struct res q = {0};
-    s->ops->user_rooms(s, "bob", on_ids, &q);
+    S(s->ops->user_rooms(s, "bob", on_ids, &q));
     assert_int_equal(q.n, 3);
     assert_string_equal(q.ids[0], "ghost");
     assert_string_equal(q.ids[1], "priv");
     assert_string_equal(q.ids[2], "r1");
-    s->ops->user_peers(s, "bob", on_ids, &q);
+    S(s->ops->user_peers(s, "bob", on_ids, &q));
     assert_int_equal(q.n, 1);
     assert_string_equal(q.ids[0], "carol");
-    s->ops->members_list(s, "r1", on_members, &q);
+    S(s->ops->members_list(s, "r1", on_members, &q));
     assert_int_equal(q.n, 2);
     assert_string_equal(q.ids[0], "bob");
-    s->ops->member_remove(s, "r1", "bob", on_members, &q);
+    S(s->ops->member_remove(s, "r1", "bob", on_members, &q));
     assert_int_equal(q.code, SB_CODE_NONE);
     assert_int_equal(q.n, 1);
-    s->ops->member_remove(s, "r1", "bob", on_members, &q);
+    S(s->ops->member_remove(s, "r1", "bob", on_members, &q));
     assert_int_equal(q.code, SB_CODE_NOT_ROOM_MEMBER);
-    s->ops->member_remove(s, "zzz", "bob", on_members, &q);
+    S(s->ops->member_remove(s, "zzz", "bob", on_members, &q));
     assert_int_equal(q.code, SB_CODE_ROOM_NOT_FOUND);
-    s->ops->user_peers(s, "bob", on_ids, &q);
+    S(s->ops->user_peers(s, "bob", on_ids, &q));
     assert_int_equal(q.n, 0);
 }
 
@@ -222,7 +245,7 @@ static void test_store_list_paging(void **state)
     char token[64] = "";
     do {
         q.after_id = token[0] ? token : NULL;
-        s->ops->room_list(s, &q, on_rooms, &r);
+        S(s->ops->room_list(s, &q, on_rooms, &r));
         assert_int_equal(r.code, SB_CODE_NONE);
         for (size_t i = 0; i < r.n; i++)
             strcpy(seen[n_seen++], r.ids[i]);
@@ -237,12 +260,12 @@ static void test_store_list_paging(void **state)
     q.name_prefix = "od";
     q.after_id = NULL;
     q.limit = 5;
-    s->ops->room_list(s, &q, on_rooms, &r);
+    S(s->ops->room_list(s, &q, on_rooms, &r));
     assert_int_equal(r.n, 5);
     assert_false(r.more);
     assert_string_equal(r.ids[0], "room01");
     q.limit = 2;
-    s->ops->room_list(s, &q, on_rooms, &r);
+    S(s->ops->room_list(s, &q, on_rooms, &r));
     assert_int_equal(r.n, 2);
     assert_true(r.more);
 }
@@ -255,37 +278,41 @@ static void test_store_sequencing_and_history(void **state)
         .id = "m-x", .room_id = "r1", .user_id = "alice", .data = "{}", .data_len = 2};
     struct res r = {0};
     for (int i = 1; i <= 20; i++) {
-        s->ops->message_append(s, &draft, "alice", 5, on_append, &r);
+        S(s->ops->message_append(s, &draft, "alice", 5, on_append, &r));
         assert_int_equal(r.code, SB_CODE_NONE);
         assert_int_equal(r.seq, i);
         assert_int_equal(r.n, 1);
     }
-    s->ops->message_append(s, &draft, "mallory", 5, on_append, &r);
+    S(s->ops->message_append(s, &draft, "mallory", 5, on_append, &r));
     assert_int_equal(r.code, SB_CODE_NOT_ROOM_MEMBER);
-    s->ops->message_append(s, &draft, NULL, 5, on_append, &r); /* backend: no member check */
+    S(s->ops->message_append(s, &draft, NULL, 5, on_append, &r)); /* backend: no member check */
     assert_int_equal(r.seq, 21);
     draft.room_id = "nope";
-    s->ops->message_append(s, &draft, NULL, 5, on_append, &r);
+    S(s->ops->message_append(s, &draft, NULL, 5, on_append, &r));
     assert_int_equal(r.code, SB_CODE_ROOM_NOT_FOUND);
 
     struct cp_history_query q = {.room_id = "r1", .limit = 100};
-    s->ops->history_query(s, &q, NULL, on_history, &r);
+    S(s->ops->history_query(s, &q, NULL, on_history, &r));
     assert_int_equal(r.n, 5);
     assert_int_equal(r.seq, 17);
     q.has_after_seq = true;
     q.after_seq = 10;
-    s->ops->history_query(s, &q, "alice", on_history, &r);
+    S(s->ops->history_query(s, &q, "alice", on_history, &r));
     assert_true(r.gap);
     q.after_seq = 16;
-    s->ops->history_query(s, &q, "alice", on_history, &r);
+    S(s->ops->history_query(s, &q, "alice", on_history, &r));
     assert_false(r.gap);
     assert_int_equal(r.n, 5);
-    s->ops->history_query(s, &q, "mallory", on_history, &r);
+    S(s->ops->history_query(s, &q, "mallory", on_history, &r));
     assert_int_equal(r.code, SB_CODE_NOT_ROOM_MEMBER);
     struct res g = {0};
-    s->ops->room_get(s, "r1", on_room, &g);
+    S(s->ops->room_get(s, "r1", on_room, &g));
     assert_int_equal(g.seq, 21);
 }
+
+#ifdef CP_TEST_ETCD
+#include "cp_store_etcd_cases.h"
+#endif
 
 int main(void)
 {
@@ -294,6 +321,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_membership, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
+#ifdef CP_TEST_ETCD
+        ETCD_ONLY_CASES
+#endif
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+#ifndef CP_TEST_ETCD
+#define GROUP_SETUP    NULL
+#define GROUP_TEARDOWN NULL
+#endif
+    return cmocka_run_group_tests(tests, GROUP_SETUP, GROUP_TEARDOWN);
 }

@@ -1,0 +1,122 @@
+/* The etcd Store (docs/distributed.md): every write is an etcd transaction, every read is
+ * served from an in-memory cache of sb/ fed by one watch (list once, watch from R+1, re-list on
+ * compaction), and a writer is answered only when the watch has applied its revision (the
+ * revision barrier, cp_barrier.h). Besides the Store vtable it holds what only etcd mode has:
+ * this replica's lease and its sb/cp/<id> record, the presence leader claim, room sequencing
+ * (sb/sequencer/<room> on the replica's lease, fenced group commits of history), node leases
+ * (Adopt), connection and presence records, and the node registry for GetStats.
+ *
+ * Threads: libcurl runs on the etcd client's thread (cp_etcd.h); every completion and watch
+ * batch is handed to the owner thread through `handoff` (cp_handoff.h), so every callback and
+ * hook below runs on the owner thread (the completion-queue thread; the main thread during
+ * cp_store_etcd_open). Nothing here blocks except cp_store_etcd_open. */
+#ifndef CP_STORE_ETCD_H
+#define CP_STORE_ETCD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_handoff.h"
+#include "cp_store.h"
+
+/* Changes seen through the watch (or the initial list), in revision order. All borrowed. */
+struct cp_store_etcd_hooks {
+    void *ud;
+    /* sb/members/<room>/<user> put (added) or deleted. */
+    void (*member)(void *ud, const char *room_id, const char *user_id, bool added, int64_t rev);
+    /* sb/conns/<node>/<user>/<conn>: put (value: JSON {session, transport, connected_at}) or
+     * deleted (value NULL). */
+    void (*conn)(void *ud, const char *node_id, const char *user_id, const char *conn_id,
+                 const char *value, size_t len);
+    /* sb/presence/<user> put (JSON) or deleted (NULL). */
+    void (*presence)(void *ud, const char *user_id, const char *value, size_t len);
+    /* A full re-list starts (every conn not re-announced before relist_end is gone). */
+    void (*relist_begin)(void *ud);
+    void (*relist_end)(void *ud);
+    /* A node lease kept by this replica was found gone while its node is linked here. */
+    void (*node_lease_lost)(void *ud, const char *node_id);
+};
+
+struct cp_store_etcd_config {
+    const char *endpoints; /* "http://a:2379,http://b:2379" */
+    const char *cp_id;     /* this replica */
+    const char *advertise; /* host:port peers dial (sb/cp/<id>) */
+    int64_t lease_ttl_ms;  /* replica and node leases (>= 2000) */
+    int op_timeout_ms;     /* per etcd request, 0: 3000 */
+    int open_timeout_ms;   /* cp_store_etcd_open, 0: 10000 */
+    struct cp_store_etcd_hooks hooks;
+};
+
+/* Connects, grants the replica lease, writes sb/cp/<id>, lists sb/ and starts the watch,
+ * draining `handoff` on the calling thread until done (the caller becomes the owner thread
+ * from then on; `handoff` is borrowed and must outlive the store). SB_EUNAVAIL when etcd does
+ * not answer within open_timeout_ms, SB_EINVAL for a bad endpoint list, SB_ENOMEM. */
+enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp_handoff *handoff,
+                               struct cp_store **out);
+
+/* True when `s` is an etcd store. */
+bool cp_store_is_etcd(const struct cp_store *s);
+
+/* Stops the etcd thread (pending requests complete with unavailable through the handoff, which
+ * the owner drains afterwards); the store stays usable for destroy only. Owner thread. */
+void cp_store_etcd_stop(struct cp_store *s);
+
+/* Timers: barrier timeouts, idempotency expiry, lease rotation. Owner thread, every <= 200 ms. */
+void cp_store_etcd_tick(struct cp_store *s, int64_t mono_ms);
+
+/* ---- cluster facts from the cache ---- */
+
+bool cp_store_etcd_is_presence_leader(const struct cp_store *s);
+/* Address of replica cp_id from sb/cp/<id> (borrowed), NULL when unknown. */
+const char *cp_store_etcd_cp_address(const struct cp_store *s, const char *cp_id);
+const char *cp_store_etcd_id(const struct cp_store *s);
+size_t cp_store_etcd_room_count(const struct cp_store *s);
+
+struct cp_store_etcd_node {
+    const char *id;
+    const char *address;
+    int64_t last_heartbeat; /* Unix ms */
+    int64_t connections;    /* as last reported by the node */
+};
+/* Calls fn for each node registered in sb/nodes/. */
+void cp_store_etcd_nodes(const struct cp_store *s,
+                         void (*fn)(void *arg, const struct cp_store_etcd_node *n), void *arg);
+
+/* ---- node leases and connection records ---- */
+
+typedef void cp_store_etcd_adopt_fn(void *arg, const struct cp_status *st, int64_t lease_id,
+                                    bool renewed);
+typedef void cp_store_etcd_done_fn(void *arg, const struct cp_status *st);
+
+/* Keeps the lease of node `node_id` alive from now on: `lease_id` when it still exists
+ * (renewed false), else a new lease (renewed true; also for lease_id 0). Writes
+ * sb/nodes/<node> {address, last_heartbeat} under it. */
+void cp_store_etcd_adopt(struct cp_store *s, const char *node_id, const char *address,
+                         int64_t lease_id, cp_store_etcd_adopt_fn *cb, void *arg);
+
+/* The lease this replica keeps for the node (0: none). */
+int64_t cp_store_etcd_node_lease(const struct cp_store *s, const char *node_id);
+
+/* Stops keeping the node's lease alive; `revoke` also revokes it now (a clean node shutdown:
+ * its connections go at once), else it expires after the TTL unless adopted elsewhere. */
+void cp_store_etcd_release(struct cp_store *s, const char *node_id, bool revoke);
+
+/* Refreshes sb/nodes/<node> (when this replica keeps its lease). Fire and forget. */
+void cp_store_etcd_heartbeat(struct cp_store *s, const char *node_id, const char *address,
+                             int64_t connections);
+
+/* Writes sb/conns/<node>/<user>/<conn> under the node's lease (which this replica must keep);
+ * answers after the barrier, so the cache already shows the connection. */
+void cp_store_etcd_conn_put(struct cp_store *s, const char *node_id, const char *user_id,
+                            const char *conn_id, const char *session_id, const char *transport,
+                            int64_t connected_at, cp_store_etcd_done_fn *cb, void *arg);
+
+/* Deletes a connection record; answers after the barrier. */
+void cp_store_etcd_conn_delete(struct cp_store *s, const char *node_id, const char *user_id,
+                               const char *conn_id, cp_store_etcd_done_fn *cb, void *arg);
+
+/* Writes sb/presence/<user> (JSON). Fire and forget. */
+void cp_store_etcd_presence_put(struct cp_store *s, const char *user_id, const char *json);
+
+#endif
