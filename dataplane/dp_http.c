@@ -115,6 +115,12 @@ int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct d
         }
         if (strcmp(path, "/metrics") == 0) {
             char body[8192];
+            dp_metrics.link_up = dp_hub_ready(srv->hub);
+            if (srv->link != NULL) {
+                dp_metrics.link_streams_up = dp_link_streams_up(srv->link);
+                dp_metrics.link_reconnects_total = dp_link_reconnects(srv->link);
+                dp_metrics.link_failovers_total = dp_link_failovers(srv->link);
+            }
             size_t n = dp_metrics_format(&dp_metrics, body, sizeof(body));
             return dp_http_respond(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", body, n);
         }

@@ -20,9 +20,20 @@ typedef Switchboard__Internal__V1__NodeItem NodeItem;
 typedef Switchboard__Internal__V1__ControlItem ControlItem;
 typedef Switchboard__Internal__V1__ClientRequest ClientRequest;
 
+/* Connections closed lately: their ConnClose is re-sent to every new primary, since the old
+ * one may have died before applying it (it would leave a connection that never goes). */
+#define CLOSED_RING 4096
+
+struct closed {
+    char connection_id[SB_ID_LEN];
+    char user_id[SB_IDENT_MAX + 1];
+};
+
 struct dp_hub {
     const struct dp_config *cfg;
     struct dp_link *link;
+    struct closed *closed; /* ring of CLOSED_RING */
+    size_t closed_next, closed_n;
     struct dp_map *sessions; /* connection_id -> session */
     struct dp_router *router;
     struct dp_buf *ping; /* shared ": ping" SSE comment */
@@ -143,10 +154,17 @@ static enum sb_err send_item(struct dp_hub *h, const NodeItem *it)
     return dp_link_send(h->link, it);
 }
 
+/* Sends the session's ConnOpen to the primary; while the primary has not adopted the node yet,
+ * it goes out from link_ready instead. */
 static void send_conn_open(struct dp_hub *h, struct dp_session *s, bool resync)
 {
+    if (h->link == NULL || !dp_link_primary_ready(h->link)) {
+        s->open_gen = 0;
+        return;
+    }
     Switchboard__Internal__V1__ConnOpen co = SWITCHBOARD__INTERNAL__V1__CONN_OPEN__INIT;
     s->open_request_id = dp_link_next_id(h->link);
+    s->open_gen = dp_link_primary_gen(h->link);
     co.request_id = s->open_request_id;
     co.connection_id = s->connection_id;
     co.user_id = s->user_id;
@@ -161,6 +179,17 @@ static void send_conn_open(struct dp_hub *h, struct dp_session *s, bool resync)
         dp_hub_send_error(h, s, NULL, NULL, "unavailable", "control plane unavailable; retry");
         dp_session_close_after_drain(s, 1011, "control plane unavailable");
     }
+}
+
+static void send_conn_close(struct dp_hub *h, const char *connection_id, const char *user_id)
+{
+    Switchboard__Internal__V1__ConnClose cc = SWITCHBOARD__INTERNAL__V1__CONN_CLOSE__INIT;
+    cc.connection_id = (char *)connection_id;
+    cc.user_id = (char *)user_id;
+    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
+    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_CLOSE;
+    it.conn_close = &cc;
+    send_item(h, &it); /* not ready: re-sent from the ring when a primary adopts us */
 }
 
 /* ---- sessions ---- */
@@ -207,7 +236,7 @@ static void fail_pending(struct dp_hub *h, struct dp_session *s, const char *cod
             dp_hub_send_error(h, s, p->post, p->has_ref ? p->ref : NULL, code, message);
         else if (to_session)
             dp_hub_send_error(h, s, NULL, p->has_ref ? p->ref : NULL, code, message);
-        free(p);
+        dp_session_pending_free(p);
     }
 }
 
@@ -219,14 +248,16 @@ void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s)
     if (s->indexed)
         dp_router_remove_session(h->router, s->user_id, s);
     fail_pending(h, s, "unavailable", "connection closed", false);
-    if (dp_hub_ready(h) && s->open_request_id != 0) {
-        Switchboard__Internal__V1__ConnClose cc = SWITCHBOARD__INTERNAL__V1__CONN_CLOSE__INIT;
-        cc.connection_id = s->connection_id;
-        cc.user_id = s->user_id;
-        NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
-        it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_CLOSE;
-        it.conn_close = &cc;
-        send_item(h, &it);
+    if (s->open_request_id != 0) {
+        if (h->closed != NULL) {
+            struct closed *c = &h->closed[h->closed_next];
+            snprintf(c->connection_id, sizeof(c->connection_id), "%s", s->connection_id);
+            snprintf(c->user_id, sizeof(c->user_id), "%s", s->user_id);
+            h->closed_next = (h->closed_next + 1) % CLOSED_RING;
+            if (h->closed_n < CLOSED_RING)
+                h->closed_n++;
+        }
+        send_conn_close(h, s->connection_id, s->user_id);
     }
     if (s->transport == DP_TRANSPORT_WS)
         dp_metrics.connections_ws--;
@@ -254,7 +285,7 @@ void dp_hub_post_abandoned(struct dp_hub *h, struct dp_post *post)
 
 bool dp_hub_ready(const struct dp_hub *h)
 {
-    return h->link != NULL && dp_link_state(h->link) == DP_LINK_UP;
+    return h->link != NULL && dp_link_is_up(h->link);
 }
 
 /* ---- client frames ---- */
@@ -288,6 +319,14 @@ static void forward(struct dp_hub *h, struct dp_session *s, struct dp_post *post
     rq.request_id = p->request_id;
     rq.connection_id = s->connection_id;
     rq.user_id = s->user_id;
+    /* Publishes may be re-sent to another control plane after a failover: the key lets the
+     * sequencer recognise one it already stored. */
+    char idem[SB_IDENT_MAX + SB_ID_LEN + 32];
+    if (f->type == DP_FRAME_MESSAGE || f->type == DP_FRAME_PUBLISH) {
+        snprintf(idem, sizeof(idem), "%s/%s/%llu", h->cfg->node_id, s->connection_id,
+                 (unsigned long long)p->request_id);
+        rq.idempotency_key = idem;
+    }
     Switchboard__Internal__V1__JoinOp join = SWITCHBOARD__INTERNAL__V1__JOIN_OP__INIT;
     Switchboard__Internal__V1__LeaveOp leave = SWITCHBOARD__INTERNAL__V1__LEAVE_OP__INIT;
     Switchboard__Internal__V1__PublishOp pub = SWITCHBOARD__INTERNAL__V1__PUBLISH_OP__INIT;
@@ -379,18 +418,29 @@ static void forward(struct dp_hub *h, struct dp_session *s, struct dp_post *post
         return;
     }
 #undef S
-    if (dp_session_pending_add(s, p, (size_t)h->cfg->max_pending) != SB_OK) {
+    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
+    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_REQUEST;
+    it.request = &rq;
+    if (dp_link_pack(&it, &p->item, &p->item_len) != SB_OK) {
         free(p);
+        dp_hub_send_error(h, s, post, ref, "internal", "out of memory");
+        return;
+    }
+    if (dp_session_pending_add(s, p, (size_t)h->cfg->max_pending) != SB_OK) {
+        dp_session_pending_free(p);
         dp_hub_send_error(h, s, post, ref, "rate_limited",
                           "too many requests waiting for an answer on this connection");
         return;
     }
-    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
-    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_REQUEST;
-    it.request = &rq;
-    enum sb_err e = send_item(h, &it);
+    /* While a new primary is adopting the node, the request waits here and goes out from
+     * link_ready (after the session's ConnOpen). */
+    enum sb_err e = SB_OK;
+    if (dp_link_primary_ready(h->link)) {
+        e = dp_link_send_packed(h->link, p->item, p->item_len);
+        p->sent_gen = dp_link_primary_gen(h->link);
+    }
     if (e != SB_OK) {
-        free(dp_session_pending_take(s, p->request_id));
+        dp_session_pending_free(dp_session_pending_take(s, p->request_id));
         dp_metrics.requests_unavailable_total++;
         dp_hub_send_error(h, s, post, ref, "unavailable",
                           e == SB_EFULL ? "control plane link congested; retry"
@@ -535,9 +585,17 @@ static void on_reply(struct dp_hub *h, const Switchboard__Internal__V1__Reply *r
     struct dp_post *post = p->post;
     if (post != NULL)
         post->pending = NULL;
-    if (r->error_code[0] != '\0') {
+    /* A request re-sent after a failover may have been applied by the control plane that
+     * died: its "already done" answer is the success the client is owed. */
+    bool done_before =
+        p->resent &&
+        ((p->type == DP_FRAME_LEAVE && strcmp(r->error_code, "not_room_member") == 0) ||
+         (p->type == DP_FRAME_JOIN && strcmp(r->error_code, "already_room_member") == 0) ||
+         (p->type == DP_FRAME_SUBSCRIBE && strcmp(r->error_code, "already_subscribed") == 0) ||
+         (p->type == DP_FRAME_UNSUBSCRIBE && strcmp(r->error_code, "not_subscribed") == 0));
+    if (r->error_code[0] != '\0' && !done_before) {
         dp_hub_send_error(h, s, post, ref, r->error_code, r->error_message);
-        free(p);
+        dp_session_pending_free(p);
         return;
     }
     char *t = NULL;
@@ -605,7 +663,7 @@ static void on_reply(struct dp_hub *h, const Switchboard__Internal__V1__Reply *r
     case DP_FRAME_PING:
         break;
     }
-    free(p);
+    dp_session_pending_free(p);
 }
 
 struct fan {
@@ -635,6 +693,12 @@ static void on_delivery(struct dp_hub *h, const Switchboard__Internal__V1__Deliv
 {
     dp_metrics.deliveries_total++;
     bool room_msg = d->room_id[0] != '\0' && d->seq > 0;
+    if (room_msg && !dp_router_seq_is_new(h->router, d->room_id, d->seq)) {
+        dp_metrics.deliveries_duplicate_total++;
+        SB_LOG_DEBUG(MOD, "duplicate room delivery dropped", "room=%s seq=%lld", d->room_id,
+                     (long long)d->seq);
+        return;
+    }
     struct dp_buf *b = dp_buf_create((const char *)d->frame.data, d->frame.len,
                                      room_msg ? d->room_id : NULL, room_msg ? d->seq : 0);
     if (b == NULL) {
@@ -693,10 +757,19 @@ static void link_item(void *arg, const ControlItem *it)
         break;
     case SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP: {
         const Switchboard__Internal__V1__Membership *m = it->membership;
-        if (m->room_id[0] != '\0')
-            dp_router_set_room(h->router, m->user_id, m->room_id, m->added);
-        if (m->channel_id[0] != '\0')
-            dp_router_set_channel(h->router, m->user_id, m->channel_id, m->added);
+        if (m->room_id[0] != '\0') {
+            if (dp_router_membership_is_newer(h->router, m->user_id, true, m->room_id, m->revision))
+                dp_router_set_room(h->router, m->user_id, m->room_id, m->added);
+            else
+                dp_metrics.memberships_stale_total++;
+        }
+        if (m->channel_id[0] != '\0') {
+            if (dp_router_membership_is_newer(h->router, m->user_id, false, m->channel_id,
+                                              m->revision))
+                dp_router_set_channel(h->router, m->user_id, m->channel_id, m->added);
+            else
+                dp_metrics.memberships_stale_total++;
+        }
         break;
     }
     case SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_KICK:
@@ -707,33 +780,63 @@ static void link_item(void *arg, const ControlItem *it)
     }
 }
 
-static void link_up(void *arg, const char *cp_id)
+/* A primary adopted the node: bring it up to date, then send what waited for it. */
+static void link_ready(void *arg, bool renewed, uint64_t gen)
 {
     struct dp_hub *h = arg;
-    (void)cp_id;
     dp_metrics.link_up = 1;
-    /* The control plane's view is rebuilt from our resync: memberships come back with each
-     * ConnOpened. */
-    dp_router_clear_memberships(h->router);
-    struct dp_map_iter it = {0};
-    void *v;
-    size_t n = 0;
-    while (dp_map_next(h->sessions, &it, NULL, &v)) {
-        struct dp_session *s = v;
-        if (s->state == DP_SESSION_OPEN) {
-            send_conn_open(h, s, true);
-            n++;
+    /* A renewed lease means the control plane knows none of our connections: its view is
+     * rebuilt from our resync, and memberships come back with each ConnOpened. */
+    if (renewed)
+        dp_router_clear_memberships(h->router);
+    if (gen > 1 && h->closed != NULL) {
+        for (size_t i = 0; i < h->closed_n; i++) {
+            const struct closed *c =
+                &h->closed[(h->closed_next + CLOSED_RING - h->closed_n + i) % CLOSED_RING];
+            send_conn_close(h, c->connection_id, c->user_id);
         }
     }
-    if (n > 0)
-        SB_LOG_INFO(MOD, "resynced connections", "count=%zu", n);
+    struct dp_map_iter it = {0};
+    void *v;
+    size_t n_open = 0, n_sent = 0;
+    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+        struct dp_session *s = v;
+        if (s->state == DP_SESSION_OPEN && renewed) {
+            send_conn_open(h, s, true);
+            n_open++;
+        } else if (s->state == DP_SESSION_OPENING && s->open_gen != gen) {
+            send_conn_open(h, s, s->open_request_id != 0);
+        }
+        for (struct dp_pending *p = s->pending_head; p != NULL;) {
+            struct dp_pending *next = p->next;
+            if (p->sent_gen != gen) {
+                p->resent = p->sent_gen != 0;
+                p->sent_gen = gen;
+                if (dp_link_send_packed(h->link, p->item, p->item_len) != SB_OK) {
+                    struct dp_pending *q = dp_session_pending_take(s, p->request_id);
+                    dp_metrics.requests_unavailable_total++;
+                    dp_hub_send_error(h, s, q->post, q->has_ref ? q->ref : NULL, "unavailable",
+                                      "control plane unavailable; retry");
+                    dp_session_pending_free(q);
+                } else {
+                    n_sent++;
+                }
+            }
+            p = next;
+        }
+    }
+    if (n_open > 0 || n_sent > 0 || gen > 1)
+        SB_LOG_INFO(MOD, "link ready",
+                    "gen=%llu renewed=%d resynced=%zu resent_requests=%zu "
+                    "resent_closes=%zu",
+                    (unsigned long long)gen, renewed, n_open, n_sent,
+                    gen > 1 ? h->closed_n : (size_t)0);
 }
 
 static void link_down(void *arg)
 {
     struct dp_hub *h = arg;
     dp_metrics.link_up = 0;
-    dp_metrics.link_reconnects_total++;
     struct dp_map_iter it = {0};
     void *v;
     while (dp_map_next(h->sessions, &it, NULL, &v)) {
@@ -756,7 +859,7 @@ static void link_stats(void *arg, int32_t *connections, int64_t *delivered)
 }
 
 static const struct dp_link_cbs cbs = {
-    .up = link_up,
+    .ready = link_ready,
     .down = link_down,
     .item = link_item,
     .stats = link_stats,
@@ -800,11 +903,13 @@ struct dp_hub *dp_hub_create(const struct dp_config *cfg)
     h->sessions = dp_map_create();
     h->router = dp_router_create();
     h->ping = dp_buf_create("", 0, NULL, 0);
+    h->closed = calloc(CLOSED_RING, sizeof(*h->closed));
     if (h->ping != NULL) {
         h->ping->sse = strdup(": ping\n\n");
         h->ping->sse_len = 8;
     }
-    if (h->sessions == NULL || h->router == NULL || h->ping == NULL || h->ping->sse == NULL) {
+    if (h->sessions == NULL || h->router == NULL || h->ping == NULL || h->ping->sse == NULL ||
+        h->closed == NULL) {
         dp_hub_destroy(h);
         return NULL;
     }
@@ -829,5 +934,6 @@ void dp_hub_destroy(struct dp_hub *h)
     dp_map_destroy(h->sessions);
     dp_router_destroy(h->router);
     dp_buf_unref(h->ping);
+    free(h->closed);
     free(h);
 }

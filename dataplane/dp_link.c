@@ -1,13 +1,16 @@
-/* NodeLink client over gRPC core. The pump thread only moves completion tags to the lws
- * thread; the lws thread owns the call and starts every batch (at most one op of each type in
- * flight). Outgoing items are packed as they come and concatenated as NodeBatch field 1, so a
- * flush is one SEND_MESSAGE carrying everything queued since the last one. */
+/* NodeLink client over gRPC core, one stream per control-plane replica. The pump thread only
+ * moves completion tags to the lws thread; the lws thread owns every call and starts every
+ * batch (at most one op of each type in flight per call). Outgoing items are packed as they
+ * come and concatenated as NodeBatch field 1 in the stream's queue, so a flush is one
+ * SEND_MESSAGE carrying everything queued since the last one. */
 #include "dp_link.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -15,6 +18,7 @@
 #include <grpc/support/time.h>
 #include <libwebsockets.h>
 
+#include "dp_endpoints.h"
 #include "sb_log.h"
 #include "sb_pb.h"
 #include "sb_time.h"
@@ -26,8 +30,10 @@ typedef Switchboard__Internal__V1__ControlItem ControlItem;
 typedef Switchboard__Internal__V1__ControlBatch ControlBatch;
 
 enum op_kind { OP_START, OP_RECV, OP_SEND, OP_STATUS };
+enum ep_state { EP_DOWN, EP_CONNECTING, EP_UP };
 
 struct call;
+struct ep;
 
 struct tag {
     enum op_kind kind;
@@ -36,6 +42,7 @@ struct tag {
 
 struct call {
     grpc_call *c;
+    struct ep *ep;
     int outstanding; /* batches started and not completed */
     bool ended;      /* status received */
     grpc_metadata_array md_init, md_trail;
@@ -45,6 +52,22 @@ struct call {
     grpc_byte_buffer *send_bb;
     bool sending;
     struct tag t_start, t_recv, t_send, t_status;
+};
+
+/* One control-plane replica. Removed replicas (gone from DNS) are kept until destroy, so a late
+ * completion never points at freed memory. */
+struct ep {
+    struct dp_link *l;
+    char *addr;
+    grpc_channel *ch;
+    struct call *call; /* the current stream, or NULL */
+    enum ep_state st;
+    bool removed;
+    char cp_id[129];
+    int64_t heartbeat_ms, backoff_ms;
+    unsigned char *q; /* packed NodeBatch items waiting */
+    size_t q_len, q_cap;
+    lws_sorted_usec_list_t sul_retry, sul_heartbeat;
 };
 
 struct ev {
@@ -57,36 +80,46 @@ struct dp_link {
     struct lws_context *ctx;
     struct dp_link_cbs cbs;
     void *arg;
-    char **eps;
-    size_t n_eps, ep_idx;
-    grpc_channel **channels;
     char *node_id, *address;
     size_t max_msg, max_queue;
+    int64_t resolve_ms, adopt_timeout_ms;
+
+    struct ep **eps; /* list order */
+    size_t n_eps;
+    struct ep **dead;
+    size_t n_dead;
+
+    struct ep *primary;
+    bool primary_ready;
+    uint64_t gen;
+    int64_t lease_id;
 
     grpc_completion_queue *cq;
     pthread_t pump;
     bool pump_started;
 
-    pthread_mutex_t mu; /* guards evs */
+    pthread_mutex_t mu; /* guards evs, new_addrs, res_stop */
     struct ev *evs_head, *evs_tail;
+    char **new_addrs;
+    size_t n_new;
+    bool have_new;
 
-    enum dp_link_state state;
-    struct call *call;
-    bool stopping;
+    struct dp_endpoints *endpoints; /* the resolver thread's */
+    pthread_t resolver;
+    bool resolver_started;
+    pthread_cond_t res_cv;
+    bool res_stop;
+
+    bool started, stopping;
     uint64_t next_id;
-    uint64_t reconnects;
-    int64_t backoff_ms;
-    int64_t heartbeat_ms;
+    uint64_t reconnects, failovers;
 
-    unsigned char *q; /* packed NodeBatch items waiting */
-    size_t q_len, q_cap;
-
-    lws_sorted_usec_list_t sul_retry, sul_heartbeat;
+    lws_sorted_usec_list_t sul_adopt;
 };
 
-static void dial(struct dp_link *l);
+static void dial(struct ep *e);
 
-/* ---- pump thread ---- */
+/* ---- threads ---- */
 
 static void *pump_main(void *arg)
 {
@@ -118,6 +151,47 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
+/* Resolves the list now and then (getaddrinfo blocks, so never on the lws thread) and hands the
+ * result over; the lws thread diffs it against the streams it has. */
+static void *resolver_main(void *arg)
+{
+    struct dp_link *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->res_stop) {
+        pthread_mutex_unlock(&l->mu);
+        char **v = NULL;
+        size_t n = 0;
+        bool ok = dp_endpoints_resolve(l->endpoints, &v, &n) == SB_OK;
+        pthread_mutex_lock(&l->mu);
+        if (ok) {
+            dp_endpoints_free_list(l->new_addrs, l->n_new);
+            l->new_addrs = v;
+            l->n_new = n;
+            l->have_new = true;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (ok)
+            lws_cancel_service(l->ctx);
+        /* Nothing resolved yet: try again soon. */
+        int64_t wait = ok && n > 0 ? l->resolve_ms : 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&l->mu);
+        while (!l->res_stop) {
+            if (pthread_cond_timedwait(&l->res_cv, &l->mu, &ts) != 0)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
 /* ---- helpers ---- */
 
 static char *xstrdup(const char *s)
@@ -125,41 +199,14 @@ static char *xstrdup(const char *s)
     return strdup(s != NULL ? s : "");
 }
 
-static enum sb_err split_endpoints(struct dp_link *l, const char *list)
+static grpc_channel *channel_for(struct ep *e)
 {
-    char *copy = xstrdup(list);
-    if (copy == NULL)
-        return SB_ENOMEM;
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ')
-            t++;
-        if (*t == '\0')
-            continue;
-        char **v = realloc(l->eps, (l->n_eps + 1) * sizeof(*v));
-        if (v == NULL) {
-            free(copy);
-            return SB_ENOMEM;
-        }
-        l->eps = v;
-        if ((l->eps[l->n_eps] = xstrdup(t)) == NULL) {
-            free(copy);
-            return SB_ENOMEM;
-        }
-        l->n_eps++;
-    }
-    free(copy);
-    return l->n_eps > 0 ? SB_OK : SB_EINVAL;
-}
-
-static grpc_channel *channel_for(struct dp_link *l, size_t i)
-{
-    if (l->channels[i] != NULL)
-        return l->channels[i];
+    if (e->ch != NULL)
+        return e->ch;
     /* Keepalive pings find a frozen control plane (one that keeps TCP open but stopped
      * answering) in about time + timeout; the control plane permits pings every 1 s. */
     grpc_arg args[] = {
-        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = (int)l->max_msg}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = (int)e->l->max_msg}},
         {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 100}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 5000}},
@@ -167,12 +214,14 @@ static grpc_channel *channel_for(struct dp_link *l, size_t i)
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 3000}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        /* One channel per replica: never share a subchannel with another replica's channel. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
     };
     grpc_channel_args ca = {sizeof(args) / sizeof(args[0]), args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    l->channels[i] = grpc_channel_create(l->eps[i], creds, &ca);
+    e->ch = grpc_channel_create(e->addr, creds, &ca);
     grpc_channel_credentials_release(creds);
-    return l->channels[i];
+    return e->ch;
 }
 
 static void call_free(struct call *c)
@@ -210,15 +259,15 @@ static void arm_recv(struct call *c)
         grpc_call_cancel(c->c, NULL);
 }
 
-static void flush(struct dp_link *l)
+static void flush(struct ep *e)
 {
-    struct call *c = l->call;
-    if (c == NULL || c->ended || c->sending || l->q_len == 0)
+    struct call *c = e->call;
+    if (c == NULL || c->ended || c->sending || e->q_len == 0)
         return;
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)l->q, l->q_len);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)e->q, e->q_len);
     c->send_bb = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
-    l->q_len = 0;
+    e->q_len = 0;
     grpc_op op;
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_SEND_MESSAGE;
@@ -229,46 +278,66 @@ static void flush(struct dp_link *l)
         grpc_call_cancel(c->c, NULL);
 }
 
-static enum sb_err queue_item(struct dp_link *l, const NodeItem *item)
+/* Appends one packed item to the stream's queue as NodeBatch.items (field 1). */
+static enum sb_err queue_packed(struct ep *e, const unsigned char *item, size_t n)
 {
-    size_t n = protobuf_c_message_get_packed_size(&item->base);
-    size_t need = l->q_len + 1 + 10 + n;
-    if (l->q_len > 0 && need > l->max_queue)
+    size_t need = e->q_len + 1 + 10 + n;
+    if (e->q_len > 0 && need > e->l->max_queue)
         return SB_EFULL;
-    if (need > l->q_cap) {
-        size_t cap = l->q_cap ? l->q_cap : 4096;
+    if (need > e->q_cap) {
+        size_t cap = e->q_cap ? e->q_cap : 4096;
         while (cap < need)
             cap *= 2;
-        unsigned char *q = realloc(l->q, cap);
+        unsigned char *q = realloc(e->q, cap);
         if (q == NULL)
             return SB_ENOMEM;
-        l->q = q;
-        l->q_cap = cap;
+        e->q = q;
+        e->q_cap = cap;
     }
-    l->q[l->q_len++] = 0x0a; /* NodeBatch.items, field 1, length-delimited */
+    e->q[e->q_len++] = 0x0a; /* NodeBatch.items, field 1, length-delimited */
     uint64_t v = n;
     do {
         unsigned char b = v & 0x7f;
         v >>= 7;
-        l->q[l->q_len++] = v ? (b | 0x80) : b;
+        e->q[e->q_len++] = v ? (b | 0x80) : b;
     } while (v);
-    protobuf_c_message_pack(&item->base, l->q + l->q_len);
-    l->q_len += n;
+    memcpy(e->q + e->q_len, item, n);
+    e->q_len += n;
     return SB_OK;
+}
+
+static enum sb_err queue_item(struct ep *e, const NodeItem *item)
+{
+    unsigned char *b = NULL;
+    size_t n = 0;
+    enum sb_err rc = dp_link_pack(item, &b, &n);
+    if (rc == SB_OK)
+        rc = queue_packed(e, b, n);
+    free(b);
+    return rc;
+}
+
+static bool any_up(const struct dp_link *l)
+{
+    for (size_t i = 0; i < l->n_eps; i++)
+        if (l->eps[i]->st == EP_UP)
+            return true;
+    return false;
 }
 
 /* ---- timers ---- */
 
 static void retry_cb(lws_sorted_usec_list_t *sul)
 {
-    struct dp_link *l = lws_container_of(sul, struct dp_link, sul_retry);
-    dial(l);
+    struct ep *e = lws_container_of(sul, struct ep, sul_retry);
+    dial(e);
 }
 
 static void heartbeat_cb(lws_sorted_usec_list_t *sul)
 {
-    struct dp_link *l = lws_container_of(sul, struct dp_link, sul_heartbeat);
-    if (l->state != DP_LINK_UP)
+    struct ep *e = lws_container_of(sul, struct ep, sul_heartbeat);
+    struct dp_link *l = e->l;
+    if (e->st != EP_UP || e->removed)
         return;
     Switchboard__Internal__V1__Heartbeat hb = SWITCHBOARD__INTERNAL__V1__HEARTBEAT__INIT;
     hb.sent_at = sb_time_now_ms();
@@ -277,54 +346,101 @@ static void heartbeat_cb(lws_sorted_usec_list_t *sul)
     NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HEARTBEAT;
     it.heartbeat = &hb;
-    dp_link_send(l, &it);
-    lws_sul_schedule(l->ctx, 0, &l->sul_heartbeat, heartbeat_cb,
-                     (lws_usec_t)l->heartbeat_ms * LWS_US_PER_MS);
+    if (queue_item(e, &it) == SB_OK)
+        flush(e);
+    lws_sul_schedule(l->ctx, 0, &e->sul_heartbeat, heartbeat_cb,
+                     (lws_usec_t)e->heartbeat_ms * LWS_US_PER_MS);
 }
 
-static void schedule_retry(struct dp_link *l)
+static void schedule_retry(struct ep *e)
 {
     uint32_t r = 0;
     if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
         r = (uint32_t)sb_time_mono_ns();
     /* Full jitter on the upper half: [backoff/2, backoff]. */
-    int64_t wait = l->backoff_ms / 2 + (int64_t)(r % (uint32_t)(l->backoff_ms / 2 + 1));
-    l->backoff_ms = l->backoff_ms * 2 > 5000 ? 5000 : l->backoff_ms * 2;
-    lws_sul_schedule(l->ctx, 0, &l->sul_retry, retry_cb, (lws_usec_t)wait * LWS_US_PER_MS);
+    int64_t wait = e->backoff_ms / 2 + (int64_t)(r % (uint32_t)(e->backoff_ms / 2 + 1));
+    e->backoff_ms = e->backoff_ms * 2 > 5000 ? 5000 : e->backoff_ms * 2;
+    lws_sul_schedule(e->l->ctx, 0, &e->sul_retry, retry_cb, (lws_usec_t)wait * LWS_US_PER_MS);
+}
+
+static void adopt_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_link *l = lws_container_of(sul, struct dp_link, sul_adopt);
+    struct ep *p = l->primary;
+    if (p == NULL || l->primary_ready || p->call == NULL)
+        return;
+    SB_LOG_WARN(MOD, "no Adopted from the primary in time: dropping its stream",
+                "endpoint=%s controlplane=%s timeout_ms=%lld", p->addr, p->cp_id,
+                (long long)l->adopt_timeout_ms);
+    grpc_call_cancel(p->call->c, NULL);
+}
+
+/* ---- primary choice ---- */
+
+static void set_primary(struct dp_link *l, struct ep *e)
+{
+    l->primary = e;
+    l->primary_ready = false;
+    l->gen++;
+    Switchboard__Internal__V1__Adopt a = SWITCHBOARD__INTERNAL__V1__ADOPT__INIT;
+    a.lease_id = l->lease_id;
+    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
+    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_ADOPT;
+    it.adopt = &a;
+    SB_LOG_INFO(MOD, "primary control plane chosen",
+                "endpoint=%s controlplane=%s lease=%lld gen=%llu", e->addr, e->cp_id,
+                (long long)l->lease_id, (unsigned long long)l->gen);
+    if (queue_item(e, &it) != SB_OK) {
+        grpc_call_cancel(e->call->c, NULL);
+        return;
+    }
+    flush(e);
+    lws_sul_schedule(l->ctx, 0, &l->sul_adopt, adopt_timeout_cb,
+                     (lws_usec_t)l->adopt_timeout_ms * LWS_US_PER_MS);
+}
+
+/* The first welcomed replica in list order, or NULL. */
+static struct ep *first_up(struct dp_link *l)
+{
+    for (size_t i = 0; i < l->n_eps; i++)
+        if (l->eps[i]->st == EP_UP && !l->eps[i]->removed)
+            return l->eps[i];
+    return NULL;
 }
 
 /* ---- stream lifecycle (lws thread) ---- */
 
-static void dial(struct dp_link *l)
+static void dial(struct ep *e)
 {
-    if (l->stopping || l->call != NULL)
+    struct dp_link *l = e->l;
+    if (l->stopping || e->removed || e->call != NULL)
         return;
     struct call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        schedule_retry(l);
+        schedule_retry(e);
         return;
     }
     grpc_metadata_array_init(&c->md_init);
     grpc_metadata_array_init(&c->md_trail);
     c->details = grpc_empty_slice();
+    c->ep = e;
     c->t_start = (struct tag){OP_START, c};
     c->t_recv = (struct tag){OP_RECV, c};
     c->t_send = (struct tag){OP_SEND, c};
     c->t_status = (struct tag){OP_STATUS, c};
-    const char *ep = l->eps[l->ep_idx];
     c->c = grpc_channel_create_call(
-        channel_for(l, l->ep_idx), NULL, GRPC_PROPAGATE_DEFAULTS, l->cq,
+        channel_for(e), NULL, GRPC_PROPAGATE_DEFAULTS, l->cq,
         grpc_slice_from_static_string("/switchboard.internal.v1.NodeLink/Link"), NULL,
         gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (c->c == NULL) {
         call_free(c);
-        schedule_retry(l);
+        schedule_retry(e);
         return;
     }
-    l->call = c;
-    l->state = DP_LINK_CONNECTING;
-    l->q_len = 0;
-    SB_LOG_INFO(MOD, "dialing control plane", "endpoint=%s node=%s", ep, l->node_id);
+    e->call = c;
+    e->st = EP_CONNECTING;
+    e->q_len = 0;
+    SB_LOG_DEBUG(MOD, "dialing control plane", "endpoint=%s node=%s", e->addr, l->node_id);
 
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
@@ -349,61 +465,107 @@ static void dial(struct dp_link *l)
     NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO;
     it.hello = &hello;
-    if (!ok || queue_item(l, &it) != SB_OK)
+    if (!ok || queue_item(e, &it) != SB_OK)
         grpc_call_cancel(c->c, NULL);
     else
-        flush(l);
+        flush(e);
 }
 
-static void link_down(struct dp_link *l, struct call *c)
+static void ep_down(struct ep *e, struct call *c)
 {
-    bool was_up = l->state == DP_LINK_UP;
-    char *det = grpc_slice_to_c_string(c->details);
-    SB_LOG_WARN(MOD, "control plane link ended", "endpoint=%s status=%d details=\"%s\" was_up=%d",
-                l->eps[l->ep_idx], (int)c->status, det != NULL ? det : "", was_up);
-    gpr_free(det);
-    l->state = DP_LINK_DOWN;
-    l->q_len = 0;
-    lws_sul_cancel(&l->sul_heartbeat);
-    /* Try the next replica of the list on every failure (full failover is issue 3). */
-    l->ep_idx = (l->ep_idx + 1) % l->n_eps;
-    l->reconnects++;
-    if (l->cbs.down != NULL && !l->stopping)
-        l->cbs.down(l->arg);
-    if (!l->stopping)
-        schedule_retry(l);
+    struct dp_link *l = e->l;
+    bool was_up = e->st == EP_UP;
+    if (was_up || e == l->primary) {
+        char *det = grpc_slice_to_c_string(c->details);
+        SB_LOG_WARN(MOD, "control plane link ended",
+                    "endpoint=%s controlplane=%s status=%d details=\"%s\" was_up=%d primary=%d",
+                    e->addr, e->cp_id, (int)c->status, det != NULL ? det : "", was_up,
+                    e == l->primary);
+        gpr_free(det);
+    }
+    e->st = EP_DOWN;
+    e->q_len = 0;
+    lws_sul_cancel(&e->sul_heartbeat);
+    if (was_up)
+        l->reconnects++;
+    if (e == l->primary && !l->stopping) {
+        l->primary = NULL;
+        l->primary_ready = false;
+        lws_sul_cancel(&l->sul_adopt);
+        struct ep *next = first_up(l);
+        if (next != NULL) {
+            l->failovers++;
+            set_primary(l, next);
+        } else if (l->cbs.down != NULL) {
+            SB_LOG_WARN(MOD, "no control plane reachable", NULL);
+            l->cbs.down(l->arg);
+        }
+    }
+    if (!l->stopping && !e->removed)
+        schedule_retry(e);
 }
 
-static void handle_batch(struct dp_link *l, grpc_byte_buffer *bb)
+static void on_welcome(struct ep *e, const Switchboard__Internal__V1__Welcome *w)
 {
+    struct dp_link *l = e->l;
+    if (e->st == EP_UP)
+        return;
+    e->st = EP_UP;
+    e->backoff_ms = 100;
+    e->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 5000;
+    snprintf(e->cp_id, sizeof(e->cp_id), "%s",
+             w->controlplane_id != NULL ? w->controlplane_id : "");
+    SB_LOG_INFO(MOD, "control plane link up", "endpoint=%s controlplane=%s heartbeat_ms=%lld",
+                e->addr, e->cp_id, (long long)e->heartbeat_ms);
+    lws_sul_schedule(l->ctx, 0, &e->sul_heartbeat, heartbeat_cb,
+                     (lws_usec_t)e->heartbeat_ms * LWS_US_PER_MS);
+    if (l->primary == NULL)
+        set_primary(l, e);
+}
+
+static void on_adopted(struct ep *e, const Switchboard__Internal__V1__Adopted *a)
+{
+    struct dp_link *l = e->l;
+    if (e != l->primary || l->primary_ready)
+        return; /* a stale answer from a former primary */
+    lws_sul_cancel(&l->sul_adopt);
+    l->primary_ready = true;
+    l->lease_id = a->lease_id;
+    /* Lease 0: a memory-store control plane, which forgets a node's connections with its
+     * stream; treat it as a new lease. */
+    bool renewed = a->renewed || a->lease_id == 0;
+    SB_LOG_INFO(MOD, "adopted by the primary control plane",
+                "endpoint=%s controlplane=%s lease=%lld renewed=%d gen=%llu", e->addr, e->cp_id,
+                (long long)a->lease_id, renewed, (unsigned long long)l->gen);
+    if (l->cbs.ready != NULL)
+        l->cbs.ready(l->arg, renewed, l->gen);
+}
+
+static void handle_batch(struct ep *e, grpc_byte_buffer *bb)
+{
+    struct dp_link *l = e->l;
     ControlBatch *b = NULL;
-    enum sb_err e = sb_pb_unpack(bb, &switchboard__internal__v1__control_batch__descriptor,
-                                 l->max_msg, (ProtobufCMessage **)&b);
-    if (e != SB_OK) {
-        SB_LOG_ERROR(MOD, "bad ControlBatch; dropping the stream", "error=%s", sb_err_str(e));
-        grpc_call_cancel(l->call->c, NULL);
+    enum sb_err err = sb_pb_unpack(bb, &switchboard__internal__v1__control_batch__descriptor,
+                                   l->max_msg, (ProtobufCMessage **)&b);
+    if (err != SB_OK) {
+        SB_LOG_ERROR(MOD, "bad ControlBatch; dropping the stream", "endpoint=%s error=%s", e->addr,
+                     sb_err_str(err));
+        grpc_call_cancel(e->call->c, NULL);
         return;
     }
-    for (size_t i = 0; i < b->n_items && !l->stopping; i++) {
+    for (size_t i = 0; i < b->n_items && !l->stopping && e->call != NULL; i++) {
         ControlItem *it = b->items[i];
         if (it->kind_case == SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_WELCOME) {
-            if (l->state == DP_LINK_UP)
-                continue;
-            l->state = DP_LINK_UP;
-            l->backoff_ms = 100;
-            l->heartbeat_ms =
-                it->welcome->heartbeat_interval_ms > 0 ? it->welcome->heartbeat_interval_ms : 5000;
-            SB_LOG_INFO(MOD, "control plane link up",
-                        "endpoint=%s controlplane=%s heartbeat_ms=%lld", l->eps[l->ep_idx],
-                        it->welcome->controlplane_id, (long long)l->heartbeat_ms);
-            lws_sul_schedule(l->ctx, 0, &l->sul_heartbeat, heartbeat_cb,
-                             (lws_usec_t)l->heartbeat_ms * LWS_US_PER_MS);
-            if (l->cbs.up != NULL)
-                l->cbs.up(l->arg, it->welcome->controlplane_id);
+            on_welcome(e, it->welcome);
             continue;
         }
-        if (l->state != DP_LINK_UP) {
-            SB_LOG_WARN(MOD, "control item before Welcome ignored", "kind=%d", (int)it->kind_case);
+        if (e->st != EP_UP) {
+            SB_LOG_WARN(MOD, "control item before Welcome ignored", "endpoint=%s kind=%d", e->addr,
+                        (int)it->kind_case);
+            continue;
+        }
+        if (it->kind_case == SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_ADOPTED) {
+            on_adopted(e, it->adopted);
             continue;
         }
         if (l->cbs.item != NULL)
@@ -415,6 +577,8 @@ static void handle_batch(struct dp_link *l, grpc_byte_buffer *bb)
 static void complete(struct dp_link *l, struct tag *t, int ok)
 {
     struct call *c = t->call;
+    struct ep *e = c->ep;
+    bool current = e->call == c && !l->stopping;
     c->outstanding--;
     switch (t->kind) {
     case OP_START:
@@ -427,15 +591,15 @@ static void complete(struct dp_link *l, struct tag *t, int ok)
         c->send_bb = NULL;
         if (!ok)
             grpc_call_cancel(c->c, NULL);
-        else if (!c->ended && l->call == c && !l->stopping)
-            flush(l);
+        else if (!c->ended && current)
+            flush(e);
         break;
     case OP_RECV: {
         grpc_byte_buffer *bb = c->recv_bb;
         c->recv_bb = NULL;
-        if (ok && bb != NULL && l->call == c && !l->stopping) {
-            handle_batch(l, bb);
-            if (!c->ended && l->call == c)
+        if (ok && bb != NULL && current) {
+            handle_batch(e, bb);
+            if (!c->ended && e->call == c)
                 arm_recv(c);
         }
         if (bb != NULL)
@@ -444,14 +608,78 @@ static void complete(struct dp_link *l, struct tag *t, int ok)
     }
     case OP_STATUS:
         c->ended = true;
-        if (l->call == c) {
-            l->call = NULL;
-            link_down(l, c);
+        if (e->call == c) {
+            e->call = NULL;
+            ep_down(e, c);
         }
         break;
     }
     if (c->outstanding == 0 && c->ended)
         call_free(c);
+}
+
+/* ---- endpoint set changes (DNS) ---- */
+
+static struct ep *ep_create(struct dp_link *l, const char *addr)
+{
+    struct ep *e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->addr = strdup(addr)) == NULL) {
+        free(e);
+        return NULL;
+    }
+    e->l = l;
+    e->backoff_ms = 100;
+    e->heartbeat_ms = 5000;
+    return e;
+}
+
+static void ep_retire(struct dp_link *l, struct ep *e)
+{
+    e->removed = true;
+    lws_sul_cancel(&e->sul_retry);
+    lws_sul_cancel(&e->sul_heartbeat);
+    if (e->call != NULL)
+        grpc_call_cancel(e->call->c, NULL);
+    struct ep **v = realloc(l->dead, (l->n_dead + 1) * sizeof(*v));
+    if (v != NULL) {
+        l->dead = v;
+        l->dead[l->n_dead++] = e;
+    } /* else leaked: harmless, and keeps late completions safe */
+}
+
+static void apply_addrs(struct dp_link *l, char **addrs, size_t n)
+{
+    struct ep **next = calloc(n + 1, sizeof(*next));
+    if (next == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ep *found = NULL;
+        for (size_t j = 0; j < l->n_eps; j++) {
+            if (l->eps[j] != NULL && strcmp(l->eps[j]->addr, addrs[i]) == 0) {
+                found = l->eps[j];
+                l->eps[j] = NULL;
+                break;
+            }
+        }
+        if (found == NULL && (found = ep_create(l, addrs[i])) != NULL)
+            SB_LOG_INFO(MOD, "control plane endpoint added", "endpoint=%s", addrs[i]);
+        if (found != NULL)
+            next[k++] = found;
+    }
+    for (size_t j = 0; j < l->n_eps; j++) {
+        if (l->eps[j] != NULL) {
+            SB_LOG_INFO(MOD, "control plane endpoint removed", "endpoint=%s", l->eps[j]->addr);
+            ep_retire(l, l->eps[j]);
+        }
+    }
+    free(l->eps);
+    l->eps = next;
+    l->n_eps = k;
+    if (l->started)
+        for (size_t i = 0; i < l->n_eps; i++)
+            if (l->eps[i]->call == NULL && l->eps[i]->st == EP_DOWN)
+                dial(l->eps[i]);
 }
 
 void dp_link_service(struct dp_link *l)
@@ -461,7 +689,22 @@ void dp_link_service(struct dp_link *l)
         struct ev *ev = l->evs_head;
         l->evs_head = NULL;
         l->evs_tail = NULL;
+        char **addrs = NULL;
+        size_t n = 0;
+        bool have = l->have_new;
+        if (have) {
+            addrs = l->new_addrs;
+            n = l->n_new;
+            l->new_addrs = NULL;
+            l->n_new = 0;
+            l->have_new = false;
+        }
         pthread_mutex_unlock(&l->mu);
+        if (have) {
+            if (!l->stopping)
+                apply_addrs(l, addrs, n);
+            dp_endpoints_free_list(addrs, n);
+        }
         if (ev == NULL)
             return;
         while (ev != NULL) {
@@ -475,6 +718,18 @@ void dp_link_service(struct dp_link *l)
 
 /* ---- public ---- */
 
+enum sb_err dp_link_pack(const NodeItem *item, unsigned char **out, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(&item->base);
+    unsigned char *b = malloc(n > 0 ? n : 1);
+    if (b == NULL)
+        return SB_ENOMEM;
+    protobuf_c_message_pack(&item->base, b);
+    *out = b;
+    *len = n;
+    return SB_OK;
+}
+
 struct dp_link *dp_link_create(struct lws_context *ctx, const struct dp_link_opts *opts,
                                const struct dp_link_cbs *cbs, void *arg)
 {
@@ -486,15 +741,27 @@ struct dp_link *dp_link_create(struct lws_context *ctx, const struct dp_link_opt
     l->arg = arg;
     l->max_msg = opts->max_message_bytes;
     l->max_queue = opts->max_queue_bytes;
-    l->backoff_ms = 100;
-    l->heartbeat_ms = 5000;
+    l->resolve_ms = opts->resolve_interval_ms > 0 ? opts->resolve_interval_ms : 30000;
+    l->adopt_timeout_ms = opts->adopt_timeout_ms > 0 ? opts->adopt_timeout_ms : 5000;
     pthread_mutex_init(&l->mu, NULL);
-    if (split_endpoints(l, opts->endpoints) != SB_OK ||
-        (l->channels = calloc(l->n_eps, sizeof(*l->channels))) == NULL ||
-        (l->node_id = xstrdup(opts->node_id)) == NULL ||
+    pthread_cond_init(&l->res_cv, NULL);
+    enum sb_err err;
+    l->endpoints = dp_endpoints_parse(opts->endpoints, NULL, &err);
+    if (l->endpoints == NULL || (l->node_id = xstrdup(opts->node_id)) == NULL ||
         (l->address = xstrdup(opts->address)) == NULL) {
         dp_link_destroy(l);
         return NULL;
+    }
+    if (!dp_endpoints_has_names(l->endpoints)) {
+        /* Literal addresses only: no lookup, no resolver thread. */
+        char **v = NULL;
+        size_t n = 0;
+        if (dp_endpoints_resolve(l->endpoints, &v, &n) != SB_OK) {
+            dp_link_destroy(l);
+            return NULL;
+        }
+        apply_addrs(l, v, n);
+        dp_endpoints_free_list(v, n);
     }
     grpc_init();
     l->cq = grpc_completion_queue_create_for_next(NULL);
@@ -506,13 +773,30 @@ enum sb_err dp_link_start(struct dp_link *l)
     if (pthread_create(&l->pump, NULL, pump_main, l) != 0)
         return SB_EIO;
     l->pump_started = true;
-    dial(l);
+    if (dp_endpoints_has_names(l->endpoints)) {
+        if (pthread_create(&l->resolver, NULL, resolver_main, l) != 0)
+            return SB_EIO;
+        l->resolver_started = true;
+    }
+    l->started = true;
+    for (size_t i = 0; i < l->n_eps; i++)
+        dial(l->eps[i]);
     return SB_OK;
 }
 
-enum dp_link_state dp_link_state(const struct dp_link *l)
+bool dp_link_is_up(const struct dp_link *l)
 {
-    return l->state;
+    return any_up(l);
+}
+
+bool dp_link_primary_ready(const struct dp_link *l)
+{
+    return l->primary != NULL && l->primary_ready && l->primary->st == EP_UP;
+}
+
+uint64_t dp_link_primary_gen(const struct dp_link *l)
+{
+    return l->gen;
 }
 
 uint64_t dp_link_next_id(struct dp_link *l)
@@ -520,14 +804,25 @@ uint64_t dp_link_next_id(struct dp_link *l)
     return ++l->next_id;
 }
 
-enum sb_err dp_link_send(struct dp_link *l, const NodeItem *item)
+enum sb_err dp_link_send_packed(struct dp_link *l, const unsigned char *item, size_t len)
 {
-    if (l->state != DP_LINK_UP)
+    if (!dp_link_primary_ready(l))
         return SB_EUNAVAIL;
-    enum sb_err e = queue_item(l, item);
+    enum sb_err e = queue_packed(l->primary, item, len);
     if (e != SB_OK)
         return e;
-    flush(l);
+    flush(l->primary);
+    return SB_OK;
+}
+
+enum sb_err dp_link_send(struct dp_link *l, const NodeItem *item)
+{
+    if (!dp_link_primary_ready(l))
+        return SB_EUNAVAIL;
+    enum sb_err e = queue_item(l->primary, item);
+    if (e != SB_OK)
+        return e;
+    flush(l->primary);
     return SB_OK;
 }
 
@@ -536,9 +831,42 @@ uint64_t dp_link_reconnects(const struct dp_link *l)
     return l->reconnects;
 }
 
+uint64_t dp_link_failovers(const struct dp_link *l)
+{
+    return l->failovers;
+}
+
+int dp_link_streams_up(const struct dp_link *l)
+{
+    int n = 0;
+    for (size_t i = 0; i < l->n_eps; i++)
+        n += l->eps[i]->st == EP_UP;
+    return n;
+}
+
 const char *dp_link_endpoint(const struct dp_link *l)
 {
-    return l->eps[l->ep_idx];
+    return l->primary != NULL ? l->primary->addr : "";
+}
+
+static bool calls_live(const struct dp_link *l)
+{
+    for (size_t i = 0; i < l->n_eps; i++)
+        if (l->eps[i]->call != NULL)
+            return true;
+    for (size_t i = 0; i < l->n_dead; i++)
+        if (l->dead[i]->call != NULL)
+            return true;
+    return false;
+}
+
+static void ep_free(struct ep *e)
+{
+    if (e->ch != NULL)
+        grpc_channel_destroy(e->ch);
+    free(e->addr);
+    free(e->q);
+    free(e);
 }
 
 void dp_link_destroy(struct dp_link *l)
@@ -546,42 +874,49 @@ void dp_link_destroy(struct dp_link *l)
     if (l == NULL)
         return;
     l->stopping = true;
+    if (l->resolver_started) {
+        pthread_mutex_lock(&l->mu);
+        l->res_stop = true;
+        pthread_cond_signal(&l->res_cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->resolver, NULL);
+    }
     if (l->ctx != NULL) {
-        lws_sul_cancel(&l->sul_retry);
-        lws_sul_cancel(&l->sul_heartbeat);
+        lws_sul_cancel(&l->sul_adopt);
+        for (size_t i = 0; i < l->n_eps; i++) {
+            lws_sul_cancel(&l->eps[i]->sul_retry);
+            lws_sul_cancel(&l->eps[i]->sul_heartbeat);
+        }
     }
     if (l->cq != NULL) {
-        if (l->call != NULL)
-            grpc_call_cancel(l->call->c, NULL);
-        /* Let every batch of the call complete before the queue goes. */
+        for (size_t i = 0; i < l->n_eps; i++)
+            if (l->eps[i]->call != NULL)
+                grpc_call_cancel(l->eps[i]->call->c, NULL);
+        /* Let every batch of every call complete before the queue goes. */
         int64_t deadline = sb_time_mono_ms() + 5000;
-        while (l->call != NULL && sb_time_mono_ms() < deadline) {
+        while (calls_live(l) && sb_time_mono_ms() < deadline) {
             dp_link_service(l);
-            if (l->call != NULL && l->call->ended)
-                break;
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
-        struct call *c = l->call;
         grpc_completion_queue_shutdown(l->cq);
         if (l->pump_started)
             pthread_join(l->pump, NULL);
         dp_link_service(l);
-        if (l->call == c && c != NULL && c->outstanding == 0)
-            call_free(c);
         grpc_completion_queue_destroy(l->cq);
     }
-    for (size_t i = 0; l->channels != NULL && i < l->n_eps; i++)
-        if (l->channels[i] != NULL)
-            grpc_channel_destroy(l->channels[i]);
-    free(l->channels);
     for (size_t i = 0; i < l->n_eps; i++)
-        free(l->eps[i]);
+        ep_free(l->eps[i]);
     free(l->eps);
+    for (size_t i = 0; i < l->n_dead; i++)
+        ep_free(l->dead[i]);
+    free(l->dead);
+    dp_endpoints_free_list(l->new_addrs, l->n_new);
+    dp_endpoints_destroy(l->endpoints);
     free(l->node_id);
     free(l->address);
-    free(l->q);
     pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->res_cv);
     if (l->cq != NULL)
         grpc_shutdown();
     free(l);

@@ -21,8 +21,12 @@ struct dp_metrics {
     uint64_t slow_consumer_closes_total; /* sessions closed by the "disconnect" policy */
     uint64_t requests_total;             /* requests forwarded to the control plane */
     uint64_t requests_unavailable_total; /* requests answered `unavailable` */
-    int64_t link_up;                     /* gauge: 1 when the NodeLink has a Welcome */
-    uint64_t link_reconnects_total;
+    int64_t link_up;                     /* gauge: 1 while some NodeLink stream has a Welcome */
+    uint64_t link_reconnects_total;      /* welcomed NodeLink streams that ended */
+    int64_t link_streams_up;             /* gauge: welcomed streams (one per control plane) */
+    uint64_t link_failovers_total;       /* primary control plane replaced by another */
+    uint64_t deliveries_duplicate_total; /* room deliveries dropped: seq already delivered */
+    uint64_t memberships_stale_total;    /* Membership items ignored: older revision */
 };
 
 extern struct dp_metrics dp_metrics;

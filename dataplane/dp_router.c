@@ -2,6 +2,8 @@
  * exists while the user has a local session; its memberships go with it. */
 #include "dp_router.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,13 +15,33 @@ struct user {
     size_t n, cap;
     struct dp_map *rooms;    /* room_id -> user (marker) */
     struct dp_map *channels; /* channel_id -> user (marker) */
+    struct dp_map *revs;     /* "r:<room>" / "c:<channel>" -> struct rev: Membership revisions */
+};
+
+struct rev {
+    int64_t v;
 };
 
 struct dp_router {
     struct dp_map *users; /* user_id -> struct user */
     struct dp_map *rooms; /* room_id -> dp_map(user_id -> struct user) */
     struct dp_map *channels;
+    struct dp_map *seqs; /* room_id -> struct rev: last room seq delivered here */
 };
+
+static void free_revs(struct dp_map *m)
+{
+    if (m == NULL)
+        return;
+    struct dp_map_iter it = {0};
+    const char *k;
+    void *v;
+    while (dp_map_next(m, &it, &k, &v)) {
+        dp_map_remove(m, k);
+        free(v);
+    }
+    dp_map_destroy(m);
+}
 
 struct dp_router *dp_router_create(void)
 {
@@ -29,14 +51,15 @@ struct dp_router *dp_router_create(void)
     r->users = dp_map_create();
     r->rooms = dp_map_create();
     r->channels = dp_map_create();
-    if (r->users == NULL || r->rooms == NULL || r->channels == NULL) {
+    r->seqs = dp_map_create();
+    if (r->users == NULL || r->rooms == NULL || r->channels == NULL || r->seqs == NULL) {
         dp_router_destroy(r);
         return NULL;
     }
     return r;
 }
 
-static void set_remove(struct dp_map *index, const char *key, struct user *u)
+static void set_remove(struct dp_map *index, const char *key, struct user *u, struct dp_map *seqs)
 {
     struct dp_map *set = dp_map_get(index, key);
     if (set == NULL)
@@ -45,6 +68,10 @@ static void set_remove(struct dp_map *index, const char *key, struct user *u)
     if (dp_map_size(set) == 0) {
         dp_map_remove(index, key);
         dp_map_destroy(set);
+        /* No local member left: the room's seq is forgotten with it (a room deleted and
+         * created again starts from 1). */
+        if (seqs != NULL)
+            free(dp_map_remove(seqs, key));
     }
 }
 
@@ -75,12 +102,12 @@ static void clear_user(struct dp_router *r, struct user *u)
     struct dp_map_iter it = {0};
     const char *k;
     while (dp_map_next(u->rooms, &it, &k, NULL)) {
-        set_remove(r->rooms, k, u);
+        set_remove(r->rooms, k, u, r->seqs);
         dp_map_remove(u->rooms, k);
     }
     memset(&it, 0, sizeof(it));
     while (dp_map_next(u->channels, &it, &k, NULL)) {
-        set_remove(r->channels, k, u);
+        set_remove(r->channels, k, u, NULL);
         dp_map_remove(u->channels, k);
     }
 }
@@ -89,6 +116,7 @@ static void free_user(struct user *u)
 {
     dp_map_destroy(u->rooms);
     dp_map_destroy(u->channels);
+    free_revs(u->revs);
     free(u->s);
     free(u->id);
     free(u);
@@ -109,6 +137,7 @@ void dp_router_destroy(struct dp_router *r)
     dp_map_destroy(r->users);
     dp_map_destroy(r->rooms); /* empty now: every set went with its last user */
     dp_map_destroy(r->channels);
+    free_revs(r->seqs);
     free(r);
 }
 
@@ -175,7 +204,7 @@ static enum sb_err set_member(struct dp_router *r, struct dp_map *index, bool ro
     struct dp_map *mine = rooms ? u->rooms : u->channels;
     if (!member) {
         if (dp_map_remove(mine, key) != NULL)
-            set_remove(index, key, u);
+            set_remove(index, key, u, rooms ? r->seqs : NULL);
         return SB_OK;
     }
     if (dp_map_get(mine, key) != NULL)
@@ -258,4 +287,51 @@ size_t dp_router_room_count(const struct dp_router *r)
 size_t dp_router_user_count(const struct dp_router *r)
 {
     return dp_map_size(r->users);
+}
+
+/* Records `v` under `key` in *m (created on demand) when it is above what is there. */
+static enum sb_err note(struct dp_map **m, const char *key, int64_t v, bool *newer)
+{
+    *newer = true;
+    if (*m == NULL && (*m = dp_map_create()) == NULL)
+        return SB_ENOMEM;
+    struct rev *x = dp_map_get(*m, key);
+    if (x != NULL) {
+        *newer = v > x->v;
+        if (*newer)
+            x->v = v;
+        return SB_OK;
+    }
+    if ((x = malloc(sizeof(*x))) == NULL)
+        return SB_ENOMEM;
+    x->v = v;
+    if (dp_map_put(*m, key, x) != SB_OK) {
+        free(x);
+        return SB_ENOMEM;
+    }
+    return SB_OK;
+}
+
+bool dp_router_membership_is_newer(struct dp_router *r, const char *user_id, bool room,
+                                   const char *id, int64_t revision)
+{
+    if (revision <= 0)
+        return true;
+    struct user *u = dp_map_get(r->users, user_id);
+    if (u == NULL)
+        return true; /* nothing local to change anyway */
+    char key[2 + 256];
+    snprintf(key, sizeof(key), "%c:%s", room ? 'r' : 'c', id);
+    bool newer = true;
+    note(&u->revs, key, revision, &newer); /* ENOMEM: apply, as without revisions */
+    return newer;
+}
+
+bool dp_router_seq_is_new(struct dp_router *r, const char *room_id, int64_t seq)
+{
+    if (seq <= 0 || dp_map_get(r->rooms, room_id) == NULL)
+        return true;
+    bool newer = true;
+    note(&r->seqs, room_id, seq, &newer);
+    return newer;
 }

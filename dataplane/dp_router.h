@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sb_err.h"
 
@@ -46,6 +47,18 @@ void dp_router_visit_channel(struct dp_router *r, const char *channel_id, dp_rou
                              void *arg);
 void dp_router_visit_user(struct dp_router *r, const char *user_id, dp_router_visit_fn *fn,
                           void *arg);
+
+/* Membership items come from every control plane: true when `revision` (etcd revision of the
+ * change) is above the last one seen for (user, room) or (user, channel), which it records;
+ * false for an older or repeated copy, to be ignored. Revision 0 (memory store) is always
+ * applied, in stream order. Revisions are forgotten with the user's last local session. */
+bool dp_router_membership_is_newer(struct dp_router *r, const char *user_id, bool room,
+                                   const char *id, int64_t revision);
+
+/* Room message deliveries: true when `seq` is above the last one delivered to this node for the
+ * room (recorded), false for a duplicate (a message re-delivered after a control-plane
+ * failover). Rooms without local members are not tracked. */
+bool dp_router_seq_is_new(struct dp_router *r, const char *room_id, int64_t seq);
 
 bool dp_router_is_member(const struct dp_router *r, const char *user_id, const char *room_id);
 size_t dp_router_room_count(const struct dp_router *r);

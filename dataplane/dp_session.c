@@ -41,7 +41,7 @@ void dp_session_destroy(struct dp_session *s)
     free(s->ring);
     struct dp_pending *p;
     while ((p = dp_session_pending_take_first(s)) != NULL)
-        free(p);
+        dp_session_pending_free(p);
     dp_sse_fmt_pos_fini(&s->pos);
     free(s);
 }
@@ -183,4 +183,12 @@ struct dp_pending *dp_session_pending_take(struct dp_session *s, uint64_t reques
 struct dp_pending *dp_session_pending_take_first(struct dp_session *s)
 {
     return s->pending_head != NULL ? dp_session_pending_take(s, s->pending_head->request_id) : NULL;
+}
+
+void dp_session_pending_free(struct dp_pending *p)
+{
+    if (p == NULL)
+        return;
+    free(p->item);
+    free(p);
 }

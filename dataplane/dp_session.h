@@ -44,6 +44,12 @@ struct dp_pending {
     char ref[DP_FRAME_REF_MAX + 1];
     char room_id[SB_IDENT_MAX + 1];
     struct dp_post *post; /* SSE POST waiting for this answer, or NULL */
+    /* The packed NodeItem, kept until the answer so a control-plane failover can re-send it
+     * to the next primary with the same request id (owned). */
+    unsigned char *item;
+    size_t item_len;
+    uint64_t sent_gen; /* primary generation it was last sent to (0: not sent yet) */
+    bool resent;       /* sent to more than one primary */
 };
 
 struct dp_session {
@@ -55,7 +61,8 @@ struct dp_session {
     const struct dp_session_ops *ops;
     void *wsi; /* the transport's handle (struct lws *) */
     int64_t connected_at_ms;
-    uint64_t open_request_id; /* of the pending ConnOpen */
+    uint64_t open_request_id; /* of the last ConnOpen sent (0: none yet) */
+    uint64_t open_gen;        /* primary generation that ConnOpen went to */
     bool indexed;             /* in the router */
 
     /* bounded outbox: a ring of shared frames */
@@ -121,5 +128,8 @@ void dp_session_close_after_drain(struct dp_session *s, int code, const char *re
 enum sb_err dp_session_pending_add(struct dp_session *s, struct dp_pending *p, size_t max);
 struct dp_pending *dp_session_pending_take(struct dp_session *s, uint64_t request_id);
 struct dp_pending *dp_session_pending_take_first(struct dp_session *s);
+
+/* Frees a pending answer taken from the list (and its packed item). NULL is ignored. */
+void dp_session_pending_free(struct dp_pending *p);
 
 #endif

@@ -103,12 +103,59 @@ static void test_dp_router_clear_and_visit_user(void **state)
     dp_router_destroy(r);
 }
 
+static void test_dp_router_membership_revision_keeps_newest(void **state)
+{
+    (void)state;
+    struct dp_router *r = dp_router_create();
+    assert_int_equal(dp_router_add_session(r, "alice", (struct dp_session *)&s1), SB_OK);
+    /* Two control planes send the same changes: join at 10, leave at 11. */
+    assert_true(dp_router_membership_is_newer(r, "alice", true, "r1", 10));
+    assert_true(dp_router_membership_is_newer(r, "alice", true, "r1", 11));
+    assert_false(dp_router_membership_is_newer(r, "alice", true, "r1", 10));
+    assert_false(dp_router_membership_is_newer(r, "alice", true, "r1", 11));
+    /* Rooms and channels of one name are apart; revision 0 (memory store) always applies. */
+    assert_true(dp_router_membership_is_newer(r, "alice", false, "r1", 5));
+    assert_true(dp_router_membership_is_newer(r, "alice", true, "r1", 0));
+    assert_true(dp_router_membership_is_newer(r, "alice", true, "r1", 0));
+    /* A user with no local session: nothing recorded. */
+    assert_true(dp_router_membership_is_newer(r, "bob", true, "r1", 3));
+    assert_true(dp_router_membership_is_newer(r, "bob", true, "r1", 3));
+    /* Forgotten with the last session. */
+    dp_router_remove_session(r, "alice", (struct dp_session *)&s1);
+    assert_int_equal(dp_router_add_session(r, "alice", (struct dp_session *)&s1), SB_OK);
+    assert_true(dp_router_membership_is_newer(r, "alice", true, "r1", 10));
+    dp_router_destroy(r);
+}
+
+static void test_dp_router_seq_drops_repeats(void **state)
+{
+    (void)state;
+    struct dp_router *r = dp_router_create();
+    assert_int_equal(dp_router_add_session(r, "alice", (struct dp_session *)&s1), SB_OK);
+    /* No local member: not tracked. */
+    assert_true(dp_router_seq_is_new(r, "r1", 5));
+    assert_true(dp_router_seq_is_new(r, "r1", 5));
+    assert_int_equal(dp_router_set_room(r, "alice", "r1", true), SB_OK);
+    assert_true(dp_router_seq_is_new(r, "r1", 1));
+    assert_true(dp_router_seq_is_new(r, "r1", 2));
+    assert_false(dp_router_seq_is_new(r, "r1", 2));
+    assert_false(dp_router_seq_is_new(r, "r1", 1));
+    assert_true(dp_router_seq_is_new(r, "r1", 3));
+    /* The room's last local member leaves: a room created again starts from 1. */
+    assert_int_equal(dp_router_set_room(r, "alice", "r1", false), SB_OK);
+    assert_int_equal(dp_router_set_room(r, "alice", "r1", true), SB_OK);
+    assert_true(dp_router_seq_is_new(r, "r1", 1));
+    dp_router_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dp_router_room_membership_per_user),
         cmocka_unit_test(test_dp_router_last_session_forgets_memberships),
         cmocka_unit_test(test_dp_router_clear_and_visit_user),
+        cmocka_unit_test(test_dp_router_membership_revision_keeps_newest),
+        cmocka_unit_test(test_dp_router_seq_drops_repeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
