@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_peer.h"
+#include "cp_store_etcd.h"
 #include "cp_users.h"
 
 enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct cp_store *store)
@@ -33,6 +35,10 @@ void cp_ctx_fini(struct cp_ctx *c)
 void cp_ctx_tick(struct cp_ctx *c, int64_t mono_ms)
 {
     cp_users_tick(c, mono_ms);
+    if (c->distributed && c->store != NULL) {
+        cp_store_etcd_tick(c->store, mono_ms);
+        cp_peer_tick(c, mono_ms);
+    }
 }
 
 int64_t cp_ctx_next_deadline(const struct cp_ctx *c)

@@ -37,6 +37,15 @@ struct cp_ctx {
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *links;                 /* cp_link.c's open streams */
     int stopping;                /* the server is shutting down: refuse new streams */
+    int64_t membership_rev;      /* memory mode: Membership.revision counter */
+    int64_t fake_lease;          /* memory mode: the lease id Adopt answers */
+    /* etcd mode (docs/distributed.md): the store is cp_store_etcd, connections and presence
+     * come from its watch, Membership is derived from it, publishes may be forwarded. */
+    bool distributed;
+    uint64_t relist_gen;  /* connections not seen by the latest re-list are gone */
+    void *cq;             /* the completion queue (peer calls) */
+    void *peers;          /* cp_peer.c: channels and calls in flight */
+    int64_t lease_ttl_ms; /* etcd mode: bound for publish forwarding retries */
     int64_t messages_published;
     int64_t messages_delivered; /* deliveries handed to nodes */
 };
@@ -76,8 +85,12 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
 size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
                           const char *frame, size_t len);
 
-/* Sends Membership {user_id, room_id, added} to every node hosting a connection of the user. */
+/* Sends Membership {user_id, room_id, added, revision} to every node hosting a connection of
+ * the user. The memory store numbers changes with a counter; etcd mode passes the watch
+ * event's revision (every replica sends the same change with the same revision). */
 void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added);
+void cp_fanout_membership_rev(struct cp_ctx *c, const char *user_id, const char *room_id,
+                              bool added, int64_t revision);
 
 /* ---------------------------------------------------------------- idempotency (cp_idem.c) */
 

@@ -17,6 +17,17 @@ static void mark_dirty(struct cp_ctx *c, struct cp_node *n)
     c->dirty_head = n;
 }
 
+/* The stream that reaches a connection's node: memory mode keeps the pointer; connections
+ * known from etcd name their node, linked here or not (then nothing is sent to it). */
+static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
+{
+    if (conn->node != NULL)
+        return conn->node;
+    if (conn->node_id == NULL || conn->node_id[0] == '\0')
+        return NULL;
+    return cp_map_get(&c->nodes, conn->node_id);
+}
+
 struct cp_node *cp_ctx_pop_dirty(struct cp_ctx *c)
 {
     struct cp_node *n = c->dirty_head;
@@ -78,7 +89,7 @@ size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t 
     for (size_t i = 0; i < n_members; i++) {
         struct cp_user *u = cp_presence_user(&c->presence, members[i].user_id);
         for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = u->conns[j]->node;
+            struct cp_node *n = conn_node(c, u->conns[j]);
             if (n == NULL || n->mark == gen)
                 continue;
             n->mark = gen;
@@ -103,7 +114,7 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
     for (size_t i = 0; i < n_users; i++) {
         struct cp_user *u = cp_presence_user(&c->presence, users[i]);
         for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = u->conns[j]->node;
+            struct cp_node *n = conn_node(c, u->conns[j]);
             conns++;
             if (n == NULL || n->mark == gen)
                 continue;
@@ -129,7 +140,7 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
         for (size_t i = 0; i < n_users; i++) {
             struct cp_user *u = cp_presence_user(&c->presence, users[i]);
             for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-                if (u->conns[j]->node == nodes[k]) {
+                if (conn_node(c, u->conns[j]) == nodes[k]) {
                     ids[n_ids++] = (char *)users[i];
                     break;
                 }
@@ -170,7 +181,7 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
     cp_map_iter_init(&c->nodes, &it);
     while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
         struct cp_node *n = e->value;
-        if (n->n_conns > 0)
+        if (n->n_conns > 0 || c->distributed)
             queue_raw(c, n, &enc);
     }
     cp_buf_fini(&enc);
@@ -192,6 +203,12 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
 
 void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added)
 {
+    cp_fanout_membership_rev(c, user_id, room_id, added, ++c->membership_rev);
+}
+
+void cp_fanout_membership_rev(struct cp_ctx *c, const char *user_id, const char *room_id,
+                              bool added, int64_t revision)
+{
     struct cp_user *u = cp_presence_user(&c->presence, user_id);
     if (u == NULL || u->n_conns == 0)
         return;
@@ -199,12 +216,13 @@ void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *roo
     m.user_id = (char *)user_id;
     m.room_id = (char *)room_id;
     m.added = added;
+    m.revision = revision;
     Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP;
     item.membership = &m;
     uint64_t gen = ++c->mark_gen;
     for (size_t j = 0; j < u->n_conns; j++) {
-        struct cp_node *n = u->conns[j]->node;
+        struct cp_node *n = conn_node(c, u->conns[j]);
         if (n == NULL || n->mark == gen)
             continue;
         n->mark = gen;

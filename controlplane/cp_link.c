@@ -229,6 +229,8 @@ static void on_recv(struct cp_tag *t, bool ok)
     s->recv_bb = NULL;
     if (!ok || bb == NULL) {
         /* Half-close (or failure): the node is gone; answer with a status once idle. */
+        if (ok)
+            s->node.clean_end = true;
         s->rx_done = true;
         end(s);
         send_status(s);

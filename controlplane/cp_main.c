@@ -1,6 +1,7 @@
 /* switchboard-controlplane: options, signals, run, exit code. Everything else is in the cp
  * library (cp_server.c starts here). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 
 #include "cp_server.h"
 #include "sb_config.h"
+#include "sb_ident.h"
 #include "sb_log.h"
 
 static char *listen_addr;
@@ -20,11 +22,22 @@ static int64_t heartbeat_interval;
 static int auto_create_rooms;
 static int64_t shutdown_grace;
 static int64_t node_queue_bytes;
+static char *etcd_endpoints;
+static char *cp_id;
+static char *advertise;
+static int64_t lease_ttl;
 
 static const struct sb_config_opt opts[] = {
     {"listen", SB_CONFIG_STRING, &listen_addr, "127.0.0.1:50051",
      "HOST:PORT for the gRPC API and NodeLink", 0, 0, 0},
     {"store", SB_CONFIG_STRING, &store_kind, "memory", "state store: memory or etcd", 0, 0, 0},
+    {"etcd_endpoints", SB_CONFIG_STRING, &etcd_endpoints, "http://127.0.0.1:2379",
+     "etcd client URLs, comma separated (--store etcd)", 0, 0, 0},
+    {"id", SB_CONFIG_STRING, &cp_id, "", "replica id (default cp-<random>)", 0, 0, 0},
+    {"advertise", SB_CONFIG_STRING, &advertise, "",
+     "HOST:PORT other replicas dial for Peer calls (default: --listen)", 0, 0, 0},
+    {"lease_ttl_ms", SB_CONFIG_INT, &lease_ttl, "10000",
+     "etcd lease TTL of this replica and of the data-plane nodes it keeps", 2000, 600000, 0},
     {"max_history_messages", SB_CONFIG_INT, &max_history, "1000",
      "messages kept per room (0: no history)", 0, 1000000, 0},
     {"typing_timeout_ms", SB_CONFIG_INT, &typing_timeout, "3000",
@@ -64,12 +77,18 @@ int main(int argc, char **argv)
         goto out;
     }
     sb_log_set_level(level);
-    if (strcmp(store_kind, "etcd") == 0) {
-        fprintf(stderr, "switchboard-controlplane: etcd store not built yet (issue 3)\n");
+    bool etcd = strcmp(store_kind, "etcd") == 0;
+    if (etcd && (etcd_endpoints == NULL || etcd_endpoints[0] == '\0')) {
+        fprintf(stderr, "switchboard-controlplane: --store etcd needs --etcd-endpoints\n");
         rc = 2;
         goto out;
     }
-    if (strcmp(store_kind, "memory") != 0) {
+    if (cp_id != NULL && cp_id[0] != '\0' && !sb_ident_is_valid(cp_id)) {
+        fprintf(stderr, "switchboard-controlplane: --id must be a valid id ([A-Za-z0-9._:@-])\n");
+        rc = 2;
+        goto out;
+    }
+    if (!etcd && strcmp(store_kind, "memory") != 0) {
         fprintf(stderr, "switchboard-controlplane: --store must be memory or etcd\n");
         rc = 2;
         goto out;
@@ -94,6 +113,10 @@ int main(int argc, char **argv)
                      .auto_create_rooms = auto_create_rooms != 0,
                      .node_queue_limit = (size_t)node_queue_bytes},
         .shutdown_grace_ms = shutdown_grace,
+        .etcd_endpoints = etcd ? etcd_endpoints : NULL,
+        .id = cp_id,
+        .advertise = advertise,
+        .lease_ttl_ms = lease_ttl,
     };
     struct cp_server *srv;
     if (cp_server_start(&so, &srv) != SB_OK) {

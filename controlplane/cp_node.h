@@ -36,6 +36,7 @@ struct cp_node {
     int64_t messages_delivered;
     uint64_t mark;   /* fan-out de-duplication stamp */
     bool registered; /* in cp_ctx.nodes under id */
+    bool clean_end;  /* the node half-closed its stream (a clean shutdown) */
     cp_node_kill_fn *kill;
     void *owner; /* the cp_link stream, or a test's pointer */
 };

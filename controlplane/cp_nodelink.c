@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cp_json.h"
+#include "cp_store_etcd.h"
 #include "cp_rooms.h"
 #include "cp_users.h"
 #include "sb_ident.h"
@@ -198,7 +199,9 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                            cp_nodelink_done_fn *done, void *arg)
 {
     struct cp_conn *conn = cp_presence_conn(&c->presence, nz(req->connection_id));
-    if (conn == NULL || conn->node != n) {
+    bool here =
+        conn != NULL && (c->distributed ? strcmp(conn->node_id, n->id) == 0 : conn->node == n);
+    if (!here) {
         reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "connection %s is not open on this node",
                     nz(req->connection_id));
         done(arg, NULL);
@@ -270,7 +273,8 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                                  .data_len = p->data.len,
                                  .thread_id = p->thread_id,
                                  .metadata = op->metadata,
-                                 .n_metadata = p->n_metadata};
+                                 .n_metadata = p->n_metadata,
+                                 .idem_key = req->idempotency_key};
         cp_rooms_publish(c, &pub, publish_done, op);
         return;
     }
@@ -352,6 +356,88 @@ static void conn_opened(void *arg, const struct cp_status *st, const char *const
     op_finish(op);
 }
 
+/* etcd mode: the connection is written under the node's lease (granted first if the node
+ * never sent Adopt); the watch puts it into cp_presence before the write is answered. */
+struct dconn {
+    struct op *op;
+    char *conn_id, *user_id, *session_id, *transport;
+    int64_t at;
+};
+
+static void dconn_free(struct dconn *d)
+{
+    free(d->conn_id);
+    free(d->user_id);
+    free(d->session_id);
+    free(d->transport);
+    free(d);
+}
+
+static void dconn_rooms(void *arg, const struct cp_status *st, const char *const *rooms, size_t n)
+{
+    struct dconn *d = arg;
+    conn_opened(d->op, st, rooms, n);
+    dconn_free(d);
+}
+
+static void dconn_put(void *arg, const struct cp_status *st)
+{
+    struct dconn *d = arg;
+    if (st->code != SB_CODE_NONE) {
+        conn_opened(d->op, st, NULL, 0);
+        dconn_free(d);
+        return;
+    }
+    struct cp_ctx *c = d->op->c;
+    c->store->ops->user_rooms(c->store, d->user_id, dconn_rooms, d);
+}
+
+static void dconn_write(struct dconn *d)
+{
+    struct cp_ctx *c = d->op->c;
+    cp_store_etcd_conn_put(c->store, d->op->n->id, d->user_id, d->conn_id, d->session_id,
+                           d->transport, d->at, dconn_put, d);
+}
+
+static void dconn_adopted(void *arg, const struct cp_status *st, int64_t lease, bool renewed)
+{
+    (void)lease;
+    (void)renewed;
+    struct dconn *d = arg;
+    if (st->code != SB_CODE_NONE) {
+        conn_opened(d->op, st, NULL, 0);
+        dconn_free(d);
+        return;
+    }
+    dconn_write(d);
+}
+
+static void dist_conn_open(struct op *op, const Switchboard__Internal__V1__ConnOpen *co, int64_t at)
+{
+    struct dconn *d = calloc(1, sizeof(*d));
+    if (d != NULL) {
+        d->op = op;
+        d->conn_id = strdup(co->connection_id);
+        d->user_id = strdup(co->user_id);
+        d->session_id = strdup(nz(co->session_id));
+        d->transport = strdup(nz(co->transport));
+        d->at = at;
+    }
+    if (d == NULL || !d->conn_id || !d->user_id || !d->session_id || !d->transport) {
+        if (d != NULL)
+            dconn_free(d);
+        struct cp_status st;
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        conn_opened(op, &st, NULL, 0);
+        return;
+    }
+    struct cp_ctx *c = op->c;
+    if (cp_store_etcd_node_lease(c->store, op->n->id) == 0)
+        cp_store_etcd_adopt(c->store, op->n->id, op->n->address, 0, dconn_adopted, d);
+    else
+        dconn_write(d);
+}
+
 static void conn_open(struct cp_ctx *c, struct cp_node *n,
                       const Switchboard__Internal__V1__ConnOpen *co, cp_nodelink_done_fn *done,
                       void *arg)
@@ -368,6 +454,10 @@ static void conn_open(struct cp_ctx *c, struct cp_node *n,
         return;
     }
     int64_t at = co->connected_at ? co->connected_at : sb_time_now_ms();
+    if (c->distributed) {
+        dist_conn_open(op, co, at);
+        return;
+    }
     cp_users_conn_open(c, n, co->connection_id, co->user_id, nz(co->session_id), nz(co->transport),
                        at, conn_opened, op);
 }
@@ -416,6 +506,76 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
     done(arg, NULL);
 }
 
+struct closing {
+    cp_nodelink_done_fn *done;
+    void *arg;
+};
+
+static void closed(void *arg, const struct cp_status *st)
+{
+    (void)st; /* a failed delete leaves the key to the node's lease */
+    struct closing *cl = arg;
+    cl->done(cl->arg, NULL);
+    free(cl);
+}
+
+struct adopting {
+    struct cp_ctx *c;
+    struct cp_node *n;
+    cp_nodelink_done_fn *done;
+    void *arg;
+};
+
+static void queue_adopted(struct cp_ctx *c, struct cp_node *n, int64_t lease, bool renewed)
+{
+    Switchboard__Internal__V1__Adopted a = SWITCHBOARD__INTERNAL__V1__ADOPTED__INIT;
+    a.lease_id = lease;
+    a.renewed = renewed;
+    ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_ADOPTED;
+    item.adopted = &a;
+    cp_fanout_queue(c, n, &item);
+}
+
+static void adopted(void *arg, const struct cp_status *st, int64_t lease, bool renewed)
+{
+    struct adopting *ad = arg;
+    if (st->code == SB_CODE_NONE) {
+        queue_adopted(ad->c, ad->n, lease, renewed);
+        SB_LOG_INFO("cp", "node lease adopted", "node=%s lease=%lld renewed=%d", ad->n->id,
+                    (long long)lease, renewed);
+    } else {
+        /* No answer: the node keeps its lease id and asks again (or fails over). */
+        SB_LOG_WARN("cp", "node lease not adopted", "node=%s code=%s", ad->n->id,
+                    sb_code_name(st->code));
+    }
+    ad->done(ad->arg, NULL);
+    free(ad);
+}
+
+/* Adopt: etcd mode keeps (or grants) the node's lease; memory mode answers with this
+ * process's fake lease id, renewed unless the node already had it (so a restarted control
+ * plane, which lost every connection, gets a resync). */
+static void adopt(struct cp_ctx *c, struct cp_node *n, int64_t lease, cp_nodelink_done_fn *done,
+                  void *arg)
+{
+    if (!c->distributed) {
+        if (c->fake_lease == 0)
+            c->fake_lease =
+                (int64_t)(((uint64_t)sb_time_now_ms() << 16) ^ (uint64_t)(uintptr_t)c) & INT64_MAX;
+        queue_adopted(c, n, c->fake_lease, lease != c->fake_lease);
+        done(arg, NULL);
+        return;
+    }
+    struct adopting *ad = malloc(sizeof(*ad));
+    if (ad == NULL) {
+        done(arg, "out of memory");
+        return;
+    }
+    *ad = (struct adopting){c, n, done, arg};
+    cp_store_etcd_adopt(c->store, n->id, n->address, lease, adopted, ad);
+}
+
 void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *item,
                         cp_nodelink_done_fn *done, void *arg)
 {
@@ -431,13 +591,36 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HEARTBEAT:
         n->last_heartbeat = sb_time_now_ms();
         n->messages_delivered = item->heartbeat->messages_delivered;
+        if (c->distributed)
+            cp_store_etcd_heartbeat(c->store, n->id, n->address, item->heartbeat->connections);
         done(arg, NULL);
+        return;
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_ADOPT:
+        adopt(c, n, item->adopt->lease_id, done, arg);
         return;
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_OPEN:
         conn_open(c, n, item->conn_open, done, arg);
         return;
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_CLOSE: {
         struct cp_conn *conn = cp_presence_conn(&c->presence, nz(item->conn_close->connection_id));
+        if (c->distributed) {
+            const char *user = conn != NULL ? conn->user->id : nz(item->conn_close->user_id);
+            if (conn != NULL && strcmp(conn->node_id, n->id) != 0) {
+                done(arg, NULL);
+                return;
+            }
+            struct closing *cl = malloc(sizeof(*cl));
+            if (cl == NULL || !sb_ident_is_valid(user)) {
+                free(cl);
+                done(arg, NULL);
+                return;
+            }
+            cl->done = done;
+            cl->arg = arg;
+            cp_store_etcd_conn_delete(c->store, n->id, user, item->conn_close->connection_id,
+                                      closed, cl);
+            return;
+        }
         /* A connection that moved to a newer stream is not this node's to close. */
         if (conn != NULL && conn->node == n)
             cp_users_conn_close(c, item->conn_close->connection_id);
@@ -455,9 +638,18 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
 
 void cp_nodelink_node_ended(struct cp_ctx *c, struct cp_node *n)
 {
-    if (n->registered && n->id != NULL && cp_map_get(&c->nodes, n->id) == n)
+    bool current = n->registered && n->id != NULL && cp_map_get(&c->nodes, n->id) == n;
+    if (current)
         cp_map_remove(&c->nodes, n->id);
     n->registered = false;
+    if (c->distributed) {
+        /* The node's connections live under its lease: a clean shutdown revokes it (they go
+         * at once); otherwise it expires after the TTL unless another replica adopts it. */
+        if (current)
+            cp_store_etcd_release(c->store, n->id, n->clean_end);
+        SB_LOG_INFO("cp", "node unlinked", "node=%s clean=%d", n->id ? n->id : "-", n->clean_end);
+        return;
+    }
     cp_users_node_gone(c, n);
     SB_LOG_INFO("cp", "node unlinked", "node=%s", n->id ? n->id : "-");
 }

@@ -17,6 +17,7 @@ static void conn_free(struct cp_conn *c)
     free(c->id);
     free(c->session_id);
     free(c->transport);
+    free(c->node_id);
     free(c);
 }
 
@@ -113,19 +114,23 @@ static void user_detach(struct cp_user *u, struct cp_conn *c)
     }
 }
 
-enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const char *user_id,
+static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const char *user_id,
                              const char *session_id, const char *transport, int64_t connected_at,
-                             struct cp_node *node, int64_t now_ms, bool *came_online)
+                             struct cp_node *node, const char *node_id, uint64_t gen,
+                             int64_t now_ms, bool *came_online)
 {
     struct cp_conn *c = cp_map_get(&p->conns, conn_id);
-    if (c != NULL && strcmp(c->user->id, user_id) == 0) {
+    if (c != NULL && strcmp(c->user->id, user_id) == 0 &&
+        (node != NULL || strcmp(c->node_id ? c->node_id : "", node_id ? node_id : "") == 0)) {
         /* Resync: the same connection now reaches us through `node`. */
         if (c->node != node) {
             if (c->node != NULL)
                 c->node->n_conns--;
             c->node = node;
-            node->n_conns++;
+            if (node != NULL)
+                node->n_conns++;
         }
+        c->gen = gen;
         *came_online = false;
         return SB_OK;
     }
@@ -154,7 +159,9 @@ enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const c
     c->id = strdup(conn_id);
     c->session_id = strdup(session_id ? session_id : "");
     c->transport = strdup(transport ? transport : "");
-    if (c->id == NULL || c->session_id == NULL || c->transport == NULL ||
+    c->node_id = strdup(node_id ? node_id : "");
+    c->gen = gen;
+    if (c->id == NULL || c->session_id == NULL || c->transport == NULL || c->node_id == NULL ||
         cp_map_put(&p->conns, conn_id, c) != SB_OK) {
         conn_free(c);
         return SB_ENOMEM;
@@ -162,7 +169,8 @@ enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const c
     c->user = u;
     c->node = node;
     c->connected_at = connected_at;
-    node->n_conns++;
+    if (node != NULL)
+        node->n_conns++;
     u->conns[u->n_conns++] = c;
     p->n_conns++;
     grace_unlink(p, u);
@@ -174,6 +182,23 @@ enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const c
         replace(&u->status, "online");
     }
     return SB_OK;
+}
+
+enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const char *user_id,
+                             const char *session_id, const char *transport, int64_t connected_at,
+                             struct cp_node *node, int64_t now_ms, bool *came_online)
+{
+    return open_impl(p, conn_id, user_id, session_id, transport, connected_at, node, node->id, 0,
+                     now_ms, came_online);
+}
+
+enum sb_err cp_presence_open_remote(struct cp_presence *p, const char *conn_id, const char *user_id,
+                                    const char *session_id, const char *transport,
+                                    int64_t connected_at, const char *node_id, uint64_t gen,
+                                    int64_t now_ms, bool *came_online)
+{
+    return open_impl(p, conn_id, user_id, session_id, transport, connected_at, NULL, node_id, gen,
+                     now_ms, came_online);
 }
 
 void cp_presence_close(struct cp_presence *p, const char *conn_id, int64_t now_ms, int64_t mono_ms,

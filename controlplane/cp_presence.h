@@ -20,7 +20,9 @@ struct cp_conn {
     char *session_id;
     char *transport;
     struct cp_user *user;
-    struct cp_node *node;
+    struct cp_node *node; /* memory mode: the stream; NULL for connections from etcd */
+    char *node_id;        /* the hosting node (etcd mode: resolved to a stream at fan-out) */
+    uint64_t gen;         /* etcd re-list generation that last saw it */
     int64_t connected_at; /* Unix ms */
 };
 
@@ -59,6 +61,13 @@ struct cp_conn *cp_presence_conn(const struct cp_presence *p, const char *conn_i
 enum sb_err cp_presence_open(struct cp_presence *p, const char *conn_id, const char *user_id,
                              const char *session_id, const char *transport, int64_t connected_at,
                              struct cp_node *node, int64_t now_ms, bool *came_online);
+
+/* Same for a connection known from etcd (sb/conns/<node>/...): no stream pointer, only the
+ * node id; `gen` marks the re-list generation that saw it. */
+enum sb_err cp_presence_open_remote(struct cp_presence *p, const char *conn_id, const char *user_id,
+                                    const char *session_id, const char *transport,
+                                    int64_t connected_at, const char *node_id, uint64_t gen,
+                                    int64_t now_ms, bool *came_online);
 
 /* Removes a connection. *user_out gets its user (NULL if the id is unknown); *last is set when
  * it was the user's last connection: the user's offline announcement is then due after

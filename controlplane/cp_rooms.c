@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cp_json.h"
+#include "cp_peer.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -25,7 +26,7 @@ struct create_op {
 static void create_done(void *arg, const struct cp_status *st, const struct cp_room *room)
 {
     struct create_op *op = arg;
-    if (st->code == SB_CODE_NONE && room->owner_id[0] != '\0')
+    if (st->code == SB_CODE_NONE && room->owner_id[0] != '\0' && !op->c->distributed)
         cp_fanout_membership(op->c, room->owner_id, room->id, true);
     op->cb(op->arg, st, room);
     free(op);
@@ -58,7 +59,7 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
 {
     struct delete_op *op = arg;
     if (st->code == SB_CODE_NONE) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !op->c->distributed; i++)
             cp_fanout_membership(op->c, members[i].user_id, op->room_id, false);
         cp_typing_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
     }
@@ -128,8 +129,10 @@ static void join_added(void *arg, const struct cp_status *st, const struct cp_jo
     op->out.joined_at = res->member->joined_at;
     op->out.added = res->added;
     if (res->added) {
-        /* Membership first: the joiner's nodes index the room before any delivery. */
-        cp_fanout_membership(op->c, op->user_id, op->room_id, true);
+        /* Membership first: the joiner's nodes index the room before any delivery (etcd
+         * mode: sent from the watch, which the store's barrier already passed). */
+        if (!op->c->distributed)
+            cp_fanout_membership(op->c, op->user_id, op->room_id, true);
         struct cp_buf b;
         cp_buf_init(&b);
         cp_json_membership(&b, "join", op->room_id, op->user_id, sb_time_now_ms());
@@ -197,7 +200,8 @@ static void leave_done(void *arg, const struct cp_status *st, const struct cp_me
     struct leave_op *op = arg;
     if (st->code == SB_CODE_NONE) {
         struct cp_ctx *c = op->c;
-        cp_fanout_membership(c, op->user_id, op->room_id, false);
+        if (!c->distributed)
+            cp_fanout_membership(c, op->user_id, op->room_id, false);
         struct cp_buf b;
         cp_buf_init(&b);
         if (cp_typing_stop(&c->typing, op->room_id, op->user_id)) {
@@ -278,6 +282,10 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
                       void *arg)
 {
     struct cp_status st;
+    if (c->distributed) {
+        cp_peer_publish(c, p, cb, arg);
+        return;
+    }
     struct publish_op *op = malloc(sizeof(*op));
     if (op == NULL) {
         oom(&st);

@@ -47,6 +47,8 @@ struct cp_publish {
     const char *thread_id; /* NULL or "" for none */
     const struct cp_kv *metadata;
     size_t n_metadata;
+    const char *idem_key; /* NULL: none (etcd mode makes one up) */
+    bool no_forward;      /* Peer/Publish on the holder: never forward again */
 };
 typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
                                  int64_t seq);

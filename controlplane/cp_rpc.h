@@ -41,6 +41,10 @@ cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to
     cp_rpc_messages_history;
 /* cp_rpc_presence.c */
 cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
+/* cp_rpc_connections.c */
+cp_rpc_fn cp_rpc_connections_stats;
+/* cp_rpc_peer.c: switchboard.internal.v1.Peer/Publish (etcd mode, between replicas) */
+cp_rpc_fn cp_rpc_peer_publish;
 /* cp_rpc_health.c */
 cp_rpc_fn cp_rpc_health_check;
 

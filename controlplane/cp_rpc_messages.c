@@ -124,7 +124,8 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
                            .data_len = req->data.len,
                            .thread_id = req->thread_id,
                            .metadata = kv,
-                           .n_metadata = req->n_metadata};
+                           .n_metadata = req->n_metadata,
+                           .idem_key = idem};
     /* The store copies the draft before it answers, so kv can go right after the call. */
     cp_rooms_publish(c, &p, published, rc);
     free(kv);

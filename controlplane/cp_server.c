@@ -9,11 +9,14 @@
  *     grace, NodeLink heartbeat checks) by giving grpc_completion_queue_next a deadline no
  *     later than the next timer, and after each event flushes the NodeLink queues it filled.
  *   - gRPC's own internal threads (resolver, executor), which never call into our code.
+ *   - the etcd client thread (etcd mode, cp_etcd.c): libcurl only. Every answer and watch
+ *     batch is copied and posted to a locked FIFO (cp_handoff.c); posting into an empty FIFO
+ *     wakes this loop at once by starting grpc_channel_watch_connectivity_state on a channel
+ *     that never connects, with a deadline already passed: gRPC posts the wake tag to our
+ *     completion queue from whatever thread asked (measured: see docs/distributed.md). The
+ *     loop drains the FIFO after every event, so Store callbacks run here, never there.
  *   Store operations complete through callbacks. The memory store completes inline on the
- *   completion-queue thread. The etcd store (issue 3) runs libcurl on its own thread and must
- *   hand each completion back to this thread (a locked list drained by loop() after every
- *   event and tick; the tick is at most CP_TICK_MS) - it never touches cp_ctx itself. Nothing
- *   on this thread may block.
+ *   completion-queue thread. Nothing on this thread may block.
  */
 #include "cp_server.h"
 
@@ -23,14 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "cp_dist.h"
+#include "cp_handoff.h"
 #include "cp_link.h"
+#include "cp_peer.h"
 #include "cp_rpc.h"
+#include "cp_store_etcd.h"
 #include "cp_tag.h"
 #include "sb_log.h"
 #include "sb_pb.h"
@@ -123,12 +131,15 @@ static struct cp_method methods[] = {
     TODO("Presence", "GetTypingUsers", UNARY),
     TODO("Connections", "ListConnections", UNARY),
     TODO("Connections", "KickConnection", UNARY),
-    TODO("Connections", "GetStats", UNARY),
+    RPC("Connections", "GetStats", switchboard__v1__get_stats_request__descriptor,
+        cp_rpc_connections_stats),
     TODO("Connections", "WatchEvents", STREAM),
     {"/grpc.health.v1.Health/Check", "Health.Check", UNARY,
      &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, 0, NULL},
     {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM, NULL, NULL, 4, NULL},
     {"/switchboard.internal.v1.NodeLink/Link", "NodeLink.Link", LINK, NULL, NULL, 0, NULL},
+    {"/switchboard.internal.v1.Peer/Publish", "Peer.Publish", UNARY,
+     &switchboard__internal__v1__peer_publish_request__descriptor, cp_rpc_peer_publish, 0, NULL},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -145,6 +156,11 @@ struct cp_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int shutdown_done; /* guarded by mu */
+    struct cp_handoff *handoff;
+    grpc_channel *wake_ch; /* never connects: its connectivity watch is our wake-up */
+    struct cp_tag wake_tag;
+    atomic_int wake_armed;
+    atomic_int wake_closed; /* no more wakes (the queue is shutting down) */
 };
 
 /* A unary (or refused) call from its request to its final batch. */
@@ -353,6 +369,27 @@ static void shutdown_event(struct cp_tag *t, bool ok)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---------------------------------------------------------------- cross-thread wake */
+
+/* Any thread: make grpc_completion_queue_next return now (one wake in flight at a time). */
+static void wake(void *ud)
+{
+    struct cp_server *s = ud;
+    if (atomic_load(&s->wake_closed) || atomic_exchange(&s->wake_armed, 1))
+        return;
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(s->wake_ch, 0);
+    grpc_channel_watch_connectivity_state(s->wake_ch, st, gpr_time_0(GPR_CLOCK_MONOTONIC), s->cq,
+                                          &s->wake_tag);
+}
+
+static void wake_event(struct cp_tag *t, bool ok)
+{
+    (void)ok;
+    struct cp_server *s = CP_CONTAINER_OF(t, struct cp_server, wake_tag);
+    atomic_store(&s->wake_armed, 0);
+    /* The loop drains the handoff after every event. */
+}
+
 static void flush_links(struct cp_server *s)
 {
     struct cp_node *n;
@@ -378,6 +415,8 @@ static void *loop(void *arg)
             struct cp_tag *t = ev.tag;
             t->fn(t, ev.success != 0);
         }
+        if (s->handoff != NULL)
+            cp_handoff_drain(s->handoff);
         now = sb_time_mono_ms();
         cp_ctx_tick(&s->ctx, now);
         cp_link_tick(&s->ctx, now);
@@ -385,6 +424,7 @@ static void *loop(void *arg)
             s->links_stopped = 1;
             s->ctx.stopping = 1;
             cp_link_stop_all(&s->ctx);
+            cp_peer_stop(&s->ctx);
         }
         flush_links(s);
     }
@@ -411,12 +451,48 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
     struct cp_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return SB_ENOMEM;
-    struct cp_store *store = cp_store_memory_create();
-    if (store == NULL) {
-        free(s);
-        return SB_ENOMEM;
+    s->wake_tag.fn = wake_event;
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    struct cp_store *store = NULL;
+    cp_ctx_init(&s->ctx, &o->settings, NULL);
+    if (o->id != NULL && o->id[0] != '\0')
+        snprintf(s->ctx.id, sizeof(s->ctx.id), "%s", o->id);
+    s->ctx.cq = s->cq;
+    enum sb_err serr = SB_OK;
+    if (o->etcd_endpoints != NULL) {
+        grpc_channel_credentials *wc = grpc_insecure_credentials_create();
+        s->wake_ch = grpc_channel_create("unix:/nonexistent/switchboard-wake", wc, NULL);
+        grpc_channel_credentials_release(wc);
+        serr = cp_handoff_create(wake, s, &s->handoff);
+        struct cp_store_etcd_config ec = {
+            .endpoints = o->etcd_endpoints,
+            .cp_id = s->ctx.id,
+            .advertise = (o->advertise && o->advertise[0]) ? o->advertise : o->listen,
+            .lease_ttl_ms = o->lease_ttl_ms > 0 ? o->lease_ttl_ms : 10000};
+        cp_dist_hooks(&s->ctx, &ec.hooks);
+        s->ctx.distributed = true;
+        s->ctx.lease_ttl_ms = ec.lease_ttl_ms;
+        if (serr == SB_OK)
+            serr = cp_store_etcd_open(&ec, s->handoff, &store);
+    } else {
+        store = cp_store_memory_create();
+        serr = store ? SB_OK : SB_ENOMEM;
     }
-    cp_ctx_init(&s->ctx, &o->settings, store);
+    if (serr != SB_OK) {
+        SB_LOG_ERROR("cp", "cannot open the store", "err=%s", sb_err_str(serr));
+        cp_ctx_fini(&s->ctx);
+        cp_handoff_destroy(s->handoff);
+        if (s->wake_ch != NULL)
+            grpc_channel_destroy(s->wake_ch);
+        grpc_completion_queue_shutdown(s->cq);
+        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(s->cq);
+        free(s);
+        return serr;
+    }
+    s->ctx.store = store;
     s->grace_ms = o->shutdown_grace_ms;
     s->shutdown_tag.fn = shutdown_event;
     pthread_mutex_init(&s->mu, NULL);
@@ -438,7 +514,6 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 10000}},
     };
     grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
-    s->cq = grpc_completion_queue_create_for_next(NULL);
     s->server = grpc_server_create(&chargs, NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     for (size_t i = 0; i < N_METHODS; i++) {
@@ -453,12 +528,18 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
     if (port == 0) {
         SB_LOG_ERROR("cp", "cannot listen (address in use or invalid)", "addr=%s", o->listen);
         grpc_server_destroy(s->server);
+        if (s->handoff != NULL) {
+            cp_store_etcd_stop(s->ctx.store);
+            cp_handoff_drain(s->handoff);
+            grpc_channel_destroy(s->wake_ch);
+        }
         grpc_completion_queue_shutdown(s->cq);
         while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
                GRPC_QUEUE_SHUTDOWN)
             ;
         grpc_completion_queue_destroy(s->cq);
         cp_ctx_fini(&s->ctx);
+        cp_handoff_destroy(s->handoff);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
         free(s);
@@ -487,7 +568,8 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         free(s);
         return SB_EIO;
     }
-    SB_LOG_INFO("cp", "listening", "addr=%s port=%d id=%s", o->listen, port, s->ctx.id);
+    SB_LOG_INFO("cp", "listening", "addr=%s port=%d id=%s store=%s", o->listen, port, s->ctx.id,
+                s->ctx.distributed ? "etcd" : "memory");
     *out = s;
     return SB_OK;
 }
@@ -523,12 +605,26 @@ void cp_server_stop(struct cp_server *s)
         if (!wait_shutdown(s, 10000))
             SB_LOG_ERROR("cp", "calls did not end after cancel", NULL);
     }
+    if (s->ctx.distributed) {
+        /* Pending etcd answers become "unavailable" and run on the loop, which still turns. */
+        cp_store_etcd_stop(s->ctx.store);
+        int64_t t0 = sb_time_mono_ms();
+        while (sb_time_mono_ms() - t0 < 300)
+            usleep(10000);
+        atomic_store(&s->wake_closed, 1);
+        grpc_channel_destroy(s->wake_ch);
+        s->wake_ch = NULL;
+    }
     grpc_completion_queue_shutdown(s->cq);
     pthread_join(s->thread, NULL);
     grpc_server_destroy(s->server);
     grpc_completion_queue_destroy(s->cq);
+    if (s->handoff != NULL)
+        cp_handoff_drain(s->handoff);
     cp_link_free_all(&s->ctx);
+    cp_peer_fini(&s->ctx);
     cp_ctx_fini(&s->ctx);
+    cp_handoff_destroy(s->handoff);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);

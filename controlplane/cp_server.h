@@ -10,13 +10,20 @@
 
 struct cp_server_opts {
     const char *listen; /* HOST:PORT */
+    /* etcd mode when etcd_endpoints is non-NULL (docs/distributed.md). */
+    const char *etcd_endpoints; /* "http://a:2379,http://b:2379" */
+    const char *id;             /* replica id; NULL or "": cp-<random> */
+    const char *advertise;      /* address peers dial; NULL or "": listen */
+    int64_t lease_ttl_ms;       /* replica and node leases */
     struct cp_settings settings;
     int64_t shutdown_grace_ms; /* calls still running after this are cancelled */
 };
 
 struct cp_server;
 
-/* Builds the memory store and state, binds `listen` and starts the completion-queue thread.
+/* Builds the store (memory, or etcd when etcd_endpoints is set: connects, lists, watches,
+ * SB_EUNAVAIL when etcd does not answer) and state, binds `listen` and starts the
+ * completion-queue thread.
  * Call grpc_init first, on the main thread with SIGINT/SIGTERM blocked (threads inherit the
  * mask). SB_EIO when the address cannot be bound (e.g. in use), SB_ENOMEM. Blocks briefly. */
 enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **out);

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "cp_dist.h"
 #include "cp_json.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -143,7 +146,9 @@ static void went_offline(struct cp_ctx *c, struct cp_user *u)
 {
     cp_presence_set_offline(&c->presence, u, sb_time_now_ms());
     cp_typing_stop_matching(&c->typing, NULL, u->id, cp_users_typing_stopped, c);
-    cp_users_announce(c, u);
+    /* etcd mode: every replica sees the last connection go; the presence leader speaks. */
+    if (cp_dist_announces_presence(c))
+        cp_users_announce(c, u);
 }
 
 void cp_users_conn_close(struct cp_ctx *c, const char *conn_id)
@@ -214,6 +219,21 @@ void cp_users_presence(struct cp_ctx *c, const char *user_id, const char *status
         return;
     }
     cp_users_announce(c, u);
+    if (c->distributed) {
+        /* Other replicas learn the status from sb/presence/<user> (not announced again). */
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "status", u->status ? u->status : "",
+            "custom_status", u->custom_status ? u->custom_status : "", "device_type",
+            u->device_type ? u->device_type : "", "device_name",
+            u->device_name ? u->device_name : "", "activity_type",
+            u->activity_type ? u->activity_type : "", "activity_detail",
+            u->activity_detail ? u->activity_detail : "", "last_seen", (json_int_t)u->last_seen);
+        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (txt != NULL)
+            cp_store_etcd_presence_put(c->store, u->id, txt);
+        free(txt);
+    }
     cp_status_ok(&st);
     cb(arg, &st);
 }
