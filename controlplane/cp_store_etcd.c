@@ -1290,7 +1290,8 @@ static void s_room_list(struct cp_store *st, const struct cp_room_query *q, cp_s
         room_live(s, r->room.id);
         all[n++] = &r->room;
     }
-    qsort(all, n, sizeof(*all), cmp_room_ptr);
+    if (n > 1)
+        qsort(all, n, sizeof(*all), cmp_room_ptr);
     size_t lim = q->limit > 0 ? (size_t)q->limit : n;
     bool more = n > lim;
     cp_status_ok(&ok);
@@ -1734,7 +1735,8 @@ static void s_user_peers(struct cp_store *st, const char *user_id, cp_store_ids_
             if (strcmp(r->members[j].user_id, user_id) != 0)
                 ids[n++] = r->members[j].user_id;
     }
-    qsort(ids, n, sizeof(*ids), cmp_str);
+    if (n > 1)
+        qsort(ids, n, sizeof(*ids), cmp_str);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)
         if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0)
