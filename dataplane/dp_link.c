@@ -29,7 +29,7 @@ typedef Switchboard__Internal__V1__NodeItem NodeItem;
 typedef Switchboard__Internal__V1__ControlItem ControlItem;
 typedef Switchboard__Internal__V1__ControlBatch ControlBatch;
 
-enum op_kind { OP_START, OP_RECV, OP_SEND, OP_STATUS };
+enum op_kind { OP_START, OP_RECV, OP_SEND, OP_STATUS, OP_CLOSE };
 enum ep_state { EP_DOWN, EP_CONNECTING, EP_UP };
 
 struct call;
@@ -51,7 +51,8 @@ struct call {
     grpc_byte_buffer *recv_bb;
     grpc_byte_buffer *send_bb;
     bool sending;
-    struct tag t_start, t_recv, t_send, t_status;
+    bool half_closed; /* SEND_CLOSE_FROM_CLIENT started (shutdown) */
+    struct tag t_start, t_recv, t_send, t_status, t_close;
 };
 
 /* One control-plane replica. Removed replicas (gone from DNS) are kept until destroy, so a late
@@ -306,6 +307,26 @@ static enum sb_err queue_packed(struct ep *e, const unsigned char *item, size_t 
     return SB_OK;
 }
 
+/* Shutdown: once everything queued is sent, half-close the stream, which tells the control
+ * plane the node is leaving (it releases the node's lease at once instead of letting it
+ * expire). Called again from each send completion until done. */
+static void close_when_flushed(struct ep *e)
+{
+    struct call *c = e->call;
+    if (c == NULL || c->ended || c->sending || c->half_closed)
+        return;
+    if (e->q_len > 0) {
+        flush(e);
+        return;
+    }
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    c->half_closed = true;
+    if (!start(c, &op, 1, &c->t_close))
+        grpc_call_cancel(c->c, NULL);
+}
+
 static enum sb_err queue_item(struct ep *e, const NodeItem *item)
 {
     unsigned char *b = NULL;
@@ -428,6 +449,7 @@ static void dial(struct ep *e)
     c->t_recv = (struct tag){OP_RECV, c};
     c->t_send = (struct tag){OP_SEND, c};
     c->t_status = (struct tag){OP_STATUS, c};
+    c->t_close = (struct tag){OP_CLOSE, c};
     c->c = grpc_channel_create_call(
         channel_for(e), NULL, GRPC_PROPAGATE_DEFAULTS, l->cq,
         grpc_slice_from_static_string("/switchboard.internal.v1.NodeLink/Link"), NULL,
@@ -477,10 +499,9 @@ static void ep_down(struct ep *e, struct call *c)
     bool was_up = e->st == EP_UP;
     if (was_up || e == l->primary) {
         char *det = grpc_slice_to_c_string(c->details);
-        SB_LOG_WARN(MOD, "control plane link ended",
-                    "endpoint=%s controlplane=%s status=%d details=\"%s\" was_up=%d primary=%d",
-                    e->addr, e->cp_id, (int)c->status, det != NULL ? det : "", was_up,
-                    e == l->primary);
+        sb_log(l->stopping ? SB_LOG_INFO : SB_LOG_WARN, MOD, "control plane link ended",
+               "endpoint=%s controlplane=%s status=%d details=\"%s\" was_up=%d primary=%d", e->addr,
+               e->cp_id, (int)c->status, det != NULL ? det : "", was_up, e == l->primary);
         gpr_free(det);
     }
     e->st = EP_DOWN;
@@ -593,6 +614,12 @@ static void complete(struct dp_link *l, struct tag *t, int ok)
             grpc_call_cancel(c->c, NULL);
         else if (!c->ended && current)
             flush(e);
+        else if (!c->ended && e->call == c && l->stopping)
+            close_when_flushed(e);
+        break;
+    case OP_CLOSE:
+        if (!ok && !c->ended)
+            grpc_call_cancel(c->c, NULL);
         break;
     case OP_RECV: {
         grpc_byte_buffer *bb = c->recv_bb;
@@ -889,6 +916,16 @@ void dp_link_destroy(struct dp_link *l)
         }
     }
     if (l->cq != NULL) {
+        /* Say goodbye first (what is queued, e.g. the last ConnCloses, then a half-close);
+         * cancel what has not ended within a second. */
+        for (size_t i = 0; i < l->n_eps; i++)
+            close_when_flushed(l->eps[i]);
+        int64_t polite = sb_time_mono_ms() + 1000;
+        while (calls_live(l) && sb_time_mono_ms() < polite) {
+            dp_link_service(l);
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
         for (size_t i = 0; i < l->n_eps; i++)
             if (l->eps[i]->call != NULL)
                 grpc_call_cancel(l->eps[i]->call->c, NULL);

@@ -140,6 +140,11 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     return srv;
 }
 
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+}
+
 int dp_server_run(struct dp_server *srv)
 {
     if (dp_link_start(srv->link) != SB_OK) {
@@ -154,9 +159,14 @@ int dp_server_run(struct dp_server *srv)
     }
     SB_LOG_INFO(MOD, "stopping: closing client connections (1001)", NULL);
     dp_hub_close_all(srv->hub, 1001, "server going away");
+    /* lws_service() sleeps until the next event or timer whatever its timeout says: a timer
+     * every 50 ms keeps the drain to its half second. */
     int64_t until = lws_now_usecs() + 500 * LWS_US_PER_MS;
-    while (lws_now_usecs() < until)
+    while (lws_now_usecs() < until) {
+        lws_sul_schedule(srv->ctx, 0, &srv->sul_wake, wake_cb, 50 * LWS_US_PER_MS);
         lws_service(srv->ctx, 50);
+    }
+    lws_sul_cancel(&srv->sul_wake);
     return 0;
 }
 
