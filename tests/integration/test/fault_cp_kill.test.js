@@ -17,6 +17,7 @@ const TTL_MS = 3000;
 
 describe('fault: kill -9 a control-plane replica under load', { timeout: 180000 }, () => {
   let cl;
+  let killed = -1;
   const clients = [];
 
   before(async () => {
@@ -84,9 +85,13 @@ describe('fault: kill -9 a control-plane replica under load', { timeout: 180000 
     );
     assert.equal(failed.length, 0, `no publish failed: ${JSON.stringify(failed.slice(0, 3).map((r) => r.frame || r.err))}`);
     assert.equal(sum.stored, acks.length + 1, 'history holds exactly the acked messages');
+    killed = victim;
+    cl.check();
+  });
 
-    // The replica comes back: both data planes link to it again by themselves.
-    await cl.restartCp(victim);
+  it('the killed replica restarts; both data planes link to it again by themselves', async () => {
+    assert.ok(killed >= 0, 'the previous test killed a replica');
+    await cl.restartCp(killed);
     for (const dp of cl.dps) {
       await waitFor(`${dp.name} has 2 streams again`, async () => /switchboard_dp_link_streams_up 2\b/.test((await httpGet(`${dp.base}/metrics`)).body), {
         timeout: 15000,
