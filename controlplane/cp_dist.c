@@ -12,7 +12,8 @@
 
 bool cp_dist_announces_presence(const struct cp_ctx *c)
 {
-    return !c->distributed || cp_store_etcd_is_presence_leader(c->store);
+    /* While the store opens (initial list) c->store is not set yet: nobody announces. */
+    return !c->distributed || (c->store != NULL && cp_store_etcd_is_presence_leader(c->store));
 }
 
 static void on_member(void *ud, const char *room_id, const char *user_id, bool added, int64_t rev)

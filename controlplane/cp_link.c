@@ -30,10 +30,11 @@ struct stream {
     grpc_byte_buffer *recv_bb;
     grpc_byte_buffer *send_bb;
     bool sending;
-    bool rx_done; /* the node half-closed, or receiving failed */
-    bool over;    /* RECV_CLOSE_ON_SERVER fired: nothing more can be sent */
-    bool ended;   /* cp_nodelink_node_ended ran */
-    bool killed;  /* cancelled by us */
+    bool rx_done;     /* the node half-closed, or receiving failed */
+    bool half_closed; /* receiving ended without an error */
+    bool over;        /* RECV_CLOSE_ON_SERVER fired: nothing more can be sent */
+    bool ended;       /* cp_nodelink_node_ended ran */
+    bool killed;      /* cancelled by us */
     bool status_sent;
     int cancelled;
     grpc_slice status_details;
@@ -229,10 +230,13 @@ static void on_recv(struct cp_tag *t, bool ok)
     s->recv_bb = NULL;
     if (!ok || bb == NULL) {
         /* Half-close (or failure): the node is gone; answer with a status once idle. */
+        /* A killed peer also looks like a half-close here: etcd mode decides "clean" only
+         * when RECV_CLOSE_ON_SERVER says the call was not cancelled (on_close). */
         if (ok)
-            s->node.clean_end = true;
+            s->half_closed = true;
         s->rx_done = true;
-        end(s);
+        if (!s->c->distributed)
+            end(s);
         send_status(s);
         unref(s);
         return;
@@ -278,6 +282,7 @@ static void on_close(struct cp_tag *t, bool ok)
 {
     struct stream *s = CP_CONTAINER_OF(t, struct stream, close_tag);
     s->over = true;
+    s->node.clean_end = s->half_closed && !s->cancelled;
     end(s);
     unref(s);
 }
