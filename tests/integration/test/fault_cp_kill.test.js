@@ -71,6 +71,12 @@ describe('fault: kill -9 a control-plane replica under load', { timeout: 180000 
     let stall = 0;
     for (let i = 1; i < arrivals.length; i += 1) stall = Math.max(stall, arrivals[i] - arrivals[i - 1]);
 
+    const dups = [];
+    for (const dp of cl.dps) {
+      const m = (await httpGet(`${dp.base}/metrics`)).body.match(/^switchboard_dp_deliveries_duplicate_total (\d+)$/m);
+      dups.push(m ? Number(m[1]) : NaN);
+    }
+    console.log(`# duplicate room deliveries dropped by the data planes: ${dups.join('/')}`);
     const acks = ok.map((r) => ({ id: r.frame.id, seq: r.frame.seq }));
     const last = Math.max(...acks.map((a) => a.seq));
     for (const c of [r1, r2]) await c.next((f) => f.type === 'message' && f.room_id === room && f.seq >= last, 10000);
