@@ -238,6 +238,11 @@ void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s)
     dp_session_destroy(s);
 }
 
+size_t dp_hub_session_count(const struct dp_hub *h)
+{
+    return dp_map_size(h->sessions);
+}
+
 struct dp_session *dp_hub_find(struct dp_hub *h, const char *connection_id)
 {
     return dp_map_get(h->sessions, connection_id);

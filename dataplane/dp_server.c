@@ -73,6 +73,14 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
 }
 
+/* lws_service() sleeps until the next scheduled timer whatever timeout it is given, so the
+ * drain at stop keeps a short timer armed to come back and check the clock. */
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_tick);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
+}
+
 static void lws_log(int level, const char *line)
 {
     char buf[256];
@@ -154,9 +162,11 @@ int dp_server_run(struct dp_server *srv)
     }
     SB_LOG_INFO(MOD, "stopping: closing client connections (1001)", NULL);
     dp_hub_close_all(srv->hub, 1001, "server going away");
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
     int64_t until = lws_now_usecs() + 500 * LWS_US_PER_MS;
-    while (lws_now_usecs() < until)
-        lws_service(srv->ctx, 50);
+    while (lws_now_usecs() < until && dp_hub_session_count(srv->hub) > 0)
+        lws_service(srv->ctx, 0);
+    lws_sul_cancel(&srv->sul_tick);
     return 0;
 }
 

@@ -21,6 +21,7 @@ struct dp_server {
     unsigned char *scratch; /* LWS_PRE + batch bytes, for coalesced writes */
     size_t scratch_cap;
     lws_sorted_usec_list_t sul_ping;
+    lws_sorted_usec_list_t sul_tick; /* wakes the loop while draining at stop */
     lws_retry_bo_t retry;
     volatile int stop;
 };
