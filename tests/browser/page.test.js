@@ -133,7 +133,10 @@ describe('demo page in chromium', { timeout: 120000 }, () => {
     await dave.fill('#message-input', 'back again');
     await dave.press('#message-input', 'Enter');
     await carol.waitForSelector('#messages li.message:has-text("back again")');
-    assert.deepEqual(problems, []);
+    // Chromium logs each refused reconnect attempt while the data plane is down; that is the
+    // browser reporting the outage we caused, not a page problem.
+    const refused = /WebSocket connection to '[^']+' failed: .*ERR_CONNECTION_REFUSED/;
+    assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
   });
 
   stopsCleanly(shutdown);
