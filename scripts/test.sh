@@ -5,7 +5,7 @@
 # browser test. Exits non-zero when anything fails, a sanitizer report included.
 #
 # Environment: SB_BUILD_DIR (build-san), SB_JOBS (nproc), SB_ONLY=stage[,stage] to run a subset
-# of format,build,ctest,integration,browser (build always runs when a later stage needs it).
+# of format,build,ctest,integration,browser,bench (build always runs when a later stage needs it).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +17,7 @@ BUILD_DIR=${SB_BUILD_DIR:-$ROOT/build-san}
 JOBS=${SB_JOBS:-$(nproc)}
 IT_DIR=$ROOT/tests/integration
 LOG_DIR=$BUILD_DIR/test-logs
-ONLY=${SB_ONLY:-format,build,ctest,integration,browser}
+ONLY=${SB_ONLY:-format,build,ctest,integration,browser,bench}
 START=$(date +%s)
 
 # Any sanitizer report stops the process that made it and makes its exit status non-zero.
@@ -72,7 +72,7 @@ build() {
         >"$BUILD_DIR.cmake.log" 2>&1 || { cat "$BUILD_DIR.cmake.log"; return 1; }
     cmake --build "$BUILD_DIR" -j"$JOBS"
 }
-if wants build || wants ctest || wants integration || wants browser; then
+if wants build || wants ctest || wants integration || wants browser || wants bench; then
     stage build build
 fi
 if [[ " ${FAILED[*]} " == *" build "* ]]; then
@@ -138,6 +138,11 @@ if [[ " ${FAILED[*]} " != *" npm-ci "* ]] && { wants integration || wants browse
     if wants integration || wants browser; then
         stage sanitizer-logs sanitizer_logs_clean
     fi
+fi
+
+# ---- benchmark smoke: the load client against the sanitizer-built daemons, completeness only --
+if wants bench; then
+    stage bench-smoke "$ROOT"/tests/bench/run.sh --smoke --build-dir "$BUILD_DIR" --no-build
 fi
 
 summary
