@@ -8,6 +8,7 @@
 
 #include "dp_metrics.h"
 #include "sb_log.h"
+#include "sb_time.h"
 
 #define MOD "dp_server"
 
@@ -29,12 +30,12 @@ unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
     return srv->scratch + LWS_PRE;
 }
 
-void dp_server_arm_send_timeout(struct lws *wsi, const struct dp_config *cfg, bool queued)
+/* Once a second: close the sessions whose outbox made no progress for send_timeout_ms. */
+static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
-    if (queued)
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)((cfg->send_timeout_ms + 999) / 1000));
-    else
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_sweep);
+    dp_hub_sweep(srv->hub, sb_time_mono_ms());
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -156,6 +157,7 @@ int dp_server_run(struct dp_server *srv)
     }
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             break;
@@ -181,8 +183,10 @@ void dp_server_destroy(struct dp_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->ctx != NULL)
+    if (srv->ctx != NULL) {
         lws_sul_cancel(&srv->sul_ping);
+        lws_sul_cancel(&srv->sul_sweep);
+    }
     /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
      * nothing on it. */
     if (srv->hub != NULL)
