@@ -269,6 +269,29 @@ void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s)
     dp_session_destroy(s);
 }
 
+void dp_hub_sweep(struct dp_hub *h, int64_t now_ms)
+{
+    struct dp_map_iter it = {0};
+    void *v;
+    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+        struct dp_session *s = v;
+        if (s->count == 0 || s->stall_since_ms == 0 || s->overflowed ||
+            now_ms - s->stall_since_ms < h->cfg->send_timeout_ms)
+            continue;
+        SB_LOG_WARN(MOD, "send stalled: closing", "conn=%s user=%s queued=%zu stalled_ms=%lld",
+                    s->connection_id, s->user_id, s->count,
+                    (long long)(now_ms - s->stall_since_ms));
+        s->overflowed = true;
+        if (s->ops != NULL && s->ops->abort != NULL)
+            s->ops->abort(s);
+    }
+}
+
+size_t dp_hub_session_count(const struct dp_hub *h)
+{
+    return dp_map_size(h->sessions);
+}
+
 struct dp_session *dp_hub_find(struct dp_hub *h, const char *connection_id)
 {
     return dp_map_get(h->sessions, connection_id);

@@ -73,6 +73,13 @@ bool dp_hub_ready(const struct dp_hub *h);
 /* Sends an error frame and closes every session with `code` (shutdown: 1001). */
 void dp_hub_close_all(struct dp_hub *h, int code, const char *reason);
 
+/* Closes (ops->abort) every session whose outbox has made no progress for the configured
+ * send timeout at monotonic time `now_ms`. lws thread. */
+void dp_hub_sweep(struct dp_hub *h, int64_t now_ms);
+
+/* Number of open client sessions (all transports). lws thread. */
+size_t dp_hub_session_count(const struct dp_hub *h);
+
 /* HTTP status for a protocol error code (400, 401, 403, 404, 409, 413, 429, 500, 503). Pure. */
 int dp_hub_http_status(const char *code);
 

@@ -8,6 +8,7 @@
 
 #include "dp_metrics.h"
 #include "sb_log.h"
+#include "sb_time.h"
 
 #define MOD "dp_server"
 
@@ -29,12 +30,12 @@ unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
     return srv->scratch + LWS_PRE;
 }
 
-void dp_server_arm_send_timeout(struct lws *wsi, const struct dp_config *cfg, bool queued)
+/* Once a second: close the sessions whose outbox made no progress for send_timeout_ms. */
+static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
-    if (queued)
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)((cfg->send_timeout_ms + 999) / 1000));
-    else
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_sweep);
+    dp_hub_sweep(srv->hub, sb_time_mono_ms());
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -71,6 +72,14 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
     dp_hub_sse_ping(srv->hub);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+}
+
+/* lws_service() sleeps until the next scheduled timer whatever timeout it is given, so the
+ * drain at stop keeps a short timer armed to come back and check the clock. */
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_tick);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
 }
 
 static void lws_log(int level, const char *line)
@@ -140,11 +149,6 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     return srv;
 }
 
-static void wake_cb(lws_sorted_usec_list_t *sul)
-{
-    (void)sul;
-}
-
 int dp_server_run(struct dp_server *srv)
 {
     if (dp_link_start(srv->link) != SB_OK) {
@@ -153,20 +157,18 @@ int dp_server_run(struct dp_server *srv)
     }
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             break;
     }
     SB_LOG_INFO(MOD, "stopping: closing client connections (1001)", NULL);
     dp_hub_close_all(srv->hub, 1001, "server going away");
-    /* lws_service() sleeps until the next event or timer whatever its timeout says: a timer
-     * every 50 ms keeps the drain to its half second. */
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
     int64_t until = lws_now_usecs() + 500 * LWS_US_PER_MS;
-    while (lws_now_usecs() < until) {
-        lws_sul_schedule(srv->ctx, 0, &srv->sul_wake, wake_cb, 50 * LWS_US_PER_MS);
-        lws_service(srv->ctx, 50);
-    }
-    lws_sul_cancel(&srv->sul_wake);
+    while (lws_now_usecs() < until && dp_hub_session_count(srv->hub) > 0)
+        lws_service(srv->ctx, 0);
+    lws_sul_cancel(&srv->sul_tick);
     return 0;
 }
 
@@ -181,8 +183,10 @@ void dp_server_destroy(struct dp_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->ctx != NULL)
+    if (srv->ctx != NULL) {
         lws_sul_cancel(&srv->sul_ping);
+        lws_sul_cancel(&srv->sul_sweep);
+    }
     /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
      * nothing on it. */
     if (srv->hub != NULL)

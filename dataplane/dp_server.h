@@ -21,7 +21,8 @@ struct dp_server {
     unsigned char *scratch; /* LWS_PRE + batch bytes, for coalesced writes */
     size_t scratch_cap;
     lws_sorted_usec_list_t sul_ping;
-    lws_sorted_usec_list_t sul_wake; /* shutdown drain tick */
+    lws_sorted_usec_list_t sul_sweep; /* stalled-outbox sweep, every second */
+    lws_sorted_usec_list_t sul_tick;  /* wakes the loop while draining at stop */
     lws_retry_bo_t retry;
     volatile int stop;
 };
@@ -85,8 +86,5 @@ int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct d
  * callback. Returns what the callback must return. */
 int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
                     const char *body, size_t len);
-
-/* Per-session send timeout bookkeeping shared by the transports. */
-void dp_server_arm_send_timeout(struct lws *wsi, const struct dp_config *cfg, bool queued);
 
 #endif

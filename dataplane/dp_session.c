@@ -1,6 +1,7 @@
 /* Session bookkeeping. The outbox holds references to shared dp_buf frames; its byte bound
  * counts each frame's WebSocket length, which is what the session would have to write. */
 #include "dp_session.h"
+#include "sb_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,11 @@ enum sb_err dp_session_push(struct dp_session *s, struct dp_buf *b)
     s->ring[(s->head + s->count) % s->cap] = dp_buf_ref(b);
     s->count++;
     s->bytes += b->ws_len;
-    if (s->count == 1 && s->ops != NULL && s->ops->want_write != NULL)
-        s->ops->want_write(s);
+    if (s->count == 1) {
+        s->stall_since_ms = sb_time_mono_ms();
+        if (s->ops != NULL && s->ops->want_write != NULL)
+            s->ops->want_write(s);
+    }
     return SB_OK;
 }
 
@@ -106,6 +110,8 @@ enum sb_err dp_session_push_front(struct dp_session *s, struct dp_buf *b)
     s->ring[s->head] = dp_buf_ref(b);
     s->count++;
     s->bytes += b->ws_len;
+    if (s->count == 1)
+        s->stall_since_ms = sb_time_mono_ms();
     if (s->ops != NULL && s->ops->want_write != NULL)
         s->ops->want_write(s);
     return SB_OK;
@@ -128,6 +134,7 @@ void dp_session_pop(struct dp_session *s)
     s->count--;
     s->bytes -= b->ws_len;
     s->write_off = 0;
+    s->stall_since_ms = s->count > 0 ? sb_time_mono_ms() : 0;
     dp_buf_unref(b);
 }
 

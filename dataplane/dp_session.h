@@ -74,6 +74,11 @@ struct dp_session {
     uint64_t dropped;
     bool overflowed;
     size_t write_off; /* bytes of ring[head] already written (partial SSE/WS writes) */
+    /* Monotonic ms when the outbox last went from empty to non-empty or last made progress
+     * (a frame written); 0 while empty. dp_hub_sweep closes sessions stalled too long: one
+     * timestamp per session instead of an lws timeout re-armed on every frame, which costs a
+     * walk of lws' sorted timer list each time (O(N^2) per fan-out to N connections). */
+    int64_t stall_since_ms;
 
     /* close after the outbox drains */
     bool close_pending;

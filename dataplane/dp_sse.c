@@ -25,7 +25,6 @@ static void sse_want_write(struct dp_session *s)
      * while output is queued, so a dead client is noticed at the next write or ping. */
     lws_rx_flow_control(wsi, 1);
     lws_callback_on_writable(wsi);
-    dp_server_arm_send_timeout(wsi, dp_server_of(wsi)->cfg, true);
 }
 
 static void sse_abort(struct dp_session *s)
@@ -33,8 +32,8 @@ static void sse_abort(struct dp_session *s)
     struct lws *wsi = s->wsi;
     if (wsi == NULL)
         return;
-    SB_LOG_WARN(MOD, "slow consumer: outbox full, closing", "conn=%s user=%s queued=%zu",
-                s->connection_id, s->user_id, s->count);
+    SB_LOG_WARN(MOD, "closing slow consumer", "conn=%s user=%s queued=%zu", s->connection_id,
+                s->user_id, s->count);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -100,12 +99,10 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
     }
     if (dp_session_queued(s) > 0) {
         lws_callback_on_writable(wsi);
-        dp_server_arm_send_timeout(wsi, srv->cfg, true);
         return 0;
     }
     if (s->close_pending)
         return -1;
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     lws_rx_flow_control(wsi, 0);
     return 0;
 }

@@ -20,7 +20,6 @@ static void ws_want_write(struct dp_session *s)
     if (wsi == NULL)
         return;
     lws_callback_on_writable(wsi);
-    dp_server_arm_send_timeout(wsi, dp_server_of(wsi)->cfg, true);
 }
 
 static void ws_abort(struct dp_session *s)
@@ -28,7 +27,7 @@ static void ws_abort(struct dp_session *s)
     struct lws *wsi = s->wsi;
     if (wsi == NULL)
         return;
-    SB_LOG_WARN(MOD, "slow consumer: outbox full, closing", "conn=%s user=%s queued=%zu bytes=%zu",
+    SB_LOG_WARN(MOD, "closing slow consumer", "conn=%s user=%s queued=%zu bytes=%zu",
                 s->connection_id, s->user_id, s->count, s->bytes);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -106,10 +105,8 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
     }
     if (dp_session_queued(s) > 0) {
         lws_callback_on_writable(wsi);
-        dp_server_arm_send_timeout(wsi, srv->cfg, true);
         return 0;
     }
-    dp_server_arm_send_timeout(wsi, srv->cfg, false);
     if (s->close_pending) {
         lws_close_reason(wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));

@@ -122,6 +122,26 @@ static void test_dp_session_outbox_order_and_growth(void **state)
     dp_buf_unref(first);
 }
 
+static void test_dp_session_stall_clock_tracks_progress(void **state)
+{
+    struct dp_session *s =
+        dp_session_create(DP_TRANSPORT_WS, "alice", &ops, 10, 1 << 20, DP_OVERFLOW_DROP);
+    struct dp_buf *a = frame("a"), *b = frame("b");
+    assert_int_equal(s->stall_since_ms, 0); /* empty: not stalled */
+    dp_session_push(s, a);
+    int64_t first = s->stall_since_ms;
+    assert_true(first > 0);
+    dp_session_push(s, b); /* more output is not progress: the clock keeps running */
+    assert_int_equal(s->stall_since_ms, first);
+    dp_session_pop(s); /* progress with output left: the clock restarts */
+    assert_true(s->stall_since_ms >= first);
+    dp_session_pop(s); /* empty again */
+    assert_int_equal(s->stall_since_ms, 0);
+    dp_session_destroy(s);
+    dp_buf_unref(a);
+    dp_buf_unref(b);
+}
+
 static void test_dp_session_pending_fifo_and_bound(void **state)
 {
     struct dp_session *s =
@@ -160,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_dp_session_outbox_frame_bound_disconnect),
         cmocka_unit_test(test_dp_session_outbox_byte_bound_drop),
         cmocka_unit_test(test_dp_session_outbox_order_and_growth),
+        cmocka_unit_test(test_dp_session_stall_clock_tracks_progress),
         cmocka_unit_test(test_dp_session_pending_fifo_and_bound),
         cmocka_unit_test(test_dp_session_create_rejects_bad_user),
     };

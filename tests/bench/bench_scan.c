@@ -1,0 +1,100 @@
+/* Key scanning over server frames. A key is matched as `"key"` followed by optional blanks and a
+ * colon, so a string value equal to the key name is not mistaken for it. */
+#include "bench_scan.h"
+
+#include <string.h>
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+const char *bench_scan_value(const char *buf, size_t len, const char *key)
+{
+    char pat[40];
+    size_t klen = strlen(key);
+    if (klen + 2 >= sizeof(pat))
+        return NULL;
+    pat[0] = '"';
+    memcpy(pat + 1, key, klen);
+    pat[klen + 1] = '"';
+    size_t plen = klen + 2;
+    const char *end = buf + len;
+    const char *p = buf;
+    while (p < end) {
+        const char *hit = memmem(p, (size_t)(end - p), pat, plen);
+        if (!hit)
+            return NULL;
+        const char *q = skip_blanks(hit + plen, end);
+        if (q < end && *q == ':') {
+            q = skip_blanks(q + 1, end);
+            return q < end ? q : NULL;
+        }
+        p = hit + 1;
+    }
+    return NULL;
+}
+
+int bench_scan_i64(const char *buf, size_t len, const char *key, int64_t *out)
+{
+    const char *end = buf + len;
+    const char *p = bench_scan_value(buf, len, key);
+    if (!p)
+        return -1;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    uint64_t v = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++digits > 19)
+            return -1;
+        v = v * 10u + (uint64_t)(*p - '0');
+        p++;
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+int bench_scan_str(const char *buf, size_t len, const char *key, char *out, size_t cap)
+{
+    const char *end = buf + len;
+    const char *p = bench_scan_value(buf, len, key);
+    if (!p || *p != '"')
+        return -1;
+    p++;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q || (size_t)(q - p) + 1 > cap)
+        return -1;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return 0;
+}
+
+enum bench_frame bench_scan_type(const char *buf, size_t len)
+{
+    char t[16];
+    if (bench_scan_str(buf, len, "type", t, sizeof(t)) != 0)
+        return BENCH_FRAME_OTHER;
+    if (strcmp(t, "message") == 0)
+        return BENCH_FRAME_MESSAGE;
+    if (strcmp(t, "ack") == 0)
+        return BENCH_FRAME_ACK;
+    if (strcmp(t, "connected") == 0)
+        return BENCH_FRAME_CONNECTED;
+    if (strcmp(t, "error") == 0)
+        return BENCH_FRAME_ERROR;
+    if (strcmp(t, "join") == 0)
+        return BENCH_FRAME_JOIN;
+    if (strcmp(t, "presence") == 0)
+        return BENCH_FRAME_PRESENCE;
+    return BENCH_FRAME_OTHER;
+}

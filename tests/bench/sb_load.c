@@ -1,0 +1,1139 @@
+/* sb_load: WebSocket load client for the Switchboard data plane. One lws context, one thread:
+ * opens N connections, joins them to one room, publishes timestamped messages, reports figures.
+ *
+ * Phases: CONNECT (every connection until its `connected` frame) -> JOIN (a `join` per connection,
+ * every ack) -> SETTLE (until the join/presence events the joins caused stop arriving) -> PUBLISH
+ * (one extra member connection publishes at --rate or flat out) -> DRAIN (until every delivery
+ * arrived or --timeout) -> report. Every phase is bounded in time. Exit status: 0 complete,
+ * 1 incomplete (lost, duplicated or reordered deliveries, errors, unexpected closes),
+ * 2 usage, 3 setup failed (connect/join/timeout). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "bench_grpc.h"
+#include "bench_hist.h"
+#include "bench_proc.h"
+#include "bench_scan.h"
+
+#define RING_SIZE       (1u << 16) /* in-flight message slots (send times, delivery counts) */
+#define RING_MASK       (RING_SIZE - 1u)
+#define MAX_FRAME       (1u << 20) /* largest server frame the client reassembles */
+#define SETTLE_QUIET_NS (300 * 1000000LL)
+#define TICK_US_IDLE    10000
+#define TICK_US_PUBLISH 1000
+#define MAX_BURST       64 /* frames written in one writeable callback */
+#define ERRORS_SHOWN    5
+
+enum phase { PH_CONNECT, PH_JOIN, PH_SETTLE, PH_PUBLISH, PH_DRAIN, PH_DONE };
+static const char *phase_name[] = {"connect", "join", "settle", "publish", "drain", "done"};
+
+enum conn_state {
+    CS_IDLE,
+    CS_CONNECTING,
+    CS_UPGRADED,
+    CS_CONNECTED,
+    CS_JOINING,
+    CS_JOINED,
+    CS_CLOSED
+};
+
+struct conn {
+    struct lws *wsi;
+    uint32_t idx;
+    uint8_t state;
+    uint8_t want_join;
+    uint8_t bad_order; /* a counter went backwards or repeated */
+    uint8_t bad_gap;   /* a counter or a seq skipped */
+    int64_t t_start;   /* connect or join start, ns */
+    int64_t t_upgrade; /* WebSocket upgrade done, ns */
+    int64_t next_n;    /* next expected publisher counter */
+    int64_t last_seq;  /* last server seq seen, 0 = none */
+    uint64_t received; /* bench messages */
+    char *frag;        /* reassembly of a frame split across callbacks (rare) */
+    size_t frag_len, frag_cap;
+};
+
+struct options {
+    char host[256];
+    int port;
+    char path[256];
+    int conns;
+    char room[129];
+    char user_prefix[64];
+    double rate; /* messages/s; 0 = flat out */
+    double duration;
+    int64_t count;
+    int size;
+    pid_t dp_pid, cp_pid;
+    double timeout;
+    int window;         /* published, not yet acked */
+    int max_lag;        /* published, not yet delivered to every receiver (flat out only) */
+    int connect_window; /* connects (and joins) in progress at once */
+    bool no_join;
+    char cp[256]; /* control plane HOST:PORT for --prejoin */
+    bool prejoin;
+    bool connect_only; /* stop after connect (+join) and settle: connect rate and idle RSS */
+};
+
+static struct {
+    struct options o;
+    struct lws_context *ctx;
+    struct conn *conns; /* o.conns receivers + 1 publisher (last) */
+    uint32_t total;     /* o.conns + 1 */
+    lws_sorted_usec_list_t tick;
+    enum phase phase;
+    int64_t phase_deadline;
+    int exit_code;
+    volatile sig_atomic_t interrupted;
+
+    /* connect / join */
+    uint32_t next_connect, in_progress, connected, joined, failed;
+    uint32_t next_join;
+    int64_t t_connect0, t_connect1, t_join0, t_join1, t_settle1, t_last_other;
+    struct bench_hist h_upgrade, h_cp, h_connected, h_join;
+
+    /* publish */
+    int64_t t_pub0, t_pub1, t_last_recv;
+    int64_t sent, acked, refused, fully_delivered; /* acked: answered (ack or error) */
+    int64_t t_sent[RING_SIZE];
+    int64_t max_sched_lag; /* fixed rate: how late the worst publish left against its slot */
+    uint32_t delivered[RING_SIZE];
+    struct bench_hist h_latency, h_ack;
+    uint64_t received_total, frames_other, frames_join, frames_presence;
+    uint64_t errors, closed_unexpected, bad_frames;
+    char *pad; /* o.size 'x' bytes */
+
+    /* resources */
+    uint64_t conn_cpu0[3], conn_cpu1[3]; /* dp, cp, client ticks over the connect phase */
+    uint64_t join_cpu1[3];               /* ... at the end of the join phase */
+    uint64_t dp_rss0, dp_rss_conn, dp_rss1, dp_cpu0, dp_cpu1, cp_cpu0, cp_cpu1, self_cpu0,
+        self_cpu1;
+    bool dp_rss_ok, dp_cpu_ok, cp_cpu_ok;
+} g;
+
+static unsigned char txbuf[LWS_PRE + MAX_FRAME];
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void set_phase(enum phase p, double timeout_s)
+{
+    g.phase = p;
+    g.phase_deadline = timeout_s > 0 ? now_ns() + (int64_t)(timeout_s * 1e9) : INT64_MAX;
+}
+
+static void fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sb_load: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (!g.exit_code)
+        g.exit_code = code;
+    g.phase = PH_DONE;
+}
+
+/* ---- frames the client sends (Switchboard protocol v1) ---- */
+
+static size_t build_join(char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "{\"type\":\"join\",\"room_id\":\"%s\",\"ref\":\"j\"}", g.o.room);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static size_t build_message(char *out, size_t cap, int64_t n, int64_t t)
+{
+    /* data = {"sbt":<ns>,"sbn":<n>,"pad":"xxx"} sized to o.size bytes when possible */
+    char head[160];
+    int hl =
+        snprintf(head, sizeof(head), "{\"sbt\":%" PRId64 ",\"sbn\":%" PRId64 ",\"pad\":\"", t, n);
+    int padn = g.o.size - hl - 2;
+    if (padn < 0)
+        padn = 0;
+    int w = snprintf(out, cap,
+                     "{\"type\":\"message\",\"room_id\":\"%s\",\"ref\":\"p%" PRId64
+                     "\",\"data\":%s%.*s\"}}",
+                     g.o.room, n, head, padn, g.pad);
+    return w > 0 && (size_t)w < cap ? (size_t)w : 0;
+}
+
+/* ---- connection management ---- */
+
+/* No keepalive pings: with lws's default policy every connection keeps a validity timer in one
+ * sorted list, and inserting each new one walks all the others (O(N) per connection). */
+static const lws_retry_bo_t no_validity = {NULL, 0, 0, 0, 0, 0};
+
+static void start_connects(void)
+{
+    while (g.phase == PH_CONNECT && g.next_connect < g.total &&
+           g.in_progress < (uint32_t)g.o.connect_window) {
+        struct conn *c = &g.conns[g.next_connect++];
+        char path[512];
+        if (c->idx + 1 == g.total)
+            snprintf(path, sizeof(path), "%s%suser_id=%spub", g.o.path,
+                     strchr(g.o.path, '?') ? "&" : "?", g.o.user_prefix);
+        else
+            snprintf(path, sizeof(path), "%s%suser_id=%s%u", g.o.path,
+                     strchr(g.o.path, '?') ? "&" : "?", g.o.user_prefix, c->idx);
+        struct lws_client_connect_info ci;
+        memset(&ci, 0, sizeof(ci));
+        ci.context = g.ctx;
+        ci.address = g.o.host;
+        ci.port = g.o.port;
+        ci.path = path;
+        ci.host = g.o.host;
+        ci.origin = g.o.host;
+        ci.ietf_version_or_minus_one = -1;
+        ci.userdata = c;
+        ci.local_protocol_name = "sb-bench";
+        ci.pwsi = &c->wsi;
+        ci.retry_and_idle_policy = &no_validity;
+        c->state = CS_CONNECTING;
+        c->t_start = now_ns();
+        g.in_progress++;
+        if (!lws_client_connect_via_info(&ci)) {
+            /* lws may already have called CONNECTION_ERROR (which counted the failure) */
+            if (c->state == CS_CONNECTING) {
+                c->state = CS_CLOSED;
+                g.in_progress--;
+                g.failed++;
+            }
+        }
+    }
+}
+
+static void start_joins(void)
+{
+    while (g.phase == PH_JOIN && g.next_join < g.total &&
+           g.in_progress < (uint32_t)g.o.connect_window) {
+        struct conn *c = &g.conns[g.next_join++];
+        if (c->state != CS_CONNECTED || !c->wsi)
+            continue;
+        c->state = CS_JOINING;
+        c->want_join = 1;
+        c->t_start = now_ns();
+        g.in_progress++;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+static bool can_publish(void)
+{
+    if (g.phase != PH_PUBLISH)
+        return false;
+    if (g.o.count > 0 && g.sent >= g.o.count)
+        return false;
+    if (g.sent - g.acked >= g.o.window)
+        return false;
+    if (g.o.rate > 0) {
+        double due = g.o.rate * (double)(now_ns() - g.t_pub0) / 1e9;
+        if ((double)g.sent >= due)
+            return false;
+    } else if (g.o.max_lag > 0 && g.sent - g.fully_delivered >= g.o.max_lag) {
+        return false;
+    }
+    return true;
+}
+
+static struct conn *publisher(void)
+{
+    return &g.conns[g.total - 1];
+}
+
+static void kick_publisher(void)
+{
+    struct conn *p = publisher();
+    if (p->wsi && can_publish())
+        lws_callback_on_writable(p->wsi);
+}
+
+/* ---- phase machine, run from the tick and after events ---- */
+
+static void sample_cpu(uint64_t out[3])
+{
+    if (g.o.dp_pid <= 0 || bench_proc_cpu_ticks(g.o.dp_pid, &out[0]) != 0)
+        out[0] = 0;
+    if (g.o.cp_pid <= 0 || bench_proc_cpu_ticks(g.o.cp_pid, &out[1]) != 0)
+        out[1] = 0;
+    bench_proc_cpu_ticks(getpid(), &out[2]);
+}
+
+static void read_resources_before_publish(void)
+{
+    if (g.o.dp_pid > 0) {
+        g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss1) == 0;
+        g.dp_cpu_ok = bench_proc_cpu_ticks(g.o.dp_pid, &g.dp_cpu0) == 0;
+    }
+    if (g.o.cp_pid > 0)
+        g.cp_cpu_ok = bench_proc_cpu_ticks(g.o.cp_pid, &g.cp_cpu0) == 0;
+    bench_proc_cpu_ticks(getpid(), &g.self_cpu0);
+}
+
+static void read_resources_after_publish(void)
+{
+    if (g.dp_cpu_ok)
+        g.dp_cpu_ok = bench_proc_cpu_ticks(g.o.dp_pid, &g.dp_cpu1) == 0;
+    if (g.cp_cpu_ok)
+        g.cp_cpu_ok = bench_proc_cpu_ticks(g.o.cp_pid, &g.cp_cpu1) == 0;
+    bench_proc_cpu_ticks(getpid(), &g.self_cpu1);
+}
+
+static uint64_t expected_deliveries(void)
+{
+    return (uint64_t)(g.acked - g.refused) * g.total;
+}
+
+static bool publish_finished(int64_t t)
+{
+    if (g.o.count > 0 && g.sent >= g.o.count)
+        return true;
+    return g.o.duration > 0 && t - g.t_pub0 >= (int64_t)(g.o.duration * 1e9);
+}
+
+static void advance(void)
+{
+    int64_t t = now_ns();
+    if (g.interrupted && g.phase != PH_DONE) {
+        fail(3, "interrupted in phase %s", phase_name[g.phase]);
+        return;
+    }
+    switch (g.phase) {
+    case PH_CONNECT:
+        if (g.failed) {
+            fail(3, "%u connection(s) failed (%u of %u connected)", g.failed, g.connected, g.total);
+            return;
+        }
+        if (g.connected == g.total) {
+            g.t_connect1 = t;
+            sample_cpu(g.conn_cpu1);
+            if (g.o.dp_pid > 0)
+                g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss_conn) == 0;
+            g.t_join0 = t;
+            g.in_progress = 0;
+            if (g.o.no_join) {
+                g.joined = g.total;
+                g.t_join1 = t;
+                set_phase(PH_SETTLE, g.o.timeout);
+                g.t_last_other = t;
+            } else {
+                set_phase(PH_JOIN, g.o.timeout);
+                start_joins();
+            }
+            return;
+        }
+        if (t > g.phase_deadline)
+            fail(3, "timeout: %u of %u connected after %.1f s", g.connected, g.total, g.o.timeout);
+        return;
+    case PH_JOIN:
+        if (g.failed) {
+            fail(3, "%u join(s) failed or connections closed (%u of %u joined)", g.failed, g.joined,
+                 g.total);
+            return;
+        }
+        if (g.joined == g.total) {
+            g.t_join1 = t;
+            sample_cpu(g.join_cpu1);
+            g.t_last_other = t;
+            set_phase(PH_SETTLE, g.o.timeout);
+            return;
+        }
+        if (t > g.phase_deadline)
+            fail(3, "timeout: %u of %u joined after %.1f s", g.joined, g.total, g.o.timeout);
+        return;
+    case PH_SETTLE:
+        if (g.closed_unexpected) {
+            fail(3, "%" PRIu64 " connection(s) closed by the server before publishing",
+                 g.closed_unexpected);
+            return;
+        }
+        if (t - g.t_last_other >= SETTLE_QUIET_NS || t > g.phase_deadline) {
+            g.t_settle1 = t;
+            read_resources_before_publish();
+            if (g.o.connect_only) {
+                g.phase = PH_DONE;
+                return;
+            }
+            g.t_pub0 = now_ns();
+            double bound = g.o.duration > 0 ? g.o.duration : g.o.timeout;
+            set_phase(PH_PUBLISH, bound + 1);
+            kick_publisher();
+        }
+        return;
+    case PH_PUBLISH:
+        if (publish_finished(t) || t > g.phase_deadline) {
+            g.t_pub1 = t;
+            set_phase(PH_DRAIN, g.o.timeout);
+            return;
+        }
+        kick_publisher();
+        return;
+    case PH_DRAIN:
+        if ((g.acked == g.sent && g.received_total >= expected_deliveries()) ||
+            t > g.phase_deadline || (publisher()->wsi == NULL)) {
+            read_resources_after_publish();
+            g.phase = PH_DONE;
+        }
+        return;
+    case PH_DONE:
+        return;
+    }
+}
+
+/* Every wakeup polls all N sockets, so tick only as often as the publish rate needs. */
+static lws_usec_t tick_us(void)
+{
+    if (g.phase != PH_PUBLISH || g.o.rate <= 0)
+        return TICK_US_IDLE;
+    double us = 1e6 / g.o.rate / 4;
+    if (us < TICK_US_PUBLISH)
+        us = TICK_US_PUBLISH;
+    if (us > TICK_US_IDLE)
+        us = TICK_US_IDLE;
+    return (lws_usec_t)us;
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    advance();
+    if (g.phase == PH_CONNECT)
+        start_connects();
+    if (g.phase != PH_DONE)
+        lws_sul_schedule(g.ctx, 0, &g.tick, tick_cb, tick_us());
+    else
+        lws_cancel_service(g.ctx);
+}
+
+/* ---- frames the client receives ---- */
+
+/* Counts `k` deliveries of message n and moves the fully-delivered mark (the flat-out window). */
+static void count_delivery(int64_t n, uint32_t k)
+{
+    if (n < g.fully_delivered || n >= g.fully_delivered + (int64_t)RING_SIZE)
+        return;
+    g.delivered[n & RING_MASK] += k;
+    bool moved = false;
+    while (g.fully_delivered < g.sent && g.delivered[g.fully_delivered & RING_MASK] >= g.total) {
+        g.delivered[g.fully_delivered & RING_MASK] = 0;
+        g.fully_delivered++;
+        moved = true;
+    }
+    if (moved && g.o.rate == 0)
+        kick_publisher();
+}
+
+static void on_message(struct conn *c, const char *buf, size_t len, int64_t t)
+{
+    int64_t sent_ns, n, seq;
+    if (bench_scan_i64(buf, len, BENCH_KEY_SENT_NS, &sent_ns) != 0 ||
+        bench_scan_i64(buf, len, BENCH_KEY_COUNTER, &n) != 0) {
+        g.frames_other++; /* a message that is not ours */
+        g.t_last_other = t;
+        return;
+    }
+    g.received_total++;
+    c->received++;
+    g.t_last_recv = t;
+    bench_hist_record(&g.h_latency, t - sent_ns);
+    if (n != c->next_n) {
+        if (n < c->next_n)
+            c->bad_order = 1;
+        else
+            c->bad_gap = 1;
+    }
+    c->next_n = n + 1;
+    if (bench_scan_i64(buf, len, "seq", &seq) == 0) {
+        if (c->last_seq != 0 && seq != c->last_seq + 1) {
+            if (seq <= c->last_seq)
+                c->bad_order = 1;
+            else
+                c->bad_gap = 1;
+        }
+        c->last_seq = seq;
+    }
+    count_delivery(n, 1);
+    if (g.phase == PH_DRAIN && g.received_total >= expected_deliveries())
+        advance();
+}
+
+static void show_error(struct conn *c, const char *buf, size_t len)
+{
+    g.errors++;
+    if (g.errors <= ERRORS_SHOWN)
+        fprintf(stderr, "sb_load: error frame on connection %u (phase %s): %.*s\n", c->idx,
+                phase_name[g.phase], (int)(len > 300 ? 300 : len), buf);
+}
+
+static void on_frame(struct conn *c, const char *buf, size_t len)
+{
+    int64_t t = now_ns();
+    enum bench_frame type = bench_scan_type(buf, len);
+    switch (type) {
+    case BENCH_FRAME_MESSAGE:
+        on_message(c, buf, len, t);
+        return;
+    case BENCH_FRAME_CONNECTED:
+        if (c->state == CS_UPGRADED || c->state == CS_CONNECTING) {
+            c->state = CS_CONNECTED;
+            g.connected++;
+            g.in_progress--;
+            bench_hist_record(&g.h_connected, t - c->t_start);
+            if (c->t_upgrade)
+                bench_hist_record(&g.h_cp, t - c->t_upgrade);
+            start_connects();
+            if (g.connected == g.total)
+                advance();
+        }
+        return;
+    case BENCH_FRAME_ACK: {
+        char ref[32];
+        if (bench_scan_str(buf, len, "ref", ref, sizeof(ref)) != 0) {
+            g.bad_frames++;
+            return;
+        }
+        if (ref[0] == 'j' && c->state == CS_JOINING) {
+            c->state = CS_JOINED;
+            g.joined++;
+            g.in_progress--;
+            bench_hist_record(&g.h_join, t - c->t_start);
+            start_joins();
+            if (g.joined == g.total)
+                advance();
+        } else if (ref[0] == 'p') {
+            int64_t n = strtoll(ref + 1, NULL, 10);
+            g.acked++;
+            if (g.sent - n < (int64_t)RING_SIZE && n < g.sent)
+                bench_hist_record(&g.h_ack, t - g.t_sent[n & RING_MASK]);
+            kick_publisher();
+            if (g.phase == PH_DRAIN)
+                advance();
+        }
+        return;
+    }
+    case BENCH_FRAME_ERROR: {
+        show_error(c, buf, len);
+        char ref[32];
+        if (bench_scan_str(buf, len, "ref", ref, sizeof(ref)) == 0) {
+            if (ref[0] == 'j' && c->state == CS_JOINING) {
+                c->state = CS_CONNECTED;
+                g.failed++;
+                g.in_progress--;
+            } else if (ref[0] == 'p') {
+                /* a refused publish is answered but never delivered; the error is reported */
+                g.acked++;
+                g.refused++;
+                count_delivery(strtoll(ref + 1, NULL, 10), g.total); /* never coming */
+                kick_publisher();
+            }
+        }
+        return;
+    }
+    case BENCH_FRAME_JOIN:
+        g.frames_join++;
+        g.t_last_other = t;
+        return;
+    case BENCH_FRAME_PRESENCE:
+        g.frames_presence++;
+        g.t_last_other = t;
+        return;
+    case BENCH_FRAME_OTHER:
+        g.frames_other++;
+        g.t_last_other = t;
+        return;
+    }
+}
+
+static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t len)
+{
+    bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (final && c->frag_len == 0) {
+        on_frame(c, in, len);
+        return 0;
+    }
+    if (c->frag_len + len > MAX_FRAME) {
+        fprintf(stderr, "sb_load: frame over %u bytes on connection %u\n", MAX_FRAME, c->idx);
+        g.bad_frames++;
+        return -1;
+    }
+    if (c->frag_len + len > c->frag_cap) {
+        size_t cap = c->frag_cap ? c->frag_cap : 4096;
+        while (cap < c->frag_len + len)
+            cap *= 2;
+        char *p = realloc(c->frag, cap);
+        if (!p)
+            return -1;
+        c->frag = p;
+        c->frag_cap = cap;
+    }
+    memcpy(c->frag + c->frag_len, in, len);
+    c->frag_len += len;
+    if (final) {
+        on_frame(c, c->frag, c->frag_len);
+        c->frag_len = 0;
+    }
+    return 0;
+}
+
+static int on_writeable(struct lws *wsi, struct conn *c)
+{
+    unsigned char *p = txbuf + LWS_PRE;
+    if (c->want_join) {
+        size_t n = build_join((char *)p, MAX_FRAME);
+        c->want_join = 0;
+        if (!n || lws_write(wsi, p, n, LWS_WRITE_TEXT) < (int)n)
+            return -1;
+        return 0;
+    }
+    if (c != publisher())
+        return 0;
+    int burst = 0;
+    while (can_publish() && burst < MAX_BURST && !lws_send_pipe_choked(wsi)) {
+        int64_t t = now_ns();
+        size_t n = build_message((char *)p, MAX_FRAME, g.sent, t);
+        if (!n) {
+            fail(2, "message frame does not fit in %u bytes", MAX_FRAME);
+            return -1;
+        }
+        g.t_sent[g.sent & RING_MASK] = t;
+        if (g.o.rate > 0) {
+            int64_t due = g.t_pub0 + (int64_t)((double)g.sent * 1e9 / g.o.rate);
+            if (t - due > g.max_sched_lag)
+                g.max_sched_lag = t - due;
+        }
+        g.delivered[g.sent & RING_MASK] = 0;
+        if (lws_write(wsi, p, n, LWS_WRITE_TEXT) < (int)n)
+            return -1;
+        g.sent++;
+        burst++;
+    }
+    if (can_publish())
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (c && c->state == CS_CONNECTING) {
+            if (g.failed < ERRORS_SHOWN)
+                fprintf(stderr, "sb_load: connection %u failed: %s\n", c->idx,
+                        in ? (const char *)in : "(no reason)");
+            c->state = CS_CLOSED;
+            c->wsi = NULL;
+            g.in_progress--;
+            g.failed++;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (c && c->state == CS_CONNECTING) {
+            c->state = CS_UPGRADED;
+            c->t_upgrade = now_ns();
+            bench_hist_record(&g.h_upgrade, c->t_upgrade - c->t_start);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (!c)
+            return 0;
+        return on_receive(wsi, c, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (!c || g.phase == PH_DONE)
+            return 0;
+        return on_writeable(wsi, c);
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (c && c->state != CS_CLOSED) {
+            if (g.phase != PH_DONE) {
+                g.closed_unexpected++;
+                if (g.closed_unexpected <= ERRORS_SHOWN)
+                    fprintf(stderr, "sb_load: connection %u closed by the server in phase %s\n",
+                            c->idx, phase_name[g.phase]);
+                if (c->state == CS_CONNECTING || c->state == CS_UPGRADED || c->state == CS_JOINING)
+                    g.in_progress--;
+                if (g.phase == PH_CONNECT || g.phase == PH_JOIN)
+                    g.failed++;
+            }
+            c->state = CS_CLOSED;
+            c->wsi = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"sb-bench", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- report ---- */
+
+static double pct_cpu(uint64_t t0, uint64_t t1, double secs)
+{
+    if (secs <= 0)
+        return 0;
+    return 100.0 * (double)(t1 - t0) / (double)bench_proc_ticks_per_sec() / secs;
+}
+
+static void print_hist(const char *name, const struct bench_hist *h)
+{
+    if (!h->count) {
+        printf("  %-22s (no samples)\n", name);
+        return;
+    }
+    printf("  %-22s n=%" PRIu64 " p50=%.1f p90=%.1f p99=%.1f p99.9=%.1f max=%.1f mean=%.1f "
+           "(us)\n",
+           name, h->count, bench_hist_quantile(h, 0.5) / 1e3, bench_hist_quantile(h, 0.9) / 1e3,
+           bench_hist_quantile(h, 0.99) / 1e3, bench_hist_quantile(h, 0.999) / 1e3,
+           (double)h->max / 1e3, bench_hist_mean(h) / 1e3);
+}
+
+static int report(void)
+{
+    uint32_t bad_order = 0, bad_gap = 0, short_conns = 0;
+    uint64_t acked = (uint64_t)g.acked;
+    for (uint32_t i = 0; i < g.total; i++) {
+        struct conn *c = &g.conns[i];
+        bad_order += c->bad_order;
+        bad_gap += c->bad_gap;
+        if (c->received != acked - (uint64_t)g.refused)
+            short_conns++;
+    }
+    int64_t t_now = now_ns();
+    /* a run that stopped early reports its phases up to now */
+    double connect_s = (double)((g.t_connect1 ? g.t_connect1 : t_now) - g.t_connect0) / 1e9;
+    double join_s = g.t_join0 ? (double)((g.t_join1 ? g.t_join1 : t_now) - g.t_join0) / 1e9 : 0;
+    double pub_s = (double)(g.t_pub1 - g.t_pub0) / 1e9;
+    int64_t t_end = g.t_last_recv > g.t_pub1 ? g.t_last_recv : g.t_pub1;
+    double recv_s = (double)(t_end - g.t_pub0) / 1e9;
+    uint64_t expected = expected_deliveries();
+    bool published = g.t_pub0 != 0;
+    bool setup_ok = g.connected == g.total && g.joined == g.total && g.t_settle1 != 0 &&
+                    !g.errors && !g.closed_unexpected && !g.bad_frames;
+    bool complete = g.o.connect_only
+                        ? setup_ok
+                        : (published && g.acked == g.sent && g.sent > 0 &&
+                           g.received_total == expected && !bad_order && !bad_gap && !g.errors &&
+                           !g.closed_unexpected && !g.bad_frames && short_conns == 0);
+    double rss_per_conn = 0;
+    bool rss = g.dp_rss_ok && g.dp_rss1 >= g.dp_rss0;
+    if (rss)
+        rss_per_conn = (double)(g.dp_rss1 - g.dp_rss0) / g.total;
+    double cpu_s = (double)(t_end - g.t_pub0) / 1e9;
+
+    printf("sb_load: %s ws://%s:%d%s conns=%d(+1 publisher) room=%s size=%d rate=%s\n",
+           complete ? "COMPLETE" : "INCOMPLETE", g.o.host, g.o.port, g.o.path, g.o.conns, g.o.room,
+           g.o.size, g.o.rate > 0 ? "fixed" : "flat-out");
+    printf("  connect: %u connections in %.3f s = %.0f conn/s (to the `connected` frame)\n",
+           g.connected, connect_s, connect_s > 0 ? g.connected / connect_s : 0.0);
+    if (g.t_connect1) {
+        printf("  cpu over the connect phase:");
+        if (g.o.dp_pid > 0)
+            printf(" data plane %.0f%%", pct_cpu(g.conn_cpu0[0], g.conn_cpu1[0], connect_s));
+        if (g.o.cp_pid > 0)
+            printf(" control plane %.0f%%", pct_cpu(g.conn_cpu0[1], g.conn_cpu1[1], connect_s));
+        printf(" load client %.0f%%\n", pct_cpu(g.conn_cpu0[2], g.conn_cpu1[2], connect_s));
+    }
+    print_hist("connect->upgraded", &g.h_upgrade);
+    print_hist("upgraded->connected", &g.h_cp);
+    print_hist("connect->connected", &g.h_connected);
+    if (!g.o.no_join && g.t_join0) {
+        printf("  join: %u joins in %.3f s = %.0f joins/s; settle %.3f s; join events %" PRIu64
+               ", presence %" PRIu64 "\n",
+               g.joined, join_s, join_s > 0 ? g.joined / join_s : 0.0,
+               g.t_settle1 ? (double)(g.t_settle1 - g.t_join1) / 1e9 : 0.0, g.frames_join,
+               g.frames_presence);
+        if (g.t_join1 && join_s > 0) {
+            printf("  cpu over the join phase:");
+            if (g.o.dp_pid > 0)
+                printf(" data plane %.0f%%", pct_cpu(g.conn_cpu1[0], g.join_cpu1[0], join_s));
+            if (g.o.cp_pid > 0)
+                printf(" control plane %.0f%%", pct_cpu(g.conn_cpu1[1], g.join_cpu1[1], join_s));
+            printf(" load client %.0f%%\n", pct_cpu(g.conn_cpu1[2], g.join_cpu1[2], join_s));
+        }
+        print_hist("join ack", &g.h_join);
+    }
+    if (rss)
+        printf("  data plane RSS: %" PRIu64 " KiB before, %" PRIu64 " KiB connected, %" PRIu64
+               " KiB connected+joined = %.2f KiB per connection\n",
+               g.dp_rss0, g.dp_rss_conn, g.dp_rss1, rss_per_conn);
+    if (published) {
+        printf("  publish: %" PRId64 " sent, %" PRId64 " acked in %.3f s = %.0f msg/s (%s)\n",
+               g.sent, g.acked, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
+               g.o.rate > 0 ? "fixed rate" : "flat out");
+        if (g.o.rate > 0)
+            printf("  schedule: the latest publish left %.1f ms after its slot (latency is "
+                   "measured from the actual send)\n",
+                   (double)g.max_sched_lag / 1e6);
+        printf("  deliveries: %" PRIu64 " of %" PRIu64 " expected in %.3f s = %.0f deliveries/s\n",
+               g.received_total, expected, recv_s, recv_s > 0 ? g.received_total / recv_s : 0.0);
+        print_hist("publish->receive", &g.h_latency);
+        print_hist("publish->ack", &g.h_ack);
+        printf("  order: %u connection(s) reordered/duplicated, %u with gaps, %u short; "
+               "refused %" PRId64 ", errors %" PRIu64 ", unexpected closes %" PRIu64
+               ", other frames %" PRIu64 "\n",
+               bad_order, bad_gap, short_conns, g.refused, g.errors, g.closed_unexpected,
+               g.frames_other);
+        printf("  cpu over %.3f s:", cpu_s);
+        if (g.dp_cpu_ok)
+            printf(" data plane %.0f%%", pct_cpu(g.dp_cpu0, g.dp_cpu1, cpu_s));
+        if (g.cp_cpu_ok)
+            printf(" control plane %.0f%%", pct_cpu(g.cp_cpu0, g.cp_cpu1, cpu_s));
+        printf(" load client %.0f%%\n", pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s));
+    }
+    /* one machine-readable line for scripts (run.sh, later compare.sh) */
+    printf(
+        "RESULT complete=%d conns=%d size=%d rate=%.0f connect_s=%.3f conn_per_s=%.0f "
+        "join_s=%.3f sent=%" PRId64 " acked=%" PRId64 " expected=%" PRIu64 " received=%" PRIu64
+        " pub_s=%.3f msg_per_s=%.0f deliveries_per_s=%.0f "
+        "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+        "dp_rss0_kib=%" PRIu64 " dp_rss1_kib=%" PRIu64 " rss_per_conn_kib=%.2f "
+        "dp_cpu_pct=%.0f cp_cpu_pct=%.0f client_cpu_pct=%.0f errors=%" PRIu64 " closed=%" PRIu64
+        " bad_order=%u bad_gap=%u\n",
+        complete, g.o.conns, g.o.size, g.o.rate, connect_s,
+        connect_s > 0 ? g.connected / connect_s : 0.0, join_s, g.sent, g.acked, expected,
+        g.received_total, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
+        recv_s > 0 ? g.received_total / recv_s : 0.0, bench_hist_quantile(&g.h_latency, 0.5) / 1e3,
+        bench_hist_quantile(&g.h_latency, 0.9) / 1e3, bench_hist_quantile(&g.h_latency, 0.99) / 1e3,
+        bench_hist_quantile(&g.h_latency, 0.999) / 1e3, (double)g.h_latency.max / 1e3, g.dp_rss0,
+        g.dp_rss1, rss_per_conn, g.dp_cpu_ok ? pct_cpu(g.dp_cpu0, g.dp_cpu1, cpu_s) : -1.0,
+        g.cp_cpu_ok ? pct_cpu(g.cp_cpu0, g.cp_cpu1, cpu_s) : -1.0,
+        pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s), g.errors, g.closed_unexpected, bad_order,
+        bad_gap);
+    fflush(stdout);
+    if (g.exit_code)
+        return g.exit_code;
+    return complete ? 0 : 1;
+}
+
+/* ---- options ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sb_load [options]\n"
+            "  --url URL            ws://HOST:PORT[/PATH] (default ws://127.0.0.1:8080/ws)\n"
+            "  --conns N            receiving connections (default 100); one publisher is added\n"
+            "  --room R             room id (default bench)\n"
+            "  --user-prefix P      user ids are P0..P<N-1> and Ppub (default u)\n"
+            "  --rate MSG_PER_S     publish rate; 0 = flat out with an ack window (default 0)\n"
+            "  --duration S         publish for S seconds (default 5)\n"
+            "  --count M            publish at most M messages (default 0 = no limit)\n"
+            "  --size BYTES         size of each message's data JSON (default 128)\n"
+            "  --window W           publishes in flight without an ack (default 64)\n"
+            "  --max-lag L          flat out: publishes not yet delivered to every connection\n"
+            "                       (default 16, 0 = off)\n"
+            "  --connect-window C   connects/joins in progress at once (default 256)\n"
+            "  --no-join            skip the join phase (members joined beforehand)\n"
+            "  --connect-only       stop after connect, join and settle (connect rate, idle RSS)\n"
+            "  --prejoin            before connecting, create the room and add every user over\n"
+            "                       gRPC (Rooms/CreateRoom, BulkJoinRoom or JoinRoom on --cp);\n"
+            "                       WebSocket joins are then acked without join events (but\n"
+            "                       members coming online announce presence to each other)\n"
+            "  --cp HOST:PORT       control plane gRPC address for --prejoin "
+            "(default 127.0.0.1:50051)\n"
+            "  --dp-pid PID         data plane process: RSS per connection and CPU%%\n"
+            "  --cp-pid PID         control plane process: CPU%%\n"
+            "  --timeout S          bound for each wait: connect, join, settle, drain "
+            "(default 60)\n");
+}
+
+static int parse_url(const char *url, struct options *o)
+{
+    const char *p = url;
+    if (strncmp(p, "ws://", 5) != 0)
+        return -1;
+    p += 5;
+    const char *colon = strchr(p, ':');
+    const char *slash = strchr(p, '/');
+    if (!colon || (slash && slash < colon))
+        return -1;
+    size_t hl = (size_t)(colon - p);
+    if (hl == 0 || hl >= sizeof(o->host))
+        return -1;
+    memcpy(o->host, p, hl);
+    o->host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (port <= 0 || port > 65535 || (*end && *end != '/'))
+        return -1;
+    o->port = (int)port;
+    snprintf(o->path, sizeof(o->path), "%s", *end ? end : "/ws");
+    return 0;
+}
+
+static int parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    memset(o, 0, sizeof(*o));
+    parse_url("ws://127.0.0.1:8080/ws", o);
+    o->conns = 100;
+    snprintf(o->room, sizeof(o->room), "bench");
+    snprintf(o->user_prefix, sizeof(o->user_prefix), "u");
+    o->duration = 5;
+    o->size = 128;
+    o->timeout = 60;
+    o->window = 64;
+    o->max_lag = 16;
+    o->connect_window = 256;
+    snprintf(o->cp, sizeof(o->cp), "127.0.0.1:50051");
+    static const struct option lo[] = {
+        {"url", required_argument, 0, 'u'},
+        {"conns", required_argument, 0, 'n'},
+        {"room", required_argument, 0, 'r'},
+        {"rate", required_argument, 0, 'R'},
+        {"duration", required_argument, 0, 'd'},
+        {"count", required_argument, 0, 'c'},
+        {"size", required_argument, 0, 's'},
+        {"dp-pid", required_argument, 0, 'D'},
+        {"cp-pid", required_argument, 0, 'C'},
+        {"timeout", required_argument, 0, 't'},
+        {"window", required_argument, 0, 'w'},
+        {"max-lag", required_argument, 0, 'l'},
+        {"connect-window", required_argument, 0, 'W'},
+        {"user-prefix", required_argument, 0, 'P'},
+        {"no-join", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},
+        {"connect-only", no_argument, 0, 'O'},
+        {"prejoin", no_argument, 0, 'j'},
+        {"cp", required_argument, 0, 'p'},
+        {0, 0, 0, 0},
+    };
+    int ch, li = -1;
+    double v;
+    while ((ch = getopt_long(argc, argv, "h", lo, &li)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'u':
+            bad = parse_url(optarg, o);
+            break;
+        case 'n':
+            bad = parse_num(optarg, 1, 1000000, &v);
+            o->conns = (int)v;
+            break;
+        case 'r':
+            bad = strlen(optarg) == 0 || strlen(optarg) >= sizeof(o->room) ||
+                  strpbrk(optarg, "\"\\") != NULL;
+            if (!bad)
+                snprintf(o->room, sizeof(o->room), "%s", optarg);
+            break;
+        case 'P':
+            bad = strlen(optarg) >= sizeof(o->user_prefix) || strpbrk(optarg, "&?#/ ") != NULL;
+            if (!bad)
+                snprintf(o->user_prefix, sizeof(o->user_prefix), "%s", optarg);
+            break;
+        case 'R':
+            bad = parse_num(optarg, 0, 1e8, &o->rate);
+            break;
+        case 'd':
+            bad = parse_num(optarg, 0, 86400, &o->duration);
+            break;
+        case 'c':
+            bad = parse_num(optarg, 0, 1e12, &v);
+            o->count = (int64_t)v;
+            break;
+        case 's':
+            bad = parse_num(optarg, 0, MAX_FRAME / 2, &v);
+            o->size = (int)v;
+            break;
+        case 'D':
+            bad = parse_num(optarg, 1, INT_MAX, &v);
+            o->dp_pid = (pid_t)v;
+            break;
+        case 'C':
+            bad = parse_num(optarg, 1, INT_MAX, &v);
+            o->cp_pid = (pid_t)v;
+            break;
+        case 't':
+            bad = parse_num(optarg, 0.1, 86400, &o->timeout);
+            break;
+        case 'w':
+            bad = parse_num(optarg, 1, RING_SIZE / 2, &v);
+            o->window = (int)v;
+            break;
+        case 'l':
+            bad = parse_num(optarg, 0, RING_SIZE / 2, &v);
+            o->max_lag = (int)v;
+            break;
+        case 'W':
+            bad = parse_num(optarg, 1, 100000, &v);
+            o->connect_window = (int)v;
+            break;
+        case 'J':
+            o->no_join = true;
+            break;
+        case 'j':
+            o->prejoin = true;
+            break;
+        case 'O':
+            o->connect_only = true;
+            break;
+        case 'p':
+            bad = strlen(optarg) == 0 || strlen(optarg) >= sizeof(o->cp);
+            if (!bad)
+                snprintf(o->cp, sizeof(o->cp), "%s", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "sb_load: bad value for --%s: %s\n", li >= 0 ? lo[li].name : "?",
+                    optarg ? optarg : "");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sb_load: unexpected argument %s\n", argv[optind]);
+        return -1;
+    }
+    if (!o->connect_only && o->duration <= 0 && o->count <= 0) {
+        fprintf(stderr, "sb_load: give --duration or --count (publishing must be bounded)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int raise_nofile(uint32_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur >= need)
+        return 0;
+    rlim_t want = need;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    return want >= need ? 0 : -1;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g.interrupted = 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_options(argc, argv, &g.o) != 0)
+        return 2;
+    g.total = (uint32_t)g.o.conns + 1;
+    if (raise_nofile(g.total + 64) != 0) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        fprintf(stderr, "sb_load: need %u file descriptors, limit is %llu (raise ulimit -n)\n",
+                g.total + 64, (unsigned long long)rl.rlim_max);
+        return 3;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    g.conns = calloc(g.total, sizeof(*g.conns));
+    g.pad = malloc((size_t)g.o.size + 1);
+    if (!g.conns || !g.pad) {
+        fprintf(stderr, "sb_load: out of memory\n");
+        return 3;
+    }
+    memset(g.pad, 'x', (size_t)g.o.size);
+    for (uint32_t i = 0; i < g.total; i++)
+        g.conns[i].idx = i;
+    bench_hist_init(&g.h_upgrade);
+    bench_hist_init(&g.h_connected);
+    bench_hist_init(&g.h_cp);
+    bench_hist_init(&g.h_join);
+    bench_hist_init(&g.h_latency);
+    bench_hist_init(&g.h_ack);
+
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.count_threads = 1;
+    info.connect_timeout_secs = (unsigned)(g.o.timeout < 1 ? 1 : g.o.timeout);
+    info.timeout_secs = (unsigned)(g.o.timeout < 1 ? 1 : g.o.timeout);
+    g.ctx = lws_create_context(&info);
+    if (!g.ctx) {
+        fprintf(stderr, "sb_load: lws_create_context failed\n");
+        return 3;
+    }
+
+    if (g.o.prejoin) {
+        char err[512];
+        int64_t t0 = now_ns();
+        if (bench_grpc_prepare_room(g.o.cp, g.o.room, g.o.user_prefix, g.o.conns, 1000, g.o.timeout,
+                                    err, sizeof(err)) != 0) {
+            fprintf(stderr, "sb_load: prejoin over gRPC at %s failed: %s\n", g.o.cp, err);
+            lws_context_destroy(g.ctx);
+            return 3;
+        }
+        printf("  prejoin: room %s created/found and %u users added over gRPC in %.3f s\n",
+               g.o.room, g.total, (double)(now_ns() - t0) / 1e9);
+    }
+    if (g.o.dp_pid > 0)
+        g.dp_rss_ok = bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss0) == 0;
+    if (g.o.dp_pid > 0 && !g.dp_rss_ok)
+        fprintf(stderr, "sb_load: cannot read /proc/%ld/status\n", (long)g.o.dp_pid);
+    sample_cpu(g.conn_cpu0);
+    g.t_connect0 = now_ns();
+    set_phase(PH_CONNECT, g.o.timeout);
+    start_connects();
+    lws_sul_schedule(g.ctx, 0, &g.tick, tick_cb, TICK_US_IDLE);
+
+    while (g.phase != PH_DONE) {
+        if (lws_service(g.ctx, 0) < 0)
+            break;
+    }
+    if (g.t_pub0 && !g.t_pub1)
+        g.t_pub1 = now_ns();
+    if (g.t_pub0 && !g.self_cpu1)
+        read_resources_after_publish();
+    int rc = report();
+    lws_sul_cancel(&g.tick);
+    lws_context_destroy(g.ctx);
+    for (uint32_t i = 0; i < g.total; i++)
+        free(g.conns[i].frag);
+    free(g.conns);
+    free(g.pad);
+    return rc;
+}
