@@ -7,8 +7,9 @@ SB_BUILD_PKGS=(build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler 
     libwebsockets-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev grpc-proto curl
     ca-certificates)
 
-# Extra Debian packages the test suite needs (node/npm are handled apart: see sb_ensure_node).
-SB_TEST_PKGS=(clang-format chromium fonts-liberation)
+# Extra Debian packages the test suite needs (node/npm are handled apart: see sb_ensure_node);
+# etcd-server: the etcd client and store tests start a real etcd on loopback.
+SB_TEST_PKGS=(clang-format chromium fonts-liberation etcd-server)
 
 sb_log() {
     printf '\033[1m==> %s\033[0m\n' "$*" >&2
