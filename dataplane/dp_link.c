@@ -91,6 +91,7 @@ struct dp_link {
     size_t n_dead;
 
     struct ep *primary;
+    char lost_primary[129]; /* id of the primary whose stream ended last ("" once replaced) */
     bool primary_ready;
     uint64_t gen;
     int64_t lease_id;
@@ -510,6 +511,7 @@ static void ep_down(struct ep *e, struct call *c)
     if (was_up)
         l->reconnects++;
     if (e == l->primary && !l->stopping) {
+        snprintf(l->lost_primary, sizeof(l->lost_primary), "%s", e->cp_id);
         l->primary = NULL;
         l->primary_ready = false;
         lws_sul_cancel(&l->sul_adopt);
@@ -553,11 +555,16 @@ static void on_adopted(struct ep *e, const Switchboard__Internal__V1__Adopted *a
     l->primary_ready = true;
     l->lease_id = a->lease_id;
     /* Lease 0: a memory-store control plane, which forgets a node's connections with its
-     * stream; treat it as a new lease. */
-    bool renewed = a->renewed || a->lease_id == 0;
+     * stream; treat it as a new lease. The same replica again after its stream ended: it may
+     * have dropped our connections with that stream whatever its lease says (the memory store
+     * does), so resync too; it costs one upsert per connection, only in that case. */
+    bool again = e->cp_id[0] != '\0' && strcmp(e->cp_id, l->lost_primary) == 0;
+    bool renewed = a->renewed || a->lease_id == 0 || again;
+    l->lost_primary[0] = '\0';
     SB_LOG_INFO(MOD, "adopted by the primary control plane",
-                "endpoint=%s controlplane=%s lease=%lld renewed=%d gen=%llu", e->addr, e->cp_id,
-                (long long)a->lease_id, renewed, (unsigned long long)l->gen);
+                "endpoint=%s controlplane=%s lease=%lld renewed=%d same_replica=%d gen=%llu",
+                e->addr, e->cp_id, (long long)a->lease_id, a->renewed, again,
+                (unsigned long long)l->gen);
     if (l->cbs.ready != NULL)
         l->cbs.ready(l->arg, renewed, l->gen);
 }

@@ -21,10 +21,10 @@ struct lws_context;
 struct dp_link;
 
 struct dp_link_cbs {
-    /* The primary adopted the node (Adopted arrived): requests can flow. `renewed`: the node's
-     * lease is new (first link, lease lost, or a memory-store control plane, which answers lease
-     * 0), so the control plane knows none of our connections: re-send ConnOpen(resync) for all
-     * of them. `gen` grows with every new primary. */
+    /* The primary adopted the node (Adopted arrived): requests can flow. `renewed`: the
+     * control plane may know none of our connections (a new lease: first link or lease lost;
+     * lease 0; or the same replica again after its stream ended), so re-send ConnOpen(resync)
+     * for all of them. `gen` grows with every new primary. */
     void (*ready)(void *arg, bool renewed, uint64_t gen);
     /* No control plane is reachable any more: answer pending requests `unavailable`. */
     void (*down)(void *arg);

@@ -110,3 +110,48 @@ describe('data plane with two control planes (memory store)', { timeout: 120000 
 
   stopsCleanly(shutdown);
 });
+
+describe('one control plane (memory store) drops a frozen node and takes it back', { timeout: 60000 }, () => {
+  let cp;
+  let dp;
+  const clients = [];
+
+  before(async () => {
+    cp = new ControlPlane({ port: await freePort(), args: ['--auto-create-rooms', '--heartbeat-interval-ms', '1000'] });
+    await cp.start();
+    dp = new DataPlane({ port: await freePort(), cpAddr: cp.addr });
+    await dp.start();
+  });
+
+  const shutdown = async () => {
+    for (const c of clients) await c.close();
+    const problems = [];
+    for (const d of [dp, cp]) {
+      if (!d) continue;
+      const p = await d.stop();
+      if (p) problems.push(p);
+    }
+    dp = cp = null;
+    if (problems.length) throw new Error(problems.join('\n\n'));
+  };
+  after(shutdown);
+
+  it('the node, silent past 3 heartbeats, is dropped; back, it resyncs and its clients carry on', async () => {
+    const a = await WsClient.connect(`ws://127.0.0.1:${dp.port}/ws?user_id=frz-a`);
+    clients.push(a);
+    assert.equal((await a.request({ type: 'join', room_id: 'frz-room' })).type, 'ack');
+    process.kill(dp.pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4500)); // > 3 heartbeats of 1 s: the CP ends the stream
+    process.kill(dp.pid, 'SIGCONT');
+    // The same replica adopts the node again; it forgot the node's connections with the stream.
+    await waitFor('cp dropped and re-linked the node', async () => /same_replica=1/.test(dp.log()), { timeout: 15000 });
+    await waitFor('requests served again', async () => (await a.request({ type: 'message', room_id: 'frz-room', data: 'back' }, 3000)).type === 'ack', {
+      timeout: 15000,
+      interval: 200,
+    });
+    assert.equal(a.closeInfo, null);
+    await a.next({ type: 'message', data: 'back' }, 3000);
+  });
+
+  stopsCleanly(shutdown);
+});
