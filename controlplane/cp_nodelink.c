@@ -482,6 +482,7 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
         done(arg, "out of memory");
         return;
     }
+    n->last_heartbeat = sb_time_now_ms(); /* Hello is the first sign of life */
     struct cp_node *old = cp_map_get(&c->nodes, n->id);
     if (old != NULL && old != n) {
         SB_LOG_WARN("cp", "node reconnected: replacing its old stream", "node=%s", n->id);

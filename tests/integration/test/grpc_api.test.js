@@ -309,6 +309,24 @@ describe('gRPC API', { timeout: 120000 }, () => {
     await rejectsWith(call(sys.api.presence, 'GetPresence', { user_id: '' }), status.INVALID_ARGUMENT, 'invalid_message');
   });
 
+  it('GetStats counts connections, online users and rooms, and lists the node with its heartbeat', async () => {
+    const id = uniq('stats');
+    await createRoom(sys, id);
+    const before = await call(sys.api.connections, 'GetStats', {});
+    const u = uniq('st');
+    await connect(u);
+    await connect(u);
+    const after = await call(sys.api.connections, 'GetStats', {});
+    assert.equal(Number(after.active_connections) - Number(before.active_connections), 2, JSON.stringify(after));
+    assert.equal(Number(after.online_users) - Number(before.online_users), 1, 'one user with two connections counts once');
+    assert.ok(Number(after.rooms) >= 1);
+    assert.ok(after.nodes.length >= 1, JSON.stringify(after.nodes));
+    for (const n of after.nodes) {
+      assert.ok(n.id.length > 0);
+      assert.ok(Number(n.last_heartbeat) > Date.now() - 60000, `heartbeat of ${n.id} is recent`);
+    }
+  });
+
   it('the README example works: buf curl (npm @bufbuild/buf) against the control plane', async () => {
     const { execFile } = require('node:child_process');
     const path = require('node:path');
@@ -339,7 +357,7 @@ describe('gRPC API', { timeout: 120000 }, () => {
   it('methods not implemented yet answer UNIMPLEMENTED; unknown paths too, promptly', async () => {
     await rejectsWith(call(sys.api.rooms, 'UpdateRoom', { room_id: 'x' }), status.UNIMPLEMENTED);
     await rejectsWith(call(sys.api.channels, 'CreateChannel', { channel_id: 'news' }), status.UNIMPLEMENTED);
-    await rejectsWith(call(sys.api.connections, 'GetStats', {}), status.UNIMPLEMENTED);
+    await rejectsWith(call(sys.api.connections, 'ListConnections', {}), status.UNIMPLEMENTED);
     const t0 = Date.now();
     await rejectsWith(callRaw(sys.api.rooms, '/switchboard.v1.Rooms/NoSuchMethod', { deadlineMs: 4000 }), status.UNIMPLEMENTED);
     await rejectsWith(callRaw(sys.api.rooms, '/no.such.Service/Method', { deadlineMs: 4000 }), status.UNIMPLEMENTED);
