@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "cp_buf.h"
+#include "cp_json.h"
 #include "cp_users.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -132,6 +134,23 @@ static void on_node_lease_lost(void *ud, const char *node_id)
     cp_store_etcd_adopt(c->store, node_id, n->address, 0, readopted, r);
 }
 
+/* A message the previous sequencer of its room stored, maybe without delivering it: once more to
+ * the members' nodes (a node drops a room seq it has seen). */
+static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_member *members,
+                         size_t n_members)
+{
+    struct cp_ctx *c = ud;
+    struct cp_buf b;
+    cp_buf_init(&b);
+    cp_json_message(&b, m);
+    if (b.failed)
+        SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld", m->room_id,
+                     (long long)m->seq);
+    else
+        cp_fanout_room(c, members, n_members, m->room_id, NULL, b.data, b.len, m->seq);
+    cp_buf_fini(&b);
+}
+
 void cp_dist_hooks(struct cp_ctx *c, struct cp_store_etcd_hooks *out)
 {
     memset(out, 0, sizeof(*out));
@@ -142,4 +161,5 @@ void cp_dist_hooks(struct cp_ctx *c, struct cp_store_etcd_hooks *out)
     out->relist_begin = on_relist_begin;
     out->relist_end = on_relist_end;
     out->node_lease_lost = on_node_lease_lost;
+    out->redeliver = on_redeliver;
 }

@@ -166,6 +166,10 @@ static json_t *range_obj(const struct cp_etcd_range_req *r)
         rc |= set_true(o, "keys_only");
     if (r->count_only)
         rc |= set_true(o, "count_only");
+    if (r->descend) {
+        rc |= json_object_set_new(o, "sort_order", json_string("DESCEND"));
+        rc |= json_object_set_new(o, "sort_target", json_string("KEY"));
+    }
     if (rc != 0) {
         json_decref(o);
         return NULL;

@@ -40,6 +40,7 @@ struct cp_etcd_range_req {
     int64_t revision;               /* 0: newest */
     bool keys_only;
     bool count_only;
+    bool descend; /* sort by key, newest (highest) first; with limit: the last keys */
 };
 
 struct cp_etcd_put_req {

@@ -298,8 +298,9 @@ static void appended(void *arg, const struct cp_status *st, const struct cp_appe
     struct pubreq *pr = arg;
     struct cp_ctx *c = pr->c;
     if (st->code == SB_CODE_NONE) {
-        if (!res->duplicate) {
-            c->messages_published++;
+        if (!res->duplicate || res->redeliver) {
+            if (!res->duplicate)
+                c->messages_published++;
             struct cp_buf b;
             cp_buf_init(&b);
             cp_json_message(&b, res->message);

@@ -131,8 +131,13 @@ struct cp_append_result {
     const struct cp_message *message; /* with its id, seq and timestamp */
     const struct cp_member *members;
     size_t n_members;
-    /* The idempotency key was seen: message is the first result (id, seq); deliver nothing. */
+    /* The idempotency key was seen: message is the first result (id, seq); deliver nothing
+     * unless redeliver. */
     bool duplicate;
+    /* With duplicate (etcd store): another sequencer stored the message, maybe without
+     * delivering it; message is the stored one: deliver it again (data planes drop a seq they
+     * have seen). */
+    bool redeliver;
     /* Set with status UNAVAILABLE (room, message NULL) when another control-plane replica
      * sequences the room (etcd store): its id, to forward the publish to. */
     const char *forward_to;

@@ -27,6 +27,8 @@
 #define COMMIT_MAX_MSGS     128
 #define COMMIT_MAX_BYTES    (1024 * 1024)
 #define OP_RETRIES          3
+#define REPLAY_SCAN         COMMIT_MAX_MSGS /* history tail read at a takeover */
+#define REPLAY_TXNS         2               /* the previous holder's last commits delivered again */
 
 /* ---------------------------------------------------------------- state */
 
@@ -64,6 +66,8 @@ struct draft {
     cp_store_append_fn *cb;
     void *arg;
     struct draft *dups; /* same idempotency key, arrived while this one was in flight */
+    bool hit;           /* answered from an idempotency record: msg has the first id, seq */
+    bool redeliver;     /* ... and msg is the stored message, to deliver again */
 };
 
 enum sr_state { SR_NONE = 0, SR_CLAIMING, SR_HELD };
@@ -82,7 +86,9 @@ struct seqroom {
 struct idem {
     char *message_id;
     int64_t seq;
-    int64_t expires; /* monotonic ms */
+    int64_t expires;           /* monotonic ms */
+    struct cp_message *stored; /* read at a takeover (another sequencer stored it): delivered
+                                  again with the first hit, then freed; may be NULL */
 };
 
 struct nodelease {
@@ -224,8 +230,8 @@ static void ecall(struct estore *s, const char *path, char *json, unsigned flags
 /* ---------------------------------------------------------------- txn builder */
 
 struct txnb {
-    struct cp_etcd_cmp cmp[8];
-    size_t nc;
+    struct cp_etcd_cmp *cmp;
+    size_t nc, capc;
     struct cp_etcd_op *succ;
     size_t ns, caps;
     struct cp_etcd_op fail[8];
@@ -246,6 +252,7 @@ static void tb_fini(struct txnb *t)
         free(t->strs[i]);
     free(t->strs);
     free(t->succ);
+    free(t->cmp);
 }
 
 /* Keeps a copy of n bytes alive until tb_fini. */
@@ -350,6 +357,17 @@ static void tb_get_op(struct txnb *t, struct cp_etcd_op *op, const char *key, bo
         op->u.range.range_end = tb_prefix_end(t, key);
 }
 
+/* The last REPLAY_SCAN keys under `prefix`, highest first (op NULL: out of memory). */
+static void tb_get_tail(struct txnb *t, struct cp_etcd_op *op, const char *prefix)
+{
+    if (op == NULL)
+        return;
+    memset(op, 0, sizeof(*op));
+    tb_get_op(t, op, prefix, true);
+    op->u.range.limit = REPLAY_SCAN;
+    op->u.range.descend = true;
+}
+
 static void tb_get(struct txnb *t, const char *key, bool prefix)
 {
     struct cp_etcd_op *op = tb_succ(t);
@@ -371,9 +389,15 @@ static void tb_fail_get(struct txnb *t, const char *key, bool prefix)
 static void tb_cmp(struct txnb *t, const char *key, enum cp_etcd_cmp_target target,
                    enum cp_etcd_cmp_result result, int64_t num)
 {
-    if (t->nc >= sizeof(t->cmp) / sizeof(t->cmp[0])) {
-        t->failed = true;
-        return;
+    if (t->nc == t->capc) {
+        size_t cap = t->capc ? t->capc * 2 : 8;
+        struct cp_etcd_cmp *a = realloc(t->cmp, cap * sizeof(*a));
+        if (a == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->cmp = a;
+        t->capc = cap;
     }
     struct cp_etcd_cmp *c = &t->cmp[t->nc++];
     memset(c, 0, sizeof(*c));
@@ -436,6 +460,15 @@ static char *idem_map_key(const char *room_id, const char *key)
     if (k != NULL)
         snprintf(k, n, "%s\n%s", room_id, key);
     return k;
+}
+
+static void idem_free(struct idem *x)
+{
+    if (x == NULL)
+        return;
+    free(x->message_id);
+    cp_message_free(x->stored);
+    free(x);
 }
 
 /* ---------------------------------------------------------------- cache: rooms */
@@ -1854,6 +1887,8 @@ static void draft_answer(struct estore *s, struct draft *d, const struct cp_stat
                                    .message = d->msg,
                                    .members = r ? r->members : NULL,
                                    .n_members = r ? r->n_members : 0,
+                                   .duplicate = d->hit,
+                                   .redeliver = d->redeliver,
                                    .forward_to = forward_to};
     bool with_res = st->code == SB_CODE_NONE || forward_to != NULL;
     if (st->code == SB_CODE_NONE && r == NULL) {
@@ -1868,6 +1903,7 @@ static void draft_answer(struct estore *s, struct draft *d, const struct cp_stat
         res.message = NULL;
     }
     d->cb(d->arg, st, with_res ? &res : NULL);
+    res.redeliver = false; /* the first answer delivered it (if at all) */
     while (d->dups != NULL) {
         struct draft *x = d->dups;
         d->dups = x->next;
@@ -1903,6 +1939,128 @@ static void drafts_fail(struct estore *s, struct draft *list, const struct cp_st
     }
 }
 
+/* Makes d the answer of idempotency record e: the first id and seq; the stored message itself
+ * when e has it (a previous sequencer stored it, maybe without delivering it): d then
+ * delivers it again, once. SB_ENOMEM leaves d unchanged. */
+static enum sb_err draft_from_idem(struct draft *d, struct idem *e)
+{
+    if (e->stored != NULL) {
+        struct cp_message *m = cp_message_dup(e->stored);
+        if (m == NULL)
+            return SB_ENOMEM;
+        free(m->idem_key);
+        m->idem_key = d->msg->idem_key; /* still names d in idem_pend */
+        d->msg->idem_key = NULL;
+        cp_message_free(d->msg);
+        d->msg = m;
+        d->redeliver = true;
+        cp_message_free(e->stored);
+        e->stored = NULL;
+    } else {
+        char *id = strdup(e->message_id);
+        if (id == NULL)
+            return SB_ENOMEM;
+        free(d->msg->id);
+        d->msg->id = id;
+        d->msg->seq = e->seq;
+    }
+    d->hit = true;
+    return SB_OK;
+}
+
+/* The live idempotency record of d's key, NULL when none. */
+static struct idem *idem_find(struct estore *s, const struct draft *d)
+{
+    if (d->msg->idem_key == NULL)
+        return NULL;
+    char *k = idem_map_key(d->msg->room_id, d->msg->idem_key);
+    struct idem *e = k ? cp_map_get(&s->idem, k) : NULL;
+    free(k);
+    return e != NULL && e->expires > mono(s) ? e : NULL;
+}
+
+/* Moves the queued drafts whose key has a record now (loaded at a takeover or found by a failed
+ * commit) to *hits, made into answers of their record: they are never stored again. */
+static void sr_pull_hits(struct estore *s, struct seqroom *sr, struct draft **hits)
+{
+    struct draft **pp = &sr->pend_head, *last = NULL;
+    while (*pp != NULL) {
+        struct draft *d = *pp;
+        struct idem *e = idem_find(s, d);
+        if (e != NULL && draft_from_idem(d, e) == SB_OK) {
+            *pp = d->next;
+            d->next = *hits;
+            *hits = d;
+            continue;
+        }
+        last = d;
+        pp = &d->next;
+    }
+    sr->pend_tail = last;
+}
+
+/* Messages a previous sequencer stored, delivered again (data planes drop a seq they saw), then
+ * drafts answered from idempotency records; both after the barrier at `rev`, so before the
+ * deliveries of this replica's next commits. */
+struct replay_op {
+    char *room_id;
+    struct cp_message **msgs; /* ascending seq */
+    size_t n;
+    struct draft *hits;
+};
+
+static void replay_after(struct estore *s, void *ud, bool okb)
+{
+    (void)okb;
+    struct replay_op *op = ud;
+    struct eroom *r = room_live(s, op->room_id);
+    if (op->n > 0)
+        SB_LOG_INFO("cp", "messages of the previous sequencer delivered again",
+                    "room=%s count=%zu first_seq=%lld last_seq=%lld", op->room_id, op->n,
+                    (long long)op->msgs[0]->seq, (long long)op->msgs[op->n - 1]->seq);
+    for (size_t i = 0; i < op->n; i++) {
+        if (r != NULL && !s->stopped && s->hooks.redeliver != NULL)
+            s->hooks.redeliver(s->hooks.ud, op->msgs[i], r->members, r->n_members);
+        cp_message_free(op->msgs[i]);
+    }
+    struct cp_status st;
+    cp_status_ok(&st);
+    /* hits is newest first: answer in queue order */
+    struct draft *rev = NULL;
+    while (op->hits != NULL) {
+        struct draft *d = op->hits;
+        op->hits = d->next;
+        d->next = rev;
+        rev = d;
+    }
+    drafts_fail(s, rev, &st, NULL); /* answers each with success */
+    free(op->msgs);
+    free(op->room_id);
+    free(op);
+}
+
+/* Runs replay_after for msgs (taken) and hits at rev; frees everything on ENOMEM after answering
+ * the hits (they are stored: success). */
+static void replay_at(struct estore *s, const char *room_id, int64_t rev, struct cp_message **msgs,
+                      size_t n, struct draft *hits)
+{
+    struct replay_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        for (size_t i = 0; i < n; i++)
+            cp_message_free(msgs[i]);
+        free(msgs);
+        struct cp_status st;
+        cp_status_ok(&st);
+        drafts_fail(s, hits, &st, NULL);
+        return;
+    }
+    op->msgs = msgs;
+    op->n = n;
+    op->hits = hits;
+    after_rev(s, rev, replay_after, op);
+}
+
 static void sr_take_pending(struct seqroom *sr, struct draft **out)
 {
     *out = sr->pend_head;
@@ -1924,6 +2082,7 @@ struct claim_op {
     struct seqroom *sr;
 };
 
+/* Adds the idempotency records of range result r (sb/idem/<room>/...) to the map. */
 static void load_idem(struct estore *s, const struct cp_etcd_result *r)
 {
     for (size_t i = 0; i < r->n_kvs; i++) {
@@ -1952,6 +2111,58 @@ static void load_idem(struct estore *s, const struct cp_etcd_result *r)
     }
 }
 
+/* The history tail read with a claim (newest first): the messages of the previous holder's last
+ * REPLAY_TXNS commits go to *out (ascending seq; they may never have been delivered), and each
+ * tail message whose idempotency record was just loaded is kept with the record (delivered
+ * again with its first hit). */
+static void claim_tail(struct estore *s, struct seqroom *sr, const struct cp_etcd_result *idemr,
+                       const struct cp_etcd_result *histr, struct cp_message ***out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t n = histr->n_kvs;
+    if (n == 0)
+        return;
+    struct cp_message **msgs = calloc(n, sizeof(*msgs));
+    if (msgs == NULL)
+        return;
+    size_t n_txn = 0, take = 0;
+    int64_t last_rev = -1;
+    for (size_t i = 0; i < n; i++) {
+        msgs[i] = message_parse(histr->kvs[i].value, histr->kvs[i].value_len);
+        if (histr->kvs[i].mod_revision != last_rev) {
+            last_rev = histr->kvs[i].mod_revision;
+            n_txn++;
+        }
+        if (n_txn <= REPLAY_TXNS)
+            take = i + 1;
+    }
+    for (size_t i = 0; idemr != NULL && i < idemr->n_kvs; i++) {
+        json_t *j = json_parse(idemr->kvs[i].value, idemr->kvs[i].value_len);
+        int64_t seq = j ? jint(j, "seq") : 0;
+        char *k = j ? idem_map_key(sr->room_id, jstr(j, "k")) : NULL;
+        struct idem *e = k ? cp_map_get(&s->idem, k) : NULL;
+        for (size_t m = 0; e != NULL && e->stored == NULL && m < n; m++)
+            if (msgs[m] != NULL && msgs[m]->seq == seq && strcmp(msgs[m]->id, e->message_id) == 0)
+                e->stored = cp_message_dup(msgs[m]);
+        free(k);
+        json_decref(j);
+    }
+    /* Newest first -> ascending, keeping the replayed ones. */
+    struct cp_message **rp = take ? calloc(take, sizeof(*rp)) : NULL;
+    size_t nr = 0;
+    for (size_t i = take; i-- > 0;)
+        if (rp != NULL && msgs[i] != NULL) {
+            rp[nr++] = msgs[i];
+            msgs[i] = NULL;
+        }
+    for (size_t i = 0; i < n; i++)
+        cp_message_free(msgs[i]);
+    free(msgs);
+    *out = rp;
+    *n_out = nr;
+}
+
 static void claim_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
 {
     struct seqroom *sr = ud;
@@ -1969,6 +2180,7 @@ static void claim_answer(struct estore *s, void *ud, enum sb_err e, const char *
     const struct cp_etcd_result *keyr = t.n_ops > base ? &t.ops[base].r : NULL;
     const struct cp_etcd_result *seqr = t.n_ops > base + 1 ? &t.ops[base + 1].r : NULL;
     const struct cp_etcd_result *idemr = t.n_ops > base + 2 ? &t.ops[base + 2].r : NULL;
+    const struct cp_etcd_result *histr = t.n_ops > base + 3 ? &t.ops[base + 3].r : NULL;
     const struct cp_etcd_kv *kv = keyr && keyr->n_kvs ? &keyr->kvs[0] : NULL;
     bool mine = kv != NULL && kv->lease == s->lease && kv->value_len == strlen(s->id) &&
                 memcmp(kv->value, s->id, kv->value_len) == 0;
@@ -1996,10 +2208,20 @@ static void claim_answer(struct estore *s, void *ud, enum sb_err e, const char *
     sr->last_seq = seqr && seqr->n_kvs ? strtoll(seqr->kvs[0].value, NULL, 10) : 0;
     if (idemr != NULL)
         load_idem(s, idemr);
+    struct cp_message **replay = NULL;
+    size_t n_replay = 0;
+    if (histr != NULL)
+        claim_tail(s, sr, idemr, histr, &replay, &n_replay);
     sr->state = SR_HELD;
     SB_LOG_INFO("cp", "room sequencing taken", "room=%s last_seq=%lld fence=%lld", sr->room_id,
                 (long long)sr->last_seq, (long long)sr->fence);
+    int64_t rev = t.revision;
     cp_etcd_txn_result_fini(&t);
+    /* Publishes queued while the claim was in flight were checked against the records known
+     * then (none of this room's yet): check them again. */
+    struct draft *hits = NULL;
+    sr_pull_hits(s, sr, &hits);
+    replay_at(s, sr->room_id, rev, replay, n_replay, hits);
     sr_kick(s, sr);
 }
 
@@ -2019,10 +2241,11 @@ static void sr_claim(struct estore *s, struct seqroom *sr)
     }
     sr->state = SR_CLAIMING;
     sr->room_rev = r->create_rev;
-    char k[CP_KEYS_MAX], sk[CP_KEYS_MAX], ik[CP_KEYS_MAX];
+    char k[CP_KEYS_MAX], sk[CP_KEYS_MAX], ik[CP_KEYS_MAX], hk[CP_KEYS_MAX];
     cp_keys_sequencer(sr->room_id, k, sizeof(k));
     cp_keys_seq(sr->room_id, sk, sizeof(sk));
     cp_keys_idem_of(sr->room_id, ik, sizeof(ik));
+    cp_keys_history_of(sr->room_id, hk, sizeof(hk));
     struct txnb t;
     tb_init(&t);
     tb_cmp(&t, k, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, 0);
@@ -2030,9 +2253,14 @@ static void sr_claim(struct estore *s, struct seqroom *sr)
     tb_get(&t, k, false);
     tb_get(&t, sk, false);
     tb_get(&t, ik, true);
+    tb_get_tail(&t, tb_succ(&t), hk);
     tb_fail_get(&t, k, false);
     tb_fail_get(&t, sk, false);
     tb_fail_get(&t, ik, true);
+    if (t.nf < sizeof(t.fail) / sizeof(t.fail[0]))
+        tb_get_tail(&t, &t.fail[t.nf++], hk);
+    else
+        t.failed = true;
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, claim_answer, sr);
 }
 
@@ -2075,6 +2303,76 @@ static void idem_record(struct estore *s, const struct draft *d)
     free(k);
 }
 
+/* True when range result r has a record at d's key whose stored key is another one (a hash
+ * collision). */
+static bool idem_collides(const struct draft *d, const struct cp_etcd_result *r)
+{
+    char hash[17], ik[CP_KEYS_MAX];
+    cp_keys_idem_hash(d->msg->idem_key, hash);
+    if (r == NULL || cp_keys_idem(d->msg->room_id, hash, ik, sizeof(ik)) != SB_OK)
+        return false;
+    for (size_t i = 0; i < r->n_kvs; i++) {
+        if (r->kvs[i].key_len != strlen(ik) || memcmp(r->kvs[i].key, ik, r->kvs[i].key_len) != 0)
+            continue;
+        json_t *j = json_parse(r->kvs[i].value, r->kvs[i].value_len);
+        bool other = j == NULL || strcmp(jstr(j, "k"), d->msg->idem_key) != 0;
+        json_decref(j);
+        return other;
+    }
+    return false;
+}
+
+/* A commit failed on an idempotency compare: drafts with a record are answered from it (after
+ * the barrier at rev), colliding keys fail, the rest go back to the front of the queue. */
+static void commit_split(struct estore *s, struct seqroom *sr, struct draft *list,
+                         const struct cp_etcd_result *idemr, int64_t rev)
+{
+    struct draft *hits = NULL, *keep = NULL, *keep_last = NULL;
+    size_t n_hits = 0, n_collide = 0;
+    while (list != NULL) {
+        struct draft *d = list;
+        list = d->next;
+        d->next = NULL;
+        d->msg->seq = 0;
+        struct idem *e = idem_find(s, d);
+        if (e != NULL && draft_from_idem(d, e) == SB_OK) {
+            d->next = hits;
+            hits = d;
+            n_hits++;
+        } else if (d->msg->idem_key != NULL && idem_collides(d, idemr)) {
+            struct cp_status st;
+            cp_status_set(&st, SB_CODE_INTERNAL,
+                          "idempotency key collides with another one's record: retry later");
+            draft_answer(s, d, &st, NULL);
+            n_collide++;
+        } else {
+            if (keep_last != NULL)
+                keep_last->next = d;
+            else
+                keep = d;
+            keep_last = d;
+        }
+    }
+    SB_LOG_INFO("cp", "publishes answered from idempotency records at commit",
+                "room=%s hits=%zu collisions=%zu", sr->room_id, n_hits, n_collide);
+    if (keep != NULL && n_hits == 0 && n_collide == 0) {
+        /* Nothing explains the failed compare (a record we cannot read): no retry loop. */
+        struct cp_status st;
+        cp_status_set(&st, SB_CODE_UNAVAILABLE, "room %s idempotency records unreadable: retry",
+                      sr->room_id);
+        drafts_fail(s, keep, &st, NULL);
+        keep = NULL;
+    }
+    if (keep != NULL) {
+        keep_last->next = sr->pend_head;
+        if (sr->pend_head == NULL)
+            sr->pend_tail = keep_last;
+        sr->pend_head = keep;
+    }
+    if (hits != NULL)
+        replay_at(s, sr->room_id, rev, NULL, 0, hits);
+}
+
 static void commit_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
 {
     struct commit_op *op = ud;
@@ -2093,13 +2391,27 @@ static void commit_answer(struct estore *s, void *ud, enum sb_err e, const char 
     }
     if (!t.succeeded) {
         const struct cp_etcd_result *keyr = t.n_ops > 0 ? &t.ops[0].r : NULL;
+        const struct cp_etcd_result *idemr = t.n_ops > 1 ? &t.ops[1].r : NULL;
+        const struct cp_etcd_result *roomr = t.n_ops > 2 ? &t.ops[2].r : NULL;
         const struct cp_etcd_kv *kv = keyr && keyr->n_kvs ? &keyr->kvs[0] : NULL;
+        const struct cp_etcd_kv *rkv = roomr && roomr->n_kvs ? &roomr->kvs[0] : NULL;
         if (kv == NULL || kv->create_revision != sr->fence) {
             sr->state = SR_NONE;
             cp_status_set(&st, SB_CODE_UNAVAILABLE, "room %s sequencer moved: retry", sr->room_id);
-        } else {
+        } else if (rkv == NULL || rkv->create_revision != sr->room_rev) {
             cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", sr->room_id);
             sr->state = SR_NONE;
+        } else {
+            /* An idempotency key of the batch has a record already: answer those drafts from
+             * it and put the others back in front of the queue. */
+            int64_t rev = t.revision;
+            if (idemr != NULL)
+                load_idem(s, idemr);
+            commit_split(s, sr, op->list, idemr, rev);
+            cp_etcd_txn_result_fini(&t);
+            free(op);
+            sr_kick(s, sr);
+            return;
         }
         cp_etcd_txn_result_fini(&t);
         drafts_fail(s, op->list, &st, NULL);
@@ -2157,13 +2469,19 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
                 tb_put(&t, hk, v, strlen(v), 0);
             free(v);
         }
-        if (d->msg->idem_key != NULL && s->idem_lease != 0) {
+        if (d->msg->idem_key != NULL) {
+            /* The record goes in the same fenced txn, which fails if the key has one already
+             * (whoever wrote it): a key is never stored twice. */
             char hash[17], ik[CP_KEYS_MAX];
             cp_keys_idem_hash(d->msg->idem_key, hash);
             char *v = json_text(json_pack("{s:s, s:s, s:I}", "k", d->msg->idem_key, "id",
                                           d->msg->id, "seq", (json_int_t)seq));
-            if (v != NULL && cp_keys_idem(sr->room_id, hash, ik, sizeof(ik)) == SB_OK)
-                tb_put(&t, ik, v, strlen(v), s->idem_lease);
+            if (v == NULL || cp_keys_idem(sr->room_id, hash, ik, sizeof(ik)) != SB_OK) {
+                t.failed = true;
+            } else {
+                tb_cmp(&t, ik, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, 0);
+                tb_put(&t, ik, v, strlen(v), s->idem_lease != 0 ? s->idem_lease : s->lease);
+            }
             free(v);
         }
     }
@@ -2177,7 +2495,11 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
         cp_keys_history(sr->room_id, seq - max_history + 1, hk, sizeof(hk));
         tb_del_range(&t, from, hk);
     }
+    char ik[CP_KEYS_MAX];
+    cp_keys_idem_of(sr->room_id, ik, sizeof(ik));
     tb_fail_get(&t, k, false);
+    tb_fail_get(&t, ik, true);
+    tb_fail_get(&t, rk, false);
     sr->committing = true;
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, commit_answer, op);
 }
@@ -2240,23 +2562,17 @@ static void s_message_append(struct cp_store *st, const struct cp_message *draft
     d->max_history = max_history;
     if (draft->idem_key != NULL) {
         char *k = idem_map_key(draft->room_id, draft->idem_key);
-        struct idem *e = k ? cp_map_get(&s->idem, k) : NULL;
-        if (e != NULL && e->expires > mono(s)) {
-            free(d->msg->id);
-            d->msg->id = strdup(e->message_id);
-            d->msg->seq = e->seq;
-            struct cp_append_result res = {.room = &r->room,
-                                           .message = d->msg,
-                                           .members = r->members,
-                                           .n_members = r->n_members,
-                                           .duplicate = true};
-            if (d->msg->id == NULL)
-                oom(&stt);
-            else
-                cp_status_ok(&stt);
-            cb(arg, &stt, stt.code == SB_CODE_NONE ? &res : NULL);
+        struct idem *e = idem_find(s, d);
+        if (e != NULL) {
             free(k);
-            draft_free(d);
+            if (draft_from_idem(d, e) != SB_OK) {
+                draft_free(d);
+                oom(&stt);
+                cb(arg, &stt, NULL);
+                return;
+            }
+            cp_status_ok(&stt);
+            draft_answer(s, d, &stt, NULL);
             return;
         }
         struct draft *first = k ? cp_map_get(&s->idem_pend, k) : NULL;
@@ -2569,11 +2885,18 @@ static void idem_grant_answer(struct estore *s, void *ud, enum sb_err e, const c
     (void)ud;
     struct cp_etcd_lease l;
     s->idem_granting = false;
-    if (e != SB_OK || cp_etcd_json_parse_lease(body, len, &l) != SB_OK)
-        return;
+    if (e != SB_OK || cp_etcd_json_parse_lease(body, len, &l) != SB_OK) {
+        if (s->opening > 0) {
+            s->open_err = e != SB_OK ? e : SB_EPROTO;
+            s->opening = 0;
+        }
+        return; /* the tick retries */
+    }
     if (l.id != 0) {
         s->idem_lease = l.id;
         s->idem_lease_at = mono(s);
+        if (s->opening > 0)
+            s->opening--;
     }
     cp_etcd_lease_fini(&l);
 }
@@ -2962,8 +3285,7 @@ void cp_store_etcd_tick(struct cp_store *st, int64_t now)
         while ((e = cp_map_iter_next(&s->idem, &it)) != NULL) {
             struct idem *x = e->value;
             if (x->expires <= now) {
-                free(x->message_id);
-                free(x);
+                idem_free(x);
                 e->value = NULL;
             }
         }
@@ -3009,10 +3331,7 @@ static void s_destroy(struct cp_store *st)
     }
     cp_map_iter_init(&s->idem, &it);
     while ((e = cp_map_iter_next(&s->idem, &it)) != NULL) {
-        struct idem *x = e->value;
-        if (x != NULL)
-            free(x->message_id);
-        free(x);
+        idem_free(e->value);
     }
     cp_map_iter_init(&s->leases, &it);
     while ((e = cp_map_iter_next(&s->leases, &it)) != NULL) {
@@ -3090,10 +3409,13 @@ enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp
         free(s);
         return err;
     }
-    /* Two steps to wait for: the replica record (after its lease) and the first list. */
-    s->opening = 2;
+    /* Three steps to wait for: the replica record (after its lease), the idempotency lease
+     * (a commit writes its records under it) and the first list. */
+    s->opening = 3;
     s->open_err = SB_OK;
     replica_lease_start(s);
+    s->idem_granting = true;
+    ecall(s, CP_ETCD_PATH_GRANT, grant_json(IDEM_LEASE_S), CP_ETCD_RETRY, idem_grant_answer, NULL);
     struct list_op *lo = calloc(1, sizeof(*lo));
     if (lo != NULL) {
         lo->initial = true;
@@ -3116,7 +3438,6 @@ enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp
         s_destroy(&s->base);
         return e == SB_EINVAL ? SB_EINVAL : (e == SB_ENOMEM ? SB_ENOMEM : SB_EUNAVAIL);
     }
-    /* The idempotency lease comes with the first tick. */
     SB_LOG_INFO("cp", "etcd store open", "id=%s lease=%lld ttl_s=%lld", s->id, (long long)s->lease,
                 (long long)s->ttl_s);
     *out = &s->base;

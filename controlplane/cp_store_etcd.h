@@ -36,6 +36,10 @@ struct cp_store_etcd_hooks {
     void (*relist_end)(void *ud);
     /* A node lease kept by this replica was found gone while its node is linked here. */
     void (*node_lease_lost)(void *ud, const char *node_id);
+    /* On taking a room's sequencing: a message the previous sequencer stored (its last
+     * commits), maybe never delivered, to deliver again to the members' nodes. May be NULL. */
+    void (*redeliver)(void *ud, const struct cp_message *m, const struct cp_member *members,
+                      size_t n_members);
 };
 
 struct cp_store_etcd_config {

@@ -2,6 +2,8 @@
 #ifndef CP_STORE_ETCD_CASES_H
 #define CP_STORE_ETCD_CASES_H
 
+#include "cp_keys.h"
+
 struct app {
     enum sb_code code;
     char id[64];
@@ -131,8 +133,202 @@ static void test_store_etcd_sequencer_takeover(void **state)
     assert_int_equal(r.seq, 1);
 }
 
+/* ---- a publish stored by a sequencer that died before answering (docs/failover.md) ---- */
+
+static int64_t redelivered[16];
+static size_t n_redelivered;
+
+static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_member *members,
+                         size_t n_members)
+{
+    (void)ud;
+    (void)members;
+    (void)n_members;
+    if (n_redelivered < sizeof(redelivered) / sizeof(redelivered[0]))
+        redelivered[n_redelivered++] = m->seq;
+}
+
+static struct cp_store *open_store_redeliver(const char *id)
+{
+    struct cp_store_etcd_config cfg = {.endpoints = endpoint,
+                                       .cp_id = id,
+                                       .advertise = "127.0.0.1:1",
+                                       .lease_ttl_ms = 2000,
+                                       .hooks = {.redeliver = on_redeliver}};
+    struct cp_store *s = NULL;
+    if (cp_store_etcd_open(&cfg, H, &s) != SB_OK)
+        return NULL;
+    return s;
+}
+
+/* POSTs body to path on the test etcd (blocking libcurl call: test only). */
+static int etcd_post(const char *path, const char *body)
+{
+    char url[192];
+    snprintf(url, sizeof(url), "%s%s", endpoint, path);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Writes, in one txn as a sequencer's commit does, message `id` at `seq` of room r1 with the
+ * idempotency record of `key` (and sb/seq when set_last): what a sequencer stored in its last
+ * transaction before dying without an answer. */
+static void store_as_dead_sequencer(const char *key, const char *id, int64_t seq, bool set_last)
+{
+    char hk[CP_KEYS_MAX], sk[CP_KEYS_MAX], ik[CP_KEYS_MAX], hash[17], msg[256], rec[256], sv[32];
+    assert_int_equal(cp_keys_history("r1", seq, hk, sizeof(hk)), SB_OK);
+    cp_keys_seq("r1", sk, sizeof(sk));
+    cp_keys_idem_hash(key, hash);
+    assert_int_equal(cp_keys_idem("r1", hash, ik, sizeof(ik)), SB_OK);
+    snprintf(msg, sizeof(msg),
+             "{\"id\":\"%s\",\"seq\":%lld,\"room_id\":\"r1\",\"timestamp\":1,"
+             "\"data\":\"{\\\"dead\\\":1}\",\"metadata\":{},\"user_id\":\"alice\"}",
+             id, (long long)seq);
+    snprintf(rec, sizeof(rec), "{\"k\":\"%s\",\"id\":\"%s\",\"seq\":%lld}", key, id,
+             (long long)seq);
+    snprintf(sv, sizeof(sv), "%lld", (long long)seq);
+    struct cp_etcd_op ops[3];
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = ops[1].type = ops[2].type = CP_ETCD_OP_PUT;
+    ops[0].u.put.key = cp_etcd_str(hk);
+    ops[0].u.put.value = cp_etcd_str(msg);
+    ops[1].u.put.key = cp_etcd_str(ik);
+    ops[1].u.put.value = cp_etcd_str(rec);
+    ops[2].u.put.key = cp_etcd_str(sk);
+    ops[2].u.put.value = cp_etcd_str(sv);
+    struct cp_etcd_txn_req t = {NULL, 0, ops, set_last ? 3 : 2, NULL, 0};
+    char *json = NULL;
+    assert_int_equal(cp_etcd_json_txn(&t, &json), SB_OK);
+    assert_int_equal(etcd_post(CP_ETCD_PATH_TXN, json), 0);
+    free(json);
+}
+
+static size_t history_count(struct cp_store *s)
+{
+    struct cp_history_query q = {.room_id = "r1", .limit = 100};
+    struct res r = {0};
+    S(s->ops->history_query(s, &q, NULL, on_history, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    return r.n;
+}
+
+/* Sequencer a commits message 4 with key K (stored, never answered) and dies; b takes the room
+ * over on the re-sent K itself (queued while b loads the room), gets K again once it holds the
+ * room: one history entry, the stored id and seq answered, message 4 delivered again. */
+static void test_store_etcd_stored_unanswered_then_takeover(void **state)
+{
+    struct cp_store *a = *state;
+    {
+        struct cp_store *s = a; /* for create() */
+        create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    }
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(append_on(a, NULL).seq, i);
+    store_as_dead_sequencer("node1/c1/42", "m-stored-by-a", 4, true);
+    n_redelivered = 0;
+    extra = open_store_redeliver("cp-test-b");
+    assert_non_null(extra);
+    wait_room(extra, "r1");
+    a->ops->destroy(a); /* dies without a word: its lease (2 s) expires */
+    *state = NULL;
+    int64_t t0 = sb_time_mono_ms();
+    struct app k = {0}, k2 = {0}, n = {0};
+    while (sb_time_mono_ms() - t0 < 8000) {
+        /* The first publish b sees starts its claim; all three wait in the queue meanwhile. */
+        struct cp_message draft = {.id = "m-resent",
+                                   .room_id = "r1",
+                                   .user_id = "alice",
+                                   .data = "{\"dead\":1}",
+                                   .data_len = 10,
+                                   .idem_key = "node1/c1/42"};
+        struct cp_message other = {
+            .id = "m-new", .room_id = "r1", .user_id = "alice", .data = "2", .data_len = 1};
+        outstanding += 3;
+        extra->ops->message_append(extra, &draft, NULL, 100, on_app, &k);
+        extra->ops->message_append(extra, &other, NULL, 100, on_app, &n);
+        draft.id = "m-resent-again";
+        extra->ops->message_append(extra, &draft, NULL, 100, on_app, &k2);
+        settle(extra);
+        assert_int_equal(outstanding, 0);
+        if (k.code == SB_CODE_NONE)
+            break;
+        assert_true(k.forward[0] != '\0' || k.code == SB_CODE_UNAVAILABLE);
+        pump(100);
+    }
+    assert_int_equal(k.code, SB_CODE_NONE);
+    assert_true(k.duplicate);
+    assert_int_equal(k.seq, 4);
+    assert_string_equal(k.id, "m-stored-by-a");
+    assert_int_equal(k2.code, SB_CODE_NONE);
+    assert_true(k2.duplicate);
+    assert_int_equal(k2.seq, 4);
+    assert_string_equal(k2.id, "m-stored-by-a");
+    assert_int_equal(n.code, SB_CODE_NONE);
+    assert_false(n.duplicate);
+    assert_int_equal(n.seq, 5);
+    /* The previous sequencer's last commits were delivered again, in order, 4 among them. */
+    bool four = false;
+    for (size_t i = 0; i < n_redelivered; i++) {
+        four = four || redelivered[i] == 4;
+        if (i > 0)
+            assert_true(redelivered[i] > redelivered[i - 1]);
+    }
+    assert_true(four);
+    /* Once b holds the room: K again is answered from its memory. */
+    struct app late = append_on(extra, "node1/c1/42");
+    assert_true(late.duplicate);
+    assert_int_equal(late.seq, 4);
+    assert_string_equal(late.id, "m-stored-by-a");
+    assert_int_equal(history_count(extra), 5);
+}
+
+/* A record the holder never saw (written behind its back): the commit's compare on the key
+ * fails, the publish is answered from the record, and the rest of the batch is stored. */
+static void test_store_etcd_idem_compare_in_commit(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    assert_int_equal(append_on(s, "first").seq, 1); /* s holds the room now */
+    store_as_dead_sequencer("behind-its-back", "m-behind", 1000, false);
+    pump(100);
+    struct app x = {0}, y = {0};
+    struct cp_message draft = {.id = "m-x",
+                               .room_id = "r1",
+                               .user_id = "alice",
+                               .data = "1",
+                               .data_len = 1,
+                               .idem_key = "behind-its-back"};
+    struct cp_message other = {.id = "m-y",
+                               .room_id = "r1",
+                               .user_id = "alice",
+                               .data = "2",
+                               .data_len = 1,
+                               .idem_key = "fresh"};
+    outstanding += 2;
+    s->ops->message_append(s, &draft, NULL, 100, on_app, &x);
+    s->ops->message_append(s, &other, NULL, 100, on_app, &y);
+    settle(s);
+    assert_int_equal(outstanding, 0);
+    assert_int_equal(x.code, SB_CODE_NONE);
+    assert_true(x.duplicate);
+    assert_int_equal(x.seq, 1000);
+    assert_string_equal(x.id, "m-behind");
+    assert_int_equal(y.code, SB_CODE_NONE);
+    assert_false(y.duplicate);
+    assert_int_equal(y.seq, 2);
+}
+
 #define ETCD_ONLY_CASES                                                                            \
     cmocka_unit_test_setup_teardown(test_store_etcd_idempotency, setup, teardown),                 \
-        cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_store_etcd_stored_unanswered_then_takeover, setup,    \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_idem_compare_in_commit, setup, teardown),
 
 #endif
