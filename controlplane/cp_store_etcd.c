@@ -24,11 +24,13 @@
 #define IDEM_TTL_MS         120000
 #define IDEM_LEASE_S        180 /* keys attached at most 60 s after the grant live >= 120 s */
 #define IDEM_ROTATE_MS      60000
-#define COMMIT_MAX_MSGS     128
-#define COMMIT_MAX_BYTES    (1024 * 1024)
-#define OP_RETRIES          3
-#define REPLAY_SCAN         COMMIT_MAX_MSGS /* history tail read at a takeover */
-#define REPLAY_TXNS         2               /* the previous holder's last commits delivered again */
+/* Each message costs 2 success ops and 1 compare; etcd refuses a txn with more than 128 ops in
+ * one list (--max-txn-ops default), so a batch stays well under it. */
+#define COMMIT_MAX_MSGS  40
+#define COMMIT_MAX_BYTES (1024 * 1024)
+#define OP_RETRIES       3
+#define REPLAY_SCAN      COMMIT_MAX_MSGS /* history tail read at a takeover */
+#define REPLAY_TXNS      2               /* the previous holder's last commits delivered again */
 
 /* ---------------------------------------------------------------- state */
 
@@ -405,6 +407,25 @@ static void tb_cmp(struct txnb *t, const char *key, enum cp_etcd_cmp_target targ
     c->target = target;
     c->result = result;
     c->num = num;
+}
+
+/* Compares `key`'s value with `value` (EQUAL). */
+static void tb_cmp_value(struct txnb *t, const char *key, const char *value)
+{
+    tb_cmp(t, key, CP_ETCD_CMP_VALUE, CP_ETCD_CMP_EQUAL, 0);
+    if (!t->failed)
+        t->cmp[t->nc - 1].value = tb_str(t, value);
+}
+
+/* The last seq stored in a range answer of sb/seq/<room> (0: no key yet). */
+static int64_t stored_seq(const struct cp_etcd_result *r)
+{
+    if (r == NULL || r->n_kvs == 0 || r->kvs[0].value_len == 0 || r->kvs[0].value_len > 20)
+        return 0;
+    char buf[24];
+    memcpy(buf, r->kvs[0].value, r->kvs[0].value_len);
+    buf[r->kvs[0].value_len] = '\0';
+    return strtoll(buf, NULL, 10);
 }
 
 /* Builds the JSON (NULL on failure) and frees the builder. */
@@ -2325,7 +2346,7 @@ static bool idem_collides(const struct draft *d, const struct cp_etcd_result *r)
 /* A commit failed on an idempotency compare: drafts with a record are answered from it (after
  * the barrier at rev), colliding keys fail, the rest go back to the front of the queue. */
 static void commit_split(struct estore *s, struct seqroom *sr, struct draft *list,
-                         const struct cp_etcd_result *idemr, int64_t rev)
+                         const struct cp_etcd_result *idemr, int64_t rev, bool seq_moved)
 {
     struct draft *hits = NULL, *keep = NULL, *keep_last = NULL;
     size_t n_hits = 0, n_collide = 0;
@@ -2355,7 +2376,7 @@ static void commit_split(struct estore *s, struct seqroom *sr, struct draft *lis
     }
     SB_LOG_INFO("cp", "publishes answered from idempotency records at commit",
                 "room=%s hits=%zu collisions=%zu", sr->room_id, n_hits, n_collide);
-    if (keep != NULL && n_hits == 0 && n_collide == 0) {
+    if (keep != NULL && n_hits == 0 && n_collide == 0 && !seq_moved) {
         /* Nothing explains the failed compare (a record we cannot read): no retry loop. */
         struct cp_status st;
         cp_status_set(&st, SB_CODE_UNAVAILABLE, "room %s idempotency records unreadable: retry",
@@ -2393,6 +2414,7 @@ static void commit_answer(struct estore *s, void *ud, enum sb_err e, const char 
         const struct cp_etcd_result *keyr = t.n_ops > 0 ? &t.ops[0].r : NULL;
         const struct cp_etcd_result *idemr = t.n_ops > 1 ? &t.ops[1].r : NULL;
         const struct cp_etcd_result *roomr = t.n_ops > 2 ? &t.ops[2].r : NULL;
+        int64_t stored = stored_seq(t.n_ops > 3 ? &t.ops[3].r : NULL);
         const struct cp_etcd_kv *kv = keyr && keyr->n_kvs ? &keyr->kvs[0] : NULL;
         const struct cp_etcd_kv *rkv = roomr && roomr->n_kvs ? &roomr->kvs[0] : NULL;
         if (kv == NULL || kv->create_revision != sr->fence) {
@@ -2401,13 +2423,27 @@ static void commit_answer(struct estore *s, void *ud, enum sb_err e, const char 
         } else if (rkv == NULL || rkv->create_revision != sr->room_rev) {
             cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", sr->room_id);
             sr->state = SR_NONE;
+        } else if (stored < sr->last_seq) {
+            /* The stored seq went back: not ours to explain. Re-claim re-reads it. */
+            sr->state = SR_NONE;
+            cp_status_set(&st, SB_CODE_UNAVAILABLE, "room %s sequence moved back: retry",
+                          sr->room_id);
         } else {
-            /* An idempotency key of the batch has a record already: answer those drafts from
-             * it and put the others back in front of the queue. */
+            /* An idempotency key of the batch has a record already, or an earlier commit of
+             * ours landed although its answer was lost (the stored seq is ahead): continue
+             * after the stored seq, answer drafts with a record from it and put the others
+             * back in front of the queue. */
             int64_t rev = t.revision;
+            bool seq_moved = stored > sr->last_seq;
+            if (seq_moved) {
+                SB_LOG_WARN("cp", "an earlier commit landed unanswered: continuing after it",
+                            "room=%s believed=%lld stored=%lld", sr->room_id,
+                            (long long)sr->last_seq, (long long)stored);
+                sr->last_seq = stored;
+            }
             if (idemr != NULL)
                 load_idem(s, idemr);
-            commit_split(s, sr, op->list, idemr, rev);
+            commit_split(s, sr, op->list, idemr, rev, seq_moved);
             cp_etcd_txn_result_fini(&t);
             free(op);
             sr_kick(s, sr);
@@ -2458,6 +2494,15 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     tb_init(&t);
     tb_cmp(&t, k, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, sr->fence);
     tb_cmp(&t, rk, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, sr->room_rev);
+    /* The stored last seq must be the one this sequencer believes: a commit whose answer was
+     * lost (a leader change, a retry on another endpoint) can never make a later one reuse its
+     * seqs and overwrite the messages it stored. */
+    char last[32];
+    snprintf(last, sizeof(last), "%lld", (long long)sr->last_seq);
+    if (sr->last_seq == 0)
+        tb_cmp(&t, sk, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, 0);
+    else
+        tb_cmp_value(&t, sk, last);
     int64_t seq = sr->last_seq;
     for (struct draft *d = op->list; d != NULL; d = d->next) {
         d->msg->seq = ++seq;
@@ -2500,6 +2545,7 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     tb_fail_get(&t, k, false);
     tb_fail_get(&t, ik, true);
     tb_fail_get(&t, rk, false);
+    tb_fail_get(&t, sk, false);
     sr->committing = true;
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, commit_answer, op);
 }

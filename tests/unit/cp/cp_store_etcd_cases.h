@@ -324,11 +324,55 @@ static void test_store_etcd_idem_compare_in_commit(void **state)
     assert_int_equal(y.seq, 2);
 }
 
+/* The holder's own commit of seq 2 (key K) landed but its answer was lost (seen in a 3-member
+ * etcd losing its leader: the retry on another endpoint failed on the idempotency compare).
+ * Simulated by storing seq 2 + K's record + sb/seq = 2 behind the holder's back. The re-sent K
+ * is answered from its record, and the next message gets seq 3: seq 2 is never reused, the
+ * message stored under it never overwritten. */
+static void test_store_etcd_lost_answer_never_reuses_seq(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    assert_int_equal(append_on(s, "first").seq, 1); /* s holds the room, believes last seq 1 */
+    store_as_dead_sequencer("lost-answer", "m-lost", 2, true);
+    pump(100);
+    struct app y = {0}, x = {0};
+    struct cp_message fresh = {.id = "m-y",
+                               .room_id = "r1",
+                               .user_id = "alice",
+                               .data = "2",
+                               .data_len = 1,
+                               .idem_key = "fresh-after-loss"};
+    outstanding += 1;
+    s->ops->message_append(s, &fresh, NULL, 100, on_app, &y);
+    settle(s);
+    assert_int_equal(outstanding, 0);
+    assert_int_equal(y.code, SB_CODE_NONE);
+    assert_false(y.duplicate);
+    assert_int_equal(y.seq, 3);
+    struct cp_message again = {.id = "m-x",
+                               .room_id = "r1",
+                               .user_id = "alice",
+                               .data = "1",
+                               .data_len = 1,
+                               .idem_key = "lost-answer"};
+    outstanding += 1;
+    s->ops->message_append(s, &again, NULL, 100, on_app, &x);
+    settle(s);
+    assert_int_equal(x.code, SB_CODE_NONE);
+    assert_true(x.duplicate);
+    assert_int_equal(x.seq, 2);
+    assert_string_equal(x.id, "m-lost");
+    assert_int_equal(history_count(s), 3);
+}
+
 #define ETCD_ONLY_CASES                                                                            \
     cmocka_unit_test_setup_teardown(test_store_etcd_idempotency, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_store_etcd_stored_unanswered_then_takeover, setup,    \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_store_etcd_idem_compare_in_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_etcd_idem_compare_in_commit, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(test_store_etcd_lost_answer_never_reuses_seq, setup,       \
+                                        teardown),
 
 #endif
