@@ -5,7 +5,7 @@
 # browser test. Exits non-zero when anything fails, a sanitizer report included.
 #
 # Environment: SB_BUILD_DIR (build-san), SB_JOBS (nproc), SB_ONLY=stage[,stage] to run a subset
-# of format,build,ctest,integration,browser,bench (build always runs when a later stage needs it).
+# of format,build,release,ctest,integration,browser,bench (build always runs when a later stage needs it).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +17,7 @@ BUILD_DIR=${SB_BUILD_DIR:-$ROOT/build-san}
 JOBS=${SB_JOBS:-$(nproc)}
 IT_DIR=$ROOT/tests/integration
 LOG_DIR=$BUILD_DIR/test-logs
-ONLY=${SB_ONLY:-format,build,ctest,integration,browser,bench}
+ONLY=${SB_ONLY:-format,build,release,ctest,integration,browser,bench}
 START=$(date +%s)
 
 # Any sanitizer report stops the process that made it and makes its exit status non-zero.
@@ -79,6 +79,14 @@ if [[ " ${FAILED[*]} " == *" build "* ]]; then
     summary
     exit 1
 fi
+
+# ---- the optimised build: -O2 finds warnings (-Werror) that the sanitizer build does not, and
+# it is what scripts/run.sh builds ---------------------------------------------------------------
+release_build() {
+    cmake -S "$ROOT" -B "$ROOT/build-rel" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+        cmake --build "$ROOT/build-rel" -j"$JOBS"
+}
+wants release && stage release release_build
 
 # ---- unit tests and fuzz corpus replays ------------------------------------------------------
 run_ctest() {

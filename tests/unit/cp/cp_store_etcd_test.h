@@ -102,6 +102,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Copies `src` into `dst` (cap bytes), cutting it short if it does not fit. */
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -117,11 +125,11 @@ static int group_setup(void **state)
     while (fgets(line, sizeof(line), f) != NULL) {
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "ETCD_ENDPOINT=", 14) == 0)
-            snprintf(endpoint, sizeof(endpoint), "%s", line + 14);
+            copy_field(endpoint, sizeof(endpoint), line + 14);
         else if (strncmp(line, "ETCD_PID=", 9) == 0)
-            snprintf(etcd_pid, sizeof(etcd_pid), "%s", line + 9);
+            copy_field(etcd_pid, sizeof(etcd_pid), line + 9);
         else if (strncmp(line, "ETCD_DIR=", 9) == 0)
-            snprintf(etcd_dir, sizeof(etcd_dir), "%s", line + 9);
+            copy_field(etcd_dir, sizeof(etcd_dir), line + 9);
     }
     if (pclose(f) != 0 || endpoint[0] == '\0')
         return -1;
