@@ -555,8 +555,9 @@ static void adopted(void *arg, const struct cp_status *st, int64_t lease, bool r
 }
 
 /* Adopt: etcd mode keeps (or grants) the node's lease; memory mode answers with this
- * process's fake lease id, renewed unless the node already had it (so a restarted control
- * plane, which lost every connection, gets a resync). */
+ * process's fake lease id and always `renewed`: a memory control plane drops a node's
+ * connections when its stream ends, so a node adopting it (first start, failover back, or a
+ * stream cut for silence) must always re-send them. */
 static void adopt(struct cp_ctx *c, struct cp_node *n, int64_t lease, cp_nodelink_done_fn *done,
                   void *arg)
 {
@@ -564,7 +565,7 @@ static void adopt(struct cp_ctx *c, struct cp_node *n, int64_t lease, cp_nodelin
         if (c->fake_lease == 0)
             c->fake_lease =
                 (int64_t)(((uint64_t)sb_time_now_ms() << 16) ^ (uint64_t)(uintptr_t)c) & INT64_MAX;
-        queue_adopted(c, n, c->fake_lease, lease != c->fake_lease);
+        queue_adopted(c, n, c->fake_lease, true);
         done(arg, NULL);
         return;
     }
