@@ -1158,10 +1158,17 @@ struct helper {
     size_t key_len;
 };
 
+/* Starts `path` with `body` (taken) for a heap copy of `init`, which `fn` frees. */
 static enum sb_err helper_call(struct cp_etcd *e, const char *path, char *body, int timeout_ms,
-                               unsigned flags, cp_etcd_call_fn *fn, struct helper *h,
+                               unsigned flags, cp_etcd_call_fn *fn, struct helper init,
                                uint64_t *id_out)
 {
+    struct helper *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        free(body);
+        return SB_ENOMEM;
+    }
+    *h = init;
     enum sb_err err = body != NULL ? cp_etcd_call_id(e, path, body, timeout_ms,
                                                      CP_ETCD_RETRY | flags, fn, h, id_out)
                                    : SB_EINVAL;
@@ -1193,14 +1200,8 @@ enum sb_err cp_etcd_lease_grant(struct cp_etcd *e, int64_t ttl_s, int timeout_ms
     char *body = NULL;
     if (e == NULL || cb == NULL || cp_etcd_json_lease_grant(ttl_s, 0, &body) != SB_OK)
         return SB_EINVAL;
-    struct helper *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        free(body);
-        return SB_ENOMEM;
-    }
-    h->lease_cb = cb;
-    h->ud = ud;
-    return helper_call(e, CP_ETCD_PATH_GRANT, body, timeout_ms, 0, grant_done, h, NULL);
+    return helper_call(e, CP_ETCD_PATH_GRANT, body, timeout_ms, 0, grant_done,
+                       (struct helper){.lease_cb = cb, .ud = ud}, NULL);
 }
 
 static void done_done(void *ud, enum sb_err status, long code, const char *body, size_t len)
@@ -1216,14 +1217,8 @@ enum sb_err cp_etcd_lease_revoke(struct cp_etcd *e, int64_t id, int timeout_ms, 
     char *body = NULL;
     if (e == NULL || cb == NULL || cp_etcd_json_lease_id(id, &body) != SB_OK)
         return SB_EINVAL;
-    struct helper *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        free(body);
-        return SB_ENOMEM;
-    }
-    h->done_cb = cb;
-    h->ud = ud;
-    return helper_call(e, CP_ETCD_PATH_REVOKE, body, timeout_ms, 0, done_done, h, NULL);
+    return helper_call(e, CP_ETCD_PATH_REVOKE, body, timeout_ms, 0, done_done,
+                       (struct helper){.done_cb = cb, .ud = ud}, NULL);
 }
 
 static void lock_range_done(void *ud, enum sb_err status, long code, const char *body, size_t len)
@@ -1273,16 +1268,8 @@ enum sb_err cp_etcd_lock(struct cp_etcd *e, const char *name, int64_t lease, int
     char *body = NULL;
     if (e == NULL || cb == NULL || cp_etcd_json_lock(cp_etcd_str(name), lease, &body) != SB_OK)
         return SB_EINVAL;
-    struct helper *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        free(body);
-        return SB_ENOMEM;
-    }
-    h->e = e;
-    h->lock_cb = cb;
-    h->ud = ud;
-    return helper_call(e, CP_ETCD_PATH_LOCK, body, timeout_ms, CP_ETCD_UNQUEUED, lock_done, h,
-                       id_out);
+    return helper_call(e, CP_ETCD_PATH_LOCK, body, timeout_ms, CP_ETCD_UNQUEUED, lock_done,
+                       (struct helper){.e = e, .lock_cb = cb, .ud = ud}, id_out);
 }
 
 enum sb_err cp_etcd_unlock(struct cp_etcd *e, const char *key, size_t key_len, int timeout_ms,
@@ -1292,12 +1279,6 @@ enum sb_err cp_etcd_unlock(struct cp_etcd *e, const char *key, size_t key_len, i
     struct cp_etcd_bytes k = {key, key_len};
     if (e == NULL || cb == NULL || cp_etcd_json_unlock(k, &body) != SB_OK)
         return SB_EINVAL;
-    struct helper *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        free(body);
-        return SB_ENOMEM;
-    }
-    h->done_cb = cb;
-    h->ud = ud;
-    return helper_call(e, CP_ETCD_PATH_UNLOCK, body, timeout_ms, 0, done_done, h, NULL);
+    return helper_call(e, CP_ETCD_PATH_UNLOCK, body, timeout_ms, 0, done_done,
+                       (struct helper){.done_cb = cb, .ud = ud}, NULL);
 }
