@@ -492,16 +492,26 @@ static void user_peers(struct cp_store *s, const char *user_id, cp_store_ids_fn 
     free(ids);
 }
 
-static bool require(struct mroom *r, const char *user, struct cp_status *st)
+/* The room `room_id`, if it exists and (when `user` is not NULL) has `user` as a member;
+ * else NULL with `st` saying which. */
+static struct mroom *room_for(struct mem *m, const char *room_id, const char *user,
+                              struct cp_status *st)
 {
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(st, room_id);
+        return NULL;
+    }
     if (user == NULL)
-        return true;
+        return r;
     bool found;
     member_pos(r, user, &found);
-    if (!found)
+    if (!found) {
         cp_status_set(st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s", user,
                       r->room.id);
-    return found;
+        return NULL;
+    }
+    return r;
 }
 
 static void message_append(struct cp_store *s, const struct cp_message *draft,
@@ -510,13 +520,8 @@ static void message_append(struct cp_store *s, const struct cp_message *draft,
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
-    struct mroom *r = room_find(m, draft->room_id);
+    struct mroom *r = room_for(m, draft->room_id, require_member, &st);
     if (r == NULL) {
-        not_found(&st, draft->room_id);
-        cb(arg, &st, NULL);
-        return;
-    }
-    if (!require(r, require_member, &st)) {
         cb(arg, &st, NULL);
         return;
     }
@@ -556,13 +561,8 @@ static void history_query(struct cp_store *s, const struct cp_history_query *q,
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
-    struct mroom *r = room_find(m, q->room_id);
+    struct mroom *r = room_for(m, q->room_id, require_member, &st);
     if (r == NULL) {
-        not_found(&st, q->room_id);
-        cb(arg, &st, NULL);
-        return;
-    }
-    if (!require(r, require_member, &st)) {
         cb(arg, &st, NULL);
         return;
     }
