@@ -29,6 +29,10 @@ static const char *const code_names[SB_CODE_COUNT] = {
     [SB_CODE_HISTORY_GAP] = "history_gap",
     [SB_CODE_UNAVAILABLE] = "unavailable",
     [SB_CODE_INTERNAL] = "internal",
+    [SB_CODE_MESSAGE_NOT_FOUND] = "message_not_found",
+    [SB_CODE_CHANNEL_ALREADY_EXISTS] = "channel_already_exists",
+    [SB_CODE_CONNECTION_NOT_FOUND] = "connection_not_found",
+    [SB_CODE_CONFLICT] = "conflict",
 };
 
 const char *sb_code_name(enum sb_code code)

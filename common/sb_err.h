@@ -44,6 +44,12 @@ enum sb_code {
     SB_CODE_HISTORY_GAP,
     SB_CODE_UNAVAILABLE,
     SB_CODE_INTERNAL,
+    /* Extensions (PROTOCOL.md welcomes added codes; docs/protocol.md lists them). */
+    SB_CODE_MESSAGE_NOT_FOUND,
+    SB_CODE_CHANNEL_ALREADY_EXISTS,
+    SB_CODE_CONNECTION_NOT_FOUND,
+    /* Internal: a compare-and-swap lost to a concurrent write (retry); never sent to clients. */
+    SB_CODE_CONFLICT,
     SB_CODE_COUNT
 };
 

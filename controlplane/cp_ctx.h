@@ -22,6 +22,20 @@ struct cp_settings {
     int64_t heartbeat_interval_ms;
     bool auto_create_rooms;  /* a client join of a missing room creates it */
     size_t node_queue_limit; /* bytes queued per NodeLink stream before it is cancelled */
+    /* issue 4 (docs/configuration.md): limits, presence, typing, retention, sessions */
+    int max_connections_per_user;  /* connection_limit_reached beyond; 0: unlimited */
+    int max_rooms_per_user;        /* room_limit_reached beyond; 0: unlimited */
+    int max_channels_per_user;     /* channel_limit_reached beyond; 0: unlimited */
+    int64_t max_message_size;      /* bytes of `data` (gRPC and client) */
+    int max_messages_per_second;   /* token bucket refill per user; 0: no rate limit */
+    int rate_limit_burst;          /* token bucket size */
+    int64_t presence_timeout_ms;   /* no activity this long makes an online user away */
+    int max_typing_users;          /* typing users reported per room */
+    int64_t message_retention_ms;  /* history older than this is removed; 0: forever */
+    int64_t retention_interval_ms; /* how often the cleaner runs */
+    bool auto_create_channels;     /* a client subscribe to a missing channel creates it */
+    int64_t session_ttl_ms;        /* session resumption window after a disconnect */
+    size_t watch_queue_limit;      /* bytes queued per WatchEvents stream before cut off */
 };
 
 struct cp_ctx {

@@ -152,3 +152,32 @@ enum sb_err cp_history_query(const struct cp_history *h, const struct cp_history
     *gap = g;
     return SB_OK;
 }
+
+size_t cp_history_find(const struct cp_history *h, const char *id)
+{
+    for (size_t i = h->count; i > 0; i--) {
+        const struct cp_message *m = cp_history_at(h, i - 1);
+        if (m->id != NULL && strcmp(m->id, id) == 0)
+            return i - 1;
+    }
+    return h->count;
+}
+
+void cp_history_replace(struct cp_history *h, size_t i, struct cp_message *msg)
+{
+    size_t slot = (h->head + i) % h->cap;
+    cp_message_free(h->ring[slot]);
+    h->ring[slot] = msg;
+}
+
+size_t cp_history_trim_before(struct cp_history *h, int64_t before_time)
+{
+    size_t n = 0;
+    while (h->count > 0 && h->ring[h->head]->timestamp < before_time) {
+        cp_message_free(h->ring[h->head]);
+        h->head = (h->head + 1) % h->cap;
+        h->count--;
+        n++;
+    }
+    return n;
+}

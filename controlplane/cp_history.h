@@ -36,4 +36,15 @@ enum sb_err cp_history_query(const struct cp_history *h, const struct cp_history
 /* The message at position i (0 = oldest retained). */
 const struct cp_message *cp_history_at(const struct cp_history *h, size_t i);
 
+/* Position of the message whose id is `id` (newest first search); h->count when absent. */
+size_t cp_history_find(const struct cp_history *h, const char *id);
+
+/* Replaces the message at position i with `msg` (taken; the old one is freed). The caller
+ * keeps its seq. */
+void cp_history_replace(struct cp_history *h, size_t i, struct cp_message *msg);
+
+/* Drops the oldest messages while their timestamp is < before_time (retention); returns how
+ * many. last_seq is kept. */
+size_t cp_history_trim_before(struct cp_history *h, int64_t before_time);
+
 #endif

@@ -26,6 +26,10 @@ static char *etcd_endpoints;
 static char *cp_id;
 static char *advertise;
 static int64_t lease_ttl;
+static int64_t max_conns_per_user, max_rooms_per_user, max_channels_per_user, max_message_size;
+static int64_t max_msgs_per_sec, rate_burst, presence_timeout, max_typing_users;
+static int64_t retention_ms, retention_interval, session_ttl, watch_queue_bytes;
+static int auto_create_channels;
 
 static const struct sb_config_opt opts[] = {
     {"listen", SB_CONFIG_STRING, &listen_addr, "127.0.0.1:50051",
@@ -52,6 +56,33 @@ static const struct sb_config_opt opts[] = {
      "on SIGINT/SIGTERM, running calls get this long before they are cancelled", 0, 600000, 0},
     {"node_queue_bytes", SB_CONFIG_INT, &node_queue_bytes, "67108864",
      "bytes queued per data-plane stream before it is cut off", 65536, 4294967296LL, 0},
+    {"max_connections_per_user", SB_CONFIG_INT, &max_conns_per_user, "5",
+     "open connections per user (0: unlimited)", 0, 1000000, 0},
+    {"max_rooms_per_user", SB_CONFIG_INT, &max_rooms_per_user, "50",
+     "rooms a user may belong to (0: unlimited)", 0, 1000000, 0},
+    {"max_channels_per_user", SB_CONFIG_INT, &max_channels_per_user, "100",
+     "channels a user may subscribe to (0: unlimited)", 0, 1000000, 0},
+    {"max_message_size", SB_CONFIG_INT, &max_message_size, "65536", "largest message data in bytes",
+     16, 16777216, 0},
+    {"max_messages_per_second", SB_CONFIG_INT, &max_msgs_per_sec, "100",
+     "messages per second per user, token bucket refill (0: no limit)", 0, 1000000, 0},
+    {"rate_limit_burst", SB_CONFIG_INT, &rate_burst, "200",
+     "token bucket size: messages a user may send at once", 1, 1000000, 0},
+    {"presence_timeout_ms", SB_CONFIG_INT, &presence_timeout, "300000",
+     "no activity for this long makes an online user away", 1000, 86400000, 0},
+    {"max_typing_users", SB_CONFIG_INT, &max_typing_users, "10", "typing users reported per room",
+     1, 1000, 0},
+    {"message_retention_ms", SB_CONFIG_INT, &retention_ms, "2592000000",
+     "history older than this is removed (0: kept until max_history_messages)", 0, 315360000000LL,
+     0},
+    {"retention_interval_ms", SB_CONFIG_INT, &retention_interval, "60000",
+     "how often the retention cleaner runs", 100, 86400000, 0},
+    {"auto_create_channels", SB_CONFIG_BOOL, &auto_create_channels, "false",
+     "a client subscribe to a missing channel creates it", 0, 0, 0},
+    {"session_ttl_ms", SB_CONFIG_INT, &session_ttl, "120000",
+     "a client reconnecting with its session_id within this long resumes it", 0, 86400000, 0},
+    {"watch_queue_bytes", SB_CONFIG_INT, &watch_queue_bytes, "4194304",
+     "bytes queued per WatchEvents stream before the watcher is cut off", 4096, 1073741824, 0},
     {"log_level", SB_CONFIG_STRING, &log_level, "info", "debug, info, warn or error", 0, 0, 0},
 };
 
@@ -111,7 +142,20 @@ int main(int argc, char **argv)
                      .presence_grace_ms = presence_grace,
                      .heartbeat_interval_ms = heartbeat_interval,
                      .auto_create_rooms = auto_create_rooms != 0,
-                     .node_queue_limit = (size_t)node_queue_bytes},
+                     .node_queue_limit = (size_t)node_queue_bytes,
+                     .max_connections_per_user = (int)max_conns_per_user,
+                     .max_rooms_per_user = (int)max_rooms_per_user,
+                     .max_channels_per_user = (int)max_channels_per_user,
+                     .max_message_size = max_message_size,
+                     .max_messages_per_second = (int)max_msgs_per_sec,
+                     .rate_limit_burst = (int)rate_burst,
+                     .presence_timeout_ms = presence_timeout,
+                     .max_typing_users = (int)max_typing_users,
+                     .message_retention_ms = retention_ms,
+                     .retention_interval_ms = retention_interval,
+                     .auto_create_channels = auto_create_channels != 0,
+                     .session_ttl_ms = session_ttl,
+                     .watch_queue_limit = (size_t)watch_queue_bytes},
         .shutdown_grace_ms = shutdown_grace,
         .etcd_endpoints = etcd ? etcd_endpoints : NULL,
         .id = cp_id,

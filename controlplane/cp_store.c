@@ -74,6 +74,7 @@ void cp_message_free(struct cp_message *m)
     free_kv(m->metadata, m->n_metadata);
     free(m->data);
     free(m->idem_key);
+    free(m->ext);
     free(m);
 }
 
@@ -92,6 +93,10 @@ struct cp_message *cp_message_dup(const struct cp_message *m)
     d->metadata = dup_kv(m->metadata, m->n_metadata, &failed);
     d->n_metadata = d->metadata ? m->n_metadata : 0;
     d->timestamp = m->timestamp;
+    d->deleted = m->deleted;
+    d->deleted_at = m->deleted_at;
+    d->edited_at = m->edited_at;
+    d->ext = dup_or_null(m->ext, &failed);
     d->data = malloc(m->data_len + 1);
     if (d->data == NULL) {
         failed = 1;

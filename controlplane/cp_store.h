@@ -78,6 +78,13 @@ struct cp_message {
     /* Publishes only: the caller's idempotency key (NULL: none). The etcd store deduplicates
      * on it for two minutes; it is not part of the stored message. */
     char *idem_key;
+    /* Issue 4 (edits, deletion, reactions): stored and returned verbatim by both stores. */
+    bool deleted;       /* a tombstone: data_len 0 (data "" or NULL) */
+    int64_t deleted_at; /* Unix ms, with deleted */
+    int64_t edited_at;  /* Unix ms of the last edit, 0: never edited */
+    /* JSON object text (NUL-terminated) owned by cp_msgext.c: the edit trail and reactions,
+     * e.g. {"edits":[...],"reactions":{"+1":["bob"]}}. NULL: none. The store never parses it. */
+    char *ext;
 };
 
 struct cp_room_query {
@@ -157,6 +164,77 @@ typedef void cp_store_append_fn(void *arg, const struct cp_status *st,
 typedef void cp_store_history_fn(void *arg, const struct cp_status *st,
                                  const struct cp_history_result *res);
 
+/* ---------------------------------------------------------------- issue 4 additions */
+
+/* A document: a small JSON record (bans, invites, channels, subscriptions, presence records,
+ * sessions...) that the store keeps without interpreting. Keys are segments joined by '/':
+ * the first a kind name ([a-z_]+, e.g. "bans"), the others ids valid under sb_ident_valid
+ * (e.g. "bans/r1/alice"). The etcd store keeps `sb/doc/<key>`. */
+struct cp_doc {
+    const char *key;
+    const char *value; /* JSON text, NUL-terminated */
+    size_t len;        /* strlen(value) */
+    int64_t version;   /* > 0; changes on every write of the key (etcd: mod_revision) */
+};
+
+/* One write of cp_store_ops.doc_write. */
+struct cp_doc_op {
+    const char *key;   /* with prefix: a key prefix ending in '/' */
+    const char *value; /* NUL-terminated JSON text; NULL deletes */
+    bool prefix;       /* delete every key under `key` (value must be NULL; expect ignored) */
+    /* -1: any state; 0: the key must be absent; > 0: the key's version must equal it. */
+    int64_t expect;
+};
+
+/* doc_get: doc is NULL when the key is absent (with status OK). */
+typedef void cp_store_doc_fn(void *arg, const struct cp_status *st, const struct cp_doc *doc);
+/* doc_list: the documents under a prefix, by key order. */
+typedef void cp_store_docs_fn(void *arg, const struct cp_status *st, const struct cp_doc *docs,
+                              size_t n);
+/* doc_write: `versions[i]` is the new version of op i (0 for deletes). */
+typedef void cp_store_write_fn(void *arg, const struct cp_status *st, const int64_t *versions,
+                               size_t n);
+/* A single message (edit, delete, reaction). */
+typedef void cp_store_message_fn(void *arg, const struct cp_status *st, const struct cp_message *m);
+/* A count (history_trim: messages removed). */
+typedef void cp_store_count_fn(void *arg, const struct cp_status *st, int64_t n);
+
+/* Room edit for room_update: `room` is a private deep copy (strings and metadata heap-owned:
+ * replace a field by freeing it and assigning a malloc'd one). Set *st to refuse (the store
+ * answers that status and changes nothing). May be called more than once (etcd: re-run on the
+ * fresh record after a concurrent change). id, member_count, created_at and last_seq are
+ * ignored; the store sets updated_at. */
+typedef void cp_room_edit_fn(void *edit_arg, struct cp_room *room, struct cp_status *st);
+
+/* Message edit for message_update: same rules as cp_room_edit_fn for a private deep copy of
+ * the stored message (id, seq, room_id, timestamp ignored). */
+typedef void cp_message_edit_fn(void *edit_arg, struct cp_message *m, struct cp_status *st);
+
+/* Committed changes, reported to the observer once each, in commit order, whichever replica
+ * made them (etcd: from the watch, so every replica sees every change). Borrowed. */
+enum cp_store_event_kind {
+    CP_STORE_EV_MESSAGE,        /* message appended (room message; SaveMessage too) */
+    CP_STORE_EV_MESSAGE_UPDATE, /* edited, deleted or reacted to: message is the new state */
+    CP_STORE_EV_MEMBER_ADDED,   /* room_id, user_id, member */
+    CP_STORE_EV_MEMBER_REMOVED, /* room_id, user_id */
+    CP_STORE_EV_ROOM,           /* room created or updated: room */
+    CP_STORE_EV_ROOM_DELETED,   /* room_id */
+    CP_STORE_EV_DOC,            /* doc written (doc) or deleted (doc->value NULL, version 0) */
+};
+
+struct cp_store_event {
+    enum cp_store_event_kind kind;
+    const char *room_id;
+    const char *user_id;
+    const struct cp_room *room;
+    const struct cp_member *member;
+    const struct cp_message *message;
+    const struct cp_doc *doc;
+    int64_t revision; /* etcd: the change's revision; memory: a counter */
+};
+
+typedef void cp_store_event_fn(void *arg, const struct cp_store_event *ev);
+
 struct cp_store;
 
 struct cp_store_ops {
@@ -198,6 +276,35 @@ struct cp_store_ops {
      * NOT_ROOM_MEMBER for non-members. ROOM_NOT_FOUND. */
     void (*history_query)(struct cp_store *s, const struct cp_history_query *q,
                           const char *require_member, cp_store_history_fn *cb, void *arg);
+
+    /* ---- issue 4 */
+
+    /* Applies `edit` to the room (see cp_room_edit_fn) and stores it; answers the new room.
+     * ROOM_NOT_FOUND, or the edit's status. */
+    void (*room_update)(struct cp_store *s, const char *room_id, cp_room_edit_fn *edit,
+                        void *edit_arg, cp_store_room_fn *cb, void *arg);
+    /* Sets an existing member's role; answers that one member (n = 1). ROOM_NOT_FOUND,
+     * NOT_ROOM_MEMBER. */
+    void (*member_set_role)(struct cp_store *s, const char *room_id, const char *user_id,
+                            enum cp_role role, cp_store_members_fn *cb, void *arg);
+    /* Applies `edit` to the stored message `message_id` of the room; answers the new state.
+     * ROOM_NOT_FOUND, MESSAGE_NOT_FOUND (also when trimmed from history). */
+    void (*message_update)(struct cp_store *s, const char *room_id, const char *message_id,
+                           cp_message_edit_fn *edit, void *edit_arg, cp_store_message_fn *cb,
+                           void *arg);
+    /* Removes the room's messages with timestamp < before_time; answers how many. Seqs never
+     * go back. ROOM_NOT_FOUND. */
+    void (*history_trim)(struct cp_store *s, const char *room_id, int64_t before_time,
+                         cp_store_count_fn *cb, void *arg);
+    /* Documents (struct cp_doc). Reads see every write answered before they started, on any
+     * replica. */
+    void (*doc_get)(struct cp_store *s, const char *key, cp_store_doc_fn *cb, void *arg);
+    void (*doc_list)(struct cp_store *s, const char *prefix, cp_store_docs_fn *cb, void *arg);
+    /* All `ops` or none (etcd: one txn; at most 64 ops). CONFLICT when an `expect` fails. */
+    void (*doc_write)(struct cp_store *s, const struct cp_doc_op *ops, size_t n,
+                      cp_store_write_fn *cb, void *arg);
+    /* Sets the one observer of committed changes (NULL fn: none). */
+    void (*observe)(struct cp_store *s, cp_store_event_fn *fn, void *arg);
 };
 
 struct cp_store {

@@ -8,6 +8,7 @@
 
 #include "cp_history.h"
 #include "cp_map.h"
+#include "sb_time.h"
 
 struct mroom {
     struct cp_room room;
@@ -21,12 +22,32 @@ struct muser {
     size_t n, cap;
 };
 
+struct mdoc {
+    char *key;
+    char *value;
+    size_t len;
+    int64_t version;
+};
+
 struct mem {
     struct cp_store base;
     struct mroom **rooms; /* sorted by id */
     size_t n_rooms, cap_rooms;
     struct cp_map users; /* user_id -> struct muser */
+    struct mdoc *docs;   /* sorted by key */
+    size_t n_docs, cap_docs;
+    int64_t rev;               /* change counter: doc versions, event revisions */
+    cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
+    void *obs_arg;
 };
+
+/* Reports a committed change to the observer. */
+static void emit(struct mem *m, struct cp_store_event ev)
+{
+    ev.revision = ++m->rev;
+    if (m->obs_fn != NULL)
+        m->obs_fn(m->obs_arg, &ev);
+}
 
 /* ---------------------------------------------------------------- sorted-array helpers */
 
@@ -237,6 +258,13 @@ static void room_create(struct cp_store *s, const struct cp_room *in, cp_store_r
         cb(arg, &st, NULL);
         return;
     }
+    emit(m, (struct cp_store_event){
+                .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room});
+    if (r->n_members > 0)
+        emit(m, (struct cp_store_event){.kind = CP_STORE_EV_MEMBER_ADDED,
+                                        .room_id = r->room.id,
+                                        .user_id = r->members[0].user_id,
+                                        .member = &r->members[0]});
     cp_status_ok(&st);
     cb(arg, &st, &r->room);
 }
@@ -319,6 +347,7 @@ static void room_delete(struct cp_store *s, const char *room_id, cp_store_member
     /* Drop the index first, answer with the member list, then free it. */
     for (size_t i = 0; i < r->n_members; i++)
         user_index_remove(m, r->members[i].user_id, r->room.id);
+    emit(m, (struct cp_store_event){.kind = CP_STORE_EV_ROOM_DELETED, .room_id = r->room.id});
     cp_status_ok(&st);
     cb(arg, &st, r->members, r->n_members);
     for (size_t i = 0; i < r->n_members; i++)
@@ -383,6 +412,13 @@ static void member_add(struct cp_store *s, const struct cp_join_req *req, cp_sto
         i = (size_t)idx;
         res.added = true;
         r->room.updated_at = req->now;
+        if (res.created_room)
+            emit(m, (struct cp_store_event){
+                        .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room});
+        emit(m, (struct cp_store_event){.kind = CP_STORE_EV_MEMBER_ADDED,
+                                        .room_id = r->room.id,
+                                        .user_id = r->members[i].user_id,
+                                        .member = &r->members[i]});
     }
     res.room = &r->room;
     res.member = &r->members[i];
@@ -416,6 +452,8 @@ static void member_remove(struct cp_store *s, const char *room_id, const char *u
     memmove(&r->members[i], &r->members[i + 1], (r->n_members - i - 1) * sizeof(*r->members));
     r->n_members--;
     r->room.member_count = (int32_t)r->n_members;
+    emit(m, (struct cp_store_event){
+                .kind = CP_STORE_EV_MEMBER_REMOVED, .room_id = r->room.id, .user_id = user_id});
     cp_status_ok(&st);
     cb(arg, &st, r->members, r->n_members);
 }
@@ -550,6 +588,8 @@ static void message_append(struct cp_store *s, const struct cp_message *draft,
     r->room.last_seq = msg->seq;
     struct cp_append_result res = {
         .room = &r->room, .message = msg, .members = r->members, .n_members = r->n_members};
+    emit(m, (struct cp_store_event){
+                .kind = CP_STORE_EV_MESSAGE, .room_id = r->room.id, .message = msg});
     cp_status_ok(&st);
     cb(arg, &st, &res);
     if (keep == NULL)
@@ -580,12 +620,306 @@ static void history_query(struct cp_store *s, const struct cp_history_query *q,
     free(msgs);
 }
 
+/* ---------------------------------------------------------------- issue 4: updates */
+
+static void oom(struct cp_status *st)
+{
+    cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
+}
+
+static void room_update(struct cp_store *s, const char *room_id, cp_room_edit_fn *edit,
+                        void *edit_arg, cp_store_room_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_find(m, room_id);
+    if (r == NULL) {
+        not_found(&st, room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    struct cp_room *copy = cp_room_dup(&r->room);
+    if (copy == NULL) {
+        oom(&st);
+        cb(arg, &st, NULL);
+        return;
+    }
+    cp_status_ok(&st);
+    edit(edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_room_free(copy, true);
+        cb(arg, &st, NULL);
+        return;
+    }
+    /* Keep what the store owns; take the rest from the edited copy. */
+    struct cp_room old = r->room;
+    copy->id = old.id;
+    copy->member_count = old.member_count;
+    copy->created_at = old.created_at;
+    copy->last_seq = old.last_seq;
+    copy->updated_at = sb_time_now_ms();
+    old.id = NULL;
+    r->room = *copy;
+    free(copy);
+    cp_room_free(&old, false);
+    emit(m, (struct cp_store_event){
+                .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room});
+    cb(arg, &st, &r->room);
+}
+
+static void member_set_role(struct cp_store *s, const char *room_id, const char *user_id,
+                            enum cp_role role, cp_store_members_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_for(m, room_id, user_id, &st);
+    if (r == NULL) {
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    bool found;
+    size_t i = member_pos(r, user_id, &found);
+    r->members[i].role = role;
+    cp_status_ok(&st);
+    cb(arg, &st, &r->members[i], 1);
+}
+
+static void message_update(struct cp_store *s, const char *room_id, const char *message_id,
+                           cp_message_edit_fn *edit, void *edit_arg, cp_store_message_fn *cb,
+                           void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_for(m, room_id, NULL, &st);
+    if (r == NULL) {
+        cb(arg, &st, NULL);
+        return;
+    }
+    size_t i = cp_history_find(&r->hist, message_id);
+    if (i == r->hist.count) {
+        cp_status_set(&st, SB_CODE_MESSAGE_NOT_FOUND, "message %s is not in the history of room %s",
+                      message_id, room_id);
+        cb(arg, &st, NULL);
+        return;
+    }
+    const struct cp_message *cur = cp_history_at(&r->hist, i);
+    struct cp_message *copy = cp_message_dup(cur);
+    if (copy == NULL) {
+        oom(&st);
+        cb(arg, &st, NULL);
+        return;
+    }
+    cp_status_ok(&st);
+    edit(edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_message_free(copy);
+        cb(arg, &st, NULL);
+        return;
+    }
+    /* The identity of a message never changes. */
+    struct cp_message *keep = cp_message_dup(cur);
+    if (keep == NULL) {
+        cp_message_free(copy);
+        oom(&st);
+        cb(arg, &st, NULL);
+        return;
+    }
+    free(copy->id);
+    free(copy->room_id);
+    copy->id = keep->id;
+    copy->room_id = keep->room_id;
+    copy->seq = keep->seq;
+    copy->timestamp = keep->timestamp;
+    keep->id = keep->room_id = NULL;
+    cp_message_free(keep);
+    free(copy->idem_key);
+    copy->idem_key = NULL;
+    cp_history_replace(&r->hist, i, copy);
+    emit(m, (struct cp_store_event){
+                .kind = CP_STORE_EV_MESSAGE_UPDATE, .room_id = r->room.id, .message = copy});
+    cb(arg, &st, copy);
+}
+
+static void history_trim(struct cp_store *s, const char *room_id, int64_t before_time,
+                         cp_store_count_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    struct mroom *r = room_for(m, room_id, NULL, &st);
+    if (r == NULL) {
+        cb(arg, &st, 0);
+        return;
+    }
+    size_t n = cp_history_trim_before(&r->hist, before_time);
+    cp_status_ok(&st);
+    cb(arg, &st, (int64_t)n);
+}
+
+/* ---------------------------------------------------------------- issue 4: documents */
+
+static size_t doc_pos(const struct mem *m, const char *key, bool *found)
+{
+    size_t lo = 0, hi = m->n_docs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(m->docs[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < m->n_docs && strcmp(m->docs[lo].key, key) == 0;
+    return lo;
+}
+
+static struct cp_doc doc_view(const struct mdoc *d)
+{
+    return (struct cp_doc){.key = d->key, .value = d->value, .len = d->len, .version = d->version};
+}
+
+static void doc_get(struct cp_store *s, const char *key, cp_store_doc_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    cp_status_ok(&st);
+    bool found;
+    size_t i = doc_pos(m, key, &found);
+    if (!found) {
+        cb(arg, &st, NULL);
+        return;
+    }
+    struct cp_doc d = doc_view(&m->docs[i]);
+    cb(arg, &st, &d);
+}
+
+static void doc_list(struct cp_store *s, const char *prefix, cp_store_docs_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    bool found;
+    size_t plen = strlen(prefix);
+    size_t start = doc_pos(m, prefix, &found), end = start;
+    while (end < m->n_docs && strncmp(m->docs[end].key, prefix, plen) == 0)
+        end++;
+    struct cp_doc *out = end > start ? malloc((end - start) * sizeof(*out)) : NULL;
+    if (end > start && out == NULL) {
+        oom(&st);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    for (size_t i = start; i < end; i++)
+        out[i - start] = doc_view(&m->docs[i]);
+    cp_status_ok(&st);
+    cb(arg, &st, out, end - start);
+    free(out);
+}
+
+/* Removes doc i and reports it. */
+static void doc_remove_at(struct mem *m, size_t i)
+{
+    struct mdoc d = m->docs[i];
+    memmove(&m->docs[i], &m->docs[i + 1], (m->n_docs - i - 1) * sizeof(*m->docs));
+    m->n_docs--;
+    struct cp_doc gone = {.key = d.key, .value = NULL, .len = 0, .version = 0};
+    emit(m, (struct cp_store_event){.kind = CP_STORE_EV_DOC, .doc = &gone});
+    free(d.key);
+    free(d.value);
+}
+
+static void doc_write(struct cp_store *s, const struct cp_doc_op *ops, size_t n,
+                      cp_store_write_fn *cb, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    struct cp_status st;
+    int64_t *versions = calloc(n ? n : 1, sizeof(*versions));
+    if (versions == NULL) {
+        oom(&st);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    /* Check every expectation first: all or nothing. */
+    for (size_t k = 0; k < n; k++) {
+        if (ops[k].prefix || ops[k].expect < 0)
+            continue;
+        bool found;
+        size_t i = doc_pos(m, ops[k].key, &found);
+        int64_t have = found ? m->docs[i].version : 0;
+        if (have != ops[k].expect) {
+            cp_status_set(&st, SB_CODE_CONFLICT, "%s changed concurrently", ops[k].key);
+            free(versions);
+            cb(arg, &st, NULL, 0);
+            return;
+        }
+    }
+    /* Reserve room for every put so that nothing fails half-way. */
+    if (grow_array((void **)&m->docs, &m->cap_docs, m->n_docs + n, sizeof(*m->docs)) != 0) {
+        free(versions);
+        oom(&st);
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct cp_doc_op *op = &ops[k];
+        bool found;
+        size_t i = doc_pos(m, op->key, &found);
+        if (op->prefix) {
+            size_t plen = strlen(op->key);
+            while (i < m->n_docs && strncmp(m->docs[i].key, op->key, plen) == 0)
+                doc_remove_at(m, i);
+            continue;
+        }
+        if (op->value == NULL) {
+            if (found)
+                doc_remove_at(m, i);
+            continue;
+        }
+        char *val = strdup(op->value);
+        char *key = found ? NULL : strdup(op->key);
+        if (val == NULL || (!found && key == NULL)) {
+            /* Out of memory half-way: rare enough to report as internal after partial work. */
+            free(val);
+            free(key);
+            free(versions);
+            oom(&st);
+            cb(arg, &st, NULL, 0);
+            return;
+        }
+        if (found) {
+            free(m->docs[i].value);
+        } else {
+            memmove(&m->docs[i + 1], &m->docs[i], (m->n_docs - i) * sizeof(*m->docs));
+            m->n_docs++;
+            m->docs[i].key = key;
+        }
+        m->docs[i].value = val;
+        m->docs[i].len = strlen(val);
+        m->docs[i].version = m->rev + 1;
+        versions[k] = m->docs[i].version;
+        struct cp_doc d = doc_view(&m->docs[i]);
+        emit(m, (struct cp_store_event){.kind = CP_STORE_EV_DOC, .doc = &d});
+    }
+    cp_status_ok(&st);
+    cb(arg, &st, versions, n);
+    free(versions);
+}
+
+static void observe(struct cp_store *s, cp_store_event_fn *fn, void *arg)
+{
+    struct mem *m = (struct mem *)s;
+    m->obs_fn = fn;
+    m->obs_arg = arg;
+}
+
 static void destroy(struct cp_store *s)
 {
     struct mem *m = (struct mem *)s;
     for (size_t i = 0; i < m->n_rooms; i++)
         mroom_free(m, m->rooms[i]);
     free(m->rooms);
+    for (size_t i = 0; i < m->n_docs; i++) {
+        free(m->docs[i].key);
+        free(m->docs[i].value);
+    }
+    free(m->docs);
     cp_map_fini(&m->users);
     free(m);
 }
@@ -603,6 +937,14 @@ static const struct cp_store_ops memory_ops = {
     .user_peers = user_peers,
     .message_append = message_append,
     .history_query = history_query,
+    .room_update = room_update,
+    .member_set_role = member_set_role,
+    .message_update = message_update,
+    .history_trim = history_trim,
+    .doc_get = doc_get,
+    .doc_list = doc_list,
+    .doc_write = doc_write,
+    .observe = observe,
 };
 
 struct cp_store *cp_store_memory_create(void)

@@ -123,6 +123,8 @@ node_test() { # node_test DIR: node's test runner over DIR's *.test.js, one file
     (cd "$IT_DIR" && SB_BUILD_DIR="$BUILD_DIR" SB_TEST_LOG_DIR="$LOG_DIR" node "${args[@]}" "$@")
 }
 
+node_test_etcd() { SB_IT_STORE=etcd node_test "$@"; }
+
 # A daemon's report that a test missed still fails the run.
 sanitizer_logs_clean() {
     local bad
@@ -142,6 +144,11 @@ if [[ " ${FAILED[*]} " != *" npm-ci "* ]] && { wants integration || wants browse
     rm -rf "$LOG_DIR"
     mkdir -p "$LOG_DIR"
     wants integration && stage integration node_test "$IT_DIR"/test/*.test.js
+    # The files marked `// stores: memory, etcd` run again against a real etcd.
+    mapfile -t BOTH < <(grep -l '^// stores: memory, etcd' "$IT_DIR"/test/*.test.js)
+    if wants integration && ((${#BOTH[@]})); then
+        stage integration-etcd node_test_etcd "${BOTH[@]}"
+    fi
     wants browser && stage browser node_test "$ROOT"/tests/browser/*.test.js
     if wants integration || wants browser; then
         stage sanitizer-logs sanitizer_logs_clean

@@ -267,12 +267,29 @@ class System {
     this.problems = [];
   }
 
+  // The store under test: opts.store, else SB_IT_STORE (test.sh runs the files marked
+  // `// stores: memory, etcd` a second time with SB_IT_STORE=etcd), else memory.
+  get store() {
+    return this.opts.store || process.env.SB_IT_STORE || 'memory';
+  }
+
+  cpArgs() {
+    const extra = this.opts.cpArgs || [];
+    if (this.store !== 'etcd') return extra;
+    return ['--store', 'etcd', '--etcd-endpoints', this.etcd.endpoints, '--lease-ttl-ms', '3000', ...extra];
+  }
+
   async start() {
     const o = this.opts;
+    if (this.store === 'etcd') {
+      const { Etcd } = require('./cluster'); // cluster.js requires this file: load it late
+      this.etcd = new Etcd();
+      await this.etcd.start();
+    }
     const cpPort = await freePort();
     let dpPort = await freePort();
     while (dpPort === cpPort) dpPort = await freePort();
-    this.cp = new ControlPlane({ port: cpPort, args: o.cpArgs || [], env: o.cpEnv || {} });
+    this.cp = new ControlPlane({ port: cpPort, args: this.cpArgs(), env: o.cpEnv || {} });
     this.dp = new DataPlane({
       port: dpPort,
       cpAddr: this.cp.addr,
@@ -320,7 +337,7 @@ class System {
   async restartControlPlane() {
     const p = this.cp.problem();
     if (p && !/exited unexpectedly/.test(p)) this.problems.push(p);
-    const next = new ControlPlane({ port: this.cp.port, args: this.opts.cpArgs || [], env: this.opts.cpEnv || {} });
+    const next = new ControlPlane({ port: this.cp.port, args: this.cpArgs(), env: this.opts.cpEnv || {} });
     this.oldCps = (this.oldCps || []).concat([this.cp]);
     this.cp = next;
     await this.cp.start();
@@ -352,6 +369,8 @@ class System {
       const log = old.log();
       if (SANITIZER_RE.test(log)) problems.push(`old controlplane: sanitizer report in ${old.logFile}`);
     }
+    if (this.etcd) await this.etcd.stop();
+    this.etcd = null;
     if (problems.length) throw new Error(problems.join('\n\n'));
   }
 }

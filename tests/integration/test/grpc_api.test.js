@@ -1,5 +1,6 @@
 // The public gRPC API (switchboard.v1) from @grpc/grpc-js: every method implemented in the
 // walking skeleton, its effects on WebSocket/SSE clients, and its errors (status + "code: ...").
+// stores: memory, etcd
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
