@@ -29,6 +29,11 @@ void cp_call_failf(struct cp_call *call, enum sb_code code, const char *fmt, ...
  * health protocol's NOT_FOUND). */
 void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg);
 
+/* STREAM methods: takes the gRPC call out of `call` (the caller now owns it and answers it
+ * itself) and frees `call` with its request. */
+struct grpc_call;
+struct grpc_call *cp_call_detach(struct cp_call *call);
+
 /* Largest page / history limit, and the defaults. */
 #define CP_RPC_DEFAULT_LIMIT 50
 #define CP_RPC_MAX_LIMIT     1000
@@ -39,10 +44,13 @@ cp_rpc_fn cp_rpc_rooms_create, cp_rpc_rooms_get, cp_rpc_rooms_list, cp_rpc_rooms
 /* cp_rpc_messages.c */
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
+cp_rpc_fn cp_rpc_messages_to_connection;
 /* cp_rpc_presence.c */
 cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
 /* cp_rpc_connections.c */
-cp_rpc_fn cp_rpc_connections_stats;
+cp_rpc_fn cp_rpc_connections_stats, cp_rpc_connections_list, cp_rpc_connections_kick;
+/* cp_watch.c: Connections.WatchEvents (server stream) */
+cp_rpc_fn cp_rpc_connections_watch;
 /* cp_rpc_peer.c: switchboard.internal.v1.Peer/Publish (etcd mode, between replicas) */
 cp_rpc_fn cp_rpc_peer_publish;
 /* cp_rpc_health.c */

@@ -1,12 +1,15 @@
-/* switchboard.v1.Connections.GetStats: connections, online users, rooms and the data-plane
- * nodes with their last heartbeat. Memory mode reports the nodes linked to this replica; etcd
- * mode every node registered in sb/nodes/ (whichever replica keeps its lease). */
+/* switchboard.v1.Connections: GetStats (connections, online users, rooms, channels and the
+ * data-plane nodes with their last heartbeat: memory mode reports the nodes linked to this
+ * replica, etcd mode every node registered in sb/nodes/), ListConnections, KickConnection.
+ * WatchEvents is cp_watch.c. */
 #include "cp_rpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cp_store_etcd.h"
+#include "sb_ident.h"
 #include "switchboard/v1/connections.pb-c.h"
 
 struct stats {
@@ -59,9 +62,10 @@ static void count_node(void *arg, const struct cp_store_etcd_node *n)
 struct rooms_count {
     struct cp_call *call;
     struct cp_ctx *c;
+    int64_t rooms;
 };
 
-static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
+static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t channels)
 {
     struct stats st = {0};
     st.c = c;
@@ -93,6 +97,7 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
     resp.active_connections = (int64_t)c->presence.n_conns;
     resp.online_users = (int64_t)c->presence.n_online;
     resp.rooms = rooms;
+    resp.channels = channels;
     resp.nodes = st.ptrs;
     resp.n_nodes = st.n;
     resp.messages_published = c->messages_published;
@@ -102,26 +107,51 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
     free(st.ptrs);
 }
 
+/* Channels are documents `channels/<id>` (the channel flows own them). */
+static void channels_listed(void *arg, const struct cp_status *st, const struct cp_doc *docs,
+                            size_t n)
+{
+    struct rooms_count *rc = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(rc->call, st);
+    } else {
+        int64_t channels = 0;
+        for (size_t i = 0; i < n; i++)
+            channels += strchr(docs[i].key + strlen("channels/"), '/') == NULL;
+        reply(rc->c, rc->call, rc->rooms, channels);
+    }
+    free(rc);
+}
+
+static void count_channels(struct rooms_count *rc)
+{
+    struct cp_store *s = rc->c->store;
+    if (s->ops->doc_list == NULL) {
+        reply(rc->c, rc->call, rc->rooms, 0);
+        free(rc);
+        return;
+    }
+    s->ops->doc_list(s, "channels/", channels_listed, rc);
+}
+
 static void rooms_listed(void *arg, const struct cp_status *st, const struct cp_room *const *rooms,
                          size_t n, bool more)
 {
     (void)rooms;
     (void)more;
     struct rooms_count *rc = arg;
-    if (st->code != SB_CODE_NONE)
+    if (st->code != SB_CODE_NONE) {
         cp_call_fail(rc->call, st);
-    else
-        reply(rc->c, rc->call, (int64_t)n);
-    free(rc);
+        free(rc);
+        return;
+    }
+    rc->rooms = (int64_t)n;
+    count_channels(rc);
 }
 
 void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     (void)m;
-    if (c->distributed) {
-        reply(c, call, (int64_t)cp_store_etcd_room_count(c->store));
-        return;
-    }
     struct rooms_count *rc = malloc(sizeof(*rc));
     if (rc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
@@ -129,6 +159,287 @@ void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const Prot
     }
     rc->call = call;
     rc->c = c;
+    rc->rooms = 0;
+    if (c->distributed) {
+        rc->rooms = (int64_t)cp_store_etcd_room_count(c->store);
+        count_channels(rc);
+        return;
+    }
     struct cp_room_query q = {.include_archived = true, .limit = 1 << 30};
     c->store->ops->room_list(c->store, &q, rooms_listed, rc);
+}
+
+/* ---------------------------------------------------------------- KickConnection */
+
+#define MAX_REASON 256
+
+void cp_rpc_connections_kick(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__KickConnectionRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
+        !cp_rpc_check_text(call, "reason", req->reason, MAX_REASON))
+        return;
+    struct cp_conn *conn = cp_presence_conn(&c->presence, req->connection_id);
+    if (conn == NULL) {
+        cp_call_failf(call, SB_CODE_CONNECTION_NOT_FOUND, "connection %s is not open",
+                      req->connection_id);
+        return;
+    }
+    const char *reason = req->reason != NULL && req->reason[0] != '\0' ? req->reason : "kicked";
+    if (!cp_fanout_kick(c, conn, reason)) {
+        cp_call_failf(call, SB_CODE_UNAVAILABLE,
+                      "the node of connection %s is not linked to this control plane",
+                      req->connection_id);
+        return;
+    }
+    Switchboard__V1__KickConnectionResponse resp = SWITCHBOARD__V1__KICK_CONNECTION_RESPONSE__INIT;
+    cp_call_reply(call, &resp.base);
+}
+
+/* ---------------------------------------------------------------- ListConnections */
+
+/* A snapshot of the matching connections, then per distinct user its rooms (Store) and
+ * channels (documents `user_subs/<user>/<channel>`), one Store call at a time. */
+struct lconn {
+    char *id, *user_id, *session_id, *node_id, *transport;
+    int64_t connected_at, last_activity;
+    size_t user; /* index into users */
+};
+
+struct luser {
+    const char *id; /* borrowed from the first lconn of the user */
+    char **rooms, **channels;
+    size_t n_rooms, n_channels;
+};
+
+struct list_call {
+    struct cp_ctx *c;
+    struct cp_call *call;
+    struct lconn *conns;
+    size_t n_conns;
+    struct luser *users;
+    size_t n_users;
+    size_t step; /* 2 per user: rooms, then channels */
+    bool pending, in_run, failed;
+    struct cp_status st;
+};
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void list_free(struct list_call *lc)
+{
+    for (size_t i = 0; i < lc->n_conns; i++) {
+        struct lconn *x = &lc->conns[i];
+        free(x->id);
+        free(x->user_id);
+        free(x->session_id);
+        free(x->node_id);
+        free(x->transport);
+    }
+    for (size_t i = 0; i < lc->n_users; i++) {
+        strv_free(lc->users[i].rooms, lc->users[i].n_rooms);
+        strv_free(lc->users[i].channels, lc->users[i].n_channels);
+    }
+    free(lc->conns);
+    free(lc->users);
+    free(lc);
+}
+
+/* By user, then connection id: a user's connections are adjacent. */
+static int cmp_conn(const void *a, const void *b)
+{
+    const struct lconn *x = a, *y = b;
+    int r = strcmp(x->user_id, y->user_id);
+    return r != 0 ? r : strcmp(x->id, y->id);
+}
+
+static void list_reply(struct list_call *lc)
+{
+    size_t n = lc->n_conns;
+    Switchboard__V1__Connection *arr = n ? calloc(n, sizeof(*arr)) : NULL;
+    Switchboard__V1__Connection **ptrs = n ? calloc(n, sizeof(*ptrs)) : NULL;
+    if (n > 0 && (arr == NULL || ptrs == NULL)) {
+        cp_call_failf(lc->call, SB_CODE_INTERNAL, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const struct lconn *x = &lc->conns[i];
+            const struct luser *u = &lc->users[x->user];
+            Switchboard__V1__Connection pc = SWITCHBOARD__V1__CONNECTION__INIT;
+            pc.id = x->id;
+            pc.user_id = x->user_id;
+            pc.session_id = x->session_id;
+            pc.node_id = x->node_id;
+            pc.transport = x->transport;
+            pc.rooms = u->rooms;
+            pc.n_rooms = u->n_rooms;
+            pc.channels = u->channels;
+            pc.n_channels = u->n_channels;
+            pc.connected_at = x->connected_at;
+            pc.last_activity = x->last_activity;
+            arr[i] = pc;
+            ptrs[i] = &arr[i];
+        }
+        Switchboard__V1__ListConnectionsResponse resp =
+            SWITCHBOARD__V1__LIST_CONNECTIONS_RESPONSE__INIT;
+        resp.connections = ptrs;
+        resp.n_connections = n;
+        cp_call_reply(lc->call, &resp.base);
+    }
+    free(arr);
+    free(ptrs);
+}
+
+static void list_run(struct list_call *lc);
+
+static void list_advance(struct list_call *lc)
+{
+    lc->pending = false;
+    lc->step++;
+    if (!lc->in_run) /* answered later: continue here; inline answers loop in list_run */
+        list_run(lc);
+}
+
+static bool strv_dup(char ***out, size_t *n_out, const char *const *v, size_t n)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return true;
+    char **d = calloc(n, sizeof(*d));
+    if (d == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        d[i] = strdup(v[i]);
+        if (d[i] == NULL) {
+            strv_free(d, i);
+            return false;
+        }
+    }
+    *out = d;
+    *n_out = n;
+    return true;
+}
+
+static void rooms_of(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
+{
+    struct list_call *lc = arg;
+    struct luser *u = &lc->users[lc->step / 2];
+    if (st->code != SB_CODE_NONE) {
+        lc->failed = true;
+        lc->st = *st;
+    } else if (!strv_dup(&u->rooms, &u->n_rooms, ids, n)) {
+        lc->failed = true;
+        cp_status_set(&lc->st, SB_CODE_INTERNAL, "out of memory");
+    }
+    list_advance(lc);
+}
+
+static void channels_of(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
+{
+    struct list_call *lc = arg;
+    struct luser *u = &lc->users[lc->step / 2];
+    if (st->code != SB_CODE_NONE) {
+        lc->failed = true;
+        lc->st = *st;
+    } else if (n > 0) {
+        u->channels = calloc(n, sizeof(*u->channels));
+        for (size_t i = 0; u->channels != NULL && i < n; i++) {
+            const char *slash = strrchr(docs[i].key, '/');
+            u->channels[u->n_channels] = strdup(slash ? slash + 1 : docs[i].key);
+            if (u->channels[u->n_channels] != NULL)
+                u->n_channels++;
+        }
+    }
+    list_advance(lc);
+}
+
+static void list_run(struct list_call *lc)
+{
+    lc->in_run = true;
+    while (!lc->pending) {
+        if (lc->failed || lc->step >= 2 * lc->n_users) {
+            if (lc->failed)
+                cp_call_fail(lc->call, &lc->st);
+            else
+                list_reply(lc);
+            list_free(lc);
+            return;
+        }
+        struct cp_store *s = lc->c->store;
+        const struct luser *u = &lc->users[lc->step / 2];
+        lc->pending = true;
+        if (lc->step % 2 == 0) {
+            s->ops->user_rooms(s, u->id, rooms_of, lc);
+        } else if (s->ops->doc_list == NULL) {
+            list_advance(lc);
+        } else {
+            char prefix[SB_IDENT_MAX + 16];
+            snprintf(prefix, sizeof(prefix), "user_subs/%s/", u->id);
+            s->ops->doc_list(s, prefix, channels_of, lc);
+        }
+    }
+    lc->in_run = false;
+}
+
+static char *dup0(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+void cp_rpc_connections_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__ListConnectionsRequest *req = (const void *)m;
+    if (!cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_rpc_check_optional_id(call, "node_id", req->node_id))
+        return;
+    const char *want_user = req->user_id && req->user_id[0] ? req->user_id : NULL;
+    const char *want_node = req->node_id && req->node_id[0] ? req->node_id : NULL;
+    struct list_call *lc = calloc(1, sizeof(*lc));
+    size_t cap = c->presence.n_conns;
+    if (lc == NULL || (cap > 0 && ((lc->conns = calloc(cap, sizeof(*lc->conns))) == NULL ||
+                                   (lc->users = calloc(cap, sizeof(*lc->users))) == NULL)))
+        goto oom;
+    lc->c = c;
+    lc->call = call;
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&c->presence.conns, &it);
+    while ((e = cp_map_iter_next(&c->presence.conns, &it)) != NULL && lc->n_conns < cap) {
+        const struct cp_conn *cn = e->value;
+        const char *node = cn->node_id != NULL && cn->node_id[0] ? cn->node_id
+                           : cn->node != NULL && cn->node->id    ? cn->node->id
+                                                                 : "";
+        if ((want_user && strcmp(cn->user->id, want_user) != 0) ||
+            (want_node && strcmp(node, want_node) != 0))
+            continue;
+        struct lconn *x = &lc->conns[lc->n_conns++];
+        x->id = dup0(cn->id);
+        x->user_id = dup0(cn->user->id);
+        x->session_id = dup0(cn->session_id);
+        x->node_id = dup0(node);
+        x->transport = dup0(cn->transport);
+        x->connected_at = cn->connected_at;
+        x->last_activity =
+            cn->last_activity > cn->connected_at ? cn->last_activity : cn->connected_at;
+        if (!x->id || !x->user_id || !x->session_id || !x->node_id || !x->transport)
+            goto oom;
+    }
+    if (lc->n_conns > 1)
+        qsort(lc->conns, lc->n_conns, sizeof(*lc->conns), cmp_conn);
+    for (size_t i = 0; i < lc->n_conns; i++) {
+        if (lc->n_users == 0 || strcmp(lc->users[lc->n_users - 1].id, lc->conns[i].user_id) != 0)
+            lc->users[lc->n_users++].id = lc->conns[i].user_id;
+        lc->conns[i].user = lc->n_users - 1;
+    }
+    list_run(lc);
+    return;
+oom:
+    if (lc != NULL)
+        list_free(lc);
+    cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
 }

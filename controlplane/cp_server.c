@@ -39,7 +39,9 @@
 #include "cp_peer.h"
 #include "cp_rpc.h"
 #include "cp_store_etcd.h"
+#include "cp_session.h"
 #include "cp_tag.h"
+#include "cp_watch.h"
 #include "sb_log.h"
 #include "sb_pb.h"
 #include "sb_time.h"
@@ -70,6 +72,10 @@ struct cp_method {
 #define RPC(svc, m, desc, fn)                                                                      \
     {                                                                                              \
         "/switchboard.v1." svc "/" m, svc "." m, UNARY, &desc, fn, 0, NULL                         \
+    }
+#define STREAM_RPC(svc, m, desc, fn)                                                               \
+    {                                                                                              \
+        "/switchboard.v1." svc "/" m, svc "." m, STREAM, &desc, fn, 0, NULL                        \
     }
 #define TODO(svc, m, kind)                                                                         \
     {                                                                                              \
@@ -111,7 +117,8 @@ static struct cp_method methods[] = {
     TODO("Messages", "BroadcastToChannel", UNARY),
     RPC("Messages", "SendToUser", switchboard__v1__send_to_user_request__descriptor,
         cp_rpc_messages_to_user),
-    TODO("Messages", "SendToConnection", UNARY),
+    RPC("Messages", "SendToConnection", switchboard__v1__send_to_connection_request__descriptor,
+        cp_rpc_messages_to_connection),
     TODO("Messages", "SaveMessage", UNARY),
     RPC("Messages", "GetHistory", switchboard__v1__get_history_request__descriptor,
         cp_rpc_messages_history),
@@ -129,11 +136,14 @@ static struct cp_method methods[] = {
     TODO("Presence", "StartTyping", UNARY),
     TODO("Presence", "StopTyping", UNARY),
     TODO("Presence", "GetTypingUsers", UNARY),
-    TODO("Connections", "ListConnections", UNARY),
-    TODO("Connections", "KickConnection", UNARY),
+    RPC("Connections", "ListConnections", switchboard__v1__list_connections_request__descriptor,
+        cp_rpc_connections_list),
+    RPC("Connections", "KickConnection", switchboard__v1__kick_connection_request__descriptor,
+        cp_rpc_connections_kick),
     RPC("Connections", "GetStats", switchboard__v1__get_stats_request__descriptor,
         cp_rpc_connections_stats),
-    TODO("Connections", "WatchEvents", STREAM),
+    STREAM_RPC("Connections", "WatchEvents", switchboard__v1__watch_events_request__descriptor,
+               cp_rpc_connections_watch),
     {"/grpc.health.v1.Health/Check", "Health.Check", UNARY,
      &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, 0, NULL},
     {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM, NULL, NULL, 4, NULL},
@@ -271,6 +281,14 @@ void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp)
         return;
     }
     finish(call, GRPC_STATUS_OK, "", bb);
+}
+
+grpc_call *cp_call_detach(struct cp_call *call)
+{
+    grpc_call *g = call->call;
+    call->call = NULL;
+    call_free(call);
+    return g;
 }
 
 void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg)
@@ -424,8 +442,10 @@ static void *loop(void *arg)
             s->links_stopped = 1;
             s->ctx.stopping = 1;
             cp_link_stop_all(&s->ctx);
+            cp_watch_stop_all(&s->ctx);
             cp_peer_stop(&s->ctx);
         }
+        cp_session_tick(&s->ctx, now);
         flush_links(s);
     }
     return NULL;
@@ -493,6 +513,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         return serr;
     }
     s->ctx.store = store;
+    cp_watch_attach(&s->ctx);
     s->grace_ms = o->shutdown_grace_ms;
     s->shutdown_tag.fn = shutdown_event;
     pthread_mutex_init(&s->mu, NULL);
@@ -622,6 +643,7 @@ void cp_server_stop(struct cp_server *s)
     if (s->handoff != NULL)
         cp_handoff_drain(s->handoff);
     cp_link_free_all(&s->ctx);
+    cp_watch_free_all(&s->ctx);
     cp_peer_fini(&s->ctx);
     cp_ctx_fini(&s->ctx);
     cp_handoff_destroy(s->handoff);

@@ -9,6 +9,8 @@
 
 #include "cp_dist.h"
 #include "cp_json.h"
+#include "cp_session.h"
+#include "cp_watch.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -72,6 +74,7 @@ void cp_users_announce(struct cp_ctx *c, struct cp_user *u)
                                  .activity_type = u->activity_type,
                                  .activity_detail = u->activity_detail,
                                  .timestamp = sb_time_now_ms()};
+    cp_watch_presence(c, &v, (int)u->n_conns);
     struct cp_buf b;
     cp_buf_init(&b);
     cp_json_presence(&b, &v);
@@ -155,6 +158,9 @@ void cp_users_conn_close(struct cp_ctx *c, const char *conn_id)
 {
     struct cp_user *u;
     bool last;
+    const struct cp_conn *conn = cp_presence_conn(&c->presence, conn_id);
+    if (conn != NULL)
+        cp_session_closed(c, conn);
     cp_presence_close(&c->presence, conn_id, sb_time_now_ms(), sb_time_mono_ms(),
                       c->set.presence_grace_ms, &u, &last);
     if (u != NULL && last)
