@@ -463,7 +463,7 @@ enum sb_err dp_frame_format_connected(const char *connection_id, const char *ses
     if (o != NULL &&
         (set_str(o, "connection_id", connection_id) || set_str(o, "session_id", session_id) ||
          set_str(o, "user_id", user_id) || set_str(o, "node_id", node_id) ||
-         json_object_set_new(o, "resumed", json_boolean(resumed)) != 0)) {
+         (resumed && json_object_set_new(o, "resumed", json_true()) != 0))) {
         json_decref(o);
         o = NULL;
     }

@@ -95,7 +95,8 @@ enum sb_err dp_frame_find_member(const char *text, size_t len, const char *key, 
 
 /* Builders. Each returns a new NUL-terminated compact JSON text in *out (free()) and its length
  * in *out_len; `ref` may be NULL (then no "ref" member). SB_ENOMEM on failure. Pure. */
-/* connected: "resumed" says whether session_id is a resumed session (docs/delivery.md). */
+/* connected: with "resumed":true when session_id is a resumed session (docs/delivery.md); a
+ * new session has no "resumed" member. */
 enum sb_err dp_frame_format_connected(const char *connection_id, const char *session_id,
                                       const char *user_id, const char *node_id, bool resumed,
                                       char **out, size_t *out_len);

@@ -1,6 +1,5 @@
-// Delivery and connection operations over gRPC: Broadcast, SendToUser, SendToConnection with
-// idempotency keys, KickConnection (`kicked` then close 1008), ListConnections and GetStats,
-// with WebSocket and SSE clients on two data-plane nodes.
+// Delivery and connections over gRPC: Broadcast, SendToUser, SendToConnection (idempotency keys),
+// KickConnection (kicked, close 1008), ListConnections, GetStats; WS and SSE clients on two nodes.
 // stores: memory, etcd
 'use strict';
 

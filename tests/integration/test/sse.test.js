@@ -50,7 +50,6 @@ describe('SSE', { timeout: 90000 }, () => {
       session_id: F.SESSION_ID,
       user_id: user,
       node_id: F.NONEMPTY,
-      resumed: false,
     });
   });
 

@@ -1,7 +1,5 @@
-// Connections/WatchEvents, the server stream for backends: join, message, leave and presence
-// events, filters by room, channel and type, many watchers, cancellation, a slow watcher cut off
-// with RESOURCE_EXHAUSTED while clients and other watchers get every message, and a clean
-// control-plane exit with a watcher still open.
+// Connections/WatchEvents: join/message/leave/presence events, filters, many watchers, cancel, a
+// slow watcher cut off (RESOURCE_EXHAUSTED) slowing nobody, a clean stop with a watcher open.
 // stores: memory, etcd
 'use strict';
 

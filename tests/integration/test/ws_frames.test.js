@@ -59,7 +59,6 @@ describe('websocket frames', { timeout: 90000 }, () => {
       session_id: F.SESSION_ID,
       user_id: user,
       node_id: F.NONEMPTY,
-      resumed: false,
     });
     const c2 = await connect(user);
     assert.notEqual(c2.connected.connection_id, c.connected.connection_id, 'connection ids are unique');
