@@ -1,7 +1,7 @@
-/* switchboard.v1.Connections: GetStats (connections, online users, rooms, channels and the
- * data-plane nodes with their last heartbeat: memory mode reports the nodes linked to this
- * replica, etcd mode every node registered in sb/nodes/), ListConnections, KickConnection.
- * WatchEvents is cp_watch.c. */
+/* switchboard.v1.Connections: GetStats (connections, online users, rooms and the data-plane
+ * nodes with their last heartbeat: memory mode reports the nodes linked to this replica, etcd
+ * mode every node registered in sb/nodes/, whichever replica keeps its lease), KickConnection
+ * and ListConnections. WatchEvents is cp_watch.c. */
 #include "cp_rpc.h"
 
 #include <stdio.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cp_store_etcd.h"
-#include "sb_ident.h"
 #include "switchboard/v1/connections.pb-c.h"
 
 struct stats {
@@ -62,10 +61,9 @@ static void count_node(void *arg, const struct cp_store_etcd_node *n)
 struct rooms_count {
     struct cp_call *call;
     struct cp_ctx *c;
-    int64_t rooms;
 };
 
-static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t channels)
+static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
 {
     struct stats st = {0};
     st.c = c;
@@ -97,7 +95,6 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
     resp.active_connections = (int64_t)c->presence.n_conns;
     resp.online_users = (int64_t)c->presence.n_online;
     resp.rooms = rooms;
-    resp.channels = channels;
     resp.nodes = st.ptrs;
     resp.n_nodes = st.n;
     resp.messages_published = c->messages_published;
@@ -107,51 +104,26 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
     free(st.ptrs);
 }
 
-/* Channels are documents `channels/<id>` (the channel flows own them). */
-static void channels_listed(void *arg, const struct cp_status *st, const struct cp_doc *docs,
-                            size_t n)
-{
-    struct rooms_count *rc = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(rc->call, st);
-    } else {
-        int64_t channels = 0;
-        for (size_t i = 0; i < n; i++)
-            channels += strchr(docs[i].key + strlen("channels/"), '/') == NULL;
-        reply(rc->c, rc->call, rc->rooms, channels);
-    }
-    free(rc);
-}
-
-static void count_channels(struct rooms_count *rc)
-{
-    struct cp_store *s = rc->c->store;
-    if (s->ops->doc_list == NULL) {
-        reply(rc->c, rc->call, rc->rooms, 0);
-        free(rc);
-        return;
-    }
-    s->ops->doc_list(s, "channels/", channels_listed, rc);
-}
-
 static void rooms_listed(void *arg, const struct cp_status *st, const struct cp_room *const *rooms,
                          size_t n, bool more)
 {
     (void)rooms;
     (void)more;
     struct rooms_count *rc = arg;
-    if (st->code != SB_CODE_NONE) {
+    if (st->code != SB_CODE_NONE)
         cp_call_fail(rc->call, st);
-        free(rc);
-        return;
-    }
-    rc->rooms = (int64_t)n;
-    count_channels(rc);
+    else
+        reply(rc->c, rc->call, (int64_t)n);
+    free(rc);
 }
 
 void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     (void)m;
+    if (c->distributed) {
+        reply(c, call, (int64_t)cp_store_etcd_room_count(c->store));
+        return;
+    }
     struct rooms_count *rc = malloc(sizeof(*rc));
     if (rc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
@@ -159,12 +131,6 @@ void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const Prot
     }
     rc->call = call;
     rc->c = c;
-    rc->rooms = 0;
-    if (c->distributed) {
-        rc->rooms = (int64_t)cp_store_etcd_room_count(c->store);
-        count_channels(rc);
-        return;
-    }
     struct cp_room_query q = {.include_archived = true, .limit = 1 << 30};
     c->store->ops->room_list(c->store, &q, rooms_listed, rc);
 }
@@ -378,7 +344,7 @@ static void list_run(struct list_call *lc)
         } else if (s->ops->doc_list == NULL) {
             list_advance(lc);
         } else {
-            char prefix[SB_IDENT_MAX + 16];
+            char prefix[160];
             snprintf(prefix, sizeof(prefix), "user_subs/%s/", u->id);
             s->ops->doc_list(s, prefix, channels_of, lc);
         }

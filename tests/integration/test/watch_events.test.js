@@ -87,7 +87,8 @@ describe('WatchEvents', { timeout: 120000 }, () => {
   }
 
   before(async () => {
-    sys = await startSystem();
+    // Grace 0: offline is announced as soon as the last connection closes.
+    sys = await startSystem({ cpArgs: ['--presence-grace-ms', '0'] });
   });
 
   const shutdown = async () => {
