@@ -5,9 +5,11 @@
  *     in sigwait, then runs cp_server_stop (shutdown_and_notify, grace, cancel, drain, join).
  *   - the completion-queue thread (loop() below): the ONLY thread that touches control-plane
  *     state (struct cp_ctx: Store, connections, presence, typing, nodes). It handles every
- *     gRPC event (unary calls and all NodeLink streams), runs timers (typing expiry, presence
- *     grace, NodeLink heartbeat checks) by giving grpc_completion_queue_next a deadline no
- *     later than the next timer, and after each event flushes the NodeLink queues it filled.
+ *     gRPC event (unary calls, WatchEvents server streams (cp_watch.c: a STREAM method's
+ *     handler takes the call with cp_call_detach) and all NodeLink streams), runs timers
+ *     (session and idempotency sweeps, typing expiry, presence grace, NodeLink heartbeat
+ *     checks) by giving grpc_completion_queue_next a deadline no later than the next timer,
+ *     and after each event flushes the NodeLink queues it filled.
  *   - gRPC's own internal threads (resolver, executor), which never call into our code.
  *   - the etcd client thread (etcd mode, cp_etcd.c): libcurl only. Every answer and watch
  *     batch is copied and posted to a locked FIFO (cp_handoff.c); posting into an empty FIFO

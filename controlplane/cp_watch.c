@@ -180,13 +180,14 @@ static void on_close(struct cp_tag *t, bool ok)
 }
 
 /* Appends `b` to the watcher's queue, or cuts the watcher off when the queue would exceed the
- * limit: a slow watcher costs nothing but its own queue. */
+ * limit: a slow watcher costs nothing but its own queue. An empty queue takes any one event
+ * (one larger than the limit must not cut off a watcher that keeps up). */
 static void push(struct watcher *w, struct blob *b)
 {
     if (w->over || w->killed)
         return;
     size_t limit = w->c->set.watch_queue_limit;
-    if (limit > 0 && w->queued + b->len > limit) {
+    if (limit > 0 && w->queued > 0 && w->queued + b->len > limit) {
         char why[160];
         snprintf(why, sizeof(why),
                  "rate_limited: the watcher fell behind (more than %zu bytes of events queued); "
