@@ -134,6 +134,16 @@ describe('delivery and connections', { timeout: 120000 }, () => {
     assert.equal((await a.closed).code, 1008);
   });
 
+  it('KickConnection of an SSE stream sends the kicked event, then ends the stream', async () => {
+    const user = uniq('kick-sse');
+    const s = await sse(user);
+    await call(sys.api.connections, 'KickConnection', { connection_id: s.connected.connection_id, reason: 'bye' });
+    const ev = await s.next((e) => e.event === 'kicked');
+    F.assertFrame(ev.data, { type: 'kicked', reason: 'bye' });
+    await waitFor('SSE stream ended', async () => s.ended, { timeout: 5000 });
+    await waitFor('SSE connection gone', async () => (await listConns({ user_id: user })).length === 0);
+  });
+
   it('ListConnections lists every connection with its fields, filtered by user_id and node_id', async () => {
     const room = uniq('lc-room');
     await createRoom(sys, room);
