@@ -131,6 +131,9 @@ struct estore {
     bool idem_granting;
     bool stopped;
     bool relisting;
+    bool live;                 /* applying watch events: report them to the observer */
+    cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
+    void *obs_arg;
     int64_t now_mono; /* refreshed by tick and by every operation */
     /* open() progress */
     int opening; /* steps left */
@@ -292,7 +295,7 @@ static struct cp_etcd_bytes tb_str(struct txnb *t, const char *s)
 
 static struct cp_etcd_bytes tb_prefix_end(struct txnb *t, const char *prefix)
 {
-    char end[CP_KEYS_MAX];
+    char end[CP_KEYS_DOC_MAX];
     size_t n;
     if (cp_keys_range_end(prefix, strlen(prefix), end, sizeof(end), &n) != SB_OK) {
         t->failed = true;
@@ -556,15 +559,13 @@ static json_t *room_to_json(const struct cp_room *r)
                      (json_int_t)r->updated_at, "metadata", meta);
 }
 
-static void apply_room_put(struct estore *s, const char *id, const struct cp_etcd_kv *kv)
+/* A room record (value of sb/rooms/<id>) as a new cp_room (member_count, last_seq 0); NULL
+ * when unreadable or out of memory. */
+static struct cp_room *room_parse(const char *id, const char *v, size_t n)
 {
-    json_t *j = json_parse(kv->value, kv->value_len);
-    struct eroom *r = room_get_or_add(s, id);
-    if (j == NULL || r == NULL) {
-        SB_LOG_WARN("cp", "unreadable room record ignored", "room=%s", id);
-        json_decref(j);
-        return;
-    }
+    json_t *j = json_parse(v, n);
+    if (j == NULL)
+        return NULL;
     struct cp_room nr = {0};
     nr.id = (char *)id;
     nr.name = (char *)jstr(j, "name");
@@ -591,11 +592,18 @@ static void apply_room_put(struct estore *s, const char *id, const struct cp_etc
         nr.metadata = kvs;
         nr.n_metadata = nm;
     }
-    struct cp_room *d = cp_room_dup(&nr);
+    struct cp_room *d = nm > 0 && kvs == NULL ? NULL : cp_room_dup(&nr);
     free(kvs);
     json_decref(j);
+    return d;
+}
+
+static void apply_room_put(struct estore *s, const char *id, const struct cp_etcd_kv *kv)
+{
+    struct eroom *r = room_get_or_add(s, id);
+    struct cp_room *d = r ? room_parse(id, kv->value, kv->value_len) : NULL;
     if (d == NULL) {
-        SB_LOG_ERROR("cp", "out of memory caching a room", "room=%s", id);
+        SB_LOG_WARN("cp", "unreadable room record ignored (or out of memory)", "room=%s", id);
         return;
     }
     cp_room_free(&r->room, false);
@@ -762,6 +770,51 @@ static void enode_free(struct enode *n)
 
 static void claim_leader(struct estore *s);
 static void sr_lost(struct estore *s, struct seqroom *sr, const char *why);
+static struct cp_message *message_parse(const char *v, size_t n);
+
+/* Reports a change applied from the watch to the observer (nothing while listing). */
+static void emit(struct estore *s, struct cp_store_event ev, int64_t rev)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    ev.revision = rev;
+    s->obs_fn(s->obs_arg, &ev);
+}
+
+/* A watched history key: a new message (the key's first version since it was created) or an
+ * overwritten one (message_update). Deletes (trimming) are not reported. */
+static void emit_history(struct estore *s, const char *room, const struct cp_etcd_kv *kv)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    struct cp_message *m = message_parse(kv->value, kv->value_len);
+    if (m == NULL) {
+        SB_LOG_WARN("cp", "unreadable history message not reported", "room=%s", room);
+        return;
+    }
+    bool fresh = kv->create_revision == kv->mod_revision;
+    emit(s,
+         (struct cp_store_event){.kind = fresh ? CP_STORE_EV_MESSAGE : CP_STORE_EV_MESSAGE_UPDATE,
+                                 .room_id = room,
+                                 .message = m},
+         kv->mod_revision);
+    cp_message_free(m);
+}
+
+static void emit_doc(struct estore *s, const struct cp_keys_parts *p, bool put,
+                     const struct cp_etcd_kv *kv)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    char key[CP_KEYS_DOC_KEY_MAX + 1];
+    memcpy(key, p->doc, p->doc_len);
+    key[p->doc_len] = '\0';
+    struct cp_doc d = {.key = key,
+                       .value = put ? kv->value : NULL,
+                       .len = put ? kv->value_len : 0,
+                       .version = put ? kv->mod_revision : 0};
+    emit(s, (struct cp_store_event){.kind = CP_STORE_EV_DOC, .doc = &d}, kv->mod_revision);
+}
 
 static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struct cp_etcd_kv *kv)
 {
@@ -774,20 +827,56 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
     case CP_KEYS_KIND_ROOM:
         if (put) {
             apply_room_put(s, p.a, kv);
+            struct eroom *r = room_live(s, p.a);
+            if (r != NULL)
+                emit(s,
+                     (struct cp_store_event){
+                         .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room},
+                     rev);
         } else {
             struct eroom *r = cp_map_get(&s->rooms, p.a);
+            bool existed = r != NULL && r->exists;
             if (r != NULL) {
                 r->exists = false;
                 r->create_rev = 0;
                 room_maybe_drop(s, r);
             }
+            if (existed)
+                emit(s, (struct cp_store_event){.kind = CP_STORE_EV_ROOM_DELETED, .room_id = p.a},
+                     rev);
         }
         break;
-    case CP_KEYS_KIND_MEMBER:
+    case CP_KEYS_KIND_MEMBER: {
+        /* A room delete removes the room key first, then its members: like the memory store,
+         * only the room's deletion is reported, not each member leaving. */
+        struct eroom *r0 = cp_map_get(&s->rooms, p.a);
+        bool room_exists = r0 != NULL && r0->exists;
         if (put ? apply_member_put(s, p.a, p.b, kv) : apply_member_del(s, p.a, p.b)) {
             if (s->hooks.member != NULL)
                 s->hooks.member(s->hooks.ud, p.a, p.b, put, rev);
+            struct eroom *r = put ? cp_map_get(&s->rooms, p.a) : NULL;
+            const struct cp_member *m = r != NULL ? member_get(r, p.b) : NULL;
+            if (m != NULL)
+                emit(s,
+                     (struct cp_store_event){.kind = CP_STORE_EV_MEMBER_ADDED,
+                                             .room_id = r->room.id,
+                                             .user_id = m->user_id,
+                                             .member = m},
+                     rev);
+            else if (!put && room_exists)
+                emit(s,
+                     (struct cp_store_event){
+                         .kind = CP_STORE_EV_MEMBER_REMOVED, .room_id = p.a, .user_id = p.b},
+                     rev);
         }
+        break;
+    }
+    case CP_KEYS_KIND_HISTORY:
+        if (put)
+            emit_history(s, p.a, kv);
+        break;
+    case CP_KEYS_KIND_DOC:
+        emit_doc(s, &p, put, kv);
         break;
     case CP_KEYS_KIND_USER_ROOM:
         apply_user_room(s, p.a, p.b, put);
@@ -923,10 +1012,12 @@ static void wbatch_run(void *arg)
     struct estore *s = b->s;
     int64_t rev = 0;
     if (!s->relisting) {
+        s->live = true;
         for (size_t i = 0; i < b->n; i++) {
             apply_kv(s, b->ev[i].type, &b->ev[i].kv);
             rev = b->ev[i].kv.mod_revision;
         }
+        s->live = false;
     }
     wbatch_free(b);
     if (rev > 0)
@@ -1024,7 +1115,8 @@ static void clear_cache(struct estore *s)
     cp_map_init(&s->holders);
 }
 
-/* Two ranges at one revision: everything under sb/ except history (which no cache needs). */
+/* Three ranges at one revision: everything under sb/ except documents and history (which no
+ * cache needs: documents are read from etcd, history too). */
 struct list_op {
     int64_t rev;
     int step;
@@ -1090,7 +1182,7 @@ static void list_answer(struct estore *s, void *ud, enum sb_err st, const char *
         apply_kv(s, CP_ETCD_EVENT_PUT, &r.kvs[i]);
     cp_etcd_result_fini(&r);
     lo->step++;
-    if (lo->step == 2)
+    if (lo->step == 3)
         list_done(s, lo, SB_OK);
     else
         list_step(s, lo);
@@ -1098,16 +1190,14 @@ static void list_answer(struct estore *s, void *ud, enum sb_err st, const char *
 
 static void list_step(struct estore *s, struct list_op *lo)
 {
-    /* [sb/, sb/history/) then [sb/history0, sb0) at the first answer's revision. */
+    /* [sb/, sb/doc/), [sb/doc0, sb/history/) and [sb/history0, sb0), the last two at the
+     * first answer's revision. */
+    static const char *const from[] = {CP_KEYS_ROOT, "sb/doc0", "sb/history0"};
+    static const char *const to[] = {CP_KEYS_DOC, CP_KEYS_HISTORY, "sb0"};
     struct cp_etcd_range_req q = {0};
-    if (lo->step == 0) {
-        q.key = cp_etcd_str(CP_KEYS_ROOT);
-        q.range_end = cp_etcd_str(CP_KEYS_HISTORY);
-    } else {
-        q.key = cp_etcd_str("sb/history0");
-        q.range_end = cp_etcd_str("sb0");
-        q.revision = lo->rev;
-    }
+    q.key = cp_etcd_str(from[lo->step]);
+    q.range_end = cp_etcd_str(to[lo->step]);
+    q.revision = lo->step > 0 ? lo->rev : 0;
     char *json = NULL;
     if (cp_etcd_json_range(&q, &json) != SB_OK)
         json = NULL;
@@ -1810,13 +1900,28 @@ static char *message_json(const struct cp_message *m)
                             json_string(m->metadata[i].value ? m->metadata[i].value : ""));
     json_t *j = json_pack("{s:s, s:I, s:s, s:I, s:s%, s:o}", "id", m->id, "seq", (json_int_t)m->seq,
                           "room_id", m->room_id, "timestamp", (json_int_t)m->timestamp, "data",
-                          m->data, m->data_len, "metadata", meta);
+                          m->data != NULL ? m->data : "", m->data != NULL ? m->data_len : 0,
+                          "metadata", meta);
     if (j == NULL)
         return NULL;
+    int rc = 0;
     if (m->user_id != NULL)
-        json_object_set_new(j, "user_id", json_string(m->user_id));
+        rc |= json_object_set_new(j, "user_id", json_string(m->user_id));
     if (m->thread_id != NULL)
-        json_object_set_new(j, "thread_id", json_string(m->thread_id));
+        rc |= json_object_set_new(j, "thread_id", json_string(m->thread_id));
+    /* Issue 4: left out at their zero value (the records of issue 3 read the same). */
+    if (m->deleted)
+        rc |= json_object_set_new(j, "deleted", json_true());
+    if (m->deleted_at != 0)
+        rc |= json_object_set_new(j, "deleted_at", json_integer((json_int_t)m->deleted_at));
+    if (m->edited_at != 0)
+        rc |= json_object_set_new(j, "edited_at", json_integer((json_int_t)m->edited_at));
+    if (m->ext != NULL)
+        rc |= json_object_set_new(j, "ext", json_string(m->ext));
+    if (rc != 0) {
+        json_decref(j);
+        return NULL;
+    }
     return json_text(j);
 }
 
@@ -1837,6 +1942,11 @@ static struct cp_message *message_parse(const char *v, size_t n)
     json_t *d = json_object_get(j, "data");
     m.data = (char *)(json_is_string(d) ? json_string_value(d) : "null");
     m.data_len = json_is_string(d) ? json_string_length(d) : 4;
+    m.deleted = json_is_true(json_object_get(j, "deleted"));
+    m.deleted_at = jint(j, "deleted_at");
+    m.edited_at = jint(j, "edited_at");
+    json_t *ext = json_object_get(j, "ext");
+    m.ext = json_is_string(ext) ? (char *)json_string_value(ext) : NULL;
     json_t *meta = json_object_get(j, "metadata");
     size_t nm = json_is_object(meta) ? json_object_size(meta) : 0;
     struct cp_kv *kvs = nm ? calloc(nm, sizeof(*kvs)) : NULL;
@@ -2149,10 +2259,11 @@ static void claim_tail(struct estore *s, struct seqroom *sr, const struct cp_etc
         return;
     size_t n_txn = 0, take = 0;
     int64_t last_rev = -1;
+    /* By create_revision: the commit that stored the message (an edit changes mod_revision). */
     for (size_t i = 0; i < n; i++) {
         msgs[i] = message_parse(histr->kvs[i].value, histr->kvs[i].value_len);
-        if (histr->kvs[i].mod_revision != last_rev) {
-            last_rev = histr->kvs[i].mod_revision;
+        if (histr->kvs[i].create_revision != last_rev) {
+            last_rev = histr->kvs[i].create_revision;
             n_txn++;
         }
         if (n_txn <= REPLAY_TXNS)
@@ -2749,6 +2860,343 @@ static void s_history_query(struct cp_store *st, const struct cp_history_query *
     if (cp_etcd_json_range(&rq, &json) != SB_OK)
         json = NULL;
     ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, hist_answer, op);
+}
+
+/* ---------------------------------------------------------------- issue 4: documents */
+
+/* Documents (sb/doc/<key>) are not cached: doc_get and doc_list are range reads straight from
+ * etcd (linearizable: they see every write answered before they started, on any replica);
+ * doc_write is one txn answered after the barrier (so this replica's observer has seen it). */
+
+#define DOC_MAX_OPS     64
+#define DOC_MAX_TXN_OPS 128 /* etcd's --max-txn-ops default */
+#define RMW_RETRIES     8
+#define HIST_PAGE       64
+
+static void set_bad_key(struct cp_status *st, const char *what, const char *key)
+{
+    cp_status_set(st, SB_CODE_INVALID_MESSAGE, "document %s \"%.64s\" is not valid", what,
+                  key ? key : "(null)");
+}
+
+/* A range answer's documents: etcd keys minus "sb/doc/". */
+struct docread_op {
+    cp_store_doc_fn *doc_cb;
+    cp_store_docs_fn *docs_cb;
+    void *arg;
+};
+
+static void docread_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    (void)s;
+    struct docread_op *op = ud;
+    struct cp_status st;
+    struct cp_etcd_result r;
+    if (e != SB_OK || cp_etcd_json_parse_result(body, len, &r) != SB_OK) {
+        set_unavail(&st, "document read");
+        if (op->doc_cb != NULL)
+            op->doc_cb(op->arg, &st, NULL);
+        else
+            op->docs_cb(op->arg, &st, NULL, 0);
+        free(op);
+        return;
+    }
+    size_t skip = strlen(CP_KEYS_DOC);
+    struct cp_doc *docs = r.n_kvs ? calloc(r.n_kvs, sizeof(*docs)) : NULL;
+    size_t n = 0;
+    if (r.n_kvs > 0 && docs == NULL) {
+        oom(&st);
+    } else {
+        cp_status_ok(&st);
+        for (size_t i = 0; i < r.n_kvs; i++) {
+            const struct cp_etcd_kv *kv = &r.kvs[i];
+            if (kv->key_len <= skip)
+                continue;
+            docs[n++] = (struct cp_doc){.key = kv->key + skip,
+                                        .value = kv->value,
+                                        .len = kv->value_len,
+                                        .version = kv->mod_revision};
+        }
+    }
+    if (op->doc_cb != NULL)
+        op->doc_cb(op->arg, &st, st.code == SB_CODE_NONE && n > 0 ? &docs[0] : NULL);
+    else
+        op->docs_cb(op->arg, &st, st.code == SB_CODE_NONE ? docs : NULL,
+                    st.code == SB_CODE_NONE ? n : 0);
+    free(docs);
+    cp_etcd_result_fini(&r);
+    free(op);
+}
+
+static void doc_read(struct estore *s, const char *ekey, bool prefix, struct docread_op *op)
+{
+    char end[CP_KEYS_DOC_MAX];
+    size_t en = 0;
+    struct cp_etcd_range_req q = {.key = cp_etcd_str(ekey)};
+    if (prefix && cp_keys_range_end(ekey, strlen(ekey), end, sizeof(end), &en) == SB_OK)
+        q.range_end = (struct cp_etcd_bytes){end, en};
+    char *json = NULL;
+    if (cp_etcd_json_range(&q, &json) != SB_OK)
+        json = NULL;
+    ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, docread_answer, op);
+}
+
+static void s_doc_get(struct cp_store *st, const char *key, cp_store_doc_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_DOC_MAX];
+    if (cp_keys_doc(key, k, sizeof(k)) != SB_OK) {
+        set_bad_key(&stt, "key", key);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct docread_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->doc_cb = cb;
+    op->arg = arg;
+    doc_read(s, k, false, op);
+}
+
+static void s_doc_list(struct cp_store *st, const char *prefix, cp_store_docs_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_DOC_MAX];
+    if (cp_keys_doc_prefix(prefix, k, sizeof(k)) != SB_OK) {
+        set_bad_key(&stt, "prefix", prefix);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    struct docread_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->docs_cb = cb;
+    op->arg = arg;
+    doc_read(s, k, true, op);
+}
+
+struct docwrite_op {
+    cp_store_write_fn *cb;
+    void *arg;
+    int64_t *versions;
+    size_t n;
+    char *first_expect; /* the first key with an expectation, for the CONFLICT message */
+    int64_t rev;
+};
+
+static void docwrite_free(struct docwrite_op *op)
+{
+    free(op->versions);
+    free(op->first_expect);
+    free(op);
+}
+
+static void docwrite_after(struct estore *s, void *ud, bool okb)
+{
+    (void)s;
+    (void)okb;
+    struct docwrite_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    op->cb(op->arg, &st, op->versions, op->n);
+    docwrite_free(op);
+}
+
+static void docwrite_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct docwrite_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (e == SB_EPROTO) {
+        /* etcd refused the request itself (a bug of ours: keys, sizes). */
+        struct cp_etcd_error er;
+        if (cp_etcd_json_parse_error(body, len, &er) == SB_OK) {
+            cp_status_set(&st, SB_CODE_INTERNAL, "etcd refused the document write: %s", er.message);
+            cp_etcd_error_fini(&er);
+        } else {
+            cp_status_set(&st, SB_CODE_INTERNAL, "etcd refused the document write");
+        }
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "document write");
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (!won) {
+        cp_status_set(&st, SB_CODE_CONFLICT, "%s changed concurrently",
+                      op->first_expect ? op->first_expect : "a document");
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    for (size_t i = 0; i < op->n; i++)
+        if (op->versions[i] != 0)
+            op->versions[i] = rev;
+    after_rev(s, rev, docwrite_after, op);
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Deletes [from, to) minus the keys `skip` (sorted, all inside the range): etcd refuses a txn
+ * whose put falls inside one of its deletes, so the range is cut around each key put later in
+ * the same write (the put overwrites it anyway: the same final state as applying the ops in
+ * order). */
+static void tb_del_except(struct txnb *t, const char *from, const char *to, size_t to_n,
+                          char **skip, size_t n_skip)
+{
+    struct cp_etcd_bytes lo = tb_str(t, from);
+    for (size_t i = 0; i <= n_skip && !t->failed; i++) {
+        struct cp_etcd_bytes hi =
+            i < n_skip ? tb_str(t, skip[i]) : tb_bytes(t, to, to_n); /* exclusive */
+        size_t m = lo.n < hi.n ? lo.n : hi.n;
+        int c = memcmp(lo.p, hi.p, m);
+        bool empty = c > 0 || (c == 0 && lo.n >= hi.n);
+        if (!empty) {
+            struct cp_etcd_op *op = tb_succ(t);
+            if (op == NULL)
+                return;
+            op->type = CP_ETCD_OP_DELETE;
+            op->u.del.key = lo;
+            op->u.del.range_end = hi;
+        }
+        if (i < n_skip)
+            lo = tb_bytes(t, skip[i], strlen(skip[i]) + 1); /* the key + "\0": just after it */
+    }
+}
+
+static void s_doc_write(struct cp_store *st, const struct cp_doc_op *ops, size_t n,
+                        cp_store_write_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    if (n == 0) {
+        cp_status_ok(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    if (n > DOC_MAX_OPS) {
+        cp_status_set(&stt, SB_CODE_INVALID_MESSAGE, "a document write takes at most %d ops",
+                      DOC_MAX_OPS);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    char **ek = calloc(n, sizeof(*ek));
+    bool *keep = calloc(n, sizeof(*keep));
+    char **skip = calloc(n, sizeof(*skip));
+    struct docwrite_op *op = calloc(1, sizeof(*op));
+    if (op != NULL)
+        op->versions = calloc(n, sizeof(*op->versions));
+    bool bad = false,
+         nomem = ek == NULL || keep == NULL || skip == NULL || op == NULL || op->versions == NULL;
+    for (size_t i = 0; !nomem && !bad && i < n; i++) {
+        char k[CP_KEYS_DOC_MAX];
+        enum sb_err e = ops[i].prefix ? cp_keys_doc_prefix(ops[i].key, k, sizeof(k))
+                                      : cp_keys_doc(ops[i].key, k, sizeof(k));
+        if (e != SB_OK || (ops[i].prefix && ops[i].value != NULL)) {
+            set_bad_key(&stt, ops[i].prefix ? "prefix" : "key", ops[i].key);
+            bad = true;
+        } else if ((ek[i] = strdup(k)) == NULL) {
+            nomem = true;
+        }
+    }
+    struct txnb t;
+    tb_init(&t);
+    if (!nomem && !bad) {
+        /* An op touched again by a later one (same key, or under a later prefix delete) is
+         * superseded: only the last write of a key goes to etcd (it takes no duplicates). */
+        for (size_t i = 0; i < n; i++) {
+            keep[i] = true;
+            for (size_t j = i + 1; keep[i] && !ops[i].prefix && j < n; j++)
+                if (ops[j].prefix ? has_prefix(ek[i], ek[j]) : strcmp(ek[i], ek[j]) == 0)
+                    keep[i] = false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!ops[i].prefix && ops[i].expect >= 0) {
+                if (op->first_expect == NULL)
+                    op->first_expect = strdup(ops[i].key);
+                if (ops[i].expect == 0)
+                    tb_cmp(&t, ek[i], CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, 0);
+                else
+                    tb_cmp(&t, ek[i], CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, ops[i].expect);
+            }
+            op->versions[i] = ops[i].value != NULL ? 1 : 0; /* set to the revision on success */
+            if (!keep[i])
+                continue;
+            if (ops[i].prefix) {
+                size_t ns = 0;
+                for (size_t j = i + 1; j < n; j++)
+                    if (keep[j] && !ops[j].prefix && ops[j].value != NULL &&
+                        has_prefix(ek[j], ek[i]))
+                        skip[ns++] = ek[j];
+                if (ns > 1)
+                    qsort(skip, ns, sizeof(*skip), cmp_cstr);
+                char end[CP_KEYS_DOC_MAX];
+                size_t en;
+                if (cp_keys_range_end(ek[i], strlen(ek[i]), end, sizeof(end), &en) != SB_OK)
+                    t.failed = true;
+                else
+                    tb_del_except(&t, ek[i], end, en, skip, ns);
+            } else if (ops[i].value == NULL) {
+                tb_del(&t, ek[i], false);
+            } else {
+                tb_put(&t, ek[i], ops[i].value, strlen(ops[i].value), 0);
+            }
+        }
+        if (t.ns > DOC_MAX_TXN_OPS) {
+            cp_status_set(&stt, SB_CODE_INVALID_MESSAGE,
+                          "document write too large: %zu etcd operations (at most %d)", t.ns,
+                          DOC_MAX_TXN_OPS);
+            bad = true;
+        }
+    }
+    for (size_t i = 0; ek != NULL && i < n; i++)
+        free(ek[i]);
+    free(ek);
+    free(keep);
+    free(skip);
+    if (nomem || bad) {
+        tb_fini(&t);
+        if (op != NULL)
+            docwrite_free(op);
+        if (nomem)
+            oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->n = n;
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, docwrite_answer, op);
+}
+
+static void s_observe(struct cp_store *st, cp_store_event_fn *fn, void *arg)
+{
+    struct estore *s = ES(st);
+    s->obs_fn = fn;
+    s->obs_arg = fn != NULL ? arg : NULL;
 }
 
 /* ---------------------------------------------------------------- leases: this replica */
@@ -3414,6 +3862,10 @@ static const struct cp_store_ops ops = {
     .user_peers = s_user_peers,
     .message_append = s_message_append,
     .history_query = s_history_query,
+    .doc_get = s_doc_get,
+    .doc_list = s_doc_list,
+    .doc_write = s_doc_write,
+    .observe = s_observe,
 };
 
 enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp_handoff *handoff,

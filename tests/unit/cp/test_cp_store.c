@@ -310,6 +310,271 @@ static void test_store_sequencing_and_history(void **state)
     assert_int_equal(g.seq, 21);
 }
 
+/* ---------------------------------------------------------------- issue 4 (both stores) */
+
+struct docs {
+    enum sb_code code;
+    size_t n;
+    char keys[16][64];
+    char vals[16][128];
+    int64_t versions[16];
+    bool found;
+};
+
+static void on_doc(void *arg, const struct cp_status *st, const struct cp_doc *d)
+{
+    struct docs *r = arg;
+    outstanding--;
+    memset(r, 0, sizeof(*r));
+    r->code = st->code;
+    r->found = d != NULL;
+    if (d != NULL) {
+        r->n = 1;
+        snprintf(r->keys[0], sizeof(r->keys[0]), "%s", d->key);
+        snprintf(r->vals[0], sizeof(r->vals[0]), "%s", d->value);
+        assert_int_equal(d->len, strlen(d->value));
+        r->versions[0] = d->version;
+    }
+}
+
+static void on_docs(void *arg, const struct cp_status *st, const struct cp_doc *d, size_t n)
+{
+    struct docs *r = arg;
+    outstanding--;
+    memset(r, 0, sizeof(*r));
+    r->code = st->code;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        snprintf(r->keys[i], sizeof(r->keys[i]), "%s", d[i].key);
+        snprintf(r->vals[i], sizeof(r->vals[i]), "%s", d[i].value);
+        r->versions[i] = d[i].version;
+    }
+}
+
+static void on_write(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    struct docs *r = arg;
+    outstanding--;
+    memset(r, 0, sizeof(*r));
+    r->code = st->code;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 16; i++)
+        r->versions[i] = v[i];
+}
+
+/* The observer: every event as one line "KIND room user detail @revision". */
+static char evlog[64][160];
+static size_t n_ev;
+static int64_t ev_last_rev;
+
+static void on_event(void *arg, const struct cp_store_event *ev)
+{
+    (void)arg;
+    static const char *const kinds[] = {
+        "MESSAGE", "MESSAGE_UPDATE", "MEMBER_ADDED", "MEMBER_REMOVED",
+        "ROOM",    "ROOM_DELETED",   "DOC"};
+    assert_true(ev->revision >= ev_last_rev); /* etcd: one revision per txn */
+    ev_last_rev = ev->revision;
+    char detail[96] = "";
+    switch (ev->kind) {
+    case CP_STORE_EV_MESSAGE:
+    case CP_STORE_EV_MESSAGE_UPDATE:
+        snprintf(detail, sizeof(detail), "seq=%lld data=%.*s%s%s", (long long)ev->message->seq,
+                 (int)ev->message->data_len, ev->message->data ? ev->message->data : "",
+                 ev->message->deleted ? " deleted" : "", ev->message->ext ? ev->message->ext : "");
+        break;
+    case CP_STORE_EV_MEMBER_ADDED:
+        snprintf(detail, sizeof(detail), "%s", cp_role_name(ev->member->role));
+        break;
+    case CP_STORE_EV_ROOM:
+        snprintf(detail, sizeof(detail), "name=%s archived=%d", ev->room->name,
+                 (int)ev->room->archived);
+        break;
+    case CP_STORE_EV_DOC:
+        snprintf(detail, sizeof(detail), "%s=%s v%s", ev->doc->key,
+                 ev->doc->value ? ev->doc->value : "NULL", ev->doc->version ? ">0" : "0");
+        break;
+    default:
+        break;
+    }
+    if (n_ev < sizeof(evlog) / sizeof(evlog[0]))
+        snprintf(evlog[n_ev++], sizeof(evlog[0]), "%s %s %s %s", kinds[ev->kind],
+                 ev->room_id ? ev->room_id : "-", ev->user_id ? ev->user_id : "-", detail);
+}
+
+static void observe_start(struct cp_store *s)
+{
+    n_ev = 0;
+    ev_last_rev = 0;
+    s->ops->observe(s, on_event, NULL);
+}
+
+/* Asserts the events seen since the last call are exactly `want` (NULL-terminated). */
+static void expect_events(const char *const *want)
+{
+    size_t n = 0;
+    while (want[n] != NULL)
+        n++;
+    for (size_t i = 0; i < n_ev || i < n; i++) {
+        const char *got = i < n_ev ? evlog[i] : "(none)";
+        const char *w = i < n ? want[i] : "(none)";
+        if (strcmp(got, w) != 0)
+            fail_msg("event %zu: got \"%s\", want \"%s\"", i, got, w);
+    }
+    n_ev = 0;
+}
+
+#define EVENTS(...) expect_events((const char *const[]){__VA_ARGS__, NULL})
+
+static struct docs doc_put(struct cp_store *s, const char *key, const char *value, int64_t expect)
+{
+    struct cp_doc_op op = {.key = key, .value = value, .expect = expect};
+    struct docs r;
+    S(s->ops->doc_write(s, &op, 1, on_write, &r));
+    return r;
+}
+
+static struct docs doc_get(struct cp_store *s, const char *key)
+{
+    struct docs r;
+    S(s->ops->doc_get(s, key, on_doc, &r));
+    return r;
+}
+
+static struct docs doc_list(struct cp_store *s, const char *prefix)
+{
+    struct docs r;
+    S(s->ops->doc_list(s, prefix, on_docs, &r));
+    return r;
+}
+
+static void test_store_docs_versions_and_conflicts(void **state)
+{
+    struct cp_store *s = *state;
+    observe_start(s);
+    struct docs r = doc_get(s, "bans/r1/alice");
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_false(r.found);
+    r = doc_put(s, "bans/r1/alice", "{\"until\":5}", 0); /* create: must be absent */
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 1);
+    int64_t v1 = r.versions[0];
+    assert_true(v1 > 0);
+    r = doc_get(s, "bans/r1/alice");
+    assert_true(r.found);
+    assert_string_equal(r.keys[0], "bans/r1/alice");
+    assert_string_equal(r.vals[0], "{\"until\":5}");
+    assert_int_equal(r.versions[0], v1);
+    r = doc_put(s, "bans/r1/alice", "{}", 0); /* exists now */
+    assert_int_equal(r.code, SB_CODE_CONFLICT);
+    r = doc_put(s, "bans/r1/alice", "{\"until\":6}", v1); /* compare and swap */
+    assert_int_equal(r.code, SB_CODE_NONE);
+    int64_t v2 = r.versions[0];
+    assert_true(v2 > v1);
+    r = doc_put(s, "bans/r1/alice", "{\"until\":7}", v1); /* stale */
+    assert_int_equal(r.code, SB_CODE_CONFLICT);
+    r = doc_put(s, "bans/r1/alice", "{\"until\":8}", -1); /* blind */
+    assert_int_equal(r.code, SB_CODE_NONE);
+    int64_t v3 = r.versions[0];
+    assert_true(v3 > v2);
+    r = doc_put(s, "bans/r1/nobody", NULL, v3); /* delete expecting a version: absent */
+    assert_int_equal(r.code, SB_CODE_CONFLICT);
+
+    /* All or nothing: one failed expectation, nothing written. */
+    struct cp_doc_op two[] = {{.key = "invites/i1", .value = "{\"room\":\"r1\"}", .expect = 0},
+                              {.key = "bans/r1/alice", .value = "{}", .expect = v1}};
+    S(s->ops->doc_write(s, two, 2, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_CONFLICT);
+    assert_false(doc_get(s, "invites/i1").found);
+    two[1].expect = v3;
+    S(s->ops->doc_write(s, two, 2, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 2);
+    assert_true(r.versions[0] > v3);
+    assert_true(r.versions[1] >= r.versions[0]);
+    int64_t v4 = r.versions[0];
+    assert_int_equal(doc_get(s, "invites/i1").versions[0], v4);
+
+    /* Deletes answer version 0; a deleted key is absent (expect 0 holds again). */
+    struct cp_doc_op del = {.key = "invites/i1", .value = NULL, .expect = v4};
+    S(s->ops->doc_write(s, &del, 1, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.versions[0], 0);
+    assert_false(doc_get(s, "invites/i1").found);
+    assert_int_equal(doc_put(s, "invites/i1", "{}", 0).code, SB_CODE_NONE);
+    EVENTS("DOC - - bans/r1/alice={\"until\":5} v>0", "DOC - - bans/r1/alice={\"until\":6} v>0",
+           "DOC - - bans/r1/alice={\"until\":8} v>0", "DOC - - invites/i1={\"room\":\"r1\"} v>0",
+           "DOC - - bans/r1/alice={} v>0", "DOC - - invites/i1=NULL v0",
+           "DOC - - invites/i1={} v>0");
+    s->ops->observe(s, NULL, NULL);
+}
+
+static void test_store_docs_list_and_prefix_delete(void **state)
+{
+    struct cp_store *s = *state;
+    const char *keys[] = {"subs/news/bob",      "subs/news/alice",      "subs/news.*/carol",
+                          "subs/newsroom/dave", "user_subs/alice/news", "subs/new/erin"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_int_equal(doc_put(s, keys[i], "{\"f\":null}", 0).code, SB_CODE_NONE);
+    struct docs r = doc_list(s, "subs/news/");
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.keys[0], "subs/news/alice"); /* key order */
+    assert_string_equal(r.keys[1], "subs/news/bob");
+    assert_string_equal(r.vals[0], "{\"f\":null}");
+    assert_true(r.versions[0] > 0);
+    r = doc_list(s, "subs/");
+    assert_int_equal(r.n, 5);
+    r = doc_list(s, "subs/news");
+    assert_int_equal(r.n, 4);
+    assert_int_equal(doc_list(s, "nothing/").n, 0);
+    assert_int_equal(doc_list(s, "").n, 6);
+
+    /* In order: the prefix delete, then a put under it (kept), then a put deleted again by a
+     * later single delete, and a key written twice (the last wins). */
+    observe_start(s);
+    struct cp_doc_op ops[] = {
+        {.key = "subs/news/", .prefix = true, .expect = 5},
+        {.key = "subs/news/bob", .value = "{\"v\":2}", .expect = -1},
+        {.key = "subs/news/zed", .value = "{\"v\":2}", .expect = -1},
+        {.key = "subs/news/zed", .value = NULL, .expect = -1},
+        {.key = "subs/newsroom/dave", .value = "{\"v\":1}", .expect = -1},
+        {.key = "subs/newsroom/dave", .value = "{\"v\":2}", .expect = -1},
+    };
+    S(s->ops->doc_write(s, ops, 6, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 6);
+    assert_int_equal(r.versions[0], 0);
+    assert_true(r.versions[1] > 0);
+    assert_int_equal(r.versions[3], 0);
+    assert_true(r.versions[5] > 0);
+    r = doc_list(s, "subs/news/");
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.keys[0], "subs/news/bob");
+    assert_string_equal(r.vals[0], "{\"v\":2}");
+    r = doc_get(s, "subs/newsroom/dave");
+    assert_string_equal(r.vals[0], "{\"v\":2}");
+    assert_int_equal(doc_list(s, "subs/").n, 4);
+    /* Final states reported in order (the memory store also reports intermediate states). */
+    bool alice_gone = false, bob_put = false, dave_put = false;
+    for (size_t i = 0; i < n_ev; i++) {
+        alice_gone |= strcmp(evlog[i], "DOC - - subs/news/alice=NULL v0") == 0;
+        bob_put |= strcmp(evlog[i], "DOC - - subs/news/bob={\"v\":2} v>0") == 0;
+        dave_put |= strcmp(evlog[i], "DOC - - subs/newsroom/dave={\"v\":2} v>0") == 0;
+    }
+    assert_true(alice_gone && bob_put && dave_put);
+    assert_string_equal(evlog[n_ev - 1], "DOC - - subs/newsroom/dave={\"v\":2} v>0");
+    s->ops->observe(s, NULL, NULL);
+
+    struct cp_doc_op all = {.key = "subs/", .prefix = true, .expect = -1};
+    S(s->ops->doc_write(s, &all, 1, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(doc_list(s, "").n, 1); /* user_subs/alice/news */
+    S(s->ops->doc_write(s, NULL, 0, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 0);
+}
+
 #ifdef CP_TEST_ETCD
 #include "cp_store_etcd_cases.h"
 #endif
@@ -321,6 +586,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_membership, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_docs_versions_and_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_docs_list_and_prefix_delete, setup, teardown),
 #ifdef CP_TEST_ETCD
         ETCD_ONLY_CASES
 #endif
