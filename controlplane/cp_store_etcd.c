@@ -3192,6 +3192,812 @@ static void s_doc_write(struct cp_store *st, const struct cp_doc_op *ops, size_t
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, docwrite_answer, op);
 }
 
+/* ---------------------------------------------------------------- issue 4: updates */
+
+/* room_update, member_set_role and message_update read the record straight from etcd, apply
+ * the change and write it back with a txn comparing the record's mod_revision: a concurrent
+ * change fails the compare and the whole step (read, edit, write) runs again, at most
+ * RMW_RETRIES times, then answers UNAVAILABLE "busy". Writers are answered after the barrier
+ * (the cache, and this replica's observer, have seen the write). history_trim reads the
+ * room's history in pages to find the cut and deletes below it in one range delete. None of
+ * them writes sb/seq or the sequencer key: the room's sequencer is never disturbed. */
+
+/* A read-only txn's op i result (NULL when absent). */
+static const struct cp_etcd_result *txn_op(const struct cp_etcd_txn_result *t, size_t i)
+{
+    return i < t->n_ops ? &t->ops[i].r : NULL;
+}
+
+static const struct cp_etcd_kv *first_kv(const struct cp_etcd_result *r)
+{
+    return r != NULL && r->n_kvs > 0 ? &r->kvs[0] : NULL;
+}
+
+static void set_busy(struct cp_status *st, const char *what, const char *id)
+{
+    cp_status_set(st, SB_CODE_UNAVAILABLE, "%s %s is busy: it changed concurrently %d times", what,
+                  id, RMW_RETRIES);
+}
+
+/* ---- room_update */
+
+struct ru_op {
+    cp_store_room_fn *cb;
+    void *arg;
+    cp_room_edit_fn *edit;
+    void *edit_arg;
+    char *room_id;
+    struct cp_room *room; /* the edited copy, once written */
+    int tries;
+};
+
+static void ru_free(struct ru_op *op)
+{
+    if (op->room != NULL)
+        cp_room_free(op->room, true);
+    free(op->room_id);
+    free(op);
+}
+
+static void ru_fail(struct ru_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL);
+    ru_free(op);
+}
+
+static void ru_try(struct estore *s, struct ru_op *op);
+
+static void ru_after(struct estore *s, void *ud, bool okb)
+{
+    (void)okb;
+    struct ru_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    struct eroom *r = room_live(s, op->room_id);
+    op->cb(op->arg, &st, r != NULL ? &r->room : op->room);
+    ru_free(op);
+}
+
+static void ru_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct ru_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "room update");
+        ru_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, ru_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "room", op->room_id);
+        ru_fail(op, &st);
+    } else {
+        cp_room_free(op->room, true);
+        op->room = NULL;
+        ru_try(s, op);
+    }
+}
+
+static void ru_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct ru_op *op = ud;
+    struct cp_status st;
+    struct cp_etcd_result r;
+    if (e != SB_OK || cp_etcd_json_parse_result(body, len, &r) != SB_OK) {
+        set_unavail(&st, "room read");
+        ru_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_kv *kv = first_kv(&r);
+    if (kv == NULL) {
+        cp_etcd_result_fini(&r);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        ru_fail(op, &st);
+        return;
+    }
+    int64_t mod = kv->mod_revision;
+    struct cp_room *copy = room_parse(op->room_id, kv->value, kv->value_len);
+    cp_etcd_result_fini(&r);
+    if (copy == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "room %s: unreadable record", op->room_id);
+        ru_fail(op, &st);
+        return;
+    }
+    struct eroom *cached = room_live(s, op->room_id);
+    if (cached != NULL) {
+        copy->member_count = cached->room.member_count;
+        copy->last_seq = cached->room.last_seq;
+    }
+    int64_t created_at = copy->created_at;
+    cp_status_ok(&st);
+    op->edit(op->edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_room_free(copy, true);
+        ru_fail(op, &st);
+        return;
+    }
+    /* What the store owns: the id and the times. */
+    char *id = strdup(op->room_id);
+    if (id == NULL) {
+        cp_room_free(copy, true);
+        oom(&st);
+        ru_fail(op, &st);
+        return;
+    }
+    free(copy->id);
+    copy->id = id;
+    copy->created_at = created_at;
+    copy->updated_at = sb_time_now_ms();
+    if (cached != NULL) {
+        copy->member_count = cached->room.member_count;
+        copy->last_seq = cached->room.last_seq;
+    }
+    op->room = copy;
+    char k[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, k, sizeof(k));
+    char *val = json_text(room_to_json(copy));
+    struct txnb t;
+    tb_init(&t);
+    if (val == NULL)
+        t.failed = true;
+    tb_cmp(&t, k, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, mod);
+    if (val != NULL)
+        tb_put(&t, k, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, ru_write_answer, op);
+}
+
+static void ru_try(struct estore *s, struct ru_op *op)
+{
+    char k[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, k, sizeof(k));
+    struct cp_etcd_range_req q = {.key = cp_etcd_str(k)};
+    char *json = NULL;
+    if (cp_etcd_json_range(&q, &json) != SB_OK)
+        json = NULL;
+    ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, ru_read_answer, op);
+}
+
+static void s_room_update(struct cp_store *st, const char *room_id, cp_room_edit_fn *edit,
+                          void *edit_arg, cp_store_room_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct ru_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->edit = edit;
+    op->edit_arg = edit_arg;
+    ru_try(s, op);
+}
+
+/* ---- member_set_role */
+
+struct role_op {
+    cp_store_members_fn *cb;
+    void *arg;
+    char *room_id;
+    char *user_id;
+    enum cp_role role;
+    int64_t joined_at;
+    int tries;
+};
+
+static void role_free(struct role_op *op)
+{
+    free(op->room_id);
+    free(op->user_id);
+    free(op);
+}
+
+static void role_fail(struct role_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL, 0);
+    role_free(op);
+}
+
+static void role_try(struct estore *s, struct role_op *op);
+
+static void role_answer_now(struct estore *s, struct role_op *op)
+{
+    struct cp_status st;
+    cp_status_ok(&st);
+    struct eroom *r = room_live(s, op->room_id);
+    const struct cp_member *m = r != NULL ? member_get(r, op->user_id) : NULL;
+    struct cp_member mine = {op->user_id, op->role, op->joined_at};
+    op->cb(op->arg, &st, m != NULL && m->role == op->role ? m : &mine, 1);
+    role_free(op);
+}
+
+static void role_after(struct estore *s, void *ud, bool okb)
+{
+    (void)okb;
+    role_answer_now(s, ud);
+}
+
+static void role_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                              size_t len)
+{
+    struct role_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "member role");
+        role_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, role_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "membership of", op->user_id);
+        role_fail(op, &st);
+    } else {
+        role_try(s, op);
+    }
+}
+
+static void role_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len)
+{
+    struct role_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "member read");
+        role_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_kv *rkv = first_kv(txn_op(&t, 0));
+    const struct cp_etcd_kv *mkv = first_kv(txn_op(&t, 1));
+    if (rkv == NULL || mkv == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        if (rkv == NULL)
+            cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        else
+            cp_status_set(&st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                          op->user_id, op->room_id);
+        role_fail(op, &st);
+        return;
+    }
+    json_t *j = json_parse(mkv->value, mkv->value_len);
+    enum cp_role cur = CP_ROLE_MEMBER;
+    if (j != NULL && cp_role_parse(jstr(j, "role"), &cur) != SB_OK)
+        cur = CP_ROLE_MEMBER;
+    op->joined_at = j ? jint(j, "joined_at") : 0;
+    json_decref(j);
+    int64_t mod = mkv->mod_revision;
+    cp_etcd_txn_result_fini(&t);
+    if (cur == op->role) {
+        role_answer_now(s, op); /* nothing to write */
+        return;
+    }
+    char k[CP_KEYS_MAX];
+    cp_keys_member(op->room_id, op->user_id, k, sizeof(k));
+    char *val = member_json(op->role, op->joined_at);
+    struct txnb w;
+    tb_init(&w);
+    if (val == NULL)
+        w.failed = true;
+    tb_cmp(&w, k, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, mod);
+    if (val != NULL)
+        tb_put(&w, k, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&w), CP_ETCD_RETRY, role_write_answer, op);
+}
+
+static void role_try(struct estore *s, struct role_op *op)
+{
+    char rk[CP_KEYS_MAX], mk[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, rk, sizeof(rk));
+    cp_keys_member(op->room_id, op->user_id, mk, sizeof(mk));
+    struct txnb t;
+    tb_init(&t);
+    tb_get(&t, rk, false);
+    tb_get(&t, mk, false);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, role_read_answer, op);
+}
+
+static void s_member_set_role(struct cp_store *st, const char *room_id, const char *user_id,
+                              enum cp_role role, cp_store_members_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    if (cp_keys_member(room_id, user_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                      user_id ? user_id : "", room_id);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    struct role_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL ||
+        (op->user_id = strdup(user_id)) == NULL) {
+        if (op != NULL)
+            role_free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->role = role;
+    role_try(s, op);
+}
+
+/* ---- history pages: a read txn of the room key and one page of its history */
+
+/* Ascending from `from` (a full key; its bytes up to from_n), or descending below `below`
+ * (exclusive; NULL: from the newest). */
+static void hist_page(struct estore *s, const char *room_id, const char *from, size_t from_n,
+                      const char *below, size_t below_n, ecall_fn *fn, void *ud)
+{
+    char rk[CP_KEYS_MAX], hk[CP_KEYS_MAX], end[CP_KEYS_MAX];
+    size_t en = 0;
+    cp_keys_room(room_id, rk, sizeof(rk));
+    cp_keys_history_of(room_id, hk, sizeof(hk));
+    cp_keys_range_end(hk, strlen(hk), end, sizeof(end), &en);
+    struct txnb t;
+    tb_init(&t);
+    tb_get(&t, rk, false);
+    struct cp_etcd_op *op = tb_succ(&t);
+    if (op != NULL) {
+        op->type = CP_ETCD_OP_RANGE;
+        op->u.range.limit = HIST_PAGE;
+        if (from != NULL) {
+            op->u.range.key = tb_bytes(&t, from, from_n);
+            op->u.range.range_end = tb_bytes(&t, end, en);
+        } else {
+            op->u.range.key = tb_str(&t, hk);
+            op->u.range.range_end =
+                below != NULL ? tb_bytes(&t, below, below_n) : tb_bytes(&t, end, en);
+            op->u.range.descend = true;
+        }
+    }
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, fn, ud);
+}
+
+/* ---- message_update */
+
+struct mu_op {
+    cp_store_message_fn *cb;
+    void *arg;
+    cp_message_edit_fn *edit;
+    void *edit_arg;
+    char *room_id;
+    char *message_id;
+    char *below; /* next page: keys below this one */
+    size_t below_n;
+    struct cp_message *msg; /* the edited copy, once written */
+    int tries;
+};
+
+static void mu_free(struct mu_op *op)
+{
+    cp_message_free(op->msg);
+    free(op->below);
+    free(op->room_id);
+    free(op->message_id);
+    free(op);
+}
+
+static void mu_fail(struct mu_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL);
+    mu_free(op);
+}
+
+static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len);
+
+static void mu_try(struct estore *s, struct mu_op *op)
+{
+    hist_page(s, op->room_id, NULL, 0, op->below, op->below_n, mu_read_answer, op);
+}
+
+static void mu_after(struct estore *s, void *ud, bool okb)
+{
+    (void)s;
+    (void)okb;
+    struct mu_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    op->cb(op->arg, &st, op->msg);
+    mu_free(op);
+}
+
+static void mu_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct mu_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "message update");
+        mu_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, mu_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "message", op->message_id);
+        mu_fail(op, &st);
+    } else {
+        cp_message_free(op->msg);
+        op->msg = NULL;
+        free(op->below);
+        op->below = NULL;
+        mu_try(s, op);
+    }
+}
+
+/* True when the stored JSON of a message may be the one with id `id` (a cheap filter before
+ * parsing: ids need no JSON escaping unless they hold '"', '\\' or control bytes). */
+static bool may_hold_id(const struct cp_etcd_kv *kv, const char *id)
+{
+    for (const char *p = id; *p != '\0'; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return true;
+    size_t n = strlen(id);
+    for (size_t i = 0; i + n <= kv->value_len; i++)
+        if (memcmp(kv->value + i, id, n) == 0)
+            return true;
+    return false;
+}
+
+/* Edits m (the stored message, taken) and writes it back under a compare on mod. */
+static void mu_write(struct estore *s, struct mu_op *op, struct cp_message *cur,
+                     const struct cp_etcd_kv *kv)
+{
+    struct cp_status st;
+    struct cp_message *copy = cp_message_dup(cur);
+    if (copy == NULL) {
+        cp_message_free(cur);
+        oom(&st);
+        mu_fail(op, &st);
+        return;
+    }
+    cp_status_ok(&st);
+    op->edit(op->edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_message_free(copy);
+        cp_message_free(cur);
+        mu_fail(op, &st);
+        return;
+    }
+    /* The identity of a message never changes. */
+    free(copy->id);
+    free(copy->room_id);
+    copy->id = cur->id;
+    copy->room_id = cur->room_id;
+    copy->seq = cur->seq;
+    copy->timestamp = cur->timestamp;
+    cur->id = cur->room_id = NULL;
+    cp_message_free(cur);
+    free(copy->idem_key);
+    copy->idem_key = NULL;
+    op->msg = copy;
+    char *val = message_json(copy);
+    struct txnb t;
+    tb_init(&t);
+    if (val == NULL)
+        t.failed = true;
+    tb_cmp(&t, kv->key, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, kv->mod_revision);
+    if (val != NULL)
+        tb_put(&t, kv->key, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, mu_write_answer, op);
+}
+
+static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct mu_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history read");
+        mu_fail(op, &st);
+        return;
+    }
+    if (first_kv(txn_op(&t, 0)) == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        mu_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_result *h = txn_op(&t, 1);
+    for (size_t i = 0; h != NULL && i < h->n_kvs; i++) {
+        const struct cp_etcd_kv *kv = &h->kvs[i];
+        if (!may_hold_id(kv, op->message_id))
+            continue;
+        struct cp_message *m = message_parse(kv->value, kv->value_len);
+        if (m != NULL && strcmp(m->id, op->message_id) == 0) {
+            mu_write(s, op, m, kv);
+            cp_etcd_txn_result_fini(&t);
+            return;
+        }
+        cp_message_free(m);
+    }
+    if (h != NULL && h->more && h->n_kvs > 0) {
+        const struct cp_etcd_kv *low = &h->kvs[h->n_kvs - 1];
+        char *b = malloc(low->key_len + 1);
+        if (b == NULL) {
+            cp_etcd_txn_result_fini(&t);
+            oom(&st);
+            mu_fail(op, &st);
+            return;
+        }
+        memcpy(b, low->key, low->key_len + 1);
+        free(op->below);
+        op->below = b;
+        op->below_n = low->key_len;
+        cp_etcd_txn_result_fini(&t);
+        mu_try(s, op);
+        return;
+    }
+    cp_etcd_txn_result_fini(&t);
+    cp_status_set(&st, SB_CODE_MESSAGE_NOT_FOUND, "message %s is not in the history of room %s",
+                  op->message_id, op->room_id);
+    mu_fail(op, &st);
+}
+
+static void s_message_update(struct cp_store *st, const char *room_id, const char *message_id,
+                             cp_message_edit_fn *edit, void *edit_arg, cp_store_message_fn *cb,
+                             void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    if (message_id == NULL || message_id[0] == '\0') {
+        cp_status_set(&stt, SB_CODE_MESSAGE_NOT_FOUND, "message \"\" does not exist");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct mu_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL ||
+        (op->message_id = strdup(message_id)) == NULL) {
+        if (op != NULL)
+            mu_free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->edit = edit;
+    op->edit_arg = edit_arg;
+    mu_try(s, op);
+}
+
+/* ---- history_trim */
+
+struct trim_op {
+    cp_store_count_fn *cb;
+    void *arg;
+    char *room_id;
+    int64_t before_time;
+    int64_t room_rev; /* create_revision of the room at the first page */
+    char *from;       /* next page starts here (a full key) */
+    size_t from_n;
+    char *cut; /* delete below this key (exclusive) */
+    size_t cut_n;
+    int64_t count;
+    int tries;
+};
+
+static void trim_free(struct trim_op *op)
+{
+    free(op->room_id);
+    free(op->from);
+    free(op->cut);
+    free(op);
+}
+
+static void trim_answer(struct trim_op *op, const struct cp_status *st, int64_t n)
+{
+    op->cb(op->arg, st, n);
+    trim_free(op);
+}
+
+static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len);
+
+static void trim_restart(struct estore *s, struct trim_op *op)
+{
+    free(op->from);
+    free(op->cut);
+    op->cut = NULL;
+    op->room_rev = 0;
+    op->count = 0;
+    char k[CP_KEYS_MAX];
+    cp_keys_history(op->room_id, 0, k, sizeof(k));
+    op->from = strdup(k);
+    op->from_n = strlen(k);
+    if (op->from == NULL) {
+        struct cp_status st;
+        oom(&st);
+        trim_answer(op, &st, 0);
+        return;
+    }
+    hist_page(s, op->room_id, op->from, op->from_n, NULL, 0, trim_read_answer, op);
+}
+
+static void trim_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                              size_t len)
+{
+    struct trim_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history trim");
+        trim_answer(op, &st, 0);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t deleted = won && t.n_ops > 0 ? t.ops[0].r.count : 0;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        cp_status_ok(&st);
+        trim_answer(op, &st, deleted);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "room", op->room_id);
+        trim_answer(op, &st, 0);
+    } else {
+        trim_restart(s, op); /* the room was deleted or re-created meanwhile */
+    }
+}
+
+/* Deletes [history/<room>/0, cut) under the room's create_revision. */
+static void trim_write(struct estore *s, struct trim_op *op)
+{
+    char rk[CP_KEYS_MAX], from[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, rk, sizeof(rk));
+    cp_keys_history(op->room_id, 0, from, sizeof(from));
+    struct txnb t;
+    tb_init(&t);
+    tb_cmp(&t, rk, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, op->room_rev);
+    struct cp_etcd_op *d = tb_succ(&t);
+    if (d != NULL) {
+        d->type = CP_ETCD_OP_DELETE;
+        d->u.del.key = tb_str(&t, from);
+        d->u.del.range_end = tb_bytes(&t, op->cut, op->cut_n);
+    }
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, trim_write_answer, op);
+}
+
+/* Keeps a copy of n bytes (+ `extra_nul` zero bytes) in *dst. */
+static bool keep_bytes(char **dst, size_t *dst_n, const char *p, size_t n, bool extra_nul)
+{
+    char *b = malloc(n + 2);
+    if (b == NULL)
+        return false;
+    memcpy(b, p, n);
+    b[n] = '\0';
+    b[n + 1] = '\0';
+    free(*dst);
+    *dst = b;
+    *dst_n = n + (extra_nul ? 1 : 0);
+    return true;
+}
+
+static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len)
+{
+    struct trim_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history read");
+        trim_answer(op, &st, 0);
+        return;
+    }
+    const struct cp_etcd_kv *rkv = first_kv(txn_op(&t, 0));
+    if (rkv == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        trim_answer(op, &st, 0);
+        return;
+    }
+    if (op->room_rev == 0) {
+        op->room_rev = rkv->create_revision;
+    } else if (op->room_rev != rkv->create_revision) {
+        cp_etcd_txn_result_fini(&t);
+        trim_restart(s, op);
+        return;
+    }
+    const struct cp_etcd_result *h = txn_op(&t, 1);
+    bool found_cut = false, ok = true;
+    for (size_t i = 0; h != NULL && i < h->n_kvs && ok; i++) {
+        const struct cp_etcd_kv *kv = &h->kvs[i];
+        json_t *j = json_parse(kv->value, kv->value_len);
+        int64_t ts = j != NULL ? jint(j, "timestamp") : 0;
+        json_decref(j);
+        if (ts >= op->before_time) {
+            ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, false);
+            found_cut = true;
+            break;
+        }
+        op->count++;
+        /* Everything up to this key goes: the cut is just after it. */
+        ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, true);
+    }
+    bool more = h != NULL && h->more && h->n_kvs > 0;
+    if (ok && !found_cut && more) {
+        const struct cp_etcd_kv *last = &h->kvs[h->n_kvs - 1];
+        ok = keep_bytes(&op->from, &op->from_n, last->key, last->key_len, true);
+    }
+    cp_etcd_txn_result_fini(&t);
+    if (!ok) {
+        oom(&st);
+        trim_answer(op, &st, 0);
+    } else if (!found_cut && more) {
+        hist_page(s, op->room_id, op->from, op->from_n, NULL, 0, trim_read_answer, op);
+    } else if (op->count == 0) {
+        cp_status_ok(&st);
+        trim_answer(op, &st, 0);
+    } else {
+        trim_write(s, op);
+    }
+}
+
+static void s_history_trim(struct cp_store *st, const char *room_id, int64_t before_time,
+                           cp_store_count_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, 0);
+        return;
+    }
+    struct trim_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        oom(&stt);
+        cb(arg, &stt, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->before_time = before_time;
+    trim_restart(s, op);
+}
+
 static void s_observe(struct cp_store *st, cp_store_event_fn *fn, void *arg)
 {
     struct estore *s = ES(st);
@@ -3862,6 +4668,10 @@ static const struct cp_store_ops ops = {
     .user_peers = s_user_peers,
     .message_append = s_message_append,
     .history_query = s_history_query,
+    .room_update = s_room_update,
+    .member_set_role = s_member_set_role,
+    .message_update = s_message_update,
+    .history_trim = s_history_trim,
     .doc_get = s_doc_get,
     .doc_list = s_doc_list,
     .doc_write = s_doc_write,

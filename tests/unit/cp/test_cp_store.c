@@ -575,6 +575,335 @@ static void test_store_docs_list_and_prefix_delete(void **state)
     assert_int_equal(r.n, 0);
 }
 
+struct room_edit {
+    const char *name;
+    bool archive;
+    enum sb_code refuse;
+    int calls;
+};
+
+static void edit_room(void *arg, struct cp_room *room, struct cp_status *st)
+{
+    struct room_edit *e = arg;
+    e->calls++;
+    if (e->refuse != SB_CODE_NONE) {
+        cp_status_set(st, e->refuse, "refused by the edit");
+        return;
+    }
+    free(room->name);
+    room->name = strdup(e->name);
+    room->archived = e->archive;
+    room->member_count = 999; /* ignored */
+}
+
+struct room_res {
+    enum sb_code code;
+    char name[64];
+    bool archived;
+    int32_t member_count;
+    int64_t created_at, updated_at;
+};
+
+static void on_room_full(void *arg, const struct cp_status *st, const struct cp_room *room)
+{
+    struct room_res *r = arg;
+    outstanding--;
+    memset(r, 0, sizeof(*r));
+    r->code = st->code;
+    if (room != NULL) {
+        snprintf(r->name, sizeof(r->name), "%s", room->name);
+        r->archived = room->archived;
+        r->member_count = room->member_count;
+        r->created_at = room->created_at;
+        r->updated_at = room->updated_at;
+    }
+}
+
+static void on_role(void *arg, const struct cp_status *st, const struct cp_member *m, size_t n)
+{
+    struct res *r = arg;
+    outstanding--;
+    r->code = st->code;
+    r->n = n;
+    if (n == 1) {
+        strcpy(r->ids[0], m->user_id);
+        r->seq = m->role;
+    }
+}
+
+static void test_store_room_update_and_roles(void **state)
+{
+    struct cp_store *s = *state;
+    observe_start(s);
+    struct cp_room room = {.id = "r1",
+                           .name = "General",
+                           .description = "",
+                           .owner_id = "alice",
+                           .created_at = 1000,
+                           .updated_at = 1000};
+    struct res r = {0};
+    S(s->ops->room_create(s, &room, on_room, &r));
+    assert_int_equal(join(s, "r1", "bob", false, false).code, SB_CODE_NONE);
+    EVENTS("ROOM r1 - name=General archived=0", "MEMBER_ADDED r1 alice owner",
+           "MEMBER_ADDED r1 bob member");
+
+    struct room_edit e = {.name = "Renamed", .archive = true};
+    struct room_res rr;
+    S(s->ops->room_update(s, "r1", edit_room, &e, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_NONE);
+    assert_string_equal(rr.name, "Renamed");
+    assert_true(rr.archived);
+    assert_int_equal(rr.member_count, 2);
+    assert_int_equal(rr.created_at, 1000);
+    assert_true(rr.updated_at > 1000);
+    assert_int_equal(e.calls, 1);
+    EVENTS("ROOM r1 - name=Renamed archived=1");
+    S(s->ops->room_get(s, "r1", on_room_full, &rr));
+    assert_string_equal(rr.name, "Renamed");
+    assert_true(rr.archived);
+    /* Archived: joins and messages refused, history readable. */
+    assert_int_equal(join(s, "r1", "carol", false, false).code, SB_CODE_ROOM_ARCHIVED);
+    struct cp_message draft = {.id = "m1", .room_id = "r1", .data = "1", .data_len = 1};
+    S(s->ops->message_append(s, &draft, NULL, 10, on_append, &r));
+    assert_int_equal(r.code, SB_CODE_ROOM_ARCHIVED);
+    struct cp_history_query q = {.room_id = "r1", .limit = 10};
+    S(s->ops->history_query(s, &q, NULL, on_history, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+
+    e.refuse = SB_CODE_PERMISSION_DENIED;
+    S(s->ops->room_update(s, "r1", edit_room, &e, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_PERMISSION_DENIED);
+    S(s->ops->room_get(s, "r1", on_room_full, &rr));
+    assert_string_equal(rr.name, "Renamed"); /* unchanged */
+    e.refuse = SB_CODE_NONE;
+    e.calls = 0;
+    S(s->ops->room_update(s, "nope", edit_room, &e, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_ROOM_NOT_FOUND);
+    assert_int_equal(e.calls, 0);
+
+    S(s->ops->member_set_role(s, "r1", "bob", CP_ROLE_ADMIN, on_role, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.ids[0], "bob");
+    assert_int_equal(r.seq, CP_ROLE_ADMIN);
+    S(s->ops->member_set_role(s, "r1", "bob", CP_ROLE_ADMIN, on_role, &r)); /* same again */
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, CP_ROLE_ADMIN);
+    S(s->ops->member_set_role(s, "r1", "zed", CP_ROLE_ADMIN, on_role, &r));
+    assert_int_equal(r.code, SB_CODE_NOT_ROOM_MEMBER);
+    S(s->ops->member_set_role(s, "nope", "bob", CP_ROLE_ADMIN, on_role, &r));
+    assert_int_equal(r.code, SB_CODE_ROOM_NOT_FOUND);
+    struct res m = {0};
+    S(s->ops->members_list(s, "r1", on_members, &m));
+    assert_int_equal(m.n, 2); /* alice, bob */
+    EVENTS(NULL);             /* a role change is not an event */
+
+    S(s->ops->member_remove(s, "r1", "bob", on_members, &m));
+    EVENTS("MEMBER_REMOVED r1 bob ");
+    S(s->ops->room_delete(s, "r1", on_members, &m));
+    EVENTS("ROOM_DELETED r1 - "); /* not each member leaving */
+    s->ops->observe(s, NULL, NULL);
+}
+
+struct msg_edit {
+    const char *data;
+    const char *ext;
+    bool delete_it;
+    int calls;
+};
+
+static void edit_msg(void *arg, struct cp_message *m, struct cp_status *st)
+{
+    (void)st;
+    struct msg_edit *e = arg;
+    e->calls++;
+    free(m->data);
+    free(m->id);
+    m->id = strdup("forged"); /* ignored: the identity never changes */
+    m->seq = 77;
+    if (e->delete_it) {
+        m->data = strdup("");
+        m->data_len = 0;
+        m->deleted = true;
+        m->deleted_at = 5000;
+    } else {
+        m->data = strdup(e->data);
+        m->data_len = strlen(e->data);
+        m->edited_at = 4000;
+    }
+    free(m->ext);
+    m->ext = e->ext ? strdup(e->ext) : NULL;
+}
+
+struct msg_res {
+    enum sb_code code;
+    char id[32];
+    int64_t seq, timestamp, edited_at, deleted_at;
+    char data[64];
+    char ext[96];
+    bool deleted, has_ext;
+};
+
+static void fill_msg(struct msg_res *r, const struct cp_message *m)
+{
+    snprintf(r->id, sizeof(r->id), "%s", m->id);
+    r->seq = m->seq;
+    r->timestamp = m->timestamp;
+    r->edited_at = m->edited_at;
+    r->deleted_at = m->deleted_at;
+    r->deleted = m->deleted;
+    snprintf(r->data, sizeof(r->data), "%.*s", (int)m->data_len, m->data ? m->data : "");
+    r->has_ext = m->ext != NULL;
+    snprintf(r->ext, sizeof(r->ext), "%s", m->ext ? m->ext : "");
+}
+
+static void on_message(void *arg, const struct cp_status *st, const struct cp_message *m)
+{
+    struct msg_res *r = arg;
+    outstanding--;
+    memset(r, 0, sizeof(*r));
+    r->code = st->code;
+    if (m != NULL)
+        fill_msg(r, m);
+}
+
+static struct msg_res hist[8];
+static size_t n_hist;
+
+static void on_history_full(void *arg, const struct cp_status *st,
+                            const struct cp_history_result *h)
+{
+    (void)arg;
+    outstanding--;
+    assert_int_equal(st->code, SB_CODE_NONE);
+    n_hist = h->n_messages;
+    for (size_t i = 0; i < h->n_messages && i < 8; i++)
+        fill_msg(&hist[i], h->messages[i]);
+}
+
+static void read_history(struct cp_store *s, const char *room)
+{
+    struct cp_history_query q = {.room_id = room, .limit = 100};
+    S(s->ops->history_query(s, &q, NULL, on_history_full, NULL));
+}
+
+static int64_t append_at(struct cp_store *s, const char *id, int64_t ts)
+{
+    struct cp_message d = {
+        .id = (char *)id, .room_id = "r1", .user_id = "alice", .data = "0", .data_len = 1};
+    d.timestamp = ts;
+    struct res r = {0};
+    S(s->ops->message_append(s, &d, NULL, 1000, on_append, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    return r.seq;
+}
+
+static void on_count(void *arg, const struct cp_status *st, int64_t n)
+{
+    struct res *r = arg;
+    outstanding--;
+    r->code = st->code;
+    r->seq = n;
+}
+
+static void test_store_message_update_and_trim(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    observe_start(s);
+    assert_int_equal(append_at(s, "m1", 100), 1);
+    assert_int_equal(append_at(s, "m2", 200), 2);
+    assert_int_equal(append_at(s, "m3", 300), 3);
+    EVENTS("MESSAGE r1 - seq=1 data=0", "MESSAGE r1 - seq=2 data=0", "MESSAGE r1 - seq=3 data=0");
+
+    struct msg_edit e = {.data = "{\"v\":2}", .ext = "{\"edits\":[{\"at\":4000}]}"};
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m2", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_NONE);
+    assert_string_equal(m.id, "m2");
+    assert_int_equal(m.seq, 2);
+    assert_int_equal(m.timestamp, 200);
+    assert_int_equal(m.edited_at, 4000);
+    assert_string_equal(m.data, "{\"v\":2}");
+    assert_string_equal(m.ext, "{\"edits\":[{\"at\":4000}]}");
+    EVENTS("MESSAGE_UPDATE r1 - seq=2 data={\"v\":2}{\"edits\":[{\"at\":4000}]}");
+    struct msg_edit del = {.delete_it = true, .ext = "{\"reactions\":{\"+1\":[\"bob\"]}}"};
+    S(s->ops->message_update(s, "r1", "m3", edit_msg, &del, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_NONE);
+    assert_true(m.deleted);
+    assert_int_equal(m.data[0], '\0');
+    EVENTS("MESSAGE_UPDATE r1 - seq=3 data= deleted{\"reactions\":{\"+1\":[\"bob\"]}}");
+
+    /* The new fields round-trip through history reads. */
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 3);
+    assert_false(hist[0].has_ext);
+    assert_int_equal(hist[0].edited_at, 0);
+    assert_false(hist[0].deleted);
+    assert_string_equal(hist[1].data, "{\"v\":2}");
+    assert_int_equal(hist[1].edited_at, 4000);
+    assert_string_equal(hist[1].ext, "{\"edits\":[{\"at\":4000}]}");
+    assert_true(hist[2].deleted);
+    assert_int_equal(hist[2].deleted_at, 5000);
+    assert_string_equal(hist[2].data, "");
+    assert_string_equal(hist[2].id, "m3");
+
+    S(s->ops->message_update(s, "r1", "nope", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_MESSAGE_NOT_FOUND);
+    S(s->ops->message_update(s, "zz", "m1", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_ROOM_NOT_FOUND);
+    /* The sequencer goes on where it was. */
+    assert_int_equal(append_at(s, "m4", 400), 4);
+
+    struct res r = {0};
+    S(s->ops->history_trim(s, "r1", 250, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, 2);
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 2);
+    assert_int_equal(hist[0].seq, 3);
+    S(s->ops->history_trim(s, "r1", 250, on_count, &r));
+    assert_int_equal(r.seq, 0);
+    S(s->ops->message_update(s, "r1", "m1", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_MESSAGE_NOT_FOUND); /* trimmed */
+    S(s->ops->history_trim(s, "nope", 250, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_ROOM_NOT_FOUND);
+    S(s->ops->history_trim(s, "r1", 1000000, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, 2);
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 0);
+    assert_int_equal(append_at(s, "m5", 500), 5); /* seqs never go back */
+    struct res g = {0};
+    S(s->ops->room_get(s, "r1", on_room, &g));
+    assert_int_equal(g.seq, 5);
+    s->ops->observe(s, NULL, NULL);
+}
+
+/* More than one page of history (HIST_PAGE in the etcd store is 64). */
+static void test_store_trim_and_update_span_pages(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    char id[16];
+    for (int i = 1; i <= 150; i++) {
+        snprintf(id, sizeof(id), "m%d", i);
+        assert_int_equal(append_at(s, id, 1000 + i), i);
+    }
+    struct msg_edit e = {.data = "\"old one\""};
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m3", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_NONE);
+    assert_int_equal(m.seq, 3);
+    struct res r = {0};
+    S(s->ops->history_trim(s, "r1", 1000 + 131, on_count, &r)); /* 1..130 go */
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, 130);
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 20);
+    assert_int_equal(hist[0].seq, 131);
+}
+
 #ifdef CP_TEST_ETCD
 #include "cp_store_etcd_cases.h"
 #endif
@@ -588,6 +917,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_versions_and_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_list_and_prefix_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_room_update_and_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_message_update_and_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_trim_and_update_span_pages, setup, teardown),
 #ifdef CP_TEST_ETCD
         ETCD_ONLY_CASES
 #endif
