@@ -362,19 +362,24 @@ static void on_write(void *arg, const struct cp_status *st, const int64_t *v, si
         r->versions[i] = v[i];
 }
 
-/* The observer: every event as one line "KIND room user detail @revision". */
-static char evlog[64][160];
-static size_t n_ev;
-static int64_t ev_last_rev;
+/* The observer: every event as one line "KIND room user detail" (arg: a struct evlog, NULL:
+ * the default one). */
+struct evlog {
+    char lines[64][160];
+    size_t n;
+    int64_t last_rev;
+};
+
+static struct evlog evs;
 
 static void on_event(void *arg, const struct cp_store_event *ev)
 {
-    (void)arg;
+    struct evlog *l = arg != NULL ? arg : &evs;
     static const char *const kinds[] = {
         "MESSAGE", "MESSAGE_UPDATE", "MEMBER_ADDED", "MEMBER_REMOVED",
         "ROOM",    "ROOM_DELETED",   "DOC"};
-    assert_true(ev->revision >= ev_last_rev); /* etcd: one revision per txn */
-    ev_last_rev = ev->revision;
+    assert_true(ev->revision >= l->last_rev); /* etcd: one revision per txn */
+    l->last_rev = ev->revision;
     char detail[96] = "";
     switch (ev->kind) {
     case CP_STORE_EV_MESSAGE:
@@ -397,31 +402,35 @@ static void on_event(void *arg, const struct cp_store_event *ev)
     default:
         break;
     }
-    if (n_ev < sizeof(evlog) / sizeof(evlog[0]))
-        snprintf(evlog[n_ev++], sizeof(evlog[0]), "%s %s %s %s", kinds[ev->kind],
+    if (l->n < sizeof(l->lines) / sizeof(l->lines[0]))
+        snprintf(l->lines[l->n++], sizeof(l->lines[0]), "%s %s %s %s", kinds[ev->kind],
                  ev->room_id ? ev->room_id : "-", ev->user_id ? ev->user_id : "-", detail);
 }
 
 static void observe_start(struct cp_store *s)
 {
-    n_ev = 0;
-    ev_last_rev = 0;
+    memset(&evs, 0, sizeof(evs));
     s->ops->observe(s, on_event, NULL);
 }
 
-/* Asserts the events seen since the last call are exactly `want` (NULL-terminated). */
-static void expect_events(const char *const *want)
+/* Asserts the events of `l` since the last call are exactly `want` (NULL-terminated). */
+static void expect_events_in(struct evlog *l, const char *const *want)
 {
     size_t n = 0;
     while (want[n] != NULL)
         n++;
-    for (size_t i = 0; i < n_ev || i < n; i++) {
-        const char *got = i < n_ev ? evlog[i] : "(none)";
+    for (size_t i = 0; i < l->n || i < n; i++) {
+        const char *got = i < l->n ? l->lines[i] : "(none)";
         const char *w = i < n ? want[i] : "(none)";
         if (strcmp(got, w) != 0)
             fail_msg("event %zu: got \"%s\", want \"%s\"", i, got, w);
     }
-    n_ev = 0;
+    l->n = 0;
+}
+
+static void expect_events(const char *const *want)
+{
+    expect_events_in(&evs, want);
 }
 
 #define EVENTS(...) expect_events((const char *const[]){__VA_ARGS__, NULL})
@@ -557,13 +566,13 @@ static void test_store_docs_list_and_prefix_delete(void **state)
     assert_int_equal(doc_list(s, "subs/").n, 4);
     /* Final states reported in order (the memory store also reports intermediate states). */
     bool alice_gone = false, bob_put = false, dave_put = false;
-    for (size_t i = 0; i < n_ev; i++) {
-        alice_gone |= strcmp(evlog[i], "DOC - - subs/news/alice=NULL v0") == 0;
-        bob_put |= strcmp(evlog[i], "DOC - - subs/news/bob={\"v\":2} v>0") == 0;
-        dave_put |= strcmp(evlog[i], "DOC - - subs/newsroom/dave={\"v\":2} v>0") == 0;
+    for (size_t i = 0; i < evs.n; i++) {
+        alice_gone |= strcmp(evs.lines[i], "DOC - - subs/news/alice=NULL v0") == 0;
+        bob_put |= strcmp(evs.lines[i], "DOC - - subs/news/bob={\"v\":2} v>0") == 0;
+        dave_put |= strcmp(evs.lines[i], "DOC - - subs/newsroom/dave={\"v\":2} v>0") == 0;
     }
     assert_true(alice_gone && bob_put && dave_put);
-    assert_string_equal(evlog[n_ev - 1], "DOC - - subs/newsroom/dave={\"v\":2} v>0");
+    assert_string_equal(evs.lines[evs.n - 1], "DOC - - subs/newsroom/dave={\"v\":2} v>0");
     s->ops->observe(s, NULL, NULL);
 
     struct cp_doc_op all = {.key = "subs/", .prefix = true, .expect = -1};
