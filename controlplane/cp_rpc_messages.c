@@ -154,35 +154,6 @@ void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const Pro
     deliver_once(c, call, DIRECT_EVERYONE, m, req->idempotency_key, count);
 }
 
-void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
-{
-    const Switchboard__V1__SendToUserRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
-        return;
-    const char *users[1] = {req->user_id};
-    deliver_once(c, call, DIRECT_USER, m, req->idempotency_key,
-                 (int64_t)cp_fanout_count_users(c, users, 1));
-}
-
-void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
-                                   const ProtobufCMessage *m)
-{
-    const Switchboard__V1__SendToConnectionRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
-        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
-        return;
-    if (cp_presence_conn(&c->presence, req->connection_id) == NULL) {
-        fail_no_connection(call, req->connection_id);
-        return;
-    }
-    deliver_once(c, call, DIRECT_CONNECTION, m, req->idempotency_key, 1);
-}
-
 struct room_call {
     struct cp_call *call;
     struct cp_ctx *c;
@@ -266,6 +237,35 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
     /* The store copies the draft before it answers, so kv can go right after the call. */
     cp_rooms_publish(c, &p, published, rc);
     free(kv);
+}
+
+void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__SendToUserRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "user_id", req->user_id) ||
+        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
+        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+        return;
+    const char *users[1] = {req->user_id};
+    deliver_once(c, call, DIRECT_USER, m, req->idempotency_key,
+                 (int64_t)cp_fanout_count_users(c, users, 1));
+}
+
+void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
+                                   const ProtobufCMessage *m)
+{
+    const Switchboard__V1__SendToConnectionRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
+        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
+        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+        return;
+    if (cp_presence_conn(&c->presence, req->connection_id) == NULL) {
+        fail_no_connection(call, req->connection_id);
+        return;
+    }
+    deliver_once(c, call, DIRECT_CONNECTION, m, req->idempotency_key, 1);
 }
 
 static void history_done(void *arg, const struct cp_status *st, const struct cp_history_result *res)
