@@ -54,7 +54,7 @@ cp_rpc_fn cp_rpc_connections_watch;
 /* cp_rpc_peer.c: switchboard.internal.v1.Peer/Publish (etcd mode, between replicas) */
 cp_rpc_fn cp_rpc_peer_publish;
 /* cp_rpc_health.c */
-cp_rpc_fn cp_rpc_health_check;
+cp_rpc_fn cp_rpc_health_check, cp_rpc_health_watch;
 
 /* Validation helpers shared by the handlers (cp_rpc_rooms.c). Each returns true when the
  * value is fine, else finishes the call with INVALID_ARGUMENT "invalid_message: ..." and

@@ -43,6 +43,7 @@ struct watcher {
     char **rooms, **channels;
     size_t n_rooms, n_channels;
     unsigned types; /* bit per enum ev_type; 0: every type */
+    bool no_events; /* Health/Watch: only the first message */
     struct qent *head, *tail;
     size_t queued; /* bytes in the queue */
     grpc_byte_buffer *send_bb;
@@ -229,7 +230,7 @@ static bool in_list(char *const *v, size_t n, const char *s)
 static bool matches(const struct watcher *w, enum ev_type type, const char *room_id,
                     const char *channel_id)
 {
-    if (w->types != 0 && (w->types & (1u << type)) == 0)
+    if (w->no_events || (w->types != 0 && (w->types & (1u << type)) == 0))
         return false;
     if (w->n_rooms == 0 && w->n_channels == 0)
         return true;
@@ -423,6 +424,61 @@ static bool copy_list(char *const *src, size_t n, char ***out)
     return true;
 }
 
+/* Takes the call as a watcher (filters already set in `w`), sends the headers and `first`
+ * (NULL: none) at once. */
+static void open_watcher(struct cp_ctx *c, struct watcher *w, struct cp_call *call,
+                         const ProtobufCMessage *first)
+{
+    w->c = c;
+    w->meta_tag.fn = on_meta;
+    w->send_tag.fn = on_send;
+    w->close_tag.fn = on_close;
+    w->call = cp_call_detach(call); /* frees the request: the caller copied what it needs */
+    w->refs = 1;                    /* dropped at the end of this function */
+    w->next = c->watchers;
+    if (c->watchers != NULL)
+        ((struct watcher *)c->watchers)->prev = w;
+    c->watchers = w;
+
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &w->cancelled;
+    start(w, &op, 1, &w->close_tag);
+    /* Headers now: the client knows the watch is in place before the first event. */
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    start(w, &op, 1, &w->meta_tag);
+    if (c->stopping) {
+        kill_watcher(w, GRPC_STATUS_UNAVAILABLE, "unavailable: control plane shutting down");
+    } else if (first != NULL) {
+        size_t len = protobuf_c_message_get_packed_size(first);
+        struct blob *b = malloc(sizeof(*b) + len);
+        if (b == NULL) {
+            kill_watcher(w, GRPC_STATUS_RESOURCE_EXHAUSTED, "internal: out of memory");
+        } else {
+            b->refs = 1;
+            b->len = protobuf_c_message_pack(first, b->data);
+            push(w, b);
+            blob_unref(b);
+        }
+    }
+    SB_LOG_DEBUG("cp", "watcher added", "rooms=%zu channels=%zu types=0x%x", w->n_rooms,
+                 w->n_channels, w->types);
+    unref(w);
+}
+
+void cp_watch_health(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *status)
+{
+    struct watcher *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    w->no_events = true;
+    open_watcher(c, w, call, status);
+}
+
 void cp_rpc_connections_watch(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__WatchEventsRequest *req = (const void *)m;
@@ -467,31 +523,7 @@ void cp_rpc_connections_watch(struct cp_ctx *c, struct cp_call *call, const Prot
     w->n_rooms = req->n_room_ids;
     w->n_channels = req->n_channel_ids;
     w->types = types;
-    w->c = c;
-    w->meta_tag.fn = on_meta;
-    w->send_tag.fn = on_send;
-    w->close_tag.fn = on_close;
-    w->call = cp_call_detach(call); /* frees the request: filters were copied above */
-    w->refs = 1;                    /* dropped at the end of this function */
-    w->next = c->watchers;
-    if (c->watchers != NULL)
-        ((struct watcher *)c->watchers)->prev = w;
-    c->watchers = w;
-
-    grpc_op op;
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    op.data.recv_close_on_server.cancelled = &w->cancelled;
-    start(w, &op, 1, &w->close_tag);
-    /* Headers now: the client knows the watch is in place before the first event. */
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_SEND_INITIAL_METADATA;
-    start(w, &op, 1, &w->meta_tag);
-    if (c->stopping)
-        kill_watcher(w, GRPC_STATUS_UNAVAILABLE, "unavailable: control plane shutting down");
-    SB_LOG_DEBUG("cp", "watcher added", "rooms=%zu channels=%zu types=0x%x", w->n_rooms,
-                 w->n_channels, w->types);
-    unref(w);
+    open_watcher(c, w, call, NULL);
 }
 
 size_t cp_watch_count(const struct cp_ctx *c)

@@ -36,6 +36,10 @@ void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const ch
                               const char *user_id, const char *data, size_t data_len,
                               int64_t timestamp);
 
+/* grpc.health.v1.Health/Watch: keeps the call open after sending `status` (a
+ * HealthCheckResponse, packed now) until the client goes or the server stops. */
+void cp_watch_health(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *status);
+
 /* Number of open watchers. */
 size_t cp_watch_count(const struct cp_ctx *c);
 

@@ -214,6 +214,24 @@ describe('WatchEvents', { timeout: 120000 }, () => {
     sys.check();
   });
 
+  it('grpc.health.v1.Health/Watch streams the serving status and stays open', async () => {
+    for (const [service, want] of [['', 'SERVING'], ['switchboard.v1.Connections', 'SERVING'], ['no.such.Service', 'SERVICE_UNKNOWN']]) {
+      const h = sys.api.health.Watch({ service });
+      const got = await new Promise((resolve, reject) => {
+        h.on('data', resolve);
+        h.on('error', reject);
+      });
+      assert.equal(got.status, want, service);
+      let ended = false;
+      h.on('error', () => (ended = true));
+      h.on('end', () => (ended = true));
+      await sleep(300);
+      assert.equal(ended, false, 'the health stream stays open');
+      h.cancel();
+    }
+    sys.check();
+  });
+
   stopsCleanly(shutdown);
 });
 
