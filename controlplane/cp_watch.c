@@ -272,18 +272,41 @@ static Switchboard__V1__Event event_init(enum ev_type type, int64_t ts)
     return ev;
 }
 
+/* Points pm->metadata at entries for `kv` (allocated: free *ents and pm->metadata after use).
+ * False on ENOMEM. */
+static bool set_metadata(Switchboard__V1__Message *pm, const struct cp_kv *kv, size_t n,
+                         Switchboard__V1__Message__MetadataEntry **ents)
+{
+    *ents = NULL;
+    if (n == 0)
+        return true;
+    Switchboard__V1__Message__MetadataEntry *e = calloc(n, sizeof(*e));
+    Switchboard__V1__Message__MetadataEntry **p = calloc(n, sizeof(*p));
+    if (e == NULL || p == NULL) {
+        free(e);
+        free(p);
+        SB_LOG_ERROR("cp", "out of memory building an event", NULL);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Switchboard__V1__Message__MetadataEntry me = SWITCHBOARD__V1__MESSAGE__METADATA_ENTRY__INIT;
+        me.key = kv[i].key;
+        me.value = kv[i].value;
+        e[i] = me;
+        p[i] = &e[i];
+    }
+    *ents = e;
+    pm->metadata = p;
+    pm->n_metadata = n;
+    return true;
+}
+
 static void message_event(struct cp_ctx *c, enum ev_type type, const struct cp_message *m)
 {
-    size_t n = m->n_metadata;
-    Switchboard__V1__Message__MetadataEntry *ents = n ? calloc(n, sizeof(*ents)) : NULL;
-    Switchboard__V1__Message__MetadataEntry **eptrs = n ? calloc(n, sizeof(*eptrs)) : NULL;
-    if (n > 0 && (ents == NULL || eptrs == NULL)) {
-        free(ents);
-        free(eptrs);
-        SB_LOG_ERROR("cp", "out of memory building an event", "room=%s", m->room_id);
-        return;
-    }
+    Switchboard__V1__Message__MetadataEntry *ents;
     Switchboard__V1__Message pm = SWITCHBOARD__V1__MESSAGE__INIT;
+    if (!set_metadata(&pm, m->metadata, m->n_metadata, &ents))
+        return;
     pm.id = m->id;
     pm.seq = m->seq;
     pm.room_id = m->room_id;
@@ -294,15 +317,6 @@ static void message_event(struct cp_ctx *c, enum ev_type type, const struct cp_m
     pm.timestamp = m->timestamp;
     pm.deleted = m->deleted;
     pm.deleted_at = m->deleted_at;
-    for (size_t i = 0; i < n; i++) {
-        Switchboard__V1__Message__MetadataEntry me = SWITCHBOARD__V1__MESSAGE__METADATA_ENTRY__INIT;
-        me.key = m->metadata[i].key;
-        me.value = m->metadata[i].value;
-        ents[i] = me;
-        eptrs[i] = &ents[i];
-    }
-    pm.metadata = eptrs;
-    pm.n_metadata = n;
     int64_t ts = m->timestamp;
     if (type == T_MESSAGE_UPDATED)
         ts = m->deleted ? m->deleted_at : (m->edited_at ? m->edited_at : sb_time_now_ms());
@@ -312,7 +326,7 @@ static void message_event(struct cp_ctx *c, enum ev_type type, const struct cp_m
     ev.message = &pm;
     publish(c, type, &ev);
     free(ents);
-    free(eptrs);
+    free(pm.metadata);
 }
 
 void cp_watch_store_event(void *ctx, const struct cp_store_event *sev)
@@ -377,11 +391,14 @@ void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int c
 
 void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const char *message_id,
                               const char *user_id, const char *data, size_t data_len,
-                              int64_t timestamp)
+                              const struct cp_kv *metadata, size_t n_metadata, int64_t timestamp)
 {
     if (c->watchers == NULL)
         return;
+    Switchboard__V1__Message__MetadataEntry *ents;
     Switchboard__V1__Message pm = SWITCHBOARD__V1__MESSAGE__INIT;
+    if (!set_metadata(&pm, metadata, n_metadata, &ents))
+        return;
     pm.id = (char *)(message_id ? message_id : "");
     pm.channel_id = (char *)channel_id;
     pm.user_id = (char *)(user_id ? user_id : "");
@@ -393,6 +410,8 @@ void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const ch
     ev.user_id = pm.user_id;
     ev.message = &pm;
     publish(c, T_CHANNEL_MESSAGE, &ev);
+    free(ents);
+    free(pm.metadata);
 }
 
 void cp_watch_attach(struct cp_ctx *c)

@@ -31,10 +31,11 @@ void cp_watch_store_event(void *ctx, const struct cp_store_event *ev);
  * `connections` is the user's open connection count. */
 void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int connections);
 
-/* A channel message that was delivered: a "channel_message" event (for the channel flows). */
+/* A channel message that was delivered: a "channel_message" event. For the channel flows to
+ * call after a publish (user_id may be NULL; data is the JSON text as given). */
 void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const char *message_id,
                               const char *user_id, const char *data, size_t data_len,
-                              int64_t timestamp);
+                              const struct cp_kv *metadata, size_t n_metadata, int64_t timestamp);
 
 /* grpc.health.v1.Health/Watch: keeps the call open after sending `status` (a
  * HealthCheckResponse, packed now) until the client goes or the server stops. */
