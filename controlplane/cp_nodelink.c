@@ -32,10 +32,12 @@ struct op {
     void *arg;
     uint64_t request_id;
     char *connection_id;
-    struct cp_kv *metadata;                        /* message: converted map */
-    char *session_id;                              /* ConnOpen: the session chosen (cp_session.c) */
-    const Switchboard__Internal__V1__ConnOpen *co; /* ConnOpen: borrowed until done */
+    struct cp_kv *metadata; /* message: converted map */
+    /* ConnOpen: the session chosen (cp_session.c), whether it was resumed, and the item
+     * (borrowed until done). */
+    char *session_id;
     bool resumed;
+    const Switchboard__Internal__V1__ConnOpen *co;
 };
 
 static struct op *op_new(struct cp_ctx *c, struct cp_node *n, cp_nodelink_done_fn *done, void *arg,

@@ -194,6 +194,22 @@ describe('delivery and connections', { timeout: 120000 }, () => {
     await rejectsWith(call(sys.api.connections, 'ListConnections', { node_id: 'bad/node' }), status.INVALID_ARGUMENT, 'invalid_message');
   });
 
+  it("ListConnections lists the user's channels (with the channel flows)", async (t) => {
+    const ch = uniq('lc-ch');
+    try {
+      await call(sys.api.channels, 'CreateChannel', { channel_id: ch });
+    } catch (e) {
+      if (e.code === status.UNIMPLEMENTED) return t.skip('channels are not implemented here');
+      throw e;
+    }
+    const user = uniq('lc-sub');
+    const a = await connect(user);
+    await call(sys.api.channels, 'Subscribe', { channel_id: ch, user_id: user });
+    const [c] = await listConns({ user_id: user });
+    assert.equal(c.id, a.connected.connection_id);
+    assert.deepEqual(c.channels, [ch]);
+  });
+
   it('GetStats reports totals and per-node figures for both nodes', async () => {
     const a = await connect(uniq('st'));
     const b = await connect(uniq('st'), dp2.wsUrl(uniq('st')));
