@@ -397,3 +397,73 @@ describe('channels with --auto-create-channels', { timeout: 120000 }, () => {
 
   stopsCleanly(shutdown);
 });
+
+// etcd only: two control-plane replicas, two data planes linked to both.
+describe('channels across two control-plane replicas', { timeout: 120000, skip: process.env.SB_IT_STORE !== 'etcd' && 'etcd store only' }, () => {
+  let cl;
+  const clients = [];
+
+  before(async () => {
+    const { Cluster } = require('../lib/cluster');
+    cl = await new Cluster({ cps: 2, dps: 2, leaseTtlMs: 3000 }).start();
+  });
+
+  const shutdown = async () => {
+    for (const c of clients) await c.close();
+    if (cl) await cl.stop();
+  };
+  after(shutdown);
+
+  async function connect(dp, user) {
+    const c = await WsClient.connect(dp.wsUrl(user));
+    clients.push(c);
+    return c;
+  }
+
+  it('subscriptions, publishes and idempotency keys hold whichever replica serves them', async () => {
+    const [cp1, cp2] = cl.cps;
+    const [dp1, dp2] = cl.dps;
+    const id = uniq('repl');
+    await call(cp1.api.channels, 'CreateChannel', { channel_id: id });
+    const user = uniq('ru');
+    const onDp1 = await connect(dp1, user);
+    const onDp2 = await connect(dp2, user);
+    await call(cp2.api.channels, 'Subscribe', { channel_id: id, user_id: user });
+    assert.deepEqual((await call(cp1.api.channels, 'ListSubscribers', { channel_id: id })).user_ids, [user]);
+
+    for (const cp of [cp1, cp2]) {
+      const r = await call(cp.api.messages, 'BroadcastToChannel', { channel_id: id, data: json('x') });
+      await onDp1.next({ type: 'message', id: r.message_id }, 5000);
+      await onDp2.next({ type: 'message', id: r.message_id }, 5000);
+    }
+
+    // One key on both replicas, one after the other and at the same time: one id, one delivery.
+    const req = { channel_id: id, data: json('once'), idempotency_key: uniq('key') };
+    const r1 = await call(cp1.api.messages, 'BroadcastToChannel', req);
+    const r2 = await call(cp2.api.messages, 'BroadcastToChannel', req);
+    assert.equal(r2.message_id, r1.message_id);
+    const req2 = { ...req, idempotency_key: uniq('key') };
+    const [c1, c2] = await Promise.all([
+      call(cp1.api.messages, 'BroadcastToChannel', req2),
+      call(cp2.api.messages, 'BroadcastToChannel', req2),
+    ]);
+    assert.equal(c1.message_id, c2.message_id);
+    for (const c of [onDp1, onDp2]) {
+      await c.next({ type: 'message', id: r1.message_id }, 5000);
+      await c.next({ type: 'message', id: c1.message_id }, 5000);
+      await c.none({ type: 'message' }, 500);
+    }
+
+    // A client subscribe on one node, a publish from the other.
+    const sub = uniq('rs');
+    const s = await connect(dp2, sub);
+    F.assertFrame(await s.request({ type: 'subscribe', channel_id: id, ref: 's' }), { type: 'ack', ref: 's' });
+    const p = await connect(dp1, uniq('rp'));
+    const ack = await p.request({ type: 'publish', channel_id: id, data: { from: 'dp1' } });
+    assert.equal(ack.type, 'ack', JSON.stringify(ack));
+    await s.next({ type: 'message', id: ack.id }, 5000);
+    await onDp1.next({ type: 'message', id: ack.id }, 5000);
+  });
+
+  stopsCleanly(shutdown);
+});
