@@ -210,88 +210,6 @@ out:
     return conns;
 }
 
-/* ---------------------------------------------------------------- create */
-
-struct create_op {
-    struct cp_ctx *c;
-    cp_channels_one_fn *cb;
-    void *arg;
-    char id[SB_IDENT_MAX + 1];
-    int64_t created_at;
-    const struct cp_kv *metadata; /* borrowed: used before cb only */
-    size_t n_metadata;
-    struct cp_kv *meta_copy;
-};
-
-static void create_written(void *arg, const struct cp_status *st0, const int64_t *versions,
-                           size_t n)
-{
-    (void)versions;
-    (void)n;
-    struct create_op *op = arg;
-    struct cp_status st = *st0;
-    if (st.code == SB_CODE_CONFLICT)
-        cp_status_set(&st, SB_CODE_CHANNEL_ALREADY_EXISTS, "channel %s already exists", op->id);
-    struct cp_channel_info ch = {.id = op->id,
-                                 .metadata = op->meta_copy,
-                                 .n_metadata = op->n_metadata,
-                                 .created_at = op->created_at};
-    op->cb(op->arg, &st, st.code == SB_CODE_NONE ? &ch : NULL);
-    for (size_t i = 0; i < op->n_metadata && op->meta_copy != NULL; i++) {
-        free(op->meta_copy[i].key);
-        free(op->meta_copy[i].value);
-    }
-    free(op->meta_copy);
-    free(op);
-}
-
-void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct cp_kv *metadata,
-                        size_t n_metadata, cp_channels_one_fn *cb, void *arg)
-{
-    struct cp_status st;
-    struct create_op *op = calloc(1, sizeof(*op));
-    json_t *meta = meta_json(metadata, n_metadata);
-    json_t *v =
-        meta ? json_pack("{s:I, s:o}", "created_at", (json_int_t)sb_time_now_ms(), "metadata", meta)
-             : NULL;
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    if (op != NULL && n_metadata > 0)
-        op->meta_copy = calloc(n_metadata, sizeof(*op->meta_copy));
-    bool ok = op != NULL && text != NULL && (n_metadata == 0 || op->meta_copy != NULL);
-    for (size_t i = 0; ok && i < n_metadata; i++) {
-        op->meta_copy[i].key = strdup(metadata[i].key);
-        op->meta_copy[i].value = strdup(metadata[i].value ? metadata[i].value : "");
-        ok = op->meta_copy[i].key != NULL && op->meta_copy[i].value != NULL;
-    }
-    if (!ok) {
-        if (op != NULL) {
-            for (size_t i = 0; i < n_metadata && op->meta_copy != NULL; i++) {
-                free(op->meta_copy[i].key);
-                free(op->meta_copy[i].value);
-            }
-            free(op->meta_copy);
-        }
-        free(op);
-        free(text);
-        json_decref(v);
-        oom(&st);
-        cb(arg, &st, NULL);
-        return;
-    }
-    op->c = c;
-    op->cb = cb;
-    op->arg = arg;
-    copy_id(op->id, channel_id);
-    op->created_at = (int64_t)json_integer_value(json_object_get(v, "created_at"));
-    op->n_metadata = n_metadata;
-    json_decref(v);
-    char key[KEY_MAX];
-    key2(key, "channels", channel_id);
-    struct cp_doc_op w = {.key = key, .value = text, .expect = 0};
-    c->store->ops->doc_write(c->store, &w, 1, create_written, op);
-    free(text);
-}
-
 /* ---------------------------------------------------------------- parsed records */
 
 /* A channel record's metadata, parsed (strings point into the json_t kept alongside). */
@@ -348,105 +266,134 @@ static char *sub_filter(const char *value)
     return out;
 }
 
+/* ---------------------------------------------------------------- removing subscriptions */
+
+/* Removes the subscriptions listed in `subs` (subs/<channel>/<user> documents) of a channel,
+ * each with its user_subs/ twin in the same write, so the two indexes never disagree; batches
+ * of PAIRS_PER_WRITE. Each user's nodes get Membership(removed). Then calls `then`. */
+#define PAIRS_PER_WRITE (BATCH_OPS / 2)
+
+typedef void pairs_then_fn(void *arg, const struct cp_status *st);
+
+struct pairs_op {
+    struct cp_ctx *c;
+    char ch[SB_IDENT_MAX + 1];
+    char **users;
+    int64_t *versions;
+    size_t n, next, batch;
+    pairs_then_fn *then;
+    void *arg;
+};
+
+static void pairs_free(struct pairs_op *op)
+{
+    for (size_t i = 0; i < op->n; i++)
+        free(op->users[i]);
+    free(op->users);
+    free(op->versions);
+    free(op);
+}
+
+static void pairs_end(struct pairs_op *op, const struct cp_status *st)
+{
+    pairs_then_fn *then = op->then;
+    void *arg = op->arg;
+    pairs_free(op);
+    then(arg, st);
+}
+
+static void pairs_write(struct pairs_op *op);
+
+static void pairs_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    (void)v;
+    (void)n;
+    struct pairs_op *op = arg;
+    if (st->code != SB_CODE_NONE) {
+        pairs_end(op, st);
+        return;
+    }
+    for (size_t i = op->next; i < op->next + op->batch; i++)
+        send_membership(op->c, op->users[i], op->ch, false, op->versions[i] + 1);
+    op->next += op->batch;
+    pairs_write(op);
+}
+
+static void pairs_write(struct pairs_op *op)
+{
+    if (op->next == op->n) {
+        struct cp_status ok;
+        cp_status_ok(&ok);
+        pairs_end(op, &ok);
+        return;
+    }
+    char keys[BATCH_OPS][KEY_MAX];
+    struct cp_doc_op ops[BATCH_OPS];
+    size_t k = 0;
+    op->batch = op->n - op->next < PAIRS_PER_WRITE ? op->n - op->next : PAIRS_PER_WRITE;
+    for (size_t i = op->next; i < op->next + op->batch; i++) {
+        key3(keys[k], "subs", op->ch, op->users[i]);
+        ops[k] = (struct cp_doc_op){.key = keys[k], .expect = -1};
+        k++;
+        key3(keys[k], "user_subs", op->users[i], op->ch);
+        ops[k] = (struct cp_doc_op){.key = keys[k], .expect = -1};
+        k++;
+    }
+    op->c->store->ops->doc_write(op->c->store, ops, k, pairs_written, op);
+}
+
+static void pairs_remove(struct cp_ctx *c, const char *channel_id, const struct cp_doc *subs,
+                         size_t n, pairs_then_fn *then, void *arg)
+{
+    struct cp_status st;
+    struct pairs_op *op = calloc(1, sizeof(*op));
+    if (op != NULL && n > 0) {
+        op->users = calloc(n, sizeof(*op->users));
+        op->versions = calloc(n, sizeof(*op->versions));
+    }
+    bool ok = op != NULL && (n == 0 || (op->users != NULL && op->versions != NULL));
+    for (size_t i = 0; ok && i < n; i++) {
+        op->users[i] = strdup(last_seg(subs[i].key));
+        op->versions[i] = subs[i].version;
+        op->n = i + 1;
+        ok = op->users[i] != NULL;
+    }
+    if (!ok) {
+        if (op != NULL)
+            pairs_free(op);
+        oom(&st);
+        then(arg, &st);
+        return;
+    }
+    op->c = c;
+    copy_id(op->ch, channel_id);
+    op->then = then;
+    op->arg = arg;
+    pairs_write(op);
+}
+
 /* ---------------------------------------------------------------- delete */
 
+/* The channel record goes first (with its idempotency records), then its subscriptions: a
+ * subscribe that commits after the first write sees the channel gone in its post-check and
+ * undoes itself, one that committed before is in the listing made after it. */
 struct delete_op {
     struct cp_ctx *c;
     cp_channels_done_fn *cb;
     void *arg;
     char id[SB_IDENT_MAX + 1];
     int tries;
-    int64_t chan_version;
-    char **users; /* subscribers and their subscription versions */
-    int64_t *sub_versions;
-    size_t n_users;
-    size_t next; /* user_subs deletes already written (batches before the final write) */
-    char (*keys)[KEY_MAX];
 };
 
 static void delete_start(struct delete_op *op);
 
-static void delete_free(struct delete_op *op)
+static void delete_finish(void *arg, const struct cp_status *st)
 {
-    for (size_t i = 0; i < op->n_users; i++)
-        free(op->users[i]);
-    free(op->users);
-    free(op->sub_versions);
-    free(op->keys);
-    free(op);
-}
-
-static void delete_reset(struct delete_op *op)
-{
-    for (size_t i = 0; i < op->n_users; i++)
-        free(op->users[i]);
-    free(op->users);
-    free(op->sub_versions);
-    free(op->keys);
-    op->users = NULL;
-    op->sub_versions = NULL;
-    op->keys = NULL;
-    op->n_users = op->next = 0;
-}
-
-static void delete_finish(struct delete_op *op, const struct cp_status *st)
-{
-    op->cb(op->arg, st);
-    delete_free(op);
-}
-
-static void delete_write_next(struct delete_op *op);
-
-static void delete_written(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
-{
-    (void)versions;
-    (void)n;
     struct delete_op *op = arg;
-    if (st->code == SB_CODE_CONFLICT && ++op->tries < MAX_TRIES) {
-        delete_reset(op);
-        delete_start(op);
-        return;
-    }
-    if (st->code != SB_CODE_NONE) {
-        delete_finish(op, st);
-        return;
-    }
-    if (op->next < op->n_users) {
-        delete_write_next(op);
-        return;
-    }
-    for (size_t i = 0; i < op->n_users; i++)
-        send_membership(op->c, op->users[i], op->id, false, op->sub_versions[i] + 1);
-    SB_LOG_INFO("cp", "channel deleted", "channel=%s subscribers=%zu", op->id, op->n_users);
-    struct cp_status ok;
-    cp_status_ok(&ok);
-    delete_finish(op, &ok);
-}
-
-/* Subscribers' user_subs/ entries go in batches; the last write also removes the channel
- * (guarded by its version), every subs/<channel>/ and idem_ch/<channel>/ entry, so a channel
- * with few subscribers goes in one atomic write. */
-static void delete_write_next(struct delete_op *op)
-{
-    struct cp_doc_op ops[BATCH_OPS];
-    size_t k = 0;
-    size_t left = op->n_users - op->next;
-    bool final = left <= BATCH_OPS - 3;
-    size_t take = final ? left : BATCH_OPS;
-    for (size_t i = 0; i < take; i++, op->next++) {
-        key3(op->keys[op->next], "user_subs", op->users[op->next], op->id);
-        ops[k++] = (struct cp_doc_op){.key = op->keys[op->next], .value = NULL, .expect = -1};
-    }
-    char ckey[KEY_MAX], skey[KEY_MAX], ikey[KEY_MAX];
-    if (final) {
-        key2(ckey, "channels", op->id);
-        snprintf(skey, sizeof(skey), "subs/%s/", op->id);
-        snprintf(ikey, sizeof(ikey), "idem_ch/%s/", op->id);
-        ops[k++] = (struct cp_doc_op){.key = ckey, .expect = op->chan_version};
-        ops[k++] = (struct cp_doc_op){.key = skey, .prefix = true, .expect = -1};
-        ops[k++] = (struct cp_doc_op){.key = ikey, .prefix = true, .expect = -1};
-    }
-    op->c->store->ops->doc_write(op->c->store, ops, k, delete_written, op);
+    if (st->code == SB_CODE_NONE)
+        SB_LOG_INFO("cp", "channel deleted", "channel=%s", op->id);
+    op->cb(op->arg, st);
+    free(op);
 }
 
 static void delete_subs(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
@@ -456,28 +403,25 @@ static void delete_subs(void *arg, const struct cp_status *st, const struct cp_d
         delete_finish(op, st);
         return;
     }
-    op->users = n ? calloc(n, sizeof(*op->users)) : NULL;
-    op->sub_versions = n ? calloc(n, sizeof(*op->sub_versions)) : NULL;
-    op->keys = n ? calloc(n, sizeof(*op->keys)) : NULL;
-    if (n > 0 && (op->users == NULL || op->sub_versions == NULL || op->keys == NULL)) {
-        struct cp_status e;
-        oom(&e);
-        delete_finish(op, &e);
+    pairs_remove(op->c, op->id, docs, n, delete_finish, op);
+}
+
+static void delete_written(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
+{
+    (void)versions;
+    (void)n;
+    struct delete_op *op = arg;
+    if (st->code == SB_CODE_CONFLICT && ++op->tries < MAX_TRIES) {
+        delete_start(op);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        op->users[i] = strdup(last_seg(docs[i].key));
-        op->sub_versions[i] = docs[i].version;
-        if (op->users[i] == NULL) {
-            op->n_users = i;
-            struct cp_status e;
-            oom(&e);
-            delete_finish(op, &e);
-            return;
-        }
+    if (st->code != SB_CODE_NONE) {
+        delete_finish(op, st);
+        return;
     }
-    op->n_users = n;
-    delete_write_next(op);
+    char prefix[KEY_MAX];
+    snprintf(prefix, sizeof(prefix), "subs/%s/", op->id);
+    op->c->store->ops->doc_list(op->c->store, prefix, delete_subs, op);
 }
 
 static void delete_got(void *arg, const struct cp_status *st, const struct cp_doc *doc)
@@ -493,10 +437,12 @@ static void delete_got(void *arg, const struct cp_status *st, const struct cp_do
         delete_finish(op, &e);
         return;
     }
-    op->chan_version = doc->version;
-    char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "subs/%s/", op->id);
-    op->c->store->ops->doc_list(op->c->store, prefix, delete_subs, op);
+    char ckey[KEY_MAX], ikey[KEY_MAX];
+    key2(ckey, "channels", op->id);
+    snprintf(ikey, sizeof(ikey), "idem_ch/%s/", op->id);
+    struct cp_doc_op ops[2] = {{.key = ckey, .expect = doc->version},
+                               {.key = ikey, .prefix = true, .expect = -1}};
+    op->c->store->ops->doc_write(op->c->store, ops, 2, delete_written, op);
 }
 
 static void delete_start(struct delete_op *op)
@@ -521,6 +467,129 @@ void cp_channels_delete(struct cp_ctx *c, const char *channel_id, cp_channels_do
     op->arg = arg;
     copy_id(op->id, channel_id);
     delete_start(op);
+}
+
+/* ---------------------------------------------------------------- create */
+
+struct create_op {
+    struct cp_ctx *c;
+    cp_channels_one_fn *cb;
+    void *arg;
+    char id[SB_IDENT_MAX + 1];
+    int64_t created_at;
+    size_t n_metadata;
+    struct cp_kv *meta_copy;
+    char *text;      /* the record */
+    int64_t version; /* its version once written */
+};
+
+static void create_done(void *arg, const struct cp_status *st0)
+{
+    struct create_op *op = arg;
+    struct cp_status st = *st0;
+    if (st.code == SB_CODE_CONFLICT)
+        cp_status_set(&st, SB_CODE_CHANNEL_ALREADY_EXISTS, "channel %s already exists", op->id);
+    struct cp_channel_info ch = {.id = op->id,
+                                 .metadata = op->meta_copy,
+                                 .n_metadata = op->n_metadata,
+                                 .created_at = op->created_at};
+    op->cb(op->arg, &st, st.code == SB_CODE_NONE ? &ch : NULL);
+    for (size_t i = 0; i < op->n_metadata && op->meta_copy != NULL; i++) {
+        free(op->meta_copy[i].key);
+        free(op->meta_copy[i].value);
+    }
+    free(op->meta_copy);
+    free(op->text);
+    free(op);
+}
+
+/* Subscriptions older than the new record were left by a deletion cut short (a crash between
+ * its writes): they are removed so the new channel starts empty. Newer ones are subscriptions
+ * to the new channel, made since. */
+static void create_orphans(void *arg, const struct cp_status *st, const struct cp_doc *docs,
+                           size_t n)
+{
+    struct create_op *op = arg;
+    struct cp_status ok;
+    cp_status_ok(&ok);
+    if (st->code != SB_CODE_NONE || n == 0) {
+        create_done(op, &ok); /* the channel exists: a failed look for leftovers is not fatal */
+        return;
+    }
+    struct cp_doc *old = calloc(n, sizeof(*old));
+    size_t k = 0;
+    for (size_t i = 0; old != NULL && i < n; i++)
+        if (docs[i].version < op->version)
+            old[k++] = docs[i];
+    if (k == 0) {
+        free(old);
+        create_done(op, &ok);
+        return;
+    }
+    SB_LOG_WARN("cp", "removing subscriptions left by an unfinished channel deletion",
+                "channel=%s count=%zu", op->id, k);
+    pairs_remove(op->c, op->id, old, k, create_done, op);
+    free(old);
+}
+
+static void create_written(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
+{
+    struct create_op *op = arg;
+    if (st->code != SB_CODE_NONE || n < 1) {
+        create_done(op, st);
+        return;
+    }
+    op->version = versions[0];
+    char prefix[KEY_MAX];
+    snprintf(prefix, sizeof(prefix), "subs/%s/", op->id);
+    op->c->store->ops->doc_list(op->c->store, prefix, create_orphans, op);
+}
+
+void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct cp_kv *metadata,
+                        size_t n_metadata, cp_channels_one_fn *cb, void *arg)
+{
+    struct cp_status st;
+    struct create_op *op = calloc(1, sizeof(*op));
+    json_t *meta = meta_json(metadata, n_metadata);
+    json_t *v =
+        meta ? json_pack("{s:I, s:o}", "created_at", (json_int_t)sb_time_now_ms(), "metadata", meta)
+             : NULL;
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (op != NULL && n_metadata > 0)
+        op->meta_copy = calloc(n_metadata, sizeof(*op->meta_copy));
+    bool ok = op != NULL && text != NULL && (n_metadata == 0 || op->meta_copy != NULL);
+    for (size_t i = 0; ok && i < n_metadata; i++) {
+        op->meta_copy[i].key = strdup(metadata[i].key);
+        op->meta_copy[i].value = strdup(metadata[i].value ? metadata[i].value : "");
+        ok = op->meta_copy[i].key != NULL && op->meta_copy[i].value != NULL;
+    }
+    if (!ok) {
+        if (op != NULL) {
+            for (size_t i = 0; i < n_metadata && op->meta_copy != NULL; i++) {
+                free(op->meta_copy[i].key);
+                free(op->meta_copy[i].value);
+            }
+            free(op->meta_copy);
+        }
+        free(op);
+        free(text);
+        json_decref(v);
+        oom(&st);
+        cb(arg, &st, NULL);
+        return;
+    }
+    op->c = c;
+    op->cb = cb;
+    op->arg = arg;
+    copy_id(op->id, channel_id);
+    op->created_at = (int64_t)json_integer_value(json_object_get(v, "created_at"));
+    op->n_metadata = n_metadata;
+    json_decref(v);
+    op->text = text;
+    char key[KEY_MAX];
+    key2(key, "channels", op->id);
+    struct cp_doc_op w = {.key = key, .value = op->text, .expect = 0};
+    c->store->ops->doc_write(c->store, &w, 1, create_written, op);
 }
 
 /* ---------------------------------------------------------------- list */
@@ -673,9 +742,11 @@ struct sub_op {
     char user[SB_IDENT_MAX + 1];
     char *filter; /* normalized: "" for none */
     bool client;
-    bool create;         /* the channel is missing and is created with the subscription */
-    int64_t sub_version; /* existing subscription (client re-subscribe), 0: none */
-    bool filter_only;    /* only the filter of an existing subscription changes */
+    bool create;          /* the channel is missing and is created with the subscription */
+    int64_t sub_version;  /* existing subscription (client re-subscribe), 0: none */
+    bool filter_only;     /* only the filter of an existing subscription changes */
+    int64_t chan_version; /* the channel record read (or written) */
+    int64_t put_version;  /* the subscription written */
     int tries;
 };
 
@@ -688,6 +759,38 @@ static void sub_finish(struct sub_op *op, const struct cp_status *st)
     free(op);
 }
 
+static void sub_undone(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
+{
+    (void)st; /* if the undo failed, DeleteChannel's listing or a re-create removes the pair */
+    (void)versions;
+    (void)n;
+    struct sub_op *op = arg;
+    struct cp_status e;
+    cp_status_set(&e, SB_CODE_CHANNEL_NOT_FOUND, "channel %s does not exist", op->ch);
+    sub_finish(op, &e);
+}
+
+/* Post-check: the channel must still be the one read before the write. A deletion that
+ * committed in between would not have listed this subscription: undo it. */
+static void sub_checked(void *arg, const struct cp_status *st, const struct cp_doc *doc)
+{
+    struct sub_op *op = arg;
+    if (st->code == SB_CODE_NONE && (doc == NULL || doc->version != op->chan_version)) {
+        char skey[KEY_MAX], ukey[KEY_MAX];
+        key3(skey, "subs", op->ch, op->user);
+        key3(ukey, "user_subs", op->user, op->ch);
+        struct cp_doc_op ops[2] = {{.key = skey, .expect = op->put_version},
+                                   {.key = ukey, .expect = -1}};
+        op->c->store->ops->doc_write(op->c->store, ops, 2, sub_undone, op);
+        return;
+    }
+    /* The store failing the read says nothing against the write that succeeded. */
+    send_membership(op->c, op->user, op->ch, true, op->put_version);
+    struct cp_status ok;
+    cp_status_ok(&ok);
+    sub_finish(op, &ok);
+}
+
 static void sub_written(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
 {
     struct sub_op *op = arg;
@@ -695,13 +798,16 @@ static void sub_written(void *arg, const struct cp_status *st, const int64_t *ve
         sub_start(op); /* decide again on fresh records */
         return;
     }
-    if (st->code != SB_CODE_NONE) {
+    if (st->code != SB_CODE_NONE || op->filter_only || n == 0) {
         sub_finish(op, st);
         return;
     }
-    if (!op->filter_only && n > 0)
-        send_membership(op->c, op->user, op->ch, true, versions[0]);
-    sub_finish(op, st);
+    op->put_version = versions[0];
+    if (op->create)
+        op->chan_version = versions[n - 1];
+    char key[KEY_MAX];
+    key2(key, "channels", op->ch);
+    op->c->store->ops->doc_get(op->c->store, key, sub_checked, op);
 }
 
 static void sub_write(struct sub_op *op)
@@ -812,6 +918,7 @@ static void sub_got_channel(void *arg, const struct cp_status *st, const struct 
         return;
     }
     op->create = false;
+    op->chan_version = doc != NULL ? doc->version : 0;
     if (doc == NULL) {
         if (!(op->client && op->c->set.auto_create_channels)) {
             struct cp_status e;
