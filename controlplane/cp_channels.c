@@ -18,11 +18,10 @@
 #include "sb_log.h"
 #include "sb_time.h"
 
-#define KEY_MAX       (16 + 2 * SB_IDENT_MAX + 8)
-#define MAX_TRIES     4
-#define BATCH_OPS     64 /* doc_write ops per call (the etcd store's limit) */
-#define PRUNE_EVERY   64 /* keyed publishes between two sweeps of expired idempotency docs */
-#define PRUNE_MAX_OPS 64
+#define KEY_MAX        (16 + 2 * SB_IDENT_MAX + 8)
+#define MAX_TRIES      4
+#define BATCH_OPS      64    /* doc_write ops per call (the etcd store's limit) */
+#define SWEEP_SLACK_MS 10000 /* expired idempotency records wait this long to go in batches */
 
 typedef Switchboard__Internal__V1__ControlItem ControlItem;
 
@@ -1227,6 +1226,7 @@ struct pub_op {
     char *idem; /* NULL: none */
     char idem_key[KEY_MAX];
     char id[SB_ID_LEN];
+    int64_t idem_expires;
     int tries;
 };
 
@@ -1248,38 +1248,122 @@ static void pub_finish(struct pub_op *op, const struct cp_status *st, const char
     pub_free(op);
 }
 
-static void pub_idem_check(struct pub_op *op);
+static void pub_idem_try(struct pub_op *op, int64_t expect);
 
-/* Fire-and-forget sweep of expired idempotency records. */
-static void prune_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+/* Idempotency records this replica wrote, oldest first: each is deleted (if unchanged) once
+ * expired, a batch at a time, when a later keyed publish comes by. No listing is ever needed;
+ * the records of a replica that died stay until their channel is deleted. */
+struct idem_rec {
+    struct idem_rec *next;
+    int64_t version;
+    int64_t expires; /* Unix ms */
+    char key[];
+};
+
+struct idem_fifo {
+    struct idem_rec *head, *tail;
+};
+
+/* A batch of expired records being deleted: one write with every compare; if one fails (the
+ * channel went, or another replica took a key over), each is retried alone. */
+struct sweep {
+    struct cp_ctx *c;
+    size_t n, pending;
+    struct idem_rec *recs[BATCH_OPS];
+};
+
+static void sweep_free(struct sweep *sw)
 {
-    (void)arg;
+    for (size_t i = 0; i < sw->n; i++)
+        free(sw->recs[i]);
+    free(sw);
+}
+
+static void sweep_single_done(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    (void)st;
     (void)v;
     (void)n;
-    if (st->code != SB_CODE_NONE && st->code != SB_CODE_CONFLICT)
-        SB_LOG_DEBUG("cp", "idempotency sweep failed", "code=%s", sb_code_name(st->code));
+    struct sweep *sw = arg;
+    if (--sw->pending == 0)
+        sweep_free(sw);
 }
 
-static void prune_listed(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
+static void sweep_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
 {
-    struct cp_ctx *c = arg;
-    if (st->code != SB_CODE_NONE)
+    (void)v;
+    (void)n;
+    struct sweep *sw = arg;
+    if (st->code != SB_CODE_CONFLICT) {
+        if (st->code != SB_CODE_NONE)
+            SB_LOG_DEBUG("cp", "idempotency sweep failed", "code=%s", sb_code_name(st->code));
+        sweep_free(sw);
         return;
-    struct cp_doc_op ops[PRUNE_MAX_OPS];
-    size_t k = 0;
-    int64_t now = sb_time_now_ms();
-    for (size_t i = 0; i < n && k < PRUNE_MAX_OPS; i++) {
-        json_t *j = json_loads(docs[i].value, 0, NULL);
-        int64_t exp = (int64_t)json_integer_value(json_object_get(j, "expires_at"));
-        json_decref(j);
-        if (exp < now)
-            ops[k++] = (struct cp_doc_op){.key = docs[i].key, .expect = docs[i].version};
     }
-    if (k > 0)
-        c->store->ops->doc_write(c->store, ops, k, prune_written, NULL);
+    /* pending counts the writes still out, plus one while they are being started, so an
+     * inline completion cannot free the batch under the loop. */
+    sw->pending = sw->n + 1;
+    for (size_t i = 0; i < sw->n; i++) {
+        struct cp_doc_op op = {.key = sw->recs[i]->key, .expect = sw->recs[i]->version};
+        sw->c->store->ops->doc_write(sw->c->store, &op, 1, sweep_single_done, sw);
+    }
+    sweep_single_done(sw, st, NULL, 0);
 }
 
-static unsigned prune_counter;
+static void idem_sweep(struct cp_ctx *c, int64_t now)
+{
+    struct idem_fifo *f = c->channels;
+    if (f == NULL || f->head == NULL || f->head->expires >= now - SWEEP_SLACK_MS)
+        return;
+    struct sweep *sw = calloc(1, sizeof(*sw));
+    if (sw == NULL)
+        return;
+    sw->c = c;
+    struct cp_doc_op ops[BATCH_OPS];
+    while (sw->n < BATCH_OPS && f->head != NULL && f->head->expires < now) {
+        struct idem_rec *r = f->head;
+        f->head = r->next;
+        ops[sw->n] = (struct cp_doc_op){.key = r->key, .expect = r->version};
+        sw->recs[sw->n++] = r;
+    }
+    if (f->head == NULL)
+        f->tail = NULL;
+    c->store->ops->doc_write(c->store, ops, sw->n, sweep_written, sw);
+}
+
+static void idem_remember(struct cp_ctx *c, const char *key, int64_t version, int64_t expires)
+{
+    struct idem_fifo *f = c->channels;
+    if (f == NULL && (f = c->channels = calloc(1, sizeof(*f))) == NULL)
+        return;
+    size_t n = strlen(key) + 1;
+    struct idem_rec *r = malloc(sizeof(*r) + n);
+    if (r == NULL)
+        return; /* not swept: it stays until its channel goes */
+    r->next = NULL;
+    r->version = version;
+    r->expires = expires;
+    memcpy(r->key, key, n);
+    if (f->tail != NULL)
+        f->tail->next = r;
+    else
+        f->head = r;
+    f->tail = r;
+}
+
+void cp_channels_fini(struct cp_ctx *c)
+{
+    struct idem_fifo *f = c->channels;
+    if (f == NULL)
+        return;
+    while (f->head != NULL) {
+        struct idem_rec *r = f->head;
+        f->head = r->next;
+        free(r);
+    }
+    free(f);
+    c->channels = NULL;
+}
 
 static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
 {
@@ -1323,8 +1407,6 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     op->c->messages_published++;
     cp_buf_fini(&b);
     free(users);
-    if (op->idem != NULL && ++prune_counter % PRUNE_EVERY == 0)
-        op->c->store->ops->doc_list(op->c->store, "idem_ch/", prune_listed, op->c);
     pub_finish(op, st, op->id);
 }
 
@@ -1335,19 +1417,24 @@ static void pub_list_subs(struct pub_op *op)
     op->c->store->ops->doc_list(op->c->store, prefix, pub_deliver, op);
 }
 
+/* The record is written first with "must be absent": fresh keys (nearly all) cost one write.
+ * A conflict means the key was used: read the record and answer its id, or take an expired
+ * one over (guarded by its version). */
+static void pub_idem_got(void *arg, const struct cp_status *st, const struct cp_doc *doc);
+
 static void pub_idem_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
 {
-    (void)v;
-    (void)n;
     struct pub_op *op = arg;
     if (st->code == SB_CODE_CONFLICT && ++op->tries < MAX_TRIES) {
-        pub_idem_check(op); /* a concurrent call with the same key: read its result */
+        op->c->store->ops->doc_get(op->c->store, op->idem_key, pub_idem_got, op);
         return;
     }
     if (st->code != SB_CODE_NONE) {
         pub_finish(op, st, NULL);
         return;
     }
+    if (n > 0)
+        idem_remember(op->c, op->idem_key, v[0], op->idem_expires);
     pub_list_subs(op);
 }
 
@@ -1358,31 +1445,38 @@ static void pub_idem_got(void *arg, const struct cp_status *st, const struct cp_
         pub_finish(op, st, NULL);
         return;
     }
-    int64_t expect = 0;
-    if (doc != NULL) {
-        json_t *j = json_loads(doc->value, 0, NULL);
-        const char *k = json_string_value(json_object_get(j, "key"));
-        const char *mid = json_string_value(json_object_get(j, "message_id"));
-        int64_t exp = (int64_t)json_integer_value(json_object_get(j, "expires_at"));
-        bool same = k != NULL && mid != NULL && strcmp(k, op->idem) == 0;
-        if (same && exp >= sb_time_now_ms()) {
-            char first[SB_ID_LEN * 2];
-            snprintf(first, sizeof(first), "%s", mid);
-            json_decref(j);
-            pub_finish(op, st, first);
-            return;
-        }
-        json_decref(j);
-        if (!same && exp >= sb_time_now_ms()) {
-            SB_LOG_WARN("cp", "idempotency hash collision: publishing unrecorded", "channel=%s",
-                        op->ch);
-            pub_list_subs(op);
-            return;
-        }
-        expect = doc->version; /* expired: take it over */
+    if (doc == NULL) {
+        pub_idem_try(op, 0); /* swept meanwhile */
+        return;
     }
+    json_t *j = json_loads(doc->value, 0, NULL);
+    const char *k = json_string_value(json_object_get(j, "key"));
+    const char *mid = json_string_value(json_object_get(j, "message_id"));
+    int64_t exp = (int64_t)json_integer_value(json_object_get(j, "expires_at"));
+    bool same = k != NULL && mid != NULL && strcmp(k, op->idem) == 0;
+    bool live = exp >= sb_time_now_ms();
+    if (same && live) {
+        char first[SB_ID_LEN * 2];
+        snprintf(first, sizeof(first), "%s", mid);
+        json_decref(j);
+        pub_finish(op, st, first);
+        return;
+    }
+    json_decref(j);
+    if (live) {
+        SB_LOG_WARN("cp", "idempotency hash collision: publishing unrecorded", "channel=%s",
+                    op->ch);
+        pub_list_subs(op);
+        return;
+    }
+    pub_idem_try(op, doc->version); /* expired: take it over */
+}
+
+static void pub_idem_try(struct pub_op *op, int64_t expect)
+{
+    op->idem_expires = sb_time_now_ms() + CP_IDEM_TTL_MS;
     json_t *v = json_pack("{s:s, s:s, s:I}", "key", op->idem, "message_id", op->id, "expires_at",
-                          (json_int_t)(sb_time_now_ms() + CP_IDEM_TTL_MS));
+                          (json_int_t)op->idem_expires);
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (text == NULL) {
@@ -1394,11 +1488,6 @@ static void pub_idem_got(void *arg, const struct cp_status *st, const struct cp_
     struct cp_doc_op w = {.key = op->idem_key, .value = text, .expect = expect};
     op->c->store->ops->doc_write(op->c->store, &w, 1, pub_idem_written, op);
     free(text);
-}
-
-static void pub_idem_check(struct pub_op *op)
-{
-    op->c->store->ops->doc_get(op->c->store, op->idem_key, pub_idem_got, op);
 }
 
 static void pub_got_channel(void *arg, const struct cp_status *st, const struct cp_doc *doc)
@@ -1414,10 +1503,12 @@ static void pub_got_channel(void *arg, const struct cp_status *st, const struct 
         pub_finish(op, &e, NULL);
         return;
     }
-    if (op->idem != NULL)
-        pub_idem_check(op);
-    else
+    if (op->idem != NULL) {
+        idem_sweep(op->c, sb_time_now_ms());
+        pub_idem_try(op, 0);
+    } else {
         pub_list_subs(op);
+    }
 }
 
 void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
