@@ -373,7 +373,11 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                                           .data_len = p->data.len,
                                           .metadata = op->metadata,
                                           .n_metadata = p->n_metadata,
-                                          .idem_key = req->idempotency_key};
+                                          .idem_key = NULL};
+        /* The node's request key makes a publish re-sent after a failover land once; a memory
+         * control plane has no failover (as for room messages, the key is ignored there). */
+        if (c->distributed)
+            cpub.idem_key = req->idempotency_key;
         cp_channels_publish(c, &cpub, channel_published, op);
         return;
     }
