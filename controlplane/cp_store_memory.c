@@ -311,7 +311,9 @@ static void room_list(struct cp_store *s, const struct cp_room_query *q, cp_stor
             start++;
     }
     size_t limit = q->limit > 0 ? (size_t)q->limit : 1;
-    const struct cp_room **out = malloc(limit * sizeof(*out));
+    /* Callers may ask for "everything" (GetStats): never allocate beyond what exists. */
+    size_t room_left = m->n_rooms - start;
+    const struct cp_room **out = malloc((limit < room_left ? limit : room_left) * sizeof(*out) + 1);
     if (out == NULL) {
         cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
         cb(arg, &st, NULL, 0, false);
