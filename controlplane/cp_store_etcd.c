@@ -1892,7 +1892,10 @@ static void s_user_peers(struct cp_store *st, const char *user_id, cp_store_ids_
 
 /* ---------------------------------------------------------------- messages: encoding */
 
-static char *message_json(const struct cp_message *m)
+/* The stored JSON of a message. `transient`: a message of a room without history
+ * (max_history 0), stored only so that every replica's watch reports it; history reads,
+ * message_update and history_trim's count skip it, the next commit deletes it. */
+static char *message_json_t(const struct cp_message *m, bool transient)
 {
     json_t *meta = json_object();
     for (size_t i = 0; i < m->n_metadata; i++)
@@ -1918,6 +1921,8 @@ static char *message_json(const struct cp_message *m)
         rc |= json_object_set_new(j, "edited_at", json_integer((json_int_t)m->edited_at));
     if (m->ext != NULL)
         rc |= json_object_set_new(j, "ext", json_string(m->ext));
+    if (transient)
+        rc |= json_object_set_new(j, "transient", json_true());
     if (rc != 0) {
         json_decref(j);
         return NULL;
@@ -1925,11 +1930,19 @@ static char *message_json(const struct cp_message *m)
     return json_text(j);
 }
 
-static struct cp_message *message_parse(const char *v, size_t n)
+static char *message_json(const struct cp_message *m)
+{
+    return message_json_t(m, false);
+}
+
+/* *transient (may be NULL): see message_json_t. */
+static struct cp_message *message_parse_t(const char *v, size_t n, bool *transient)
 {
     json_t *j = json_parse(v, n);
     if (j == NULL)
         return NULL;
+    if (transient != NULL)
+        *transient = json_is_true(json_object_get(j, "transient"));
     struct cp_message m = {0};
     m.id = (char *)jstr(j, "id");
     m.seq = jint(j, "seq");
@@ -1967,6 +1980,11 @@ static struct cp_message *message_parse(const char *v, size_t n)
     free(kvs);
     json_decref(j);
     return out;
+}
+
+static struct cp_message *message_parse(const char *v, size_t n)
+{
+    return message_parse_t(v, n, NULL);
 }
 
 /* ---------------------------------------------------------------- sequencing */
@@ -2617,8 +2635,8 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     int64_t seq = sr->last_seq;
     for (struct draft *d = op->list; d != NULL; d = d->next) {
         d->msg->seq = ++seq;
-        if (max_history > 0) {
-            char *v = message_json(d->msg);
+        {
+            char *v = message_json_t(d->msg, max_history <= 0);
             if (v == NULL || cp_keys_history(sr->room_id, seq, hk, sizeof(hk)) != SB_OK)
                 t.failed = true;
             else
@@ -2645,7 +2663,13 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     char sv[32];
     snprintf(sv, sizeof(sv), "%lld", (long long)seq);
     tb_put(&t, sk, sv, strlen(sv), 0);
-    if (max_history > 0 && seq > max_history) {
+    if (max_history <= 0 && sr->last_seq > 0) {
+        /* The previous commit's transient messages (see message_json_t). */
+        char from[CP_KEYS_MAX];
+        cp_keys_history(sr->room_id, 0, from, sizeof(from));
+        cp_keys_history(sr->room_id, sr->last_seq + 1, hk, sizeof(hk));
+        tb_del_range(&t, from, hk);
+    } else if (max_history > 0 && seq > max_history) {
         char from[CP_KEYS_MAX];
         cp_keys_history(sr->room_id, 0, from, sizeof(from));
         cp_keys_history(sr->room_id, seq - max_history + 1, hk, sizeof(hk));
@@ -2792,9 +2816,12 @@ static void hist_answer(struct estore *s, void *ud, enum sb_err e, const char *b
     struct cp_history h;
     cp_history_init(&h);
     for (size_t i = 0; i < r.n_kvs; i++) {
-        struct cp_message *m = message_parse(r.kvs[i].value, r.kvs[i].value_len);
-        if (m == NULL)
+        bool transient = false;
+        struct cp_message *m = message_parse_t(r.kvs[i].value, r.kvs[i].value_len, &transient);
+        if (m == NULL || transient) {
+            cp_message_free(m);
             continue;
+        }
         if (h.count == 0)
             h.last_seq = m->seq - 1;
         if (m->seq != cp_history_next_seq(&h) || cp_history_append(&h, m, SIZE_MAX) != SB_OK)
@@ -3737,8 +3764,9 @@ static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char
         const struct cp_etcd_kv *kv = &h->kvs[i];
         if (!may_hold_id(kv, op->message_id))
             continue;
-        struct cp_message *m = message_parse(kv->value, kv->value_len);
-        if (m != NULL && strcmp(m->id, op->message_id) == 0) {
+        bool transient = false;
+        struct cp_message *m = message_parse_t(kv->value, kv->value_len, &transient);
+        if (m != NULL && !transient && strcmp(m->id, op->message_id) == 0) {
             mu_write(s, op, m, kv);
             cp_etcd_txn_result_fini(&t);
             return;
@@ -3867,11 +3895,10 @@ static void trim_write_answer(struct estore *s, void *ud, enum sb_err e, const c
         return;
     }
     bool won = t.succeeded;
-    int64_t deleted = won && t.n_ops > 0 ? t.ops[0].r.count : 0;
     cp_etcd_txn_result_fini(&t);
     if (won) {
         cp_status_ok(&st);
-        trim_answer(op, &st, deleted);
+        trim_answer(op, &st, op->count);
     } else if (++op->tries >= RMW_RETRIES) {
         set_busy(&st, "room", op->room_id);
         trim_answer(op, &st, 0);
@@ -3944,13 +3971,14 @@ static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
         const struct cp_etcd_kv *kv = &h->kvs[i];
         json_t *j = json_parse(kv->value, kv->value_len);
         int64_t ts = j != NULL ? jint(j, "timestamp") : 0;
+        bool transient = j != NULL && json_is_true(json_object_get(j, "transient"));
         json_decref(j);
         if (ts >= op->before_time) {
             ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, false);
             found_cut = true;
             break;
         }
-        op->count++;
+        op->count += transient ? 0 : 1;
         /* Everything up to this key goes: the cut is just after it. */
         ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, true);
     }

@@ -913,6 +913,35 @@ static void test_store_trim_and_update_span_pages(void **state)
     assert_int_equal(hist[0].seq, 131);
 }
 
+/* History off (max_history 0): nothing readable, but every message is still reported. */
+static void test_store_no_history_still_reports(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    observe_start(s);
+    struct cp_message d = {.id = "m1", .room_id = "r1", .data = "1", .data_len = 1};
+    struct res r = {0};
+    for (int i = 1; i <= 3; i++) {
+        S(s->ops->message_append(s, &d, NULL, 0, on_append, &r));
+        assert_int_equal(r.code, SB_CODE_NONE);
+        assert_int_equal(r.seq, i);
+    }
+    EVENTS("MESSAGE r1 - seq=1 data=1", "MESSAGE r1 - seq=2 data=1", "MESSAGE r1 - seq=3 data=1");
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 0);
+    struct msg_edit e = {.data = "2"};
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m1", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_MESSAGE_NOT_FOUND);
+    S(s->ops->history_trim(s, "r1", INT64_MAX, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, 0);
+    struct res g = {0};
+    S(s->ops->room_get(s, "r1", on_room, &g));
+    assert_int_equal(g.seq, 3);
+    s->ops->observe(s, NULL, NULL);
+}
+
 #ifdef CP_TEST_ETCD
 #include "cp_store_etcd_cases.h"
 #endif
@@ -929,6 +958,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_room_update_and_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_message_update_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_and_update_span_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_no_history_still_reports, setup, teardown),
 #ifdef CP_TEST_ETCD
         ETCD_ONLY_CASES
 #endif
