@@ -128,6 +128,7 @@ struct estore {
     bool claiming_leader;
     int64_t idem_lease;
     int64_t idem_lease_at;
+    uint64_t txn_marker; /* next write marker (tb_marker) */
     bool idem_granting;
     bool stopped;
     bool relisting;
@@ -2891,6 +2892,40 @@ static void s_history_query(struct cp_store *st, const struct cp_history_query *
 
 /* ---------------------------------------------------------------- issue 4: documents */
 
+/* Write markers. A compare-guarded txn sent with CP_ETCD_RETRY may be applied, lose its answer
+ * (leader change, endpoint failure) and be sent again, whose compares then fail on the
+ * txn's own changes: a false CONFLICT, or an edit applied twice. So these txns also put a
+ * unique marker key (sb/txn/<cp_id>/<n>, on the short idempotency lease) and read it back in
+ * their failure branch: a failed compare with the marker present means the first attempt
+ * landed, at the marker's mod_revision. Must be the txn's only failure op. */
+static void tb_marker(struct estore *s, struct txnb *t)
+{
+    char k[CP_KEYS_MAX];
+    if (cp_keys_txn(s->id, s->txn_marker++, k, sizeof(k)) != SB_OK) {
+        t->failed = true;
+        return;
+    }
+    tb_put(t, k, "", 0, s->idem_lease != 0 ? s->idem_lease : s->lease);
+    tb_fail_get(t, k, false);
+}
+
+/* For a txn with tb_marker: true when it is applied (succeeded, or an earlier attempt of it
+ * landed), with *rev its revision. */
+static bool txn_applied(const struct cp_etcd_txn_result *t, int64_t *rev)
+{
+    *rev = t->revision;
+    if (t->succeeded)
+        return true;
+    const struct cp_etcd_kv *kv =
+        t->n_ops > 0 && t->ops[0].r.n_kvs > 0 ? &t->ops[0].r.kvs[0] : NULL;
+    if (kv == NULL)
+        return false;
+    SB_LOG_INFO("cp", "a write was retried after it landed: answered from its marker",
+                "revision=%lld", (long long)kv->mod_revision);
+    *rev = kv->mod_revision;
+    return true;
+}
+
 /* Documents (sb/doc/<key>) are not cached: doc_get and doc_list are range reads straight from
  * etcd (linearizable: they see every write answered before they started, on any replica);
  * doc_write is one txn answered after the barrier (so this replica's observer has seen it). */
@@ -3061,8 +3096,8 @@ static void docwrite_answer(struct estore *s, void *ud, enum sb_err e, const cha
         docwrite_free(op);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (!won) {
         cp_status_set(&st, SB_CODE_CONFLICT, "%s changed concurrently",
@@ -3192,11 +3227,13 @@ static void s_doc_write(struct cp_store *st, const struct cp_doc_op *ops, size_t
                 tb_put(&t, ek[i], ops[i].value, strlen(ops[i].value), 0);
             }
         }
-        if (t.ns > DOC_MAX_TXN_OPS) {
+        if (t.ns + 1 > DOC_MAX_TXN_OPS) {
             cp_status_set(&stt, SB_CODE_INVALID_MESSAGE,
-                          "document write too large: %zu etcd operations (at most %d)", t.ns,
+                          "document write too large: %zu etcd operations (at most %d)", t.ns + 1,
                           DOC_MAX_TXN_OPS);
             bad = true;
+        } else if (t.nc > 0) {
+            tb_marker(s, &t);
         }
     }
     for (size_t i = 0; ek != NULL && i < n; i++)
@@ -3276,11 +3313,11 @@ static void ru_try(struct estore *s, struct ru_op *op);
 
 static void ru_after(struct estore *s, void *ud, bool okb)
 {
-    (void)okb;
     struct ru_op *op = ud;
     struct cp_status st;
     cp_status_ok(&st);
-    struct eroom *r = room_live(s, op->room_id);
+    /* The cache (member_count, last_seq) once it shows the write; else what was written. */
+    struct eroom *r = okb ? room_live(s, op->room_id) : NULL;
     op->cb(op->arg, &st, r != NULL ? &r->room : op->room);
     ru_free(op);
 }
@@ -3295,8 +3332,8 @@ static void ru_write_answer(struct estore *s, void *ud, enum sb_err e, const cha
         ru_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, ru_after, op);
@@ -3376,6 +3413,7 @@ static void ru_read_answer(struct estore *s, void *ud, enum sb_err e, const char
     if (val != NULL)
         tb_put(&t, k, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &t);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, ru_write_answer, op);
 }
 
@@ -3471,8 +3509,8 @@ static void role_write_answer(struct estore *s, void *ud, enum sb_err e, const c
         role_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, role_after, op);
@@ -3530,6 +3568,7 @@ static void role_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
     if (val != NULL)
         tb_put(&w, k, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &w);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&w), CP_ETCD_RETRY, role_write_answer, op);
 }
 
@@ -3668,8 +3707,8 @@ static void mu_write_answer(struct estore *s, void *ud, enum sb_err e, const cha
         mu_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, mu_after, op);
@@ -3740,6 +3779,7 @@ static void mu_write(struct estore *s, struct mu_op *op, struct cp_message *cur,
     if (val != NULL)
         tb_put(&t, kv->key, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &t);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, mu_write_answer, op);
 }
 
@@ -3961,8 +4001,14 @@ static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
     if (op->room_rev == 0) {
         op->room_rev = rkv->create_revision;
     } else if (op->room_rev != rkv->create_revision) {
+        /* Deleted and re-created between two pages. */
         cp_etcd_txn_result_fini(&t);
-        trim_restart(s, op);
+        if (++op->tries >= RMW_RETRIES) {
+            set_busy(&st, "room", op->room_id);
+            trim_answer(op, &st, 0);
+        } else {
+            trim_restart(s, op);
+        }
         return;
     }
     const struct cp_etcd_result *h = txn_op(&t, 1);
@@ -4723,6 +4769,8 @@ enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp
         s->ttl_s = 2;
     s->timeout_ms = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 3000;
     s->hooks = cfg->hooks;
+    /* Markers of a previous run under the same id may still live (180 s): start elsewhere. */
+    s->txn_marker = (uint64_t)sb_time_now_ms() << 20;
     cp_barrier_init(&s->barrier);
     cp_map_init(&s->rooms);
     cp_map_init(&s->user_rooms);
