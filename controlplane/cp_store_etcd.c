@@ -4640,6 +4640,13 @@ void cp_store_etcd_stop(struct cp_store *st)
     cp_handoff_post(s->h, finalize_run, s);
 }
 
+void cp_store_etcd_relist(struct cp_store *st)
+{
+    struct estore *s = ES(st);
+    if (!s->stopped && !s->relisting)
+        relist(s);
+}
+
 void cp_store_etcd_tick(struct cp_store *st, int64_t now)
 {
     struct estore *s = ES(st);

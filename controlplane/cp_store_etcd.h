@@ -66,6 +66,11 @@ bool cp_store_is_etcd(const struct cp_store *s);
  * the owner drains afterwards); the store stays usable for destroy only. Owner thread. */
 void cp_store_etcd_stop(struct cp_store *s);
 
+/* Clears the cache and lists sb/ again, as when the watch's start revision was compacted
+ * (then restarts the watch after the listing). Nothing is reported to the observer for it.
+ * Owner thread; for tests and operators. */
+void cp_store_etcd_relist(struct cp_store *s);
+
 /* Timers: barrier timeouts, idempotency expiry, lease rotation. Owner thread, every <= 200 ms. */
 void cp_store_etcd_tick(struct cp_store *s, int64_t mono_ms);
 

@@ -667,6 +667,29 @@ static void test_store_etcd_retried_write_that_landed(void **state)
     assert_int_equal(w.code, SB_CODE_CONFLICT);
 }
 
+/* A re-list (after a compacted watch start) rebuilds the cache silently: nothing old is
+ * reported again, and changes after it are reported once. */
+static void test_store_etcd_relist_reports_nothing_old(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    assert_int_equal(append_on(s, NULL).seq, 1);
+    assert_int_equal(doc_put(s, "bans/r1/bob", "{}", 0).code, SB_CODE_NONE);
+    observe_start(s);
+    cp_store_etcd_relist(s);
+    pump(300);
+    struct res r = {0};
+    S(s->ops->room_get(s, "r1", on_room, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.member_count, 1);
+    assert_int_equal(r.seq, 1);
+    EVENTS(NULL);
+    assert_int_equal(doc_put(s, "bans/r1/carol", "{}", 0).code, SB_CODE_NONE);
+    assert_int_equal(append_on(s, NULL).seq, 2);
+    EVENTS("DOC - - bans/r1/carol={} v>0", "MESSAGE r1 - seq=2 data={\"n\":1}");
+    s->ops->observe(s, NULL, NULL);
+}
+
 #define ETCD_ONLY_CASES                                                                            \
     cmocka_unit_test_setup_teardown(test_store_etcd_idempotency, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),      \
@@ -683,6 +706,8 @@ static void test_store_etcd_retried_write_that_landed(void **state)
         cmocka_unit_test_setup_teardown(test_store_etcd_unreachable_is_unavailable, setup,         \
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_retried_write_that_landed, setup,          \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_relist_reports_nothing_old, setup,         \
                                         teardown),
 
 #endif
