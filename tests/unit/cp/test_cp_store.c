@@ -584,6 +584,43 @@ static void test_store_docs_list_and_prefix_delete(void **state)
     assert_int_equal(r.n, 0);
 }
 
+/* Both stores take the same document keys and at most 64 ops in one write. */
+static void test_store_doc_keys_and_limits(void **state)
+{
+    struct cp_store *s = *state;
+    const char *bad[] = {"",        "Bans/x",  "bans",    "bans/",   "bans//x",
+                         "bans/x/", "/bans/x", "ba-ns/x", "bans/a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct docs r = doc_put(s, bad[i], "{}", -1);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+        r = doc_get(s, bad[i]);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    }
+    assert_int_equal(doc_list(s, "bans//").code, SB_CODE_INVALID_MESSAGE);
+    assert_int_equal(doc_list(s, "/").code, SB_CODE_INVALID_MESSAGE);
+    /* Ids beyond sb_ident: channel patterns, UTF-8. */
+    assert_int_equal(doc_put(s, "subs/news.*/alice", "{}", 0).code, SB_CODE_NONE);
+    assert_int_equal(doc_put(s, "channels/caf\xc3\xa9", "{}", 0).code, SB_CODE_NONE);
+    assert_true(doc_get(s, "channels/caf\xc3\xa9").found);
+    /* A prefix op with a value is refused. */
+    struct cp_doc_op pv = {.key = "subs/", .value = "{}", .prefix = true, .expect = -1};
+    struct docs r;
+    S(s->ops->doc_write(s, &pv, 1, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    /* At most 64 ops, and 64 work. */
+    struct cp_doc_op ops[65];
+    char keys[65][32];
+    for (int i = 0; i < 65; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "bulk/k%02d", i);
+        ops[i] = (struct cp_doc_op){.key = keys[i], .value = "{}", .expect = 0};
+    }
+    S(s->ops->doc_write(s, ops, 65, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    S(s->ops->doc_write(s, ops, 64, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(doc_list(s, "bulk/").n, 64);
+}
+
 struct room_edit {
     const char *name;
     bool archive;
@@ -955,6 +992,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_versions_and_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_list_and_prefix_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_doc_keys_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_room_update_and_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_message_update_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_and_update_span_pages, setup, teardown),
