@@ -13,6 +13,7 @@
 #include "cp_filter.h"
 #include "cp_glob.h"
 #include "cp_json.h"
+#include "cp_watch.h"
 #include "sb_id.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -1392,8 +1393,9 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     }
     struct cp_buf b;
     cp_buf_init(&b);
+    int64_t now = sb_time_now_ms();
     cp_channels_frame(&b, op->id, op->ch, op->user, op->data, op->data_len, op->meta, op->n_meta,
-                      sb_time_now_ms());
+                      now);
     if (b.failed) {
         cp_buf_fini(&b);
         free(users);
@@ -1405,6 +1407,8 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     if (n_users > 0)
         deliver(op->c, op->ch, users, n_users, n_users == n, b.data, b.len);
     op->c->messages_published++;
+    cp_watch_channel_message(op->c, op->ch, op->id, op->user, op->data, op->data_len, op->meta,
+                             op->n_meta, now); /* WatchEvents: "channel_message" */
     cp_buf_fini(&b);
     free(users);
     pub_finish(op, st, op->id);
