@@ -43,7 +43,8 @@ struct adm {
     char *owner_id;     /* TransferRoomOwnership: the owner before */
     char *key;          /* document key */
     int64_t version;    /* document version read */
-    int64_t expires_at; /* BanMember */
+    int64_t created_at; /* CreateInvite */
+    int64_t expires_at; /* BanMember, CreateInvite */
     json_t *doc;        /* AcceptInvite: the invite */
 };
 
@@ -523,9 +524,15 @@ static void setrole_go(struct adm *a)
         adm_free(a);
         return;
     }
-    if (!allowed(a, CP_PERM_SET_ROLE, true, a->target_role) ||
-        !allowed(a, CP_PERM_SET_ROLE, true, a->role))
+    if (!allowed(a, CP_PERM_SET_ROLE, true, a->target_role))
         return;
+    if (has(a->actor_id) && !cp_perm_allows(a->actor_role, CP_PERM_SET_ROLE, a->role)) {
+        cp_call_failf(a->call, SB_CODE_PERMISSION_DENIED,
+                      "user %s (%s of room %s) may not give the role %s", a->actor_id,
+                      cp_role_name(a->actor_role), a->room_id, cp_role_name(a->role));
+        adm_free(a);
+        return;
+    }
     a->c->store->ops->member_set_role(a->c->store, a->room_id, a->target_id, a->role, setrole_done,
                                       a);
 }
@@ -836,7 +843,7 @@ static void invite_written(void *arg, const struct cp_status *st, const int64_t 
     inv.room_id = (char *)a->room_id;
     inv.inviter_id = req->inviter_id ? req->inviter_id : "";
     inv.invitee_id = (char *)a->target_id;
-    inv.created_at = a->version; /* created_at kept here for the answer */
+    inv.created_at = a->created_at;
     inv.expires_at = a->expires_at;
     cp_call_reply(a->call, &inv.base);
     adm_free(a);
@@ -858,7 +865,7 @@ static void invite_go(struct adm *a)
     size_t klen = strlen("invites/") + strlen(id) + 1;
     a->key = malloc(klen);
     int64_t now = sb_time_now_ms();
-    a->version = now;
+    a->created_at = now;
     a->expires_at = now + (req->ttl_ms > 0 ? req->ttl_ms : INVITE_TTL_DEF);
     json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I}", "room_id", a->room_id, "inviter_id",
                           req->inviter_id ? req->inviter_id : "", "invitee_id", a->target_id,

@@ -154,6 +154,7 @@ describe('Rooms administration', { timeout: 180000 }, () => {
     await rejectsWith(rooms('ArchiveRoom', { room_id: uniq('nope') }), status.NOT_FOUND, 'room_not_found');
     await rejectsWith(rooms('RestoreRoom', { room_id: uniq('nope') }), status.NOT_FOUND, 'room_not_found');
     await rejectsWith(rooms('ArchiveRoom', { room_id: '' }), status.INVALID_ARGUMENT, 'invalid_message');
+    await rejectsWith(rooms('RestoreRoom', { room_id: s.room, actor_id: 'bad id!' }), status.INVALID_ARGUMENT, 'invalid_message');
   });
 
   it('TransferRoomOwnership: the new owner must be a member; the old owner becomes admin', async () => {
@@ -310,6 +311,8 @@ describe('Rooms administration', { timeout: 180000 }, () => {
     await rejectsWith(rooms('UnbanMember', { room_id: uniq('nope'), user_id: victim }), status.NOT_FOUND, 'room_not_found');
     await rejectsWith(rooms('ListBans', { room_id: uniq('nope') }), status.NOT_FOUND, 'room_not_found');
     await rejectsWith(rooms('ListBans', { room_id: 'bad id!' }), status.INVALID_ARGUMENT, 'invalid_message');
+    await rejectsWith(rooms('UnbanMember', { room_id: s.room, user_id: '' }), status.INVALID_ARGUMENT, 'invalid_message');
+    await rejectsWith(rooms('BanMember', { room_id: s.room, user_id: victim, moderator_id: 'bad id!' }), status.INVALID_ARGUMENT, 'invalid_message');
     // Back in through the invite made while banned (still valid), then the join frame acks.
     assert.equal((await rooms('AcceptInvite', { invite_id: inv.id, user_id: victim })).user_id, victim);
     assert.equal((await vws.request({ type: 'join', room_id: s.room })).type, 'ack');
@@ -375,9 +378,13 @@ describe('Rooms administration', { timeout: 180000 }, () => {
     await rejectsWith(rooms('AcceptInvite', { invite_id: inv.id, user_id: guest }), status.NOT_FOUND, 'invite_not_found');
     await rejectsWith(rooms('AcceptInvite', { invite_id: uniq('i-none'), user_id: guest }), status.NOT_FOUND, 'invite_not_found');
     await rejectsWith(rooms('AcceptInvite', { invite_id: '', user_id: guest }), status.INVALID_ARGUMENT, 'invalid_message');
-    // An admin (the backend) may add anyone to a private room.
+    // An admin (the backend) may add anyone to a private room. An invite whose invitee got in
+    // another way answers already_room_member and is consumed.
     const added = uniq('added');
+    const late = await rooms('CreateInvite', { room_id: s.room, invitee_id: added });
     assert.equal((await rooms('JoinRoom', { room_id: s.room, user_id: added })).user_id, added);
+    await rejectsWith(rooms('AcceptInvite', { invite_id: late.id, user_id: added }), status.ALREADY_EXISTS, 'already_room_member');
+    await rejectsWith(rooms('AcceptInvite', { invite_id: late.id, user_id: added }), status.NOT_FOUND, 'invite_not_found');
   });
 
   it('an invite expires after ttl_ms (invite_expired); an invite to a full or archived room fails at accept', async () => {
