@@ -418,7 +418,7 @@ describe('Rooms administration', { timeout: 180000 }, () => {
     const cws = await connect(c);
     const e = await cws.request({ type: 'join', room_id: room, ref: 'fj' });
     F.assertError(e, 'room_full', 'fj');
-    assert.match(e.message, /2 members/);
+    assert.ok(e.message.includes(room), e.message);
     await rejectsWith(rooms('JoinRoom', { room_id: room, user_id: c }), status.RESOURCE_EXHAUSTED, 'room_full');
     // A member re-joining a full room is acked.
     assert.equal((await bws.request({ type: 'join', room_id: room })).type, 'ack');
