@@ -78,8 +78,7 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
         char prefix[CP_ROOMS_KEY_MAX];
         snprintf(prefix, sizeof(prefix), "bans/%s/", op->room_id);
         struct cp_doc_op del = {.key = prefix, .value = NULL, .prefix = true, .expect = -1};
-        if (op->c->store->ops->doc_write != NULL)
-            op->c->store->ops->doc_write(op->c->store, &del, 1, ignore_write, NULL);
+        op->c->store->ops->doc_write(op->c->store, &del, 1, ignore_write, NULL);
     }
     op->cb(op->arg, st);
     free(op);
@@ -279,11 +278,6 @@ void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, e
     op->client = client;
     char key[CP_ROOMS_KEY_MAX];
     cp_rooms_ban_key(key, op->room_id, op->user_id);
-    /* A store without documents (the etcd store before issue 4's part of it) has no bans. */
-    if (c->store->ops->doc_get == NULL) {
-        join_ban_read(op, &(struct cp_status){.code = SB_CODE_NONE}, NULL);
-        return;
-    }
     c->store->ops->doc_get(c->store, key, join_ban_read, op);
 }
 
