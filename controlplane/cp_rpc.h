@@ -39,6 +39,9 @@ cp_rpc_fn cp_rpc_rooms_create, cp_rpc_rooms_get, cp_rpc_rooms_list, cp_rpc_rooms
 /* cp_rpc_messages.c */
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
+/* cp_rpc_history.c (GetHistory is cp_rpc_messages_history, declared above) */
+cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
+    cp_rpc_history_unreact, cp_rpc_history_search;
 /* cp_rpc_presence.c */
 cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
 /* cp_rpc_connections.c */
