@@ -612,6 +612,11 @@ static void upd_members(void *arg, const struct cp_status *st, const struct cp_m
         }
     }
     u->now = sb_time_now_ms();
+    if (u->c->store->ops->message_update == NULL) {
+        cp_call_failf(u->call, SB_CODE_UNAVAILABLE, "this store cannot update messages");
+        upd_free(u);
+        return;
+    }
     u->c->store->ops->message_update(u->c->store, u->room_id, u->message_id, upd_edit, u,
                                      upd_stored, u);
 }
