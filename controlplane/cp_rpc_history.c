@@ -621,6 +621,23 @@ static void upd_members(void *arg, const struct cp_status *st, const struct cp_m
                                      upd_stored, u);
 }
 
+/* Archived rooms are read-only, except that deletion (moderation) stays possible. */
+static void upd_room(void *arg, const struct cp_status *st, const struct cp_room *room)
+{
+    struct upd *u = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(u->call, st);
+        upd_free(u);
+        return;
+    }
+    if (room->archived && u->kind != UPD_DELETE) {
+        cp_call_failf(u->call, SB_CODE_ROOM_ARCHIVED, "room %s is archived", u->room_id);
+        upd_free(u);
+        return;
+    }
+    u->c->store->ops->members_list(u->c->store, u->room_id, upd_members, u);
+}
+
 static void upd_start(struct cp_ctx *c, struct cp_call *call, struct upd *tmpl)
 {
     struct upd *u = calloc(1, sizeof(*u));
@@ -633,7 +650,7 @@ static void upd_start(struct cp_ctx *c, struct cp_call *call, struct upd *tmpl)
     u->call = call;
     if (u->actor == NULL)
         u->actor = "";
-    c->store->ops->members_list(c->store, u->room_id, upd_members, u);
+    c->store->ops->room_get(c->store, u->room_id, upd_room, u);
 }
 
 void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
