@@ -15,7 +15,7 @@
 
 #include "cp_json.h"
 #include "cp_msgext.h"
-#include "cp_perm.h"
+#include "cp_msgupdate.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -360,297 +360,45 @@ void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     free(kv);
 }
 
-/* ---------------------------------------------------------------- edit, delete, react */
-
-enum upd_kind { UPD_EDIT, UPD_DELETE, UPD_REACT_ADD, UPD_REACT_REMOVE };
-
-struct role_of {
-    char *user_id;
-    enum cp_role role;
-};
-
-struct upd {
-    struct cp_ctx *c;
-    struct cp_call *call;
-    enum upd_kind kind;
-    /* Borrowed from the request (alive until the call ends). */
-    const char *room_id, *message_id;
-    const char *actor; /* editor, deleter or reacting user; "" the backend */
-    const char *data;
-    size_t data_len;
-    const char *emoji;
-    enum cp_role actor_role;
-    struct role_of *roles; /* members above CP_ROLE_MEMBER (a sender not listed is a member) */
-    size_t n_roles;
-    int64_t now;
-    bool noop;                 /* nothing to change: answer `same` */
-    struct cp_message *same;   /* with noop */
-    struct cp_message *result; /* the new state */
-};
-
-static void upd_free(struct upd *u)
-{
-    for (size_t i = 0; i < u->n_roles; i++)
-        free(u->roles[i].user_id);
-    free(u->roles);
-    cp_message_free(u->same);
-    cp_message_free(u->result);
-    free(u);
-}
-
 static bool set(const char *s)
 {
     return s != NULL && s[0] != '\0';
 }
 
-static enum cp_role sender_role(const struct upd *u, const char *sender)
-{
-    for (size_t i = 0; sender != NULL && i < u->n_roles; i++)
-        if (strcmp(u->roles[i].user_id, sender) == 0)
-            return u->roles[i].role;
-    return CP_ROLE_MEMBER;
-}
+/* ---------------------------------------------------------------- edit, delete, react */
 
-/* Refuses with a status the done callback turns into an answer of the unchanged message. */
-static void refuse_noop(struct upd *u, struct cp_message *m, struct cp_status *st)
-{
-    u->noop = true;
-    cp_message_free(u->same);
-    u->same = cp_message_dup(m);
-    cp_status_set(st, SB_CODE_MESSAGE_NOT_FOUND, "unchanged");
-}
+struct upd_call {
+    struct cp_call *call;
+    bool delete;
+};
 
-static void replace_text(char **field, char *v)
+static void upd_done(void *arg, const struct cp_status *st, const struct cp_message *m)
 {
-    free(*field);
-    *field = v;
-}
-
-static void upd_edit(void *arg, struct cp_message *m, struct cp_status *st)
-{
-    struct upd *u = arg;
-    u->noop = false;
-    if (m->deleted) {
-        if (u->kind == UPD_DELETE) {
-            refuse_noop(u, m, st);
-            return;
-        }
-        cp_status_set(st, SB_CODE_MESSAGE_NOT_FOUND, "message %s of room %s was deleted",
-                      u->message_id, u->room_id);
-        return;
-    }
-    if ((u->kind == UPD_EDIT || u->kind == UPD_DELETE) && set(u->actor) &&
-        !(set(m->user_id) && strcmp(m->user_id, u->actor) == 0)) {
-        enum cp_perm_action action =
-            u->kind == UPD_EDIT ? CP_PERM_EDIT_OTHERS : CP_PERM_DELETE_OTHERS;
-        enum cp_role target = sender_role(u, m->user_id);
-        if (!cp_perm_allows(u->actor_role, action, target)) {
-            cp_status_set(st, SB_CODE_PERMISSION_DENIED,
-                          "%s %s of room %s may not %s a message sent by %s%s%s",
-                          cp_role_name(u->actor_role), u->actor, u->room_id,
-                          u->kind == UPD_EDIT ? "edit" : "delete",
-                          set(m->user_id) ? cp_role_name(target) : "the backend",
-                          set(m->user_id) ? " " : "", set(m->user_id) ? m->user_id : "");
-            return;
-        }
-    }
-    switch (u->kind) {
-    case UPD_EDIT: {
-        char *ext = NULL;
-        char *data = malloc(u->data_len + 1);
-        if (data == NULL ||
-            cp_msgext_add_edit(m->ext, u->actor, m->data, m->data_len, u->now, &ext) != SB_OK) {
-            free(data);
-            cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        memcpy(data, u->data, u->data_len);
-        data[u->data_len] = '\0';
-        replace_text(&m->data, data);
-        m->data_len = u->data_len;
-        replace_text(&m->ext, ext);
-        m->edited_at = u->now;
-        break;
-    }
-    case UPD_DELETE:
-        /* A tombstone keeps nothing of what was said: no data, no trail, no reactions. */
-        replace_text(&m->data, NULL);
-        m->data_len = 0;
-        replace_text(&m->ext, NULL);
-        m->deleted = true;
-        m->deleted_at = u->now;
-        break;
-    case UPD_REACT_ADD:
-    case UPD_REACT_REMOVE: {
-        char *ext = NULL;
-        bool changed = false;
-        enum sb_err e =
-            cp_msgext_react(m->ext, u->emoji, u->actor, u->kind == UPD_REACT_ADD, &ext, &changed);
-        if (e == SB_EFULL) {
-            cp_status_set(st, SB_CODE_INVALID_MESSAGE,
-                          "message %s already has %d different reactions", u->message_id,
-                          CP_MSGEXT_MAX_REACTIONS);
-            return;
-        }
-        if (e != SB_OK) {
-            cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        if (!changed) {
-            refuse_noop(u, m, st);
-            return;
-        }
-        replace_text(&m->ext, ext);
-        break;
-    }
-    }
-}
-
-static void upd_reply(struct upd *u, const struct cp_message *m)
-{
-    if (u->kind == UPD_DELETE) {
+    struct upd_call *uc = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(uc->call, st);
+    } else if (uc->delete) {
         Switchboard__V1__DeleteMessageResponse resp =
             SWITCHBOARD__V1__DELETE_MESSAGE_RESPONSE__INIT;
-        cp_call_reply(u->call, &resp.base);
+        cp_call_reply(uc->call, &resp.base);
     } else if (m == NULL) {
-        cp_call_failf(u->call, SB_CODE_INTERNAL, "out of memory");
+        cp_call_failf(uc->call, SB_CODE_INTERNAL, "out of memory");
     } else {
-        reply_message(u->call, m);
+        reply_message(uc->call, m);
     }
+    free(uc);
 }
 
-/* The new state is stored: the members get the live frame, the caller the answer. */
-static void upd_fanout(void *arg, const struct cp_status *st, const struct cp_member *members,
-                       size_t n)
+static void upd_start(struct cp_ctx *c, struct cp_call *call, const struct cp_msg_update *u)
 {
-    struct upd *u = arg;
-    const struct cp_message *m = u->result;
-    if (st->code == SB_CODE_NONE && m != NULL) {
-        struct cp_buf b;
-        cp_buf_init(&b);
-        if (u->kind == UPD_EDIT)
-            cp_json_message_edited(&b, m, u->actor);
-        else if (u->kind == UPD_DELETE)
-            cp_json_message_deleted(&b, m, u->actor);
-        else
-            cp_json_reaction(&b, m, u->emoji, u->actor, u->kind == UPD_REACT_ADD, u->now);
-        if (b.failed)
-            SB_LOG_ERROR("cp", "out of memory building an update frame", "room=%s id=%s",
-                         u->room_id, u->message_id);
-        else
-            cp_fanout_room(u->c, members, n, u->room_id, NULL, b.data, b.len, 0);
-        cp_buf_fini(&b);
-    }
-    upd_reply(u, m);
-    upd_free(u);
-}
-
-static void upd_stored(void *arg, const struct cp_status *st, const struct cp_message *m)
-{
-    struct upd *u = arg;
-    if (st->code != SB_CODE_NONE) {
-        if (u->noop)
-            upd_reply(u, u->same);
-        else
-            cp_call_fail(u->call, st);
-        upd_free(u);
-        return;
-    }
-    u->result = cp_message_dup(m);
-    if (u->result == NULL) {
-        /* Stored; members recover it from history. */
-        upd_reply(u, NULL);
-        upd_free(u);
-        return;
-    }
-    u->c->store->ops->members_list(u->c->store, u->room_id, upd_fanout, u);
-}
-
-static void upd_members(void *arg, const struct cp_status *st, const struct cp_member *members,
-                        size_t n)
-{
-    struct upd *u = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(u->call, st);
-        upd_free(u);
-        return;
-    }
-    if (set(u->actor)) {
-        bool found = false;
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(members[i].user_id, u->actor) == 0) {
-                found = true;
-                u->actor_role = members[i].role;
-                break;
-            }
-        }
-        if (!found) {
-            cp_call_failf(u->call, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
-                          u->actor, u->room_id);
-            upd_free(u);
-            return;
-        }
-    }
-    if (u->kind == UPD_EDIT || u->kind == UPD_DELETE) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            k += members[i].role != CP_ROLE_MEMBER;
-        u->roles = k ? calloc(k, sizeof(*u->roles)) : NULL;
-        bool failed = k > 0 && u->roles == NULL;
-        for (size_t i = 0; !failed && i < n; i++) {
-            if (members[i].role == CP_ROLE_MEMBER)
-                continue;
-            struct role_of *r = &u->roles[u->n_roles++];
-            r->role = members[i].role;
-            r->user_id = strdup(members[i].user_id);
-            failed = r->user_id == NULL;
-        }
-        if (failed) {
-            cp_call_failf(u->call, SB_CODE_INTERNAL, "out of memory");
-            upd_free(u);
-            return;
-        }
-    }
-    u->now = sb_time_now_ms();
-    if (u->c->store->ops->message_update == NULL) {
-        cp_call_failf(u->call, SB_CODE_UNAVAILABLE, "this store cannot update messages");
-        upd_free(u);
-        return;
-    }
-    u->c->store->ops->message_update(u->c->store, u->room_id, u->message_id, upd_edit, u,
-                                     upd_stored, u);
-}
-
-/* Archived rooms are read-only, except that deletion (moderation) stays possible. */
-static void upd_room(void *arg, const struct cp_status *st, const struct cp_room *room)
-{
-    struct upd *u = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(u->call, st);
-        upd_free(u);
-        return;
-    }
-    if (room->archived && u->kind != UPD_DELETE) {
-        cp_call_failf(u->call, SB_CODE_ROOM_ARCHIVED, "room %s is archived", u->room_id);
-        upd_free(u);
-        return;
-    }
-    u->c->store->ops->members_list(u->c->store, u->room_id, upd_members, u);
-}
-
-static void upd_start(struct cp_ctx *c, struct cp_call *call, struct upd *tmpl)
-{
-    struct upd *u = calloc(1, sizeof(*u));
-    if (u == NULL) {
+    struct upd_call *uc = malloc(sizeof(*uc));
+    if (uc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
         return;
     }
-    *u = *tmpl;
-    u->c = c;
-    u->call = call;
-    if (u->actor == NULL)
-        u->actor = "";
-    c->store->ops->room_get(c->store, u->room_id, upd_room, u);
+    uc->call = call;
+    uc->delete = u->kind == CP_MSG_DELETE;
+    cp_msg_update(c, u, upd_done, uc);
 }
 
 void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -661,12 +409,12 @@ void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         !cp_rpc_check_optional_id(call, "editor_id", req->editor_id) ||
         !cp_rpc_check_json(call, "data", &req->data) || !check_size(c, call, &req->data))
         return;
-    struct upd t = {.kind = UPD_EDIT,
-                    .room_id = req->room_id,
-                    .message_id = req->message_id,
-                    .actor = req->editor_id,
-                    .data = (const char *)req->data.data,
-                    .data_len = req->data.len};
+    struct cp_msg_update t = {.kind = CP_MSG_EDIT,
+                              .room_id = req->room_id,
+                              .message_id = req->message_id,
+                              .actor = req->editor_id,
+                              .data = (const char *)req->data.data,
+                              .data_len = req->data.len};
     upd_start(c, call, &t);
 }
 
@@ -677,10 +425,10 @@ void cp_rpc_history_delete(struct cp_ctx *c, struct cp_call *call, const Protobu
         !cp_rpc_check_id(call, "message_id", req->message_id) ||
         !cp_rpc_check_optional_id(call, "deleter_id", req->deleter_id))
         return;
-    struct upd t = {.kind = UPD_DELETE,
-                    .room_id = req->room_id,
-                    .message_id = req->message_id,
-                    .actor = req->deleter_id};
+    struct cp_msg_update t = {.kind = CP_MSG_DELETE,
+                              .room_id = req->room_id,
+                              .message_id = req->message_id,
+                              .actor = req->deleter_id};
     upd_start(c, call, &t);
 }
 
@@ -697,11 +445,11 @@ static void react(struct cp_ctx *c, struct cp_call *call, const char *room_id,
                       CP_MSGEXT_MAX_EMOJI_BYTES);
         return;
     }
-    struct upd t = {.kind = add ? UPD_REACT_ADD : UPD_REACT_REMOVE,
-                    .room_id = room_id,
-                    .message_id = message_id,
-                    .actor = user_id,
-                    .emoji = emoji};
+    struct cp_msg_update t = {.kind = add ? CP_MSG_REACT_ADD : CP_MSG_REACT_REMOVE,
+                              .room_id = room_id,
+                              .message_id = message_id,
+                              .actor = user_id,
+                              .emoji = emoji};
     upd_start(c, call, &t);
 }
 
