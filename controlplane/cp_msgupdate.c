@@ -7,8 +7,10 @@
 #include "cp_json.h"
 #include "cp_msgext.h"
 #include "cp_perm.h"
+#include "sb_ident.h"
 #include "sb_log.h"
 #include "sb_time.h"
+#include "switchboard/internal/v1/nodelink.pb-c.h"
 
 struct role_of {
     char *user_id;
@@ -330,4 +332,62 @@ void cp_msg_update(struct cp_ctx *c, const struct cp_msg_update *in, cp_msg_upda
         return;
     }
     c->store->ops->room_get(c->store, u->room_id, upd_room, u);
+}
+
+bool cp_msg_update_client(struct cp_ctx *c, const Switchboard__Internal__V1__ClientRequest *req,
+                          const char *user, cp_msg_update_fn *cb, void *arg, struct cp_status *st)
+{
+    const Switchboard__Internal__V1__MessageUpdateOp *op = NULL;
+    struct cp_msg_update u = {.actor = user};
+    switch (req->op_case) {
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE:
+        op = req->edit_message;
+        u.kind = CP_MSG_EDIT;
+        break;
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_DELETE_MESSAGE:
+        op = req->delete_message;
+        u.kind = CP_MSG_DELETE;
+        break;
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_REACT:
+        op = req->react;
+        u.kind = op != NULL && op->remove ? CP_MSG_REACT_REMOVE : CP_MSG_REACT_ADD;
+        break;
+    default:
+        break;
+    }
+    if (op == NULL) {
+        cp_status_set(st, SB_CODE_INVALID_MESSAGE, "request carries no operation");
+        return false;
+    }
+    if (!set(user) || !sb_ident_is_valid(op->room_id ? op->room_id : "") ||
+        !sb_ident_is_valid(op->message_id ? op->message_id : "")) {
+        cp_status_set(st, SB_CODE_INVALID_MESSAGE, "room_id and message_id must be valid ids");
+        return false;
+    }
+    if (u.kind == CP_MSG_EDIT) {
+        if (c->set.max_message_size > 0 && (int64_t)op->data.len > c->set.max_message_size) {
+            cp_status_set(st, SB_CODE_MESSAGE_TOO_LARGE, "data is %zu bytes, more than %lld",
+                          op->data.len, (long long)c->set.max_message_size);
+            return false;
+        }
+        if (!cp_json_is_valid((const char *)op->data.data, op->data.len)) {
+            cp_status_set(st, SB_CODE_INVALID_MESSAGE, "data is not valid JSON");
+            return false;
+        }
+        u.data = (const char *)op->data.data;
+        u.data_len = op->data.len;
+    }
+    if (u.kind == CP_MSG_REACT_ADD || u.kind == CP_MSG_REACT_REMOVE) {
+        if (!cp_msgext_emoji_valid(op->emoji)) {
+            cp_status_set(st, SB_CODE_INVALID_MESSAGE,
+                          "emoji must be 1-%d bytes of UTF-8 without control characters",
+                          CP_MSGEXT_MAX_EMOJI_BYTES);
+            return false;
+        }
+        u.emoji = op->emoji;
+    }
+    u.room_id = op->room_id;
+    u.message_id = op->message_id;
+    cp_msg_update(c, &u, cb, arg);
+    return true;
 }

@@ -39,4 +39,13 @@ typedef void cp_msg_update_fn(void *arg, const struct cp_status *st, const struc
 void cp_msg_update(struct cp_ctx *c, const struct cp_msg_update *u, cp_msg_update_fn *cb,
                    void *arg);
 
+/* The client frames edit, delete and react (NodeLink ClientRequest edit_message,
+ * delete_message, react) by `user`: validates the request and starts cp_msg_update. Returns
+ * false with *st set (invalid_message, message_too_large) when it did not start; cb is then
+ * not called. */
+struct Switchboard__Internal__V1__ClientRequest;
+bool cp_msg_update_client(struct cp_ctx *c,
+                          const struct Switchboard__Internal__V1__ClientRequest *req,
+                          const char *user, cp_msg_update_fn *cb, void *arg, struct cp_status *st);
+
 #endif

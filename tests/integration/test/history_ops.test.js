@@ -8,7 +8,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startSystem, stopsCleanly } = require('../lib/harness');
 const { WsClient } = require('../lib/wsclient');
-const { SseClient } = require('../lib/sseclient');
+const { SseClient, ssePost } = require('../lib/sseclient');
 const F = require('../lib/frames');
 const { uniq, createRoom, rejectsWith } = require('../lib/util');
 const { call, status } = require('../lib/grpc');
@@ -427,6 +427,73 @@ describe('history operations', { timeout: 180000 }, () => {
     await rejectsWith(msgs('SearchMessages', { query: 'q'.repeat(257) }), status.INVALID_ARGUMENT, 'invalid_message');
     await rejectsWith(msgs('SearchMessages', { query: token, limit: -1 }), status.INVALID_ARGUMENT, 'invalid_message');
     await rejectsWith(msgs('SearchMessages', { query: token, room_id: 'bad room' }), status.INVALID_ARGUMENT, 'invalid_message');
+  });
+
+  it('client frames edit, delete, react over WebSocket and SSE POST', async () => {
+    const { room, alice, bob, a, b } = await setup('frames');
+    const q = { query: `user_id=${bob}` };
+    const bobPost = (frame) => ssePost(sys.httpBase, b.connected.connection_id, frame, q);
+    const ack = await a.request({ type: 'message', room_id: room, data: { text: 'frame me' } });
+    const id = ack.id;
+    await a.next({ type: 'message', seq: ack.seq });
+
+    // Raw text, so that the number's form is ours: data is spliced exactly as sent.
+    a.send(`{"type":"edit","room_id":"${room}","message_id":"${id}","data":{"text":"framed","n":1.50},"ref":"e1"}`);
+    F.assertFrame(await a.next({ ref: 'e1' }), { type: 'ack', ref: 'e1' });
+    const ed = await b.next((e) => e.event === 'message_edited');
+    F.assertFrame(ed.data, {
+      type: 'message_edited',
+      room_id: room,
+      id,
+      seq: ack.seq,
+      user_id: alice,
+      editor_id: alice,
+      data: { text: 'framed', n: 1.5 },
+      edited_at: F.TS,
+    });
+    assert.match(ed.raw, /"n":1\.50/, 'data spliced as sent');
+
+    // bob reacts through SSE POST; everyone sees it; remove: true takes it back.
+    const r = await bobPost({ type: 'react', room_id: room, message_id: id, emoji: '\u{1F389}', ref: 'r1' });
+    assert.equal(r.status, 200, r.body);
+    F.assertFrame(r.frame, { type: 'ack', ref: 'r1' });
+    F.assertFrame(await a.next({ type: 'reaction' }), {
+      type: 'reaction',
+      room_id: room,
+      id,
+      seq: ack.seq,
+      emoji: '\u{1F389}',
+      user_id: bob,
+      added: true,
+      timestamp: F.TS,
+    });
+    assert.equal((await bobPost({ type: 'react', room_id: room, message_id: id, emoji: '\u{1F389}', remove: true })).status, 200);
+    assert.equal((await a.next({ type: 'reaction' })).added, false);
+
+    // bob may not edit or delete alice's message; a stranger is not a member.
+    const denied = await bobPost({ type: 'delete', room_id: room, message_id: id, ref: 'd0' });
+    assert.equal(denied.status, 403, denied.body);
+    F.assertError(denied.frame, 'permission_denied', 'd0');
+    F.assertError(await a.request({ type: 'edit', room_id: room, message_id: 'm-nothere', data: 1, ref: 'x1' }), 'message_not_found', 'x1');
+    const stranger = await ws(uniq('stranger'));
+    F.assertError(await stranger.request({ type: 'react', room_id: room, message_id: id, emoji: 'x', ref: 's1' }), 'not_room_member', 's1');
+    F.assertError(await a.request({ type: 'edit', room_id: room, data: 1, ref: 'v1' }), 'invalid_message', 'v1');
+    F.assertError(await a.request({ type: 'edit', room_id: room, message_id: id, ref: 'v2' }), 'invalid_message', 'v2');
+    F.assertError(await a.request({ type: 'react', room_id: room, message_id: id, emoji: 'a\u0001', ref: 'v3' }), 'invalid_message', 'v3');
+    F.assertError(await a.request({ type: 'react', room_id: room, message_id: id, emoji: 'x', remove: 1, ref: 'v4' }), 'invalid_message', 'v4');
+    F.assertError(await a.request({ type: 'delete', room_id: room, message_id: 'bad id', ref: 'v5' }), 'invalid_message', 'v5');
+
+    F.assertFrame(await a.request({ type: 'delete', room_id: room, message_id: id, ref: 'd1' }), { type: 'ack', ref: 'd1' });
+    F.assertFrame((await b.next((e) => e.event === 'message_deleted')).data, {
+      type: 'message_deleted',
+      room_id: room,
+      id,
+      seq: ack.seq,
+      deleter_id: alice,
+      deleted_at: F.TS,
+    });
+    const h = await a.request({ type: 'history', room_id: room });
+    assert.equal(h.messages[0].deleted, true);
   });
 
   it('archived rooms: history readable, edits, reactions and saves refused, deletion allowed', async (t) => {
