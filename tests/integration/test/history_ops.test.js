@@ -575,3 +575,59 @@ describe('history retention cleaner', { timeout: 120000 }, () => {
 
   stopsCleanly(shutdown);
 });
+
+// etcd only: the replicas share one store; a change made through either replica reaches the
+// members on both data planes exactly once (the replica that made it sends the frame).
+describe('history operations across 2 control planes (etcd)', { timeout: 120000, skip: process.env.SB_IT_STORE !== 'etcd' && 'needs SB_IT_STORE=etcd' }, () => {
+  const { Cluster } = require('../lib/cluster');
+  let cl;
+  const clients = [];
+
+  before(async () => {
+    cl = await new Cluster({ cps: 2, dps: 2, leaseTtlMs: 3000 }).start();
+  });
+
+  const shutdown = async () => {
+    for (const c of clients) await c.close();
+    if (cl) await cl.stop();
+  };
+  after(shutdown);
+
+  it('edit, react and delete through either replica: each frame once on both nodes', async () => {
+    const [cp1, cp2] = cl.cps;
+    const [dp1, dp2] = cl.dps;
+    const room = uniq('hcl');
+    const alice = uniq('alice');
+    const bob = uniq('bob');
+    await call(cp1.api.rooms, 'CreateRoom', { id: room, name: room });
+    const a = await WsClient.connect(dp1.wsUrl(alice));
+    const b = await WsClient.connect(dp2.wsUrl(bob));
+    clients.push(a, b);
+    assert.equal((await a.request({ type: 'join', room_id: room })).type, 'ack');
+    assert.equal((await b.request({ type: 'join', room_id: room })).type, 'ack');
+    const sent = await call(cp2.api.messages, 'BroadcastToRoom', { room_id: room, user_id: alice, data: json({ t: 1 }) });
+    for (const c of [a, b]) await c.next({ type: 'message', seq: sent.seq });
+
+    await call(cp2.api.messages, 'EditMessage', { room_id: room, message_id: sent.message_id, editor_id: alice, data: json({ t: 2 }) });
+    await call(cp1.api.messages, 'AddReaction', { room_id: room, message_id: sent.message_id, user_id: bob, emoji: 'ok' });
+    F.assertFrame(await b.request({ type: 'react', room_id: room, message_id: sent.message_id, emoji: 'yes', ref: 'r' }), { type: 'ack', ref: 'r' });
+    await call(cp1.api.messages, 'DeleteMessage', { room_id: room, message_id: sent.message_id, deleter_id: alice });
+    for (const c of [a, b]) {
+      assert.deepEqual((await c.next({ type: 'message_edited' })).data, { t: 2 });
+      assert.equal((await c.next({ type: 'reaction', emoji: 'ok' })).user_id, bob);
+      assert.equal((await c.next({ type: 'reaction', emoji: 'yes' })).user_id, bob);
+      assert.equal((await c.next({ type: 'message_deleted' })).id, sent.message_id);
+    }
+    for (const c of [a, b]) await c.none((f) => ['message_edited', 'reaction', 'message_deleted'].includes(f.type), 400);
+    // Both replicas read the tombstone.
+    for (const cp of [cp1, cp2]) {
+      const h = await call(cp.api.messages, 'GetHistory', { room_id: room });
+      assert.equal(h.messages[0].deleted, true);
+    }
+    const saved = await call(cp1.api.messages, 'SaveMessage', { room_id: room, user_id: bob, data: json('quiet') });
+    assert.equal(saved.seq, sent.seq + 1);
+    for (const c of [a, b]) await c.none({ type: 'message' }, 300);
+  });
+
+  stopsCleanly(shutdown);
+});
