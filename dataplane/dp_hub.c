@@ -47,6 +47,7 @@ int dp_hub_http_status(const char *code)
         const char *code;
         int status;
     } map[] = {
+        /* clang-format off */
         {"invalid_message", 400},
         {"message_too_large", 413},
         {"rate_limited", 429},
@@ -71,6 +72,7 @@ int dp_hub_http_status(const char *code)
         {"history_gap", 410},
         {"unavailable", 503},
         {"internal", 500},
+        /* clang-format on */
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i].code, code) == 0)
