@@ -584,7 +584,12 @@ describe('history operations across 2 control planes (etcd)', { timeout: 120000,
   const clients = [];
 
   before(async () => {
-    cl = await new Cluster({ cps: 2, dps: 2, leaseTtlMs: 3000 }).start();
+    cl = await new Cluster({
+      cps: 2,
+      dps: 2,
+      leaseTtlMs: 3000,
+      cpArgs: ['--message-retention-ms', '4000', '--retention-interval-ms', '200'],
+    }).start();
   });
 
   const shutdown = async () => {
@@ -627,6 +632,23 @@ describe('history operations across 2 control planes (etcd)', { timeout: 120000,
     const saved = await call(cp1.api.messages, 'SaveMessage', { room_id: room, user_id: bob, data: json('quiet') });
     assert.equal(saved.seq, sent.seq + 1);
     for (const c of [a, b]) await c.none({ type: 'message' }, 300);
+  });
+
+  it('the retention cleaner runs on one replica only (the presence leader)', async () => {
+    const [cp1, cp2] = cl.cps;
+    const room = uniq('hclret');
+    await call(cp1.api.rooms, 'CreateRoom', { id: room, name: room });
+    await call(cp2.api.messages, 'BroadcastToRoom', { room_id: room, data: json('old') });
+    const end = Date.now() + 9000;
+    let n = 1;
+    while (Date.now() < end && n > 0) {
+      await sleep(200);
+      n = (await call(cp2.api.messages, 'GetHistory', { room_id: room })).messages.length;
+    }
+    assert.equal(n, 0, 'trimmed after 4 s');
+    assert.equal((await call(cp1.api.messages, 'GetHistory', { room_id: room })).messages.length, 0);
+    const cleaned = [cp1, cp2].map((cp) => /retention: old messages removed/.test(cp.log()));
+    assert.equal(cleaned.filter(Boolean).length, 1, `replicas that trimmed: ${JSON.stringify(cleaned)}`);
   });
 
   stopsCleanly(shutdown);
