@@ -283,9 +283,24 @@ static void save_reply_from_request(struct save *s)
     pm.thread_id = req->thread_id;
     pm.data = req->data;
     pm.timestamp = sb_time_now_ms();
-    pm.metadata = (Switchboard__V1__Message__MetadataEntry **)req->metadata;
-    pm.n_metadata = req->n_metadata;
-    cp_call_reply(s->call, &pm.base);
+    struct arena a = {0};
+    Switchboard__V1__Message__MetadataEntry *ents = arena_alloc(&a, req->n_metadata, sizeof(*ents));
+    Switchboard__V1__Message__MetadataEntry **ptrs =
+        arena_alloc(&a, req->n_metadata, sizeof(*ptrs));
+    for (size_t i = 0; !a.failed && i < req->n_metadata; i++) {
+        Switchboard__V1__Message__MetadataEntry me = SWITCHBOARD__V1__MESSAGE__METADATA_ENTRY__INIT;
+        me.key = req->metadata[i]->key;
+        me.value = req->metadata[i]->value;
+        ents[i] = me;
+        ptrs[i] = &ents[i];
+    }
+    pm.metadata = ptrs;
+    pm.n_metadata = a.failed ? 0 : req->n_metadata;
+    if (a.failed)
+        cp_call_failf(s->call, SB_CODE_INTERNAL, "out of memory");
+    else
+        cp_call_reply(s->call, &pm.base);
+    arena_free(&a);
 }
 
 static void save_read(void *arg, const struct cp_status *st, const struct cp_history_result *res)

@@ -576,6 +576,34 @@ describe('history retention cleaner', { timeout: 120000 }, () => {
   stopsCleanly(shutdown);
 });
 
+describe('SaveMessage with history off (--max-history-messages 0)', { timeout: 60000 }, () => {
+  let sys;
+  before(async () => {
+    sys = await startSystem({ cpArgs: ['--max-history-messages', '0'] });
+  });
+  const shutdown = async () => {
+    if (sys) await sys.stop();
+  };
+  after(shutdown);
+
+  it('answers the message it was given (seq advances, nothing kept)', async () => {
+    const room = uniq('nohist');
+    await createRoom(sys, room);
+    const req = { room_id: room, user_id: 'u1', data: json({ a: 1 }), thread_id: 't', metadata: { k: 'v' } };
+    const m1 = await call(sys.api.messages, 'SaveMessage', req);
+    const m2 = await call(sys.api.messages, 'SaveMessage', req);
+    assert.deepEqual([m1.seq, m2.seq], [1, 2]);
+    assert.notEqual(m1.id, m2.id);
+    assert.deepEqual(m2.metadata, { k: 'v' });
+    assert.equal(m2.thread_id, 't');
+    assert.deepEqual(parse(m2.data), { a: 1 });
+    assert.ok(m2.timestamp > 0);
+    assert.deepEqual((await call(sys.api.messages, 'GetHistory', { room_id: room })).messages, []);
+  });
+
+  stopsCleanly(shutdown);
+});
+
 // etcd only: the replicas share one store; a change made through either replica reaches the
 // members on both data planes exactly once (the replica that made it sends the frame).
 describe('history operations across 2 control planes (etcd)', { timeout: 120000, skip: process.env.SB_IT_STORE !== 'etcd' && 'needs SB_IT_STORE=etcd' }, () => {
