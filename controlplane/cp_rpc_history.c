@@ -26,6 +26,7 @@
 #define MAX_META_KEY   128
 #define MAX_META_VALUE 1024
 #define MAX_QUERY      256
+#define MAX_TOKENS     16
 #define SEARCH_PAGE    200
 #define ROOM_PAGE      100
 
@@ -485,7 +486,8 @@ void cp_rpc_history_unreact(struct cp_ctx *c, struct cp_call *call, const Protob
 struct search {
     struct cp_ctx *c;
     struct cp_call *call;
-    const char *query;   /* borrowed from the request */
+    char *tokens[MAX_TOKENS]; /* the query's words (owned), all must appear */
+    size_t n_tokens;
     const char *user_id; /* NULL: any */
     const char *room_id; /* NULL: several rooms */
     size_t limit;
@@ -517,6 +519,8 @@ static void search_free(struct search *s)
         cp_message_free(s->hits[i]);
     free(s->hits);
     free(s->after_id);
+    for (size_t i = 0; i < s->n_tokens; i++)
+        free(s->tokens[i]);
     free(s);
 }
 
@@ -546,12 +550,15 @@ static bool text_matches(json_t *v, const char *q, int depth)
     return false;
 }
 
-static bool message_matches(const struct cp_message *m, const char *q)
+/* Every token of the query appears (case-insensitively) in some string of data. */
+static bool message_matches(const struct cp_message *m, char *const *tokens, size_t n)
 {
     if (m->deleted || m->data == NULL || m->data_len == 0)
         return false;
     json_t *v = json_loadb(m->data, m->data_len, JSON_DECODE_ANY, NULL);
-    bool ok = v != NULL && text_matches(v, q, 0);
+    bool ok = v != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = text_matches(v, tokens[i], 0);
     json_decref(v);
     return ok;
 }
@@ -597,7 +604,7 @@ static void search_history(void *arg, const struct cp_status *st,
                 room_done = true;
                 break;
             }
-            if (!message_matches(m, s->query))
+            if (!message_matches(m, s->tokens, s->n_tokens))
                 continue;
             struct cp_message *d = cp_message_dup(m);
             struct cp_message **h = realloc(s->hits, (s->n_hits + 1) * sizeof(*h));
@@ -754,7 +761,32 @@ void cp_rpc_history_search(struct cp_ctx *c, struct cp_call *call, const Protobu
     }
     s->c = c;
     s->call = call;
-    s->query = req->query;
+    for (const char *q = req->query; *q != '\0';) {
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        size_t len = strcspn(q, " \t\n\r");
+        if (len == 0)
+            break;
+        if (s->n_tokens == MAX_TOKENS) {
+            search_free(s);
+            cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "query has more than %d words",
+                          MAX_TOKENS);
+            return;
+        }
+        s->tokens[s->n_tokens] = strndup(q, len);
+        if (s->tokens[s->n_tokens] == NULL) {
+            search_free(s);
+            cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+            return;
+        }
+        s->n_tokens++;
+        q += len;
+    }
+    if (s->n_tokens == 0) {
+        search_free(s);
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "query has no words");
+        return;
+    }
     s->user_id = set(req->user_id) ? req->user_id : NULL;
     s->room_id = set(req->room_id) ? req->room_id : NULL;
     s->limit = req->limit == 0

@@ -390,7 +390,7 @@ describe('history operations', { timeout: 180000 }, () => {
     );
   });
 
-  it('SearchMessages: case-insensitive substring over data text, newest first, scoped by room or user', async () => {
+  it('SearchMessages: case-insensitive words over data text, newest first, scoped by room or user', async () => {
     const token = `zq${process.pid}x${Date.now() % 100000}`;
     const up = token.toUpperCase();
     const r1 = uniq('search1');
@@ -420,6 +420,13 @@ describe('history operations', { timeout: 180000 }, () => {
     assert.deepEqual(ids(await msgs('SearchMessages', { query: token, user_id: u1 })), [a3.message_id, a1.message_id]);
     assert.deepEqual(ids(await msgs('SearchMessages', { query: token, user_id: uniq('nobody') })), []);
     assert.deepEqual(ids(await msgs('SearchMessages', { query: 'no-such-text-anywhere-' + token })), []);
+
+    // Several words: each must appear, in any order, in any string of data.
+    const w = await post(r2, '', { title: `brave ${token}`, body: 'NEW world' });
+    assert.deepEqual(ids(await msgs('SearchMessages', { query: `world  ${token}\tbrave`, room_id: r2 })), [w.message_id]);
+    assert.deepEqual(ids(await msgs('SearchMessages', { query: `world ${token} planet`, room_id: r2 })), []);
+    await rejectsWith(msgs('SearchMessages', { query: '  \t ' }), status.INVALID_ARGUMENT, 'invalid_message');
+    await rejectsWith(msgs('SearchMessages', { query: 'a '.repeat(17) }), status.INVALID_ARGUMENT, 'invalid_message');
 
     await rejectsWith(msgs('SearchMessages', { query: token, room_id: r2, user_id: u1 }), status.NOT_FOUND, 'not_room_member');
     await rejectsWith(msgs('SearchMessages', { query: token, room_id: uniq('none') }), status.NOT_FOUND, 'room_not_found');
