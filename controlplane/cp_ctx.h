@@ -49,6 +49,7 @@ struct cp_ctx {
     uint64_t mark_gen;           /* fan-out de-duplication stamps */
     struct cp_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
+    void *channels;              /* cp_channels.c: channel idempotency records to expire */
     void *links;                 /* cp_link.c's open streams */
     int stopping;                /* the server is shutting down: refuse new streams */
     int64_t membership_rev;      /* memory mode: Membership.revision counter */

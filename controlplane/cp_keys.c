@@ -126,6 +126,13 @@ void cp_keys_idem_hash(const char *key, char out[17])
     snprintf(out, 17, "%016" PRIx64, h);
 }
 
+enum sb_err cp_keys_txn(const char *cp_id, uint64_t n, char *out, size_t cap)
+{
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, n);
+    return TWO(CP_KEYS_TXN, cp_id, hex);
+}
+
 /* A byte allowed in a document key segment (not '/'). */
 static bool doc_byte(unsigned char c)
 {

@@ -20,6 +20,9 @@
  *                                               FNV-1a 64 of the key; on a 2-3 min lease)
  *   sb/doc/<doc_key>                            a Store document (cp_store.h struct cp_doc):
  *                                               "<kind>/<id>/...", see cp_keys_doc
+ *   sb/txn/<cp_id>/<n:016x>                     write marker: put by a compare-guarded txn so
+ *                                               that a retry of a txn that landed can tell
+ *                                               (on the shared 180 s idempotency lease)
  *
  * All functions are pure and thread-safe. Builders write a NUL-terminated string into `out`
  * (capacity `cap`; CP_KEYS_MAX always suffices) and return SB_OK, SB_EINVAL for an id that
@@ -53,6 +56,7 @@
 #define CP_KEYS_LEADER     "sb/leader/"
 #define CP_KEYS_IDEM       "sb/idem/"
 #define CP_KEYS_DOC        "sb/doc/"
+#define CP_KEYS_TXN        "sb/txn/"
 
 /* Longest document key (cp_keys_doc) and the longest etcd key or prefix built for one. */
 #define CP_KEYS_DOC_KEY_MAX 512
@@ -77,6 +81,9 @@ enum sb_err cp_keys_sequencer(const char *room_id, char *out, size_t cap);
 enum sb_err cp_keys_leader(const char *role, char *out, size_t cap);
 /* key_hash: cp_keys_idem_hash of the idempotency key. */
 enum sb_err cp_keys_idem(const char *room_id, const char *key_hash, char *out, size_t cap);
+
+/* sb/txn/<cp_id>/<n as 16 hex digits>. */
+enum sb_err cp_keys_txn(const char *cp_id, uint64_t n, char *out, size_t cap);
 
 /* sb/doc/<doc_key>. A document key is segments joined by '/': the first a kind name
  * ([a-z_]+), then one or more non-empty segments of printable bytes (0x21-0x7e but '/', or any

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_channels.h"
 #include "cp_json.h"
 #include "cp_msgupdate.h"
 #include "cp_store_etcd.h"
@@ -33,6 +34,7 @@ struct op {
     uint64_t request_id;
     char *connection_id;
     struct cp_kv *metadata; /* message: converted map */
+    char *user_id;          /* ConnOpen: the user, for the channel list */
 };
 
 static struct op *op_new(struct cp_ctx *c, struct cp_node *n, cp_nodelink_done_fn *done, void *arg,
@@ -60,6 +62,7 @@ static void op_finish(struct op *op)
     void *arg = op->arg;
     free(op->connection_id);
     free(op->metadata);
+    free(op->user_id);
     free(op);
     done(arg, NULL);
 }
@@ -202,6 +205,22 @@ static const char *nz(const char *s)
     return s != NULL ? s : "";
 }
 
+static bool check_channel(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
+                          const char *channel_id)
+{
+    if (sb_ident_is_valid_channel(channel_id))
+        return true;
+    reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "channel_id is not a valid id");
+    return false;
+}
+
+static void channel_published(void *arg, const struct cp_status *st, const char *message_id)
+{
+    struct op *op = arg;
+    queue_reply(op->c, op->n, op->request_id, op->connection_id, st, message_id, 0, NULL, 0, false);
+    op_finish(op);
+}
+
 static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
                            cp_nodelink_done_fn *done, void *arg)
 {
@@ -316,21 +335,58 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         return;
     }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE:
-    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE:
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE: {
+        const Switchboard__Internal__V1__SubscribeOp *so =
+            req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE
+                ? req->subscribe
+                : req->unsubscribe;
+        if (!check_channel(c, n, req, nz(so->channel_id)))
+            break;
+        if (req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE) {
+            cp_channels_unsubscribe(c, so->channel_id, user, simple_done, op);
+            return;
+        }
+        struct cp_subscribe sub = {
+            .channel_id = so->channel_id, .user_id = user, .filter = so->filter, .client = true};
+        cp_channels_subscribe(c, &sub, simple_done, op);
+        return;
+    }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PUBLISH: {
-        /* Channels come with issue 4; none can exist before CreateChannel does. */
-        const char *ch = req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PUBLISH
-                             ? nz(req->publish->channel_id)
-                         : req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE
-                             ? nz(req->subscribe->channel_id)
-                             : nz(req->unsubscribe->channel_id);
-        if (!sb_ident_is_valid_channel(ch))
-            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "channel_id is not a valid id");
-        else if (req->op_case == SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE)
-            reply_error(c, n, req, SB_CODE_NOT_SUBSCRIBED, "not subscribed to channel %s", ch);
-        else
-            reply_error(c, n, req, SB_CODE_CHANNEL_NOT_FOUND, "channel %s does not exist", ch);
-        break;
+        const Switchboard__Internal__V1__PublishOp *p = req->publish;
+        if (!check_channel(c, n, req, nz(p->channel_id)))
+            break;
+        if (!cp_json_is_valid((const char *)p->data.data, p->data.len)) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "data is not valid JSON");
+            break;
+        }
+        if (p->n_metadata > MAX_METADATA) {
+            reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "too many metadata entries");
+            break;
+        }
+        if (p->n_metadata > 0) {
+            op->metadata = calloc(p->n_metadata, sizeof(*op->metadata));
+            if (op->metadata == NULL) {
+                reply_error(c, n, req, SB_CODE_INTERNAL, "%s", "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < p->n_metadata; i++) {
+                op->metadata[i].key = (char *)nz(p->metadata[i]->key);
+                op->metadata[i].value = (char *)nz(p->metadata[i]->value);
+            }
+        }
+        struct cp_channel_publish cpub = {.channel_id = p->channel_id,
+                                          .user_id = user,
+                                          .data = (const char *)p->data.data,
+                                          .data_len = p->data.len,
+                                          .metadata = op->metadata,
+                                          .n_metadata = p->n_metadata,
+                                          .idem_key = NULL};
+        /* The node's request key makes a publish re-sent after a failover land once; a memory
+         * control plane has no failover (as for room messages, the key is ignored there). */
+        if (c->distributed)
+            cpub.idem_key = req->idempotency_key;
+        cp_channels_publish(c, &cpub, channel_published, op);
+        return;
     }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE:
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_DELETE_MESSAGE:
@@ -349,10 +405,9 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
 
 /* ---------------------------------------------------------------- connections */
 
-static void conn_opened(void *arg, const struct cp_status *st, const char *const *rooms,
-                        size_t n_rooms)
+static void send_conn_opened(struct op *op, const struct cp_status *st, const char *const *rooms,
+                             size_t n_rooms, const char *const *channels, size_t n_channels)
 {
-    struct op *op = arg;
     Switchboard__Internal__V1__ConnOpened o = SWITCHBOARD__INTERNAL__V1__CONN_OPENED__INIT;
     o.request_id = op->request_id;
     o.connection_id = op->connection_id;
@@ -362,12 +417,63 @@ static void conn_opened(void *arg, const struct cp_status *st, const char *const
     } else {
         o.rooms = (char **)rooms;
         o.n_rooms = n_rooms;
+        o.channels = (char **)channels;
+        o.n_channels = n_channels;
     }
     ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_CONN_OPENED;
     item.conn_opened = &o;
     cp_fanout_queue(op->c, op->n, &item);
     op_finish(op);
+}
+
+/* The user's rooms are known; their channels come next (both go in ConnOpened). */
+struct opened {
+    struct op *op;
+    char **rooms;
+    size_t n_rooms;
+};
+
+static void opened_channels(void *arg, const struct cp_status *st, const char *const *channels,
+                            size_t n)
+{
+    struct opened *o = arg;
+    send_conn_opened(o->op, st, (const char *const *)o->rooms, o->n_rooms, channels, n);
+    for (size_t i = 0; i < o->n_rooms; i++)
+        free(o->rooms[i]);
+    free(o->rooms);
+    free(o);
+}
+
+static void conn_opened(void *arg, const struct cp_status *st, const char *const *rooms,
+                        size_t n_rooms)
+{
+    struct op *op = arg;
+    if (st->code != SB_CODE_NONE || op->user_id == NULL) {
+        send_conn_opened(op, st, rooms, n_rooms, NULL, 0);
+        return;
+    }
+    struct opened *o = calloc(1, sizeof(*o));
+    bool ok = o != NULL && (n_rooms == 0 || (o->rooms = calloc(n_rooms, sizeof(char *))) != NULL);
+    for (size_t i = 0; ok && i < n_rooms; i++) {
+        o->rooms[i] = strdup(rooms[i]);
+        o->n_rooms = i + 1;
+        ok = o->rooms[i] != NULL;
+    }
+    if (!ok) {
+        if (o != NULL) {
+            for (size_t i = 0; i < o->n_rooms; i++)
+                free(o->rooms[i]);
+            free(o->rooms);
+        }
+        free(o);
+        struct cp_status e;
+        cp_status_set(&e, SB_CODE_INTERNAL, "out of memory");
+        send_conn_opened(op, &e, NULL, 0, NULL, 0);
+        return;
+    }
+    o->op = op;
+    cp_channels_of_user(op->c, op->user_id, opened_channels, o);
 }
 
 /* etcd mode: the connection is written under the node's lease (granted first if the node
@@ -462,6 +568,7 @@ static void conn_open(struct cp_ctx *c, struct cp_node *n,
         return;
     }
     struct cp_status st;
+    op->user_id = strdup(nz(co->user_id));
     if (!sb_ident_is_valid(nz(co->connection_id)) || !sb_ident_is_valid(nz(co->user_id))) {
         cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "connection_id and user_id must be valid ids");
         conn_opened(op, &st, NULL, 0);

@@ -48,6 +48,10 @@ cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
 cp_rpc_fn cp_rpc_connections_stats;
 /* cp_rpc_peer.c: switchboard.internal.v1.Peer/Publish (etcd mode, between replicas) */
 cp_rpc_fn cp_rpc_peer_publish;
+/* cp_rpc_channels.c: Channels.* and Messages.BroadcastToChannel */
+cp_rpc_fn cp_rpc_channels_create, cp_rpc_channels_delete, cp_rpc_channels_list,
+    cp_rpc_channels_subscribe, cp_rpc_channels_unsubscribe, cp_rpc_channels_subscribers,
+    cp_rpc_messages_to_channel;
 /* cp_rpc_health.c */
 cp_rpc_fn cp_rpc_health_check;
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_channels.h"
 #include "cp_store_etcd.h"
 #include "switchboard/v1/connections.pb-c.h"
 
@@ -59,9 +60,10 @@ static void count_node(void *arg, const struct cp_store_etcd_node *n)
 struct rooms_count {
     struct cp_call *call;
     struct cp_ctx *c;
+    int64_t channels;
 };
 
-static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
+static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t channels)
 {
     struct stats st = {0};
     st.c = c;
@@ -93,6 +95,7 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms)
     resp.active_connections = (int64_t)c->presence.n_conns;
     resp.online_users = (int64_t)c->presence.n_online;
     resp.rooms = rooms;
+    resp.channels = channels;
     resp.nodes = st.ptrs;
     resp.n_nodes = st.n;
     resp.messages_published = c->messages_published;
@@ -111,17 +114,33 @@ static void rooms_listed(void *arg, const struct cp_status *st, const struct cp_
     if (st->code != SB_CODE_NONE)
         cp_call_fail(rc->call, st);
     else
-        reply(rc->c, rc->call, (int64_t)n);
+        reply(rc->c, rc->call, (int64_t)n, rc->channels);
     free(rc);
+}
+
+/* Channels are counted first (documents), then rooms. */
+static void channels_counted(void *arg, const struct cp_status *st, int64_t n)
+{
+    struct rooms_count *rc = arg;
+    struct cp_ctx *c = rc->c;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(rc->call, st);
+        free(rc);
+        return;
+    }
+    rc->channels = n;
+    if (c->distributed) {
+        reply(c, rc->call, (int64_t)cp_store_etcd_room_count(c->store), n);
+        free(rc);
+        return;
+    }
+    struct cp_room_query q = {.include_archived = true, .limit = 1 << 30};
+    c->store->ops->room_list(c->store, &q, rooms_listed, rc);
 }
 
 void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     (void)m;
-    if (c->distributed) {
-        reply(c, call, (int64_t)cp_store_etcd_room_count(c->store));
-        return;
-    }
     struct rooms_count *rc = malloc(sizeof(*rc));
     if (rc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
@@ -129,6 +148,6 @@ void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const Prot
     }
     rc->call = call;
     rc->c = c;
-    struct cp_room_query q = {.include_archived = true, .limit = 1 << 30};
-    c->store->ops->room_list(c->store, &q, rooms_listed, rc);
+    rc->channels = 0;
+    cp_channels_count(c, channels_counted, rc);
 }

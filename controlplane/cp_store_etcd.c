@@ -128,6 +128,7 @@ struct estore {
     bool claiming_leader;
     int64_t idem_lease;
     int64_t idem_lease_at;
+    uint64_t txn_marker; /* next write marker (tb_marker) */
     bool idem_granting;
     bool stopped;
     bool relisting;
@@ -1892,7 +1893,10 @@ static void s_user_peers(struct cp_store *st, const char *user_id, cp_store_ids_
 
 /* ---------------------------------------------------------------- messages: encoding */
 
-static char *message_json(const struct cp_message *m)
+/* The stored JSON of a message. `transient`: a message of a room without history
+ * (max_history 0), stored only so that every replica's watch reports it; history reads,
+ * message_update and history_trim's count skip it, the next commit deletes it. */
+static char *message_json_t(const struct cp_message *m, bool transient)
 {
     json_t *meta = json_object();
     for (size_t i = 0; i < m->n_metadata; i++)
@@ -1918,6 +1922,8 @@ static char *message_json(const struct cp_message *m)
         rc |= json_object_set_new(j, "edited_at", json_integer((json_int_t)m->edited_at));
     if (m->ext != NULL)
         rc |= json_object_set_new(j, "ext", json_string(m->ext));
+    if (transient)
+        rc |= json_object_set_new(j, "transient", json_true());
     if (rc != 0) {
         json_decref(j);
         return NULL;
@@ -1925,11 +1931,19 @@ static char *message_json(const struct cp_message *m)
     return json_text(j);
 }
 
-static struct cp_message *message_parse(const char *v, size_t n)
+static char *message_json(const struct cp_message *m)
+{
+    return message_json_t(m, false);
+}
+
+/* *transient (may be NULL): see message_json_t. */
+static struct cp_message *message_parse_t(const char *v, size_t n, bool *transient)
 {
     json_t *j = json_parse(v, n);
     if (j == NULL)
         return NULL;
+    if (transient != NULL)
+        *transient = json_is_true(json_object_get(j, "transient"));
     struct cp_message m = {0};
     m.id = (char *)jstr(j, "id");
     m.seq = jint(j, "seq");
@@ -1967,6 +1981,11 @@ static struct cp_message *message_parse(const char *v, size_t n)
     free(kvs);
     json_decref(j);
     return out;
+}
+
+static struct cp_message *message_parse(const char *v, size_t n)
+{
+    return message_parse_t(v, n, NULL);
 }
 
 /* ---------------------------------------------------------------- sequencing */
@@ -2617,8 +2636,8 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     int64_t seq = sr->last_seq;
     for (struct draft *d = op->list; d != NULL; d = d->next) {
         d->msg->seq = ++seq;
-        if (max_history > 0) {
-            char *v = message_json(d->msg);
+        {
+            char *v = message_json_t(d->msg, max_history <= 0);
             if (v == NULL || cp_keys_history(sr->room_id, seq, hk, sizeof(hk)) != SB_OK)
                 t.failed = true;
             else
@@ -2645,7 +2664,13 @@ static void sr_commit(struct estore *s, struct seqroom *sr)
     char sv[32];
     snprintf(sv, sizeof(sv), "%lld", (long long)seq);
     tb_put(&t, sk, sv, strlen(sv), 0);
-    if (max_history > 0 && seq > max_history) {
+    if (max_history <= 0 && sr->last_seq > 0) {
+        /* The previous commit's transient messages (see message_json_t). */
+        char from[CP_KEYS_MAX];
+        cp_keys_history(sr->room_id, 0, from, sizeof(from));
+        cp_keys_history(sr->room_id, sr->last_seq + 1, hk, sizeof(hk));
+        tb_del_range(&t, from, hk);
+    } else if (max_history > 0 && seq > max_history) {
         char from[CP_KEYS_MAX];
         cp_keys_history(sr->room_id, 0, from, sizeof(from));
         cp_keys_history(sr->room_id, seq - max_history + 1, hk, sizeof(hk));
@@ -2792,9 +2817,12 @@ static void hist_answer(struct estore *s, void *ud, enum sb_err e, const char *b
     struct cp_history h;
     cp_history_init(&h);
     for (size_t i = 0; i < r.n_kvs; i++) {
-        struct cp_message *m = message_parse(r.kvs[i].value, r.kvs[i].value_len);
-        if (m == NULL)
+        bool transient = false;
+        struct cp_message *m = message_parse_t(r.kvs[i].value, r.kvs[i].value_len, &transient);
+        if (m == NULL || transient) {
+            cp_message_free(m);
             continue;
+        }
         if (h.count == 0)
             h.last_seq = m->seq - 1;
         if (m->seq != cp_history_next_seq(&h) || cp_history_append(&h, m, SIZE_MAX) != SB_OK)
@@ -2863,6 +2891,40 @@ static void s_history_query(struct cp_store *st, const struct cp_history_query *
 }
 
 /* ---------------------------------------------------------------- issue 4: documents */
+
+/* Write markers. A compare-guarded txn sent with CP_ETCD_RETRY may be applied, lose its answer
+ * (leader change, endpoint failure) and be sent again, whose compares then fail on the
+ * txn's own changes: a false CONFLICT, or an edit applied twice. So these txns also put a
+ * unique marker key (sb/txn/<cp_id>/<n>, on the short idempotency lease) and read it back in
+ * their failure branch: a failed compare with the marker present means the first attempt
+ * landed, at the marker's mod_revision. Must be the txn's only failure op. */
+static void tb_marker(struct estore *s, struct txnb *t)
+{
+    char k[CP_KEYS_MAX];
+    if (cp_keys_txn(s->id, s->txn_marker++, k, sizeof(k)) != SB_OK) {
+        t->failed = true;
+        return;
+    }
+    tb_put(t, k, "", 0, s->idem_lease != 0 ? s->idem_lease : s->lease);
+    tb_fail_get(t, k, false);
+}
+
+/* For a txn with tb_marker: true when it is applied (succeeded, or an earlier attempt of it
+ * landed), with *rev its revision. */
+static bool txn_applied(const struct cp_etcd_txn_result *t, int64_t *rev)
+{
+    *rev = t->revision;
+    if (t->succeeded)
+        return true;
+    const struct cp_etcd_kv *kv =
+        t->n_ops > 0 && t->ops[0].r.n_kvs > 0 ? &t->ops[0].r.kvs[0] : NULL;
+    if (kv == NULL)
+        return false;
+    SB_LOG_INFO("cp", "a write was retried after it landed: answered from its marker",
+                "revision=%lld", (long long)kv->mod_revision);
+    *rev = kv->mod_revision;
+    return true;
+}
 
 /* Documents (sb/doc/<key>) are not cached: doc_get and doc_list are range reads straight from
  * etcd (linearizable: they see every write answered before they started, on any replica);
@@ -3034,8 +3096,8 @@ static void docwrite_answer(struct estore *s, void *ud, enum sb_err e, const cha
         docwrite_free(op);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (!won) {
         cp_status_set(&st, SB_CODE_CONFLICT, "%s changed concurrently",
@@ -3165,11 +3227,13 @@ static void s_doc_write(struct cp_store *st, const struct cp_doc_op *ops, size_t
                 tb_put(&t, ek[i], ops[i].value, strlen(ops[i].value), 0);
             }
         }
-        if (t.ns > DOC_MAX_TXN_OPS) {
+        if (t.ns + 1 > DOC_MAX_TXN_OPS) {
             cp_status_set(&stt, SB_CODE_INVALID_MESSAGE,
-                          "document write too large: %zu etcd operations (at most %d)", t.ns,
+                          "document write too large: %zu etcd operations (at most %d)", t.ns + 1,
                           DOC_MAX_TXN_OPS);
             bad = true;
+        } else if (t.nc > 0) {
+            tb_marker(s, &t);
         }
     }
     for (size_t i = 0; ek != NULL && i < n; i++)
@@ -3249,11 +3313,11 @@ static void ru_try(struct estore *s, struct ru_op *op);
 
 static void ru_after(struct estore *s, void *ud, bool okb)
 {
-    (void)okb;
     struct ru_op *op = ud;
     struct cp_status st;
     cp_status_ok(&st);
-    struct eroom *r = room_live(s, op->room_id);
+    /* The cache (member_count, last_seq) once it shows the write; else what was written. */
+    struct eroom *r = okb ? room_live(s, op->room_id) : NULL;
     op->cb(op->arg, &st, r != NULL ? &r->room : op->room);
     ru_free(op);
 }
@@ -3268,8 +3332,8 @@ static void ru_write_answer(struct estore *s, void *ud, enum sb_err e, const cha
         ru_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, ru_after, op);
@@ -3349,6 +3413,7 @@ static void ru_read_answer(struct estore *s, void *ud, enum sb_err e, const char
     if (val != NULL)
         tb_put(&t, k, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &t);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, ru_write_answer, op);
 }
 
@@ -3444,8 +3509,8 @@ static void role_write_answer(struct estore *s, void *ud, enum sb_err e, const c
         role_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, role_after, op);
@@ -3503,6 +3568,7 @@ static void role_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
     if (val != NULL)
         tb_put(&w, k, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &w);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&w), CP_ETCD_RETRY, role_write_answer, op);
 }
 
@@ -3641,8 +3707,8 @@ static void mu_write_answer(struct estore *s, void *ud, enum sb_err e, const cha
         mu_fail(op, &st);
         return;
     }
-    bool won = t.succeeded;
-    int64_t rev = t.revision;
+    int64_t rev;
+    bool won = txn_applied(&t, &rev);
     cp_etcd_txn_result_fini(&t);
     if (won) {
         after_rev(s, rev, mu_after, op);
@@ -3713,6 +3779,7 @@ static void mu_write(struct estore *s, struct mu_op *op, struct cp_message *cur,
     if (val != NULL)
         tb_put(&t, kv->key, val, strlen(val), 0);
     free(val);
+    tb_marker(s, &t);
     ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, mu_write_answer, op);
 }
 
@@ -3737,8 +3804,9 @@ static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char
         const struct cp_etcd_kv *kv = &h->kvs[i];
         if (!may_hold_id(kv, op->message_id))
             continue;
-        struct cp_message *m = message_parse(kv->value, kv->value_len);
-        if (m != NULL && strcmp(m->id, op->message_id) == 0) {
+        bool transient = false;
+        struct cp_message *m = message_parse_t(kv->value, kv->value_len, &transient);
+        if (m != NULL && !transient && strcmp(m->id, op->message_id) == 0) {
             mu_write(s, op, m, kv);
             cp_etcd_txn_result_fini(&t);
             return;
@@ -3867,11 +3935,10 @@ static void trim_write_answer(struct estore *s, void *ud, enum sb_err e, const c
         return;
     }
     bool won = t.succeeded;
-    int64_t deleted = won && t.n_ops > 0 ? t.ops[0].r.count : 0;
     cp_etcd_txn_result_fini(&t);
     if (won) {
         cp_status_ok(&st);
-        trim_answer(op, &st, deleted);
+        trim_answer(op, &st, op->count);
     } else if (++op->tries >= RMW_RETRIES) {
         set_busy(&st, "room", op->room_id);
         trim_answer(op, &st, 0);
@@ -3934,8 +4001,14 @@ static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
     if (op->room_rev == 0) {
         op->room_rev = rkv->create_revision;
     } else if (op->room_rev != rkv->create_revision) {
+        /* Deleted and re-created between two pages. */
         cp_etcd_txn_result_fini(&t);
-        trim_restart(s, op);
+        if (++op->tries >= RMW_RETRIES) {
+            set_busy(&st, "room", op->room_id);
+            trim_answer(op, &st, 0);
+        } else {
+            trim_restart(s, op);
+        }
         return;
     }
     const struct cp_etcd_result *h = txn_op(&t, 1);
@@ -3944,13 +4017,14 @@ static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const ch
         const struct cp_etcd_kv *kv = &h->kvs[i];
         json_t *j = json_parse(kv->value, kv->value_len);
         int64_t ts = j != NULL ? jint(j, "timestamp") : 0;
+        bool transient = j != NULL && json_is_true(json_object_get(j, "transient"));
         json_decref(j);
         if (ts >= op->before_time) {
             ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, false);
             found_cut = true;
             break;
         }
-        op->count++;
+        op->count += transient ? 0 : 1;
         /* Everything up to this key goes: the cut is just after it. */
         ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, true);
     }
@@ -4566,6 +4640,13 @@ void cp_store_etcd_stop(struct cp_store *st)
     cp_handoff_post(s->h, finalize_run, s);
 }
 
+void cp_store_etcd_relist(struct cp_store *st)
+{
+    struct estore *s = ES(st);
+    if (!s->stopped && !s->relisting)
+        relist(s);
+}
+
 void cp_store_etcd_tick(struct cp_store *st, int64_t now)
 {
     struct estore *s = ES(st);
@@ -4695,6 +4776,8 @@ enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp
         s->ttl_s = 2;
     s->timeout_ms = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 3000;
     s->hooks = cfg->hooks;
+    /* Markers of a previous run under the same id may still live (180 s): start elsewhere. */
+    s->txn_marker = (uint64_t)sb_time_now_ms() << 20;
     cp_barrier_init(&s->barrier);
     cp_map_init(&s->rooms);
     cp_map_init(&s->user_rooms);

@@ -1,7 +1,9 @@
-/* The etcd Store (docs/distributed.md): every write is an etcd transaction, every read is
- * served from an in-memory cache of sb/ fed by one watch (list once, watch from R+1, re-list on
- * compaction), and a writer is answered only when the watch has applied its revision (the
- * revision barrier, cp_barrier.h). Besides the Store vtable it holds what only etcd mode has:
+/* The etcd Store (docs/distributed.md): every write is an etcd transaction, reads of rooms and
+ * members are served from an in-memory cache of sb/ fed by one watch (list once, watch from
+ * R+1, re-list on compaction), and a writer is answered only when the watch has applied its
+ * revision (the revision barrier, cp_barrier.h). Documents, history and the records that
+ * issue-4 updates edit are read straight from etcd (linearizable ranges); the observer is fed
+ * by the same watch. Besides the Store vtable it holds what only etcd mode has:
  * this replica's lease and its sb/cp/<id> record, the presence leader claim, room sequencing
  * (sb/sequencer/<room> on the replica's lease, fenced group commits of history), node leases
  * (Adopt), connection and presence records, and the node registry for GetStats.
@@ -65,6 +67,11 @@ bool cp_store_is_etcd(const struct cp_store *s);
 /* Stops the etcd thread (pending requests complete with unavailable through the handoff, which
  * the owner drains afterwards); the store stays usable for destroy only. Owner thread. */
 void cp_store_etcd_stop(struct cp_store *s);
+
+/* Clears the cache and lists sb/ again, as when the watch's start revision was compacted
+ * (then restarts the watch after the listing). Nothing is reported to the observer for it.
+ * Owner thread; for tests and operators. */
+void cp_store_etcd_relist(struct cp_store *s);
 
 /* Timers: barrier timeouts, idempotency expiry, lease rotation. Owner thread, every <= 200 ms. */
 void cp_store_etcd_tick(struct cp_store *s, int64_t mono_ms);

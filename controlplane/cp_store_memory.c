@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cp_history.h"
+#include "cp_keys.h"
 #include "cp_map.h"
 #include "sb_time.h"
 
@@ -311,7 +312,9 @@ static void room_list(struct cp_store *s, const struct cp_room_query *q, cp_stor
             start++;
     }
     size_t limit = q->limit > 0 ? (size_t)q->limit : 1;
-    const struct cp_room **out = malloc(limit * sizeof(*out));
+    /* Callers may ask for "everything" (GetStats): never allocate beyond what exists. */
+    size_t room_left = m->n_rooms - start;
+    const struct cp_room **out = malloc((limit < room_left ? limit : room_left) * sizeof(*out) + 1);
     if (out == NULL) {
         cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
         cb(arg, &st, NULL, 0, false);
@@ -777,10 +780,26 @@ static struct cp_doc doc_view(const struct mdoc *d)
     return (struct cp_doc){.key = d->key, .value = d->value, .len = d->len, .version = d->version};
 }
 
+/* Keys and prefixes as the etcd store takes them (cp_keys_doc), so that a key only etcd would
+ * refuse fails in memory mode too. */
+static bool doc_key_ok(const char *key, bool prefix, struct cp_status *st)
+{
+    char k[CP_KEYS_DOC_MAX];
+    if ((prefix ? cp_keys_doc_prefix(key, k, sizeof(k)) : cp_keys_doc(key, k, sizeof(k))) == SB_OK)
+        return true;
+    cp_status_set(st, SB_CODE_INVALID_MESSAGE, "document %s \"%.64s\" is not valid",
+                  prefix ? "prefix" : "key", key ? key : "(null)");
+    return false;
+}
+
 static void doc_get(struct cp_store *s, const char *key, cp_store_doc_fn *cb, void *arg)
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
+    if (!doc_key_ok(key, false, &st)) {
+        cb(arg, &st, NULL);
+        return;
+    }
     cp_status_ok(&st);
     bool found;
     size_t i = doc_pos(m, key, &found);
@@ -796,6 +815,10 @@ static void doc_list(struct cp_store *s, const char *prefix, cp_store_docs_fn *c
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
+    if (!doc_key_ok(prefix, true, &st)) {
+        cb(arg, &st, NULL, 0);
+        return;
+    }
     bool found;
     size_t plen = strlen(prefix);
     size_t start = doc_pos(m, prefix, &found), end = start;
@@ -831,6 +854,23 @@ static void doc_write(struct cp_store *s, const struct cp_doc_op *ops, size_t n,
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
+    /* The etcd store's limits: one txn of at most 64 ops, valid keys. */
+    if (n > 64) {
+        cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "a document write takes at most 64 ops");
+        cb(arg, &st, NULL, 0);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!doc_key_ok(ops[k].key, ops[k].prefix, &st)) {
+            cb(arg, &st, NULL, 0);
+            return;
+        }
+        if (ops[k].prefix && ops[k].value != NULL) {
+            cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "a prefix delete takes no value");
+            cb(arg, &st, NULL, 0);
+            return;
+        }
+    }
     int64_t *versions = calloc(n ? n : 1, sizeof(*versions));
     if (versions == NULL) {
         oom(&st);

@@ -4,6 +4,7 @@
 #ifndef DP_BUF_H
 #define DP_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,9 @@ struct dp_buf {
     size_t sse_len;
     char *room_id; /* room of a room message (heap), for SSE stream positions; NULL otherwise */
     int64_t seq;   /* that message's seq (0 otherwise) */
+    /* A channel message: SSE gives it an `id:` with the stream's current position (channels
+     * have no history, so the position itself only tracks rooms). Set after create. */
+    bool channel;
     unsigned char mem[];
 };
 

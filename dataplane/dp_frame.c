@@ -306,9 +306,10 @@ static enum sb_err validate(const char *text, size_t len, json_t *root, struct d
     case DP_FRAME_UNSUBSCRIBE:
         return get_str(root, "channel_id", true, CHANNEL_ID, 0, &f->channel_id, err);
     case DP_FRAME_PUBLISH:
-        if ((e = get_str(root, "channel_id", true, CHANNEL_ID, 0, &f->channel_id, err)) != SB_OK)
+        if ((e = get_str(root, "channel_id", true, CHANNEL_ID, 0, &f->channel_id, err)) != SB_OK ||
+            (e = get_data(text, len, root, f, err)) != SB_OK)
             return e;
-        return get_data(text, len, root, f, err);
+        return get_metadata(root, f, err);
     case DP_FRAME_TYPING: {
         if ((e = get_str(root, "room_id", true, ID, 0, &f->room_id, err)) != SB_OK)
             return e;

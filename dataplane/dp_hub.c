@@ -756,13 +756,15 @@ static void on_delivery(struct dp_hub *h, const Switchboard__Internal__V1__Deliv
         SB_LOG_ERROR(MOD, "out of memory framing a delivery", NULL);
         return;
     }
+    b->channel = d->channel_id[0] != '\0';
     struct fan f = {h, d, b};
     h->gen++;
     if (d->room_id[0] != '\0') {
         dp_router_visit_room(h->router, d->room_id, fan_one, &f);
-    } else if (d->channel_id[0] != '\0') {
+    } else if (d->channel_id[0] != '\0' && d->n_user_ids == 0) {
         dp_router_visit_channel(h->router, d->channel_id, fan_one, &f);
     } else if (d->n_user_ids > 0) {
+        /* Direct messages, and channel messages for the subscribers whose filter matched. */
         for (size_t i = 0; i < d->n_user_ids; i++)
             dp_router_visit_user(h->router, d->user_ids[i], fan_one, &f);
     } else if (d->n_connection_ids > 0) {

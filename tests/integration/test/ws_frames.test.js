@@ -350,7 +350,7 @@ describe('websocket frames', { timeout: 90000 }, () => {
     await c3.next({ type: 'message', data: 'late', seq: b.seq });
   });
 
-  it('channels are not there yet: subscribe/publish say channel_not_found, unsubscribe not_subscribed', async () => {
+  it('a channel that does not exist: subscribe/publish say channel_not_found, unsubscribe too (or not_subscribed)', async () => {
     const c = await connect(uniq('chan'));
     F.assertError(await c.request({ type: 'subscribe', channel_id: 'news', ref: 's1' }), 'channel_not_found', 's1');
     F.assertError(await c.request({ type: 'publish', channel_id: 'news', data: { x: 1 }, ref: 'p1' }), 'channel_not_found', 'p1');

@@ -368,42 +368,6 @@ static void test_store_etcd_lost_answer_never_reuses_seq(void **state)
 
 /* ---- issue 4: etcd only ---- */
 
-static void test_store_etcd_doc_keys_and_limits(void **state)
-{
-    struct cp_store *s = *state;
-    const char *bad[] = {"",        "Bans/x",  "bans",    "bans/",   "bans//x",
-                         "bans/x/", "/bans/x", "ba-ns/x", "bans/a b"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct docs r = doc_put(s, bad[i], "{}", -1);
-        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
-        r = doc_get(s, bad[i]);
-        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
-    }
-    assert_int_equal(doc_list(s, "bans//").code, SB_CODE_INVALID_MESSAGE);
-    assert_int_equal(doc_list(s, "/").code, SB_CODE_INVALID_MESSAGE);
-    /* Ids beyond sb_ident: channel patterns, UTF-8. */
-    assert_int_equal(doc_put(s, "subs/news.*/alice", "{}", 0).code, SB_CODE_NONE);
-    assert_int_equal(doc_put(s, "channels/caf\xc3\xa9", "{}", 0).code, SB_CODE_NONE);
-    assert_true(doc_get(s, "channels/caf\xc3\xa9").found);
-    /* A prefix op with a value is refused. */
-    struct cp_doc_op pv = {.key = "subs/", .value = "{}", .prefix = true, .expect = -1};
-    struct docs r;
-    S(s->ops->doc_write(s, &pv, 1, on_write, &r));
-    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
-    /* At most 64 ops, and 64 work. */
-    struct cp_doc_op ops[65];
-    char keys[65][32];
-    for (int i = 0; i < 65; i++) {
-        snprintf(keys[i], sizeof(keys[i]), "bulk/k%02d", i);
-        ops[i] = (struct cp_doc_op){.key = keys[i], .value = "{}", .expect = 0};
-    }
-    S(s->ops->doc_write(s, ops, 65, on_write, &r));
-    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
-    S(s->ops->doc_write(s, ops, 64, on_write, &r));
-    assert_int_equal(r.code, SB_CODE_NONE);
-    assert_int_equal(doc_list(s, "bulk/").n, 64);
-}
-
 /* Every replica observes every change, at the same revisions; a document written and answered
  * on one replica is read at once on the other. */
 static void test_store_etcd_observe_on_every_replica(void **state)
@@ -583,6 +547,113 @@ static void test_store_etcd_unreachable_is_unavailable(void **state)
     assert_int_equal(r.code, SB_CODE_UNAVAILABLE);
 }
 
+/* ---- write markers: a retried txn that had landed is answered as applied ---- */
+
+struct body {
+    char buf[8192];
+    size_t n;
+};
+
+static size_t keep_body(void *p, size_t sz, size_t n, void *ud)
+{
+    struct body *b = ud;
+    size_t len = sz * n;
+    if (b->n + len < sizeof(b->buf)) {
+        memcpy(b->buf + b->n, p, len);
+        b->n += len;
+        b->buf[b->n] = '\0';
+    }
+    return len;
+}
+
+/* The newest write marker of replica cp-test-a (its key), "" when none. */
+static void newest_marker(char *out, size_t cap)
+{
+    char end[64];
+    size_t en;
+    const char *prefix = "sb/txn/cp-test-a/";
+    assert_int_equal(cp_keys_range_end(prefix, strlen(prefix), end, sizeof(end), &en), SB_OK);
+    struct cp_etcd_range_req q = {.key = cp_etcd_str(prefix),
+                                  .range_end = {end, en},
+                                  .limit = 1,
+                                  .descend = true,
+                                  .keys_only = true};
+    char *json = NULL;
+    assert_int_equal(cp_etcd_json_range(&q, &json), SB_OK);
+    char url[192];
+    snprintf(url, sizeof(url), "%s%s", endpoint, CP_ETCD_PATH_RANGE);
+    struct body b = {.n = 0};
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_cleanup(h);
+    free(json);
+    struct cp_etcd_result r;
+    assert_int_equal(cp_etcd_json_parse_result(b.buf, b.n, &r), SB_OK);
+    snprintf(out, cap, "%s", r.n_kvs ? r.kvs[0].key : "");
+    cp_etcd_result_fini(&r);
+}
+
+/* The next marker: the newest one plus one (16 hex digits). */
+static void next_marker(const char *cur, char *out, size_t cap)
+{
+    const char *hex = strrchr(cur, '/') + 1;
+    unsigned long long n = strtoull(hex, NULL, 16);
+    snprintf(out, cap, "%.*s%016llx", (int)(hex - cur), cur, n + 1);
+}
+
+static void test_store_etcd_retried_write_that_landed(void **state)
+{
+    struct cp_store *s = *state;
+    struct docs w = doc_put(s, "invites/i1", "{}", 0);
+    assert_int_equal(w.code, SB_CODE_NONE);
+    char cur[128], next[128];
+    newest_marker(cur, sizeof(cur));
+    assert_true(strncmp(cur, "sb/txn/cp-test-a/", 17) == 0);
+    /* A blind write has no compare: no marker. */
+    assert_int_equal(doc_put(s, "invites/i2", "{}", -1).code, SB_CODE_NONE);
+    char again[128];
+    newest_marker(again, sizeof(again));
+    assert_string_equal(again, cur);
+    /* Pretend the next write already landed once (its marker exists): its compare fails,
+     * and it is answered as applied, not as a conflict. */
+    next_marker(cur, next, sizeof(next));
+    put_behind(next, "");
+    w = doc_put(s, "invites/i1", "{\"v\":2}", 0);
+    assert_int_equal(w.code, SB_CODE_NONE);
+    assert_true(w.versions[0] > 0);
+    /* Without a marker the same failed compare is a conflict. */
+    w = doc_put(s, "invites/i1", "{\"v\":3}", 0);
+    assert_int_equal(w.code, SB_CODE_CONFLICT);
+}
+
+/* A re-list (after a compacted watch start) rebuilds the cache silently: nothing old is
+ * reported again, and changes after it are reported once. */
+static void test_store_etcd_relist_reports_nothing_old(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    assert_int_equal(append_on(s, NULL).seq, 1);
+    assert_int_equal(doc_put(s, "bans/r1/bob", "{}", 0).code, SB_CODE_NONE);
+    observe_start(s);
+    cp_store_etcd_relist(s);
+    pump(300);
+    struct res r = {0};
+    S(s->ops->room_get(s, "r1", on_room, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.member_count, 1);
+    assert_int_equal(r.seq, 1);
+    EVENTS(NULL);
+    assert_int_equal(doc_put(s, "bans/r1/carol", "{}", 0).code, SB_CODE_NONE);
+    assert_int_equal(append_on(s, NULL).seq, 2);
+    EVENTS("DOC - - bans/r1/carol={} v>0", "MESSAGE r1 - seq=2 data={\"n\":1}");
+    s->ops->observe(s, NULL, NULL);
+}
+
 #define ETCD_ONLY_CASES                                                                            \
     cmocka_unit_test_setup_teardown(test_store_etcd_idempotency, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),      \
@@ -591,12 +662,15 @@ static void test_store_etcd_unreachable_is_unavailable(void **state)
         cmocka_unit_test_setup_teardown(test_store_etcd_idem_compare_in_commit, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_store_etcd_lost_answer_never_reuses_seq, setup,       \
                                         teardown),                                                 \
-        cmocka_unit_test_setup_teardown(test_store_etcd_doc_keys_and_limits, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_store_etcd_observe_on_every_replica, setup,           \
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_update_conflicts_rerun_the_edit, setup,    \
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_unreachable_is_unavailable, setup,         \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_retried_write_that_landed, setup,          \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_relist_reports_nothing_old, setup,         \
                                         teardown),
 
 #endif

@@ -584,6 +584,43 @@ static void test_store_docs_list_and_prefix_delete(void **state)
     assert_int_equal(r.n, 0);
 }
 
+/* Both stores take the same document keys and at most 64 ops in one write. */
+static void test_store_doc_keys_and_limits(void **state)
+{
+    struct cp_store *s = *state;
+    const char *bad[] = {"",        "Bans/x",  "bans",    "bans/",   "bans//x",
+                         "bans/x/", "/bans/x", "ba-ns/x", "bans/a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct docs r = doc_put(s, bad[i], "{}", -1);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+        r = doc_get(s, bad[i]);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    }
+    assert_int_equal(doc_list(s, "bans//").code, SB_CODE_INVALID_MESSAGE);
+    assert_int_equal(doc_list(s, "/").code, SB_CODE_INVALID_MESSAGE);
+    /* Ids beyond sb_ident: channel patterns, UTF-8. */
+    assert_int_equal(doc_put(s, "subs/news.*/alice", "{}", 0).code, SB_CODE_NONE);
+    assert_int_equal(doc_put(s, "channels/caf\xc3\xa9", "{}", 0).code, SB_CODE_NONE);
+    assert_true(doc_get(s, "channels/caf\xc3\xa9").found);
+    /* A prefix op with a value is refused. */
+    struct cp_doc_op pv = {.key = "subs/", .value = "{}", .prefix = true, .expect = -1};
+    struct docs r;
+    S(s->ops->doc_write(s, &pv, 1, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    /* At most 64 ops, and 64 work. */
+    struct cp_doc_op ops[65];
+    char keys[65][32];
+    for (int i = 0; i < 65; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "bulk/k%02d", i);
+        ops[i] = (struct cp_doc_op){.key = keys[i], .value = "{}", .expect = 0};
+    }
+    S(s->ops->doc_write(s, ops, 65, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    S(s->ops->doc_write(s, ops, 64, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(doc_list(s, "bulk/").n, 64);
+}
+
 struct room_edit {
     const char *name;
     bool archive;
@@ -913,6 +950,35 @@ static void test_store_trim_and_update_span_pages(void **state)
     assert_int_equal(hist[0].seq, 131);
 }
 
+/* History off (max_history 0): nothing readable, but every message is still reported. */
+static void test_store_no_history_still_reports(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    observe_start(s);
+    struct cp_message d = {.id = "m1", .room_id = "r1", .data = "1", .data_len = 1};
+    struct res r = {0};
+    for (int i = 1; i <= 3; i++) {
+        S(s->ops->message_append(s, &d, NULL, 0, on_append, &r));
+        assert_int_equal(r.code, SB_CODE_NONE);
+        assert_int_equal(r.seq, i);
+    }
+    EVENTS("MESSAGE r1 - seq=1 data=1", "MESSAGE r1 - seq=2 data=1", "MESSAGE r1 - seq=3 data=1");
+    read_history(s, "r1");
+    assert_int_equal(n_hist, 0);
+    struct msg_edit e = {.data = "2"};
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m1", edit_msg, &e, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_MESSAGE_NOT_FOUND);
+    S(s->ops->history_trim(s, "r1", INT64_MAX, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(r.seq, 0);
+    struct res g = {0};
+    S(s->ops->room_get(s, "r1", on_room, &g));
+    assert_int_equal(g.seq, 3);
+    s->ops->observe(s, NULL, NULL);
+}
+
 #ifdef CP_TEST_ETCD
 #include "cp_store_etcd_cases.h"
 #endif
@@ -926,9 +992,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_versions_and_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_list_and_prefix_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_doc_keys_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_room_update_and_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_message_update_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trim_and_update_span_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_no_history_still_reports, setup, teardown),
 #ifdef CP_TEST_ETCD
         ETCD_ONLY_CASES
 #endif

@@ -39,6 +39,9 @@ static void test_keys_every_builder_matches_the_table(void **state)
     assert_string_equal(k, "sb/sequencer/r1");
     assert_int_equal(cp_keys_leader(CP_KEYS_ROLE_PRESENCE, k, sizeof(k)), SB_OK);
     assert_string_equal(k, "sb/leader/presence");
+    assert_int_equal(cp_keys_txn("cp-a", 0x2a, k, sizeof(k)), SB_OK);
+    assert_string_equal(k, "sb/txn/cp-a/000000000000002a");
+    assert_int_equal(cp_keys_txn("cp a", 1, k, sizeof(k)), SB_EINVAL);
 }
 
 static void test_keys_prefixes_end_in_slash(void **state)
