@@ -347,6 +347,7 @@ struct publish_op {
     struct cp_ctx *c;
     cp_rooms_publish_fn *cb;
     void *arg;
+    bool no_deliver;
 };
 
 static void publish_done(void *arg, const struct cp_status *st, const struct cp_append_result *res)
@@ -358,6 +359,11 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     struct cp_ctx *c = op->c;
+    if (op->no_deliver) {
+        op->cb(op->arg, st, res->message->id, res->message->seq);
+        free(op);
+        return;
+    }
     c->messages_published++;
     struct cp_buf b;
     cp_buf_init(&b);
@@ -389,7 +395,7 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
         cb(arg, &st, NULL, 0);
         return;
     }
-    *op = (struct publish_op){c, cb, arg};
+    *op = (struct publish_op){c, cb, arg, p->no_deliver};
     char id[SB_ID_LEN];
     sb_id_new("m", id);
     struct cp_message draft = {

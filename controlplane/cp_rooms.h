@@ -52,6 +52,7 @@ struct cp_publish {
     size_t n_metadata;
     const char *idem_key; /* NULL: none (etcd mode makes one up) */
     bool no_forward;      /* Peer/Publish on the holder: never forward again */
+    bool no_deliver;      /* SaveMessage: store only, deliver nothing (docs/history.md) */
 };
 typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
                                  int64_t seq);

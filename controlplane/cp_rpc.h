@@ -43,6 +43,9 @@ cp_rpc_fn cp_rpc_rooms_update, cp_rpc_rooms_archive, cp_rpc_rooms_restore, cp_rp
 /* cp_rpc_messages.c */
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
+/* cp_rpc_history.c (GetHistory is cp_rpc_messages_history, declared above) */
+cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
+    cp_rpc_history_unreact, cp_rpc_history_search;
 /* cp_rpc_presence.c */
 cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
 /* cp_rpc_connections.c */
