@@ -6,6 +6,7 @@
 
 #include "cp_channels.h"
 #include "cp_peer.h"
+#include "cp_retention.h"
 #include "cp_store_etcd.h"
 #include "cp_users.h"
 
@@ -37,6 +38,7 @@ void cp_ctx_fini(struct cp_ctx *c)
 void cp_ctx_tick(struct cp_ctx *c, int64_t mono_ms)
 {
     cp_users_tick(c, mono_ms);
+    cp_retention_tick(c, mono_ms);
     if (c->distributed && c->store != NULL) {
         cp_store_etcd_tick(c->store, mono_ms);
         cp_peer_tick(c, mono_ms);
@@ -47,9 +49,10 @@ int64_t cp_ctx_next_deadline(const struct cp_ctx *c)
 {
     int64_t a = cp_typing_next_deadline(&c->typing);
     int64_t b = cp_presence_next_deadline(&c->presence);
-    if (a == 0)
-        return b;
-    if (b == 0)
-        return a;
-    return a < b ? a : b;
+    int64_t r = cp_retention_next_deadline(c);
+    if (a == 0 || (b != 0 && b < a))
+        a = b;
+    if (a == 0 || (r != 0 && r < a))
+        a = r;
+    return a;
 }

@@ -66,6 +66,8 @@ struct cp_ctx {
     int64_t lease_ttl_ms; /* etcd mode: bound for publish forwarding retries */
     int64_t messages_published;
     int64_t messages_delivered; /* deliveries handed to nodes */
+    int64_t retention_next;     /* cp_retention.c: monotonic ms of the next pass */
+    bool retention_busy;        /* cp_retention.c: a pass is running */
 };
 
 /* Initializes `c` around `store` (taken: destroyed by cp_ctx_fini). SB_ENOMEM. */

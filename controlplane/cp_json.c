@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "cp_msgext.h"
 #include "sb_time.h"
 
 bool cp_json_is_valid(const char *data, size_t len)
@@ -55,6 +56,14 @@ static void ts_field(struct cp_buf *b, int64_t ts)
     cp_buf_json_str(b, t, n);
 }
 
+static void time_field(struct cp_buf *b, const char *k, int64_t ms)
+{
+    char t[SB_TIME_RFC3339_LEN];
+    size_t n = sb_time_format_rfc3339(ms, t, sizeof(t));
+    key(b, k);
+    cp_buf_json_str(b, t, n);
+}
+
 static void data_field(struct cp_buf *b, const char *data, size_t len)
 {
     key(b, "data");
@@ -70,7 +79,9 @@ void cp_json_message(struct cp_buf *b, const struct cp_message *m)
     str_field(b, "room_id", m->room_id);
     if (set(m->user_id))
         str_field(b, "user_id", m->user_id);
-    data_field(b, m->data, m->data_len);
+    /* A tombstone has no data (docs/history.md). */
+    if (!m->deleted)
+        data_field(b, m->data, m->data_len);
     if (set(m->thread_id))
         str_field(b, "thread_id", m->thread_id);
     if (m->n_metadata > 0) {
@@ -86,6 +97,59 @@ void cp_json_message(struct cp_buf *b, const struct cp_message *m)
         cp_buf_putc(b, '}');
     }
     ts_field(b, m->timestamp);
+    if (m->deleted) {
+        key(b, "deleted");
+        cp_buf_puts(b, "true");
+        time_field(b, "deleted_at", m->deleted_at);
+    } else {
+        if (m->edited_at != 0)
+            time_field(b, "edited_at", m->edited_at);
+        cp_msgext_render(b, m->ext);
+    }
+    cp_buf_putc(b, '}');
+}
+
+/* {"type":<type>,"room_id":..,"id":..,"seq":..: the head of the update frames. */
+static void update_head(struct cp_buf *b, const char *type, const struct cp_message *m)
+{
+    cp_buf_puts(b, "{\"type\":");
+    cp_buf_json_str(b, type, strlen(type));
+    str_field(b, "room_id", m->room_id);
+    str_field(b, "id", m->id);
+    key(b, "seq");
+    cp_buf_printf(b, "%lld", (long long)m->seq);
+}
+
+void cp_json_message_edited(struct cp_buf *b, const struct cp_message *m, const char *editor_id)
+{
+    update_head(b, "message_edited", m);
+    if (set(m->user_id))
+        str_field(b, "user_id", m->user_id);
+    if (set(editor_id))
+        str_field(b, "editor_id", editor_id);
+    data_field(b, m->data, m->data_len);
+    time_field(b, "edited_at", m->edited_at);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_message_deleted(struct cp_buf *b, const struct cp_message *m, const char *deleter_id)
+{
+    update_head(b, "message_deleted", m);
+    if (set(deleter_id))
+        str_field(b, "deleter_id", deleter_id);
+    time_field(b, "deleted_at", m->deleted_at);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_reaction(struct cp_buf *b, const struct cp_message *m, const char *emoji,
+                      const char *user_id, bool added, int64_t ts)
+{
+    update_head(b, "reaction", m);
+    str_field(b, "emoji", emoji);
+    str_field(b, "user_id", user_id);
+    key(b, "added");
+    cp_buf_puts(b, added ? "true" : "false");
+    ts_field(b, ts);
     cp_buf_putc(b, '}');
 }
 

@@ -19,8 +19,20 @@ bool cp_json_is_valid(const char *data, size_t len);
 bool cp_json_is_utf8(const char *s);
 
 /* {"type":"message","id":..,"seq":..,"room_id":..,"user_id":..,"data":..,"thread_id":..,
- *  "metadata":{..},"timestamp":".."}; user_id/thread_id/metadata only when set. */
+ *  "metadata":{..},"timestamp":".."}; user_id/thread_id/metadata only when set. Then, for a
+ * tombstone: no "data", and "deleted":true,"deleted_at":..; else "edited_at" when edited and
+ * the "edits"/"reactions" of m->ext when there are some (cp_msgext_render). */
 void cp_json_message(struct cp_buf *b, const struct cp_message *m);
+
+/* Live updates to room members (docs/history.md):
+ * {"type":"message_edited","room_id","id","seq",["user_id"],["editor_id"],"data","edited_at"}
+ * {"type":"message_deleted","room_id","id","seq",["deleter_id"],"deleted_at"}
+ * {"type":"reaction","room_id","id","seq","emoji","user_id","added":true|false,"timestamp"}
+ * m is the message's new state; an empty editor/deleter (the backend) is left out. */
+void cp_json_message_edited(struct cp_buf *b, const struct cp_message *m, const char *editor_id);
+void cp_json_message_deleted(struct cp_buf *b, const struct cp_message *m, const char *deleter_id);
+void cp_json_reaction(struct cp_buf *b, const struct cp_message *m, const char *emoji,
+                      const char *user_id, bool added, int64_t ts);
 
 /* Direct message: {"type":"message","id":..,"user_id":<sender, if any>,"data":..,"timestamp"}. */
 void cp_json_direct(struct cp_buf *b, const char *id, const char *sender, const char *data,

@@ -8,6 +8,7 @@
 
 #include "cp_channels.h"
 #include "cp_json.h"
+#include "cp_msgupdate.h"
 #include "cp_store_etcd.h"
 #include "cp_rooms.h"
 #include "cp_session.h"
@@ -116,6 +117,12 @@ static void simple_done(void *arg, const struct cp_status *st)
     struct op *op = arg;
     reply_status(op, st);
     op_finish(op);
+}
+
+/* edit, delete, react (docs/history.md): an ack or an error. */
+static void msg_update_done(void *arg, const struct cp_status *st, const struct cp_message *m)
+{
+    simple_done(arg, st);
 }
 
 /* Encodes messages as frames and replies with them. */
@@ -389,6 +396,13 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         cp_channels_publish(c, &cpub, channel_published, op);
         return;
     }
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE:
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_DELETE_MESSAGE:
+    case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_REACT:
+        if (cp_msg_update_client(c, req, user, msg_update_done, op, &st)) /* cp_msgupdate.h */
+            return;
+        reply_status(op, &st);
+        break;
     default:
         cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "request carries no operation");
         reply_status(op, &st);

@@ -36,6 +36,7 @@ struct pubreq {
     size_t n_metadata;
     bool require_member;
     bool no_forward;
+    bool no_deliver;
     int64_t deadline; /* monotonic: give up retrying after this */
     int64_t retry_at; /* monotonic, when waiting */
     struct pubreq *next_retry;
@@ -227,6 +228,7 @@ static void forward(struct pubreq *pr, const char *holder)
     req.thread_id = pr->thread_id ? pr->thread_id : "";
     req.idempotency_key = pr->idem_key;
     req.from_cp = c->id;
+    req.no_deliver = pr->no_deliver;
     Switchboard__Internal__V1__PeerPublishRequest__MetadataEntry *ents =
         pr->n_metadata ? calloc(pr->n_metadata, sizeof(*ents)) : NULL;
     Switchboard__Internal__V1__PeerPublishRequest__MetadataEntry **eptr =
@@ -298,7 +300,7 @@ static void appended(void *arg, const struct cp_status *st, const struct cp_appe
     struct pubreq *pr = arg;
     struct cp_ctx *c = pr->c;
     if (st->code == SB_CODE_NONE) {
-        if (!res->duplicate || res->redeliver) {
+        if ((!res->duplicate || res->redeliver) && !pr->no_deliver) {
             if (!res->duplicate)
                 c->messages_published++;
             struct cp_buf b;
@@ -395,6 +397,7 @@ void cp_peer_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publ
                   (p->n_metadata > 0 && pr->metadata == NULL);
         pr->require_member = p->require_member;
         pr->no_forward = p->no_forward;
+        pr->no_deliver = p->no_deliver;
         pr->deadline = sb_time_mono_ms() + c->lease_ttl_ms + 5000;
     }
     if (failed) {

@@ -8,16 +8,16 @@
 #include "cp_store.h"
 
 enum cp_perm_action {
-    CP_PERM_INVITE,         /* CreateInvite; admitting a user to a private room */
-    CP_PERM_KICK,           /* removing another member */
-    CP_PERM_BAN,            /* BanMember / UnbanMember */
-    CP_PERM_SET_ROLE,       /* SetMemberRole (target: the member's current and new role) */
-    CP_PERM_ARCHIVE,        /* ArchiveRoom / RestoreRoom */
-    CP_PERM_UPDATE_ROOM,    /* UpdateRoom */
-    CP_PERM_TRANSFER,       /* TransferRoomOwnership */
-    CP_PERM_DELETE_ROOM,    /* DeleteRoom */
-    CP_PERM_EDIT_OTHERS,    /* EditMessage of a message someone else sent */
-    CP_PERM_DELETE_OTHERS,  /* DeleteMessage of a message someone else sent */
+    CP_PERM_INVITE,        /* CreateInvite; admitting a user to a private room */
+    CP_PERM_KICK,          /* removing another member */
+    CP_PERM_BAN,           /* BanMember / UnbanMember */
+    CP_PERM_SET_ROLE,      /* SetMemberRole (target: the member's current and new role) */
+    CP_PERM_ARCHIVE,       /* ArchiveRoom / RestoreRoom */
+    CP_PERM_UPDATE_ROOM,   /* UpdateRoom */
+    CP_PERM_TRANSFER,      /* TransferRoomOwnership */
+    CP_PERM_DELETE_ROOM,   /* DeleteRoom */
+    CP_PERM_EDIT_OTHERS,   /* EditMessage of a message someone else sent */
+    CP_PERM_DELETE_OTHERS, /* DeleteMessage of a message someone else sent */
     CP_PERM_COUNT
 };
 

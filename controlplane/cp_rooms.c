@@ -2,8 +2,11 @@
  * call keeps a small heap context with copies of what it needs after the Store answers. */
 #include "cp_rooms.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "cp_json.h"
 #include "cp_peer.h"
@@ -13,6 +16,15 @@
 static void oom(struct cp_status *st)
 {
     cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
+}
+
+/* Writes whose outcome nobody waits for (lazy clean-up). */
+static void ignore_write(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    (void)arg;
+    (void)st;
+    (void)v;
+    (void)n;
 }
 
 /* ---------------------------------------------------------------- create */
@@ -62,6 +74,11 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
         for (size_t i = 0; i < n && !op->c->distributed; i++)
             cp_fanout_membership(op->c, members[i].user_id, op->room_id, false);
         cp_typing_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
+        /* Bans die with the room: a room created again with the id starts clean. */
+        char prefix[CP_ROOMS_KEY_MAX];
+        snprintf(prefix, sizeof(prefix), "bans/%s/", op->room_id);
+        struct cp_doc_op del = {.key = prefix, .value = NULL, .prefix = true, .expect = -1};
+        op->c->store->ops->doc_write(op->c->store, &del, 1, ignore_write, NULL);
     }
     op->cb(op->arg, st);
     free(op);
@@ -94,6 +111,8 @@ struct join_op {
     char *user_id;
     bool has_since;
     int64_t since;
+    enum cp_role role;
+    bool client;
     struct cp_join_outcome out;
 };
 
@@ -154,6 +173,86 @@ static void join_added(void *arg, const struct cp_status *st, const struct cp_jo
     op->c->store->ops->history_query(op->c->store, &q, NULL, join_replayed, op);
 }
 
+static void join_fail(struct join_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL);
+    join_free(op);
+}
+
+static void join_add(struct join_op *op)
+{
+    struct cp_ctx *c = op->c;
+    struct cp_join_req req = {.room_id = op->room_id,
+                              .user_id = op->user_id,
+                              .role = op->role,
+                              .now = sb_time_now_ms(),
+                              .deny_private = op->client,
+                              .auto_create = op->client && c->set.auto_create_rooms};
+    c->store->ops->member_add(c->store, &req, join_added, op);
+}
+
+/* The user's rooms: at max_rooms_per_user, only a room they are in already may be joined. */
+static void join_rooms_read(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
+{
+    struct join_op *op = arg;
+    if (st->code != SB_CODE_NONE) {
+        join_fail(op, st);
+        return;
+    }
+    int max = op->c->set.max_rooms_per_user;
+    if (max > 0 && n >= (size_t)max) {
+        bool member = false;
+        for (size_t i = 0; i < n && !member; i++)
+            member = strcmp(ids[i], op->room_id) == 0;
+        if (!member) {
+            struct cp_status lim;
+            cp_status_set(&lim, SB_CODE_ROOM_LIMIT_REACHED,
+                          "user %s is already in %d rooms, the most one user may join", op->user_id,
+                          max);
+            join_fail(op, &lim);
+            return;
+        }
+    }
+    join_add(op);
+}
+
+void cp_rooms_doc_delete(struct cp_ctx *c, const char *key, int64_t version)
+{
+    struct cp_doc_op del = {.key = key, .value = NULL, .expect = version};
+    c->store->ops->doc_write(c->store, &del, 1, ignore_write, NULL);
+}
+
+static void join_ban_read(void *arg, const struct cp_status *st, const struct cp_doc *doc)
+{
+    struct join_op *op = arg;
+    if (st->code != SB_CODE_NONE) {
+        join_fail(op, st);
+        return;
+    }
+    if (doc != NULL) {
+        int64_t expires_at = 0;
+        if (cp_rooms_ban_active(doc->value, sb_time_now_ms(), &expires_at)) {
+            struct cp_status ban;
+            char until[64] = "";
+            if (expires_at > 0) {
+                char ts[40];
+                sb_time_format_rfc3339(expires_at, ts, sizeof(ts));
+                snprintf(until, sizeof(until), " until %s", ts);
+            }
+            cp_status_set(&ban, SB_CODE_BANNED, "user %s is banned from room %s%s", op->user_id,
+                          op->room_id, until);
+            join_fail(op, &ban);
+            return;
+        }
+        /* An ended ban is removed lazily (a newer write of it makes this delete a no-op). */
+        cp_rooms_doc_delete(op->c, doc->key, doc->version);
+    }
+    if (op->c->set.max_rooms_per_user > 0)
+        op->c->store->ops->user_rooms(op->c->store, op->user_id, join_rooms_read, op);
+    else
+        join_add(op);
+}
+
 void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, enum cp_role role,
                    bool client, bool has_since, int64_t since, cp_rooms_join_fn *cb, void *arg)
 {
@@ -175,13 +274,11 @@ void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, e
     op->arg = arg;
     op->has_since = has_since;
     op->since = since;
-    struct cp_join_req req = {.room_id = op->room_id,
-                              .user_id = op->user_id,
-                              .role = role,
-                              .now = sb_time_now_ms(),
-                              .deny_private = client,
-                              .auto_create = client && c->set.auto_create_rooms};
-    c->store->ops->member_add(c->store, &req, join_added, op);
+    op->role = role;
+    op->client = client;
+    char key[CP_ROOMS_KEY_MAX];
+    cp_rooms_ban_key(key, op->room_id, op->user_id);
+    c->store->ops->doc_get(c->store, key, join_ban_read, op);
 }
 
 /* ---------------------------------------------------------------- leave */
@@ -250,6 +347,7 @@ struct publish_op {
     struct cp_ctx *c;
     cp_rooms_publish_fn *cb;
     void *arg;
+    bool no_deliver;
 };
 
 static void publish_done(void *arg, const struct cp_status *st, const struct cp_append_result *res)
@@ -261,6 +359,11 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     struct cp_ctx *c = op->c;
+    if (op->no_deliver) {
+        op->cb(op->arg, st, res->message->id, res->message->seq);
+        free(op);
+        return;
+    }
     c->messages_published++;
     struct cp_buf b;
     cp_buf_init(&b);
@@ -292,7 +395,7 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
         cb(arg, &st, NULL, 0);
         return;
     }
-    *op = (struct publish_op){c, cb, arg};
+    *op = (struct publish_op){c, cb, arg, p->no_deliver};
     char id[SB_ID_LEN];
     sb_id_new("m", id);
     struct cp_message draft = {
@@ -309,4 +412,54 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
     };
     c->store->ops->message_append(c->store, &draft, p->require_member ? p->user_id : NULL,
                                   c->set.max_history_messages, publish_done, op);
+}
+
+/* ---------------------------------------------------------------- bans, notices */
+
+void cp_rooms_ban_key(char out[CP_ROOMS_KEY_MAX], const char *room_id, const char *user_id)
+{
+    snprintf(out, CP_ROOMS_KEY_MAX, "bans/%s/%s", room_id, user_id);
+}
+
+bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at)
+{
+    json_t *j = json_loads(value, 0, NULL);
+    json_t *e = j ? json_object_get(j, "expires_at") : NULL;
+    /* A record we cannot read is kept in force: refusing is the safe side. */
+    int64_t at = json_is_integer(e) ? (int64_t)json_integer_value(e) : 0;
+    json_decref(j);
+    *expires_at = at;
+    return at == 0 || at > now;
+}
+
+struct notice_op {
+    struct cp_ctx *c;
+    char *room_id;
+    size_t len;
+    char frame[];
+};
+
+static void notice_members(void *arg, const struct cp_status *st, const struct cp_member *members,
+                           size_t n)
+{
+    struct notice_op *op = arg;
+    if (st->code == SB_CODE_NONE)
+        cp_fanout_room(op->c, members, n, op->room_id, NULL, op->frame, op->len, 0);
+    free(op->room_id);
+    free(op);
+}
+
+void cp_rooms_notify(struct cp_ctx *c, const char *room_id, const char *frame, size_t len)
+{
+    struct notice_op *op = malloc(sizeof(*op) + len + 1);
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        SB_LOG_ERROR("cp", "out of memory sending a room notice", "room=%s", room_id);
+        return;
+    }
+    op->c = c;
+    op->len = len;
+    memcpy(op->frame, frame, len);
+    op->frame[len] = '\0';
+    c->store->ops->members_list(c->store, room_id, notice_members, op);
 }

@@ -29,7 +29,10 @@ typedef void cp_rooms_join_fn(void *arg, const struct cp_status *st,
                               const struct cp_join_outcome *o);
 
 /* Joins `user_id` to `room_id`. `client`: a client's join frame (private rooms refused,
- * auto_create_rooms applies). has_since: also read the messages after `since`. */
+ * auto_create_rooms applies). has_since: also read the messages after `since`. Every join
+ * (gRPC JoinRoom/BulkJoinRoom/AcceptInvite, client frame) is refused BANNED while a ban
+ * document is in force, and ROOM_LIMIT_REACHED when the user is in max_rooms_per_user rooms
+ * and not in this one. */
 void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, enum cp_role role,
                    bool client, bool has_since, int64_t since, cp_rooms_join_fn *cb, void *arg);
 
@@ -49,6 +52,7 @@ struct cp_publish {
     size_t n_metadata;
     const char *idem_key; /* NULL: none (etcd mode makes one up) */
     bool no_forward;      /* Peer/Publish on the holder: never forward again */
+    bool no_deliver;      /* SaveMessage: store only, deliver nothing (docs/history.md) */
 };
 typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
                                  int64_t seq);
@@ -57,5 +61,24 @@ typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const ch
  * `message` frame once to every node hosting a member, then answers. */
 void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,
                       void *arg);
+
+/* ---- bans and notices (docs/rooms.md) */
+
+/* Longest document key built here. */
+#define CP_ROOMS_KEY_MAX 300
+
+/* "bans/<room>/<user>". */
+void cp_rooms_ban_key(char out[CP_ROOMS_KEY_MAX], const char *room_id, const char *user_id);
+
+/* Whether the ban document `value` (JSON {reason, moderator_id, created_at, expires_at}) is in
+ * force at `now` (Unix ms); *expires_at gets its end (0: permanent). Unreadable: in force. */
+bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at);
+
+/* Deletes document `key` if still at `version` (-1: any); nobody waits for the outcome. */
+void cp_rooms_doc_delete(struct cp_ctx *c, const char *key, int64_t version);
+
+/* Sends `frame` (copied) to every member of the room, the room's current members as the Store
+ * reads them after every write answered so far. */
+void cp_rooms_notify(struct cp_ctx *c, const char *room_id, const char *frame, size_t len);
 
 #endif

@@ -41,10 +41,17 @@ struct grpc_call *cp_call_detach(struct cp_call *call);
 /* cp_rpc_rooms.c */
 cp_rpc_fn cp_rpc_rooms_create, cp_rpc_rooms_get, cp_rpc_rooms_list, cp_rpc_rooms_delete,
     cp_rpc_rooms_join, cp_rpc_rooms_leave, cp_rpc_rooms_members;
+/* cp_rpc_rooms_admin.c */
+cp_rpc_fn cp_rpc_rooms_update, cp_rpc_rooms_archive, cp_rpc_rooms_restore, cp_rpc_rooms_transfer,
+    cp_rpc_rooms_bulk_join, cp_rpc_rooms_set_role, cp_rpc_rooms_ban, cp_rpc_rooms_unban,
+    cp_rpc_rooms_bans, cp_rpc_rooms_invite, cp_rpc_rooms_accept;
 /* cp_rpc_messages.c */
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
 cp_rpc_fn cp_rpc_messages_to_connection;
+/* cp_rpc_history.c (GetHistory is cp_rpc_messages_history, declared above) */
+cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
+    cp_rpc_history_unreact, cp_rpc_history_search;
 /* cp_rpc_presence.c */
 cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
 /* cp_rpc_connections.c */
@@ -67,5 +74,9 @@ bool cp_rpc_check_id(struct cp_call *call, const char *what, const char *value);
 bool cp_rpc_check_optional_id(struct cp_call *call, const char *what, const char *value);
 bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, size_t max);
 bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data);
+/* Rooms handlers (cp_rpc_rooms*.c): a metadata entry's checks, and a cp_store_room_fn whose
+ * `arg` is the call, finishing it with the Room or the status. */
+bool cp_rpc_rooms_check_meta_kv(struct cp_call *call, const char *k, const char *v);
+void cp_rpc_rooms_room_done(void *call, const struct cp_status *st, const struct cp_room *room);
 
 #endif

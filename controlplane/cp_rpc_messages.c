@@ -1,5 +1,5 @@
-/* switchboard.v1.Messages: Broadcast, BroadcastToRoom, SendToUser, SendToConnection,
- * GetHistory. */
+/* switchboard.v1.Messages: Broadcast, BroadcastToRoom, SendToUser, SendToConnection (history:
+ * cp_rpc_history.c). */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
@@ -266,89 +266,4 @@ void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
         return;
     }
     deliver_once(c, call, DIRECT_CONNECTION, m, req->idempotency_key, 1);
-}
-
-static void history_done(void *arg, const struct cp_status *st, const struct cp_history_result *res)
-{
-    struct cp_call *call = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        return;
-    }
-    size_t n = res->n_messages;
-    Switchboard__V1__Message *arr = n ? calloc(n, sizeof(*arr)) : NULL;
-    Switchboard__V1__Message **ptrs = n ? calloc(n, sizeof(*ptrs)) : NULL;
-    size_t n_meta = 0;
-    for (size_t i = 0; i < n; i++)
-        n_meta += res->messages[i]->n_metadata;
-    Switchboard__V1__Message__MetadataEntry *ents = n_meta ? calloc(n_meta, sizeof(*ents)) : NULL;
-    Switchboard__V1__Message__MetadataEntry **eptrs =
-        n_meta ? calloc(n_meta, sizeof(*eptrs)) : NULL;
-    if ((n > 0 && (arr == NULL || ptrs == NULL)) || (n_meta > 0 && (!ents || !eptrs))) {
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        goto out;
-    }
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct cp_message *msg = res->messages[i];
-        Switchboard__V1__Message pm = SWITCHBOARD__V1__MESSAGE__INIT;
-        pm.id = msg->id;
-        pm.seq = msg->seq;
-        pm.room_id = msg->room_id;
-        pm.user_id = msg->user_id ? msg->user_id : "";
-        pm.thread_id = msg->thread_id ? msg->thread_id : "";
-        pm.data.data = (uint8_t *)msg->data;
-        pm.data.len = msg->data_len;
-        pm.timestamp = msg->timestamp;
-        if (msg->n_metadata > 0) {
-            pm.metadata = &eptrs[e];
-            pm.n_metadata = msg->n_metadata;
-            for (size_t k = 0; k < msg->n_metadata; k++, e++) {
-                Switchboard__V1__Message__MetadataEntry me =
-                    SWITCHBOARD__V1__MESSAGE__METADATA_ENTRY__INIT;
-                me.key = msg->metadata[k].key;
-                me.value = msg->metadata[k].value;
-                ents[e] = me;
-                eptrs[e] = &ents[e];
-            }
-        }
-        arr[i] = pm;
-        ptrs[i] = &arr[i];
-    }
-    Switchboard__V1__GetHistoryResponse resp = SWITCHBOARD__V1__GET_HISTORY_RESPONSE__INIT;
-    resp.messages = ptrs;
-    resp.n_messages = n;
-    cp_call_reply(call, &resp.base);
-out:
-    free(arr);
-    free(ptrs);
-    free(ents);
-    free(eptrs);
-}
-
-void cp_rpc_messages_history(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
-{
-    const Switchboard__V1__GetHistoryRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_optional_id(call, "thread_id", req->thread_id))
-        return;
-    if (req->limit < 0 || req->before_seq < 0 || req->after_seq < 0 || req->before_time < 0 ||
-        req->after_time < 0) {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
-                      "limit and the before/after bounds must not be negative");
-        return;
-    }
-    /* proto3 cannot tell 0 from unset: a zero bound is no bound. */
-    struct cp_history_query q = {
-        .room_id = req->room_id,
-        .limit = req->limit == 0 ? CP_RPC_DEFAULT_LIMIT
-                                 : (req->limit > CP_RPC_MAX_LIMIT ? CP_RPC_MAX_LIMIT : req->limit),
-        .has_before_seq = req->before_seq > 0,
-        .before_seq = req->before_seq,
-        .has_after_seq = req->after_seq > 0,
-        .after_seq = req->after_seq,
-        .before_time = req->before_time,
-        .after_time = req->after_time,
-        .thread_id = req->thread_id};
-    c->store->ops->history_query(c->store, &q, NULL, history_done, call);
 }

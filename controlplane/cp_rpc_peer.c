@@ -64,7 +64,8 @@ void cp_rpc_peer_publish(struct cp_ctx *c, struct cp_call *call, const ProtobufC
                            .metadata = kv,
                            .n_metadata = req->n_metadata,
                            .idem_key = req->idempotency_key,
-                           .no_forward = true};
+                           .no_forward = true,
+                           .no_deliver = req->no_deliver};
     cp_rooms_publish(c, &p, done, call);
     free(kv);
 }

@@ -1,11 +1,13 @@
-/* switchboard.v1.Rooms: CreateRoom, GetRoom, ListRooms, DeleteRoom, JoinRoom, LeaveRoom,
- * GetRoomMembers, plus the validation helpers every handler uses. */
+/* switchboard.v1.Rooms: CreateRoom, GetRoom, ListRooms, DeleteRoom, JoinRoom, LeaveRoom (and
+ * kicks), GetRoomMembers, plus the validation helpers every handler uses. The other Rooms
+ * methods are in cp_rpc_rooms_admin.c. */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "cp_json.h"
+#include "cp_perm.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
 #include "sb_time.h"
@@ -64,7 +66,7 @@ bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, si
     return true;
 }
 
-static bool check_meta_kv(struct cp_call *call, const char *k, const char *v)
+bool cp_rpc_rooms_check_meta_kv(struct cp_call *call, const char *k, const char *v)
 {
     return cp_rpc_check_text(call, "metadata key", k, MAX_META_KEY) &&
            cp_rpc_check_text(call, "metadata value", v, MAX_META_VALUE);
@@ -133,7 +135,7 @@ static void reply_room(struct cp_call *call, const struct cp_room *r)
     room_pb_fini(&pb);
 }
 
-static void room_done(void *arg, const struct cp_status *st, const struct cp_room *room)
+void cp_rpc_rooms_room_done(void *arg, const struct cp_status *st, const struct cp_room *room)
 {
     struct cp_call *call = arg;
     if (st->code != SB_CODE_NONE)
@@ -174,7 +176,7 @@ void cp_rpc_rooms_create(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         return;
     }
     for (size_t i = 0; i < req->n_metadata; i++) {
-        if (!check_meta_kv(call, req->metadata[i]->key, req->metadata[i]->value)) {
+        if (!cp_rpc_rooms_check_meta_kv(call, req->metadata[i]->key, req->metadata[i]->value)) {
             free(kv);
             return;
         }
@@ -192,7 +194,7 @@ void cp_rpc_rooms_create(struct cp_ctx *c, struct cp_call *call, const ProtobufC
                            .updated_at = now,
                            .metadata = kv,
                            .n_metadata = req->n_metadata};
-    cp_rooms_create(c, &room, room_done, call);
+    cp_rooms_create(c, &room, cp_rpc_rooms_room_done, call);
     free(kv);
 }
 
@@ -201,7 +203,7 @@ void cp_rpc_rooms_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMes
     const Switchboard__V1__GetRoomRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "room_id", req->room_id))
         return;
-    c->store->ops->room_get(c->store, req->room_id, room_done, call);
+    c->store->ops->room_get(c->store, req->room_id, cp_rpc_rooms_room_done, call);
 }
 
 static void list_done(void *arg, const struct cp_status *st, const struct cp_room *const *rooms,
@@ -274,12 +276,74 @@ static void empty_done(void *arg, const struct cp_status *st)
     cp_call_reply(call, &resp.base);
 }
 
+/* DeleteRoom by a member, or LeaveRoom of another member (a kick): the actor's role and the
+ * target's are read first and checked against docs/permissions.md. */
+struct acting {
+    struct cp_ctx *c;
+    struct cp_call *call;
+    const char *room_id, *actor_id, *target_id; /* borrowed from the request */
+    enum cp_perm_action action;
+};
+
+static void acting_members(void *arg, const struct cp_status *st, const struct cp_member *members,
+                           size_t n)
+{
+    struct acting *ac = arg;
+    struct cp_call *call = ac->call;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(call, st);
+        free(ac);
+        return;
+    }
+    const struct cp_member *actor = NULL, *target = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(members[i].user_id, ac->actor_id) == 0)
+            actor = &members[i];
+        if (ac->target_id != NULL && strcmp(members[i].user_id, ac->target_id) == 0)
+            target = &members[i];
+    }
+    if (actor == NULL) {
+        cp_call_failf(call, SB_CODE_PERMISSION_DENIED, "user %s is not a member of room %s",
+                      ac->actor_id, ac->room_id);
+    } else if (ac->target_id != NULL && target == NULL) {
+        cp_call_failf(call, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                      ac->target_id, ac->room_id);
+    } else if (!cp_perm_allows(actor->role, ac->action,
+                               target != NULL ? target->role : CP_ROLE_MEMBER)) {
+        cp_call_failf(call, SB_CODE_PERMISSION_DENIED, "user %s (%s of room %s) may not %s%s%s",
+                      ac->actor_id, cp_role_name(actor->role), ac->room_id,
+                      cp_perm_action_name(ac->action), target ? " a member whose role is " : "",
+                      target ? cp_role_name(target->role) : "");
+    } else if (ac->target_id != NULL) {
+        cp_rooms_leave(ac->c, ac->room_id, ac->target_id, empty_done, call);
+    } else {
+        cp_rooms_delete(ac->c, ac->room_id, empty_done, call);
+    }
+    free(ac);
+}
+
+static void acting_start(struct cp_ctx *c, struct cp_call *call, const char *room_id,
+                         const char *actor_id, const char *target_id, enum cp_perm_action action)
+{
+    struct acting *ac = malloc(sizeof(*ac));
+    if (ac == NULL) {
+        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    *ac = (struct acting){c, call, room_id, actor_id, target_id, action};
+    c->store->ops->members_list(c->store, room_id, acting_members, ac);
+}
+
 void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
+        !cp_rpc_check_optional_id(call, "actor_id", req->actor_id))
         return;
-    cp_rooms_delete(c, req->room_id, empty_done, call);
+    if (req->actor_id != NULL && req->actor_id[0] != '\0')
+        acting_start(c, call, req->room_id, req->actor_id, NULL, CP_PERM_DELETE_ROOM);
+    else
+        cp_rooms_delete(c, req->room_id, empty_done, call);
 }
 
 struct join_call {
@@ -341,9 +405,14 @@ void cp_rpc_rooms_leave(struct cp_ctx *c, struct cp_call *call, const ProtobufCM
 {
     const Switchboard__V1__LeaveRoomRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id))
+        !cp_rpc_check_id(call, "user_id", req->user_id) ||
+        !cp_rpc_check_optional_id(call, "actor_id", req->actor_id))
         return;
-    cp_rooms_leave(c, req->room_id, req->user_id, empty_done, call);
+    if (req->actor_id != NULL && req->actor_id[0] != '\0' &&
+        strcmp(req->actor_id, req->user_id) != 0)
+        acting_start(c, call, req->room_id, req->actor_id, req->user_id, CP_PERM_KICK);
+    else
+        cp_rooms_leave(c, req->room_id, req->user_id, empty_done, call);
 }
 
 struct members_call {

@@ -20,11 +20,14 @@ static const char *const type_names[] = {
     [DP_FRAME_PRESENCE] = "presence",
     [DP_FRAME_HISTORY] = "history",
     [DP_FRAME_PING] = "ping",
+    [DP_FRAME_EDIT] = "edit",
+    [DP_FRAME_DELETE] = "delete",
+    [DP_FRAME_REACT] = "react",
 };
 
 const char *dp_frame_type_name(enum dp_frame_type type)
 {
-    if ((int)type < DP_FRAME_JOIN || (int)type > DP_FRAME_PING)
+    if ((int)type < DP_FRAME_JOIN || (int)type > DP_FRAME_LAST)
         return "unknown";
     return type_names[type];
 }
@@ -346,6 +349,24 @@ static enum sb_err validate(const char *text, size_t len, json_t *root, struct d
     }
     case DP_FRAME_PING:
         return SB_OK;
+    case DP_FRAME_EDIT:
+    case DP_FRAME_DELETE:
+    case DP_FRAME_REACT: {
+        if ((e = get_str(root, "room_id", true, ID, 0, &f->room_id, err)) != SB_OK ||
+            (e = get_str(root, "message_id", true, ID, 0, &f->message_id, err)) != SB_OK)
+            return e;
+        if (f->type == DP_FRAME_EDIT)
+            return get_data(text, len, root, f, err);
+        if (f->type == DP_FRAME_DELETE)
+            return SB_OK;
+        if ((e = get_str(root, "emoji", true, TEXT, 64, &f->emoji, err)) != SB_OK)
+            return e;
+        json_t *r = json_object_get(root, "remove");
+        if (r != NULL && !json_is_boolean(r))
+            return fail(err, "field remove must be a boolean");
+        f->remove = json_is_true(r);
+        return SB_OK;
+    }
     }
     return fail(err, "unknown type");
 }
@@ -390,7 +411,7 @@ enum sb_err dp_frame_parse(const char *text, size_t len, struct dp_frame *out,
         goto out;
     }
     const char *t = json_string_value(type);
-    for (int i = DP_FRAME_JOIN; i <= DP_FRAME_PING; i++) {
+    for (int i = DP_FRAME_JOIN; i <= DP_FRAME_LAST; i++) {
         if (strcmp(t, type_names[i]) == 0)
             f.type = (enum dp_frame_type)i;
     }

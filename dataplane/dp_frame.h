@@ -32,7 +32,11 @@ enum dp_frame_type {
     DP_FRAME_PRESENCE,
     DP_FRAME_HISTORY,
     DP_FRAME_PING,
+    DP_FRAME_EDIT, /* history (docs/history.md) */
+    DP_FRAME_DELETE,
+    DP_FRAME_REACT,
 };
+#define DP_FRAME_LAST DP_FRAME_REACT
 
 struct dp_frame_kv {
     const char *key;
@@ -45,11 +49,11 @@ struct dp_frame_kv {
 struct dp_frame {
     enum dp_frame_type type;
     const char *ref;
-    const char *room_id;    /* join, leave, message, typing, history */
+    const char *room_id;    /* join, leave, message, typing, history, edit, delete, react */
     const char *channel_id; /* subscribe, unsubscribe, publish */
     const char *filter;     /* subscribe (optional) */
     const char *thread_id;  /* message (optional) */
-    const char *data;       /* message, publish: the exact bytes the client sent */
+    const char *data;       /* message, publish, edit: the exact bytes the client sent */
     size_t data_len;
     struct dp_frame_kv *metadata; /* message (optional); heap, n_metadata entries */
     size_t n_metadata;
@@ -63,6 +67,9 @@ struct dp_frame {
     int limit;                                   /* history, 1..1000, default 50 */
     bool has_before, has_after;                  /* history */
     int64_t before, after;
+    const char *message_id; /* edit, delete, react */
+    const char *emoji;      /* react, 1..64 bytes (the control plane checks it further) */
+    bool remove;            /* react (optional): remove the reaction */
     json_t *root;
 };
 

@@ -47,6 +47,7 @@ int dp_hub_http_status(const char *code)
         const char *code;
         int status;
     } map[] = {
+        /* clang-format off */
         {"invalid_message", 400},
         {"message_too_large", 413},
         {"rate_limited", 429},
@@ -56,6 +57,7 @@ int dp_hub_http_status(const char *code)
         {"room_not_found", 404},
         {"channel_not_found", 404},
         {"invite_not_found", 404},
+        {"message_not_found", 404},
         {"not_room_member", 403},
         {"not_subscribed", 409},
         {"room_already_exists", 409},
@@ -70,6 +72,7 @@ int dp_hub_http_status(const char *code)
         {"history_gap", 410},
         {"unavailable", 503},
         {"internal", 500},
+        /* clang-format on */
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(map[i].code, code) == 0)
@@ -362,6 +365,8 @@ static void forward(struct dp_hub *h, struct dp_session *s, struct dp_post *post
     Switchboard__Internal__V1__PresenceOp pres = SWITCHBOARD__INTERNAL__V1__PRESENCE_OP__INIT;
     Switchboard__Internal__V1__HistoryOp hist = SWITCHBOARD__INTERNAL__V1__HISTORY_OP__INIT;
     Switchboard__Internal__V1__SubscribeOp sub = SWITCHBOARD__INTERNAL__V1__SUBSCRIBE_OP__INIT;
+    Switchboard__Internal__V1__MessageUpdateOp mu =
+        SWITCHBOARD__INTERNAL__V1__MESSAGE_UPDATE_OP__INIT;
     Switchboard__Internal__V1__PublishOp__MetadataEntry meta[DP_FRAME_META_MAX];
     Switchboard__Internal__V1__PublishOp__MetadataEntry *metap[DP_FRAME_META_MAX];
 #define S(x) ((char *)((x) != NULL ? (x) : ""))
@@ -439,6 +444,26 @@ static void forward(struct dp_hub *h, struct dp_session *s, struct dp_post *post
         } else {
             rq.op_case = SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_UNSUBSCRIBE;
             rq.unsubscribe = &sub;
+        }
+        break;
+    case DP_FRAME_EDIT:
+    case DP_FRAME_DELETE:
+    case DP_FRAME_REACT:
+        mu.room_id = S(f->room_id);
+        mu.message_id = S(f->message_id);
+        mu.data.data = (uint8_t *)f->data;
+        mu.data.len = f->data_len;
+        mu.emoji = S(f->emoji);
+        mu.remove = f->remove;
+        if (f->type == DP_FRAME_EDIT) {
+            rq.op_case = SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE;
+            rq.edit_message = &mu;
+        } else if (f->type == DP_FRAME_DELETE) {
+            rq.op_case = SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_DELETE_MESSAGE;
+            rq.delete_message = &mu;
+        } else {
+            rq.op_case = SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_REACT;
+            rq.react = &mu;
         }
         break;
     case DP_FRAME_PING:
@@ -670,6 +695,9 @@ static void on_reply(struct dp_hub *h, const Switchboard__Internal__V1__Reply *r
         }
         break;
     case DP_FRAME_PRESENCE:
+    case DP_FRAME_EDIT:
+    case DP_FRAME_DELETE:
+    case DP_FRAME_REACT:
         e = dp_frame_format_ack(ref, NULL, NULL, false, 0, &t, &n);
         send_frame(s, post, t, n, e);
         break;

@@ -176,6 +176,47 @@ static void test_dp_frame_parse_history_ping(void **state)
     dp_frame_fini(&f);
 }
 
+static void test_dp_frame_parse_edit_delete_react(void **state)
+{
+    const char *edit = "{\"type\":\"edit\",\"room_id\":\"r1\",\"message_id\":\"m-1\","
+                       "\"data\": {\"n\":1.50} }";
+    struct dp_frame f = parse_ok(edit);
+    assert_int_equal(f.type, DP_FRAME_EDIT);
+    assert_string_equal(f.room_id, "r1");
+    assert_string_equal(f.message_id, "m-1");
+    assert_int_equal(f.data_len, strlen("{\"n\":1.50}"));
+    assert_memory_equal(f.data, "{\"n\":1.50}", f.data_len);
+    assert_string_equal(dp_frame_type_name(f.type), "edit");
+    dp_frame_fini(&f);
+    f = parse_ok("{\"type\":\"delete\",\"room_id\":\"r1\",\"message_id\":\"m-1\"}");
+    assert_int_equal(f.type, DP_FRAME_DELETE);
+    dp_frame_fini(&f);
+    f = parse_ok("{\"type\":\"react\",\"room_id\":\"r1\",\"message_id\":\"m-1\","
+                 "\"emoji\":\"\xf0\x9f\x91\x8d\"}");
+    assert_int_equal(f.type, DP_FRAME_REACT);
+    assert_string_equal(f.emoji, "\xf0\x9f\x91\x8d");
+    assert_false(f.remove);
+    assert_string_equal(dp_frame_type_name(f.type), "react");
+    dp_frame_fini(&f);
+    f = parse_ok("{\"type\":\"react\",\"room_id\":\"r1\",\"message_id\":\"m-1\","
+                 "\"emoji\":\"x\",\"remove\":true}");
+    assert_true(f.remove);
+    dp_frame_fini(&f);
+    parse_bad("{\"type\":\"edit\",\"room_id\":\"r1\",\"data\":1}", "missing field message_id");
+    parse_bad("{\"type\":\"edit\",\"room_id\":\"r1\",\"message_id\":\"m-1\"}", "data");
+    parse_bad("{\"type\":\"delete\",\"message_id\":\"m-1\"}", "missing field room_id");
+    parse_bad("{\"type\":\"delete\",\"room_id\":\"r1\",\"message_id\":\"a b\"}",
+              "invalid message_id");
+    parse_bad("{\"type\":\"react\",\"room_id\":\"r1\",\"message_id\":\"m-1\"}",
+              "missing field emoji");
+    parse_bad("{\"type\":\"react\",\"room_id\":\"r1\",\"message_id\":\"m-1\",\"emoji\":"
+              "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+              "emoji");
+    parse_bad("{\"type\":\"react\",\"room_id\":\"r1\",\"message_id\":\"m-1\",\"emoji\":\"x\","
+              "\"remove\":1}",
+              "remove must be a boolean");
+}
+
 static void test_dp_frame_parse_envelope_errors(void **state)
 {
     parse_bad("", "malformed JSON");
@@ -280,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_dp_frame_parse_channels),
         cmocka_unit_test(test_dp_frame_parse_typing_presence),
         cmocka_unit_test(test_dp_frame_parse_history_ping),
+        cmocka_unit_test(test_dp_frame_parse_edit_delete_react),
         cmocka_unit_test(test_dp_frame_parse_envelope_errors),
         cmocka_unit_test(test_dp_frame_error_echoes_ref),
         cmocka_unit_test(test_dp_frame_format_all),
