@@ -184,7 +184,8 @@ void cp_rpc_connections_kick(struct cp_ctx *c, struct cp_call *call, const Proto
 /* ---------------------------------------------------------------- ListConnections */
 
 /* A snapshot of the matching connections, then per distinct user its rooms (Store) and
- * channels (documents `user_subs/<user>/<channel>`), one Store call at a time. */
+ * channels (documents `user_subs/<user>/<channel>` of the channel flows), one Store call at a
+ * time. */
 struct lconn {
     char *id, *user_id, *session_id, *node_id, *transport;
     int64_t connected_at, last_activity;
@@ -204,7 +205,7 @@ struct list_call {
     size_t n_conns;
     struct luser *users;
     size_t n_users;
-    size_t step; /* 2 per user: rooms, then channels */
+    size_t step; /* see list_run */
     bool pending, in_run, failed;
     struct cp_status st;
 };
@@ -313,7 +314,7 @@ static bool strv_dup(char ***out, size_t *n_out, const char *const *v, size_t n)
 static void rooms_of(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
 {
     struct list_call *lc = arg;
-    struct luser *u = &lc->users[lc->step / 2];
+    struct luser *u = &lc->users[lc->step];
     if (st->code != SB_CODE_NONE) {
         lc->failed = true;
         lc->st = *st;
@@ -324,30 +325,77 @@ static void rooms_of(void *arg, const struct cp_status *st, const char *const *i
     list_advance(lc);
 }
 
+/* The user of "user_subs/<user>/<channel>" among lc->users (sorted by id), or NULL. */
+static struct luser *sub_owner(struct list_call *lc, const char *key, const char **channel)
+{
+    const char *user = key + strlen("user_subs/");
+    const char *slash = strchr(user, '/');
+    if (slash == NULL)
+        return NULL;
+    size_t len = (size_t)(slash - user);
+    size_t lo = 0, hi = lc->n_users;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *id = lc->users[mid].id;
+        int r = strncmp(id, user, len);
+        if (r == 0 && id[len] != '\0')
+            r = 1;
+        if (r == 0) {
+            *channel = slash + 1;
+            return &lc->users[mid];
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Subscriptions of every listed user in one range: count, allocate, fill. */
 static void channels_of(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
 {
     struct list_call *lc = arg;
-    struct luser *u = &lc->users[lc->step / 2];
     if (st->code != SB_CODE_NONE) {
         lc->failed = true;
         lc->st = *st;
-    } else if (n > 0) {
-        u->channels = calloc(n, sizeof(*u->channels));
-        for (size_t i = 0; u->channels != NULL && i < n; i++) {
-            const char *slash = strrchr(docs[i].key, '/');
-            u->channels[u->n_channels] = strdup(slash ? slash + 1 : docs[i].key);
-            if (u->channels[u->n_channels] != NULL)
-                u->n_channels++;
-        }
+        list_advance(lc);
+        return;
+    }
+    const char *ch;
+    size_t *count = lc->n_users ? calloc(lc->n_users, sizeof(*count)) : NULL;
+    bool oom = lc->n_users > 0 && count == NULL;
+    for (size_t i = 0; !oom && i < n; i++) {
+        struct luser *u = sub_owner(lc, docs[i].key, &ch);
+        if (u != NULL)
+            count[u - lc->users]++;
+    }
+    for (size_t k = 0; !oom && k < lc->n_users; k++) {
+        if (count[k] > 0 && (lc->users[k].channels = calloc(count[k], sizeof(char *))) == NULL)
+            oom = true;
+    }
+    for (size_t i = 0; !oom && i < n; i++) {
+        struct luser *u = sub_owner(lc, docs[i].key, &ch);
+        if (u != NULL && (u->channels[u->n_channels++] = strdup(ch)) == NULL)
+            oom = true;
+    }
+    free(count);
+    if (oom) {
+        lc->failed = true;
+        cp_status_set(&lc->st, SB_CODE_INTERNAL, "out of memory");
     }
     list_advance(lc);
 }
 
+/* Steps 0 .. n_users-1: each user's rooms (the Store's cache in etcd mode); step n_users: the
+ * channels of all of them (one document range: a single user's prefix, or all of user_subs/). */
 static void list_run(struct list_call *lc)
 {
     lc->in_run = true;
     while (!lc->pending) {
-        if (lc->failed || lc->step >= 2 * lc->n_users) {
+        struct cp_store *s = lc->c->store;
+        if (lc->failed || lc->step > lc->n_users ||
+            (lc->step == lc->n_users && (lc->n_users == 0 || s->ops->doc_list == NULL))) {
             if (lc->failed)
                 cp_call_fail(lc->call, &lc->st);
             else
@@ -355,16 +403,13 @@ static void list_run(struct list_call *lc)
             list_free(lc);
             return;
         }
-        struct cp_store *s = lc->c->store;
-        const struct luser *u = &lc->users[lc->step / 2];
         lc->pending = true;
-        if (lc->step % 2 == 0) {
-            s->ops->user_rooms(s, u->id, rooms_of, lc);
-        } else if (s->ops->doc_list == NULL) {
-            list_advance(lc);
+        if (lc->step < lc->n_users) {
+            s->ops->user_rooms(s, lc->users[lc->step].id, rooms_of, lc);
         } else {
-            char prefix[160];
-            snprintf(prefix, sizeof(prefix), "user_subs/%s/", u->id);
+            char prefix[160] = "user_subs/";
+            if (lc->n_users == 1)
+                snprintf(prefix, sizeof(prefix), "user_subs/%s/", lc->users[0].id);
             s->ops->doc_list(s, prefix, channels_of, lc);
         }
     }

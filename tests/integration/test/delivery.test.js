@@ -205,9 +205,14 @@ describe('delivery and connections', { timeout: 120000 }, () => {
     const user = uniq('lc-sub');
     const a = await connect(user);
     await call(sys.api.channels, 'Subscribe', { channel_id: ch, user_id: user });
+    const other = await connect(uniq('lc-nosub'));
     const [c] = await listConns({ user_id: user });
     assert.equal(c.id, a.connected.connection_id);
     assert.deepEqual(c.channels, [ch]);
+    // The whole list reads every user's subscriptions at once.
+    const all = await listConns({});
+    assert.deepEqual(all.find((x) => x.id === a.connected.connection_id).channels, [ch]);
+    assert.deepEqual(all.find((x) => x.id === other.connected.connection_id).channels, []);
   });
 
   it('GetStats reports totals and per-node figures for both nodes', async () => {
