@@ -55,5 +55,9 @@ bool cp_rpc_check_id(struct cp_call *call, const char *what, const char *value);
 bool cp_rpc_check_optional_id(struct cp_call *call, const char *what, const char *value);
 bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, size_t max);
 bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data);
+/* Message data of any method (BroadcastToRoom, SendToUser, Broadcast, BroadcastToChannel,
+ * SaveMessage, EditMessage, ...): at most max_message_size bytes (RESOURCE_EXHAUSTED
+ * "message_too_large: ..."), then valid JSON. */
+bool cp_rpc_check_data(struct cp_ctx *c, struct cp_call *call, const ProtobufCBinaryData *data);
 
 #endif

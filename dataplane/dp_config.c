@@ -13,7 +13,7 @@
 #define DP_WEB_ROOT "dataplane/web"
 #endif
 
-#define N_OPTS 15
+#define N_OPTS 16
 static struct sb_config_opt opts[N_OPTS];
 static char def_node[SB_ID_LEN];
 
@@ -50,8 +50,11 @@ static void build(struct dp_config *c)
          "a connection whose queued output makes no progress for this long is closed", 1000,
          3600000, 0},
         {"ping_interval_ms", SB_CONFIG_INT, &c->ping_interval_ms, "30000",
-         "WebSocket ping / SSE comment interval; silent WebSockets are closed after twice this",
-         1000, 3600000, 0},
+         "WebSocket ping / SSE comment interval (see idle_timeout_ms)", 1000, 3600000, 0},
+        {"idle_timeout_ms", SB_CONFIG_INT, &c->idle_timeout_ms, "120000",
+         "a WebSocket that sends nothing (no frame, no pong) for this long is closed (1000 "
+         "idle_timeout); 0: never; must exceed ping_interval_ms",
+         0, 86400000, 0},
         {"max_pending", SB_CONFIG_INT, &c->max_pending, "4096",
          "requests per connection waiting for the control plane", 1, 65536, 0},
         {"max_connections", SB_CONFIG_INT, &c->max_connections, "100000",
@@ -142,6 +145,11 @@ enum sb_config_result dp_config_load(struct dp_config *c, int argc, char **argv)
     }
     if (c->hard_frame_limit < c->max_frame_size) {
         fprintf(stderr, "switchboard-dataplane: --hard-frame-limit must be >= --max-frame-size\n");
+        return SB_CONFIG_EXIT_ERR;
+    }
+    if (c->idle_timeout_ms != 0 && c->idle_timeout_ms <= c->ping_interval_ms) {
+        fprintf(stderr, "switchboard-dataplane: --idle-timeout-ms must be 0 or more than "
+                        "--ping-interval-ms (a live client answers a ping within the timeout)\n");
         return SB_CONFIG_EXIT_ERR;
     }
     if (c->node_id == NULL || !sb_ident_is_valid(c->node_id)) {

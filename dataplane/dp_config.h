@@ -22,6 +22,7 @@ struct dp_config {
     char *slow_consumer; /* "disconnect" or "drop" */
     int64_t send_timeout_ms;
     int64_t ping_interval_ms;
+    int64_t idle_timeout_ms; /* 0: no idle cleanup */
     int64_t max_pending;
     int64_t max_connections;
     char *log_level;
