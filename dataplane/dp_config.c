@@ -34,8 +34,10 @@ static void build(struct dp_config *c)
          "this node's id (a random dp-... when unset)", 0, 0, 0},
         {"web_root", SB_CONFIG_STRING, &c->web_root, DP_WEB_ROOT,
          "directory of the demo page's files served at /", 0, 0, 0},
-        {"max_frame_size", SB_CONFIG_INT, &c->max_frame_size, "65536",
-         "largest client frame in bytes; larger ones get message_too_large", 64, 16777216, 0},
+        {"max_frame_size", SB_CONFIG_INT, &c->max_frame_size, "81920",
+         "largest client frame in bytes (data plus envelope; the control plane limits data to "
+         "its max_message_size); larger ones get message_too_large",
+         64, 16777216, 0},
         {"hard_frame_limit", SB_CONFIG_INT, &c->hard_frame_limit, "1048576",
          "client frames beyond this many bytes close the connection with 1009", 64, 268435456, 0},
         {"outbox_max_bytes", SB_CONFIG_INT, &c->outbox_max_bytes, "1048576",
