@@ -25,8 +25,8 @@ static void build(struct dp_config *c)
          "HOST:PORT for WebSocket, SSE, health, metrics and the demo page", 0, 0, 0},
         {"controlplane", SB_CONFIG_STRING, &c->controlplane, "127.0.0.1:50051",
          "control plane HOST:PORT list (comma separated); the first is dialed, then the next on "
-         "failure",
-         0, 0, 0},
+         "failure (a YAML list in the file)",
+         0, 0, SB_CONFIG_LIST},
         {"dev_mode", SB_CONFIG_BOOL, &c->dev_mode, "false",
          "DEVELOPMENT ONLY: accept unauthenticated clients naming themselves with ?user_id=", 0, 0,
          0},
@@ -166,6 +166,12 @@ void dp_config_log(struct dp_config *c)
 {
     (void)c;
     sb_config_log(opts, N_OPTS, "dp");
+}
+
+void dp_config_print(struct dp_config *c, FILE *f)
+{
+    (void)c;
+    sb_config_print(opts, N_OPTS, f);
 }
 
 void dp_config_fini(struct dp_config *c)
