@@ -102,9 +102,10 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
     /* WebSocket keepalive and idle cleanup are dp_ws.c's timer (pings with a payload, a clean
-     * 1000 idle_timeout close); lws's own validity pings and hang-up stay out of the way. */
-    srv->retry.secs_since_valid_ping = 65535;
-    srv->retry.secs_since_valid_hangup = 65535;
+     * 1000 idle_timeout close). A policy with no hang-up time turns lws's own validity timer
+     * off: no second timer per connection (see docs/benchmarks.md on timer costs). */
+    srv->retry.secs_since_valid_ping = 0;
+    srv->retry.secs_since_valid_hangup = 0;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
