@@ -19,7 +19,7 @@
 void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastRequest *req = (const void *)m;
-    if (!cp_rpc_check_json(call, "data", &req->data))
+    if (!cp_rpc_check_data(c, call, &req->data))
         return;
     if (req->n_exclude_user_ids > MAX_EXCLUDE) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "exclude_user_ids has more than %d ids",
@@ -79,7 +79,7 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
 {
     const Switchboard__V1__BroadcastToRoomRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "thread_id", req->thread_id) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
@@ -136,7 +136,7 @@ void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const Proto
     const Switchboard__V1__SendToUserRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_json(call, "data", &req->data))
+        !cp_rpc_check_data(c, call, &req->data))
         return;
     char id[SB_ID_LEN];
     sb_id_new("m", id);
