@@ -36,7 +36,8 @@ static const struct sb_config_opt opts[] = {
      "HOST:PORT for the gRPC API and NodeLink", 0, 0, 0},
     {"store", SB_CONFIG_STRING, &store_kind, "memory", "state store: memory or etcd", 0, 0, 0},
     {"etcd_endpoints", SB_CONFIG_STRING, &etcd_endpoints, "http://127.0.0.1:2379",
-     "etcd client URLs, comma separated (--store etcd)", 0, 0, 0},
+     "etcd client URLs, comma separated (a YAML list in the file) (--store etcd)", 0, 0,
+     SB_CONFIG_LIST},
     {"id", SB_CONFIG_STRING, &cp_id, "", "replica id (default cp-<random>)", 0, 0, 0},
     {"advertise", SB_CONFIG_STRING, &advertise, "",
      "HOST:PORT other replicas dial for Peer calls (default: --listen)", 0, 0, 0},
@@ -88,6 +89,22 @@ static const struct sb_config_opt opts[] = {
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* Each comma-separated item is an http:// or https:// URL with something after the scheme. */
+static bool endpoints_valid(const char *list)
+{
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        size_t scheme = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+        if (scheme == 0 || len <= scheme)
+            return false;
+        if (end == NULL)
+            return true;
+        p = end + 1;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int rc = 0;
@@ -119,9 +136,27 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (strchr(listen_addr, ':') == NULL) {
+        fprintf(stderr, "switchboard-controlplane: --listen must be HOST:PORT, got \"%s\"\n",
+                listen_addr);
+        rc = 2;
+        goto out;
+    }
+    if (etcd && !endpoints_valid(etcd_endpoints)) {
+        fprintf(stderr,
+                "switchboard-controlplane: --etcd-endpoints must be http(s)://HOST:PORT "
+                "URLs, comma separated, got \"%s\"\n",
+                etcd_endpoints);
+        rc = 2;
+        goto out;
+    }
     if (!etcd && strcmp(store_kind, "memory") != 0) {
         fprintf(stderr, "switchboard-controlplane: --store must be memory or etcd\n");
         rc = 2;
+        goto out;
+    }
+    if (sb_config_check_only()) {
+        sb_config_print(opts, N_OPTS, stdout);
         goto out;
     }
     sb_config_log(opts, N_OPTS, "cp");

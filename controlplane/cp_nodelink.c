@@ -8,6 +8,7 @@
 
 #include "cp_channels.h"
 #include "cp_json.h"
+#include "cp_limits.h"
 #include "cp_msgupdate.h"
 #include "cp_store_etcd.h"
 #include "cp_rooms.h"
@@ -248,13 +249,18 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         done(arg, NULL);
         return;
     }
+    struct cp_status st;
+    if (!cp_limits_client_request(c, conn->user, req, &st)) {
+        queue_reply(c, n, req->request_id, req->connection_id, &st, NULL, 0, NULL, 0, false);
+        done(arg, NULL);
+        return;
+    }
     struct op *op = op_new(c, n, done, arg, req->request_id, req->connection_id);
     if (op == NULL) {
         reply_error(c, n, req, SB_CODE_INTERNAL, "%s", "out of memory");
         done(arg, NULL);
         return;
     }
-    struct cp_status st;
     switch (req->op_case) {
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_JOIN: {
         const Switchboard__Internal__V1__JoinOp *j = req->join;
@@ -604,6 +610,10 @@ static void conn_open(struct cp_ctx *c, struct cp_node *n,
     op->user_id = strdup(nz(co->user_id));
     if (!sb_ident_is_valid(nz(co->connection_id)) || !sb_ident_is_valid(nz(co->user_id))) {
         cp_status_set(&st, SB_CODE_INVALID_MESSAGE, "connection_id and user_id must be valid ids");
+        conn_opened(op, &st, NULL, 0);
+        return;
+    }
+    if (!cp_limits_conn_ok(c, co->user_id, co->connection_id, &st)) {
         conn_opened(op, &st, NULL, 0);
         return;
     }

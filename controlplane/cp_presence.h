@@ -12,6 +12,7 @@
 
 #include "cp_map.h"
 #include "cp_node.h"
+#include "sb_bucket.h"
 
 struct cp_user;
 
@@ -38,6 +39,7 @@ struct cp_user {
     int64_t last_seen;  /* Unix ms: last connect, disconnect or presence change */
     int64_t offline_at; /* monotonic ms when the grace period ends; 0: not pending */
     struct cp_user *grace_prev, *grace_next;
+    struct sb_bucket rate; /* client message/publish rate limit (cp_limits.c) */
 };
 
 struct cp_presence {

@@ -78,5 +78,9 @@ bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBi
  * `arg` is the call, finishing it with the Room or the status. */
 bool cp_rpc_rooms_check_meta_kv(struct cp_call *call, const char *k, const char *v);
 void cp_rpc_rooms_room_done(void *call, const struct cp_status *st, const struct cp_room *room);
+/* Message data of any method (BroadcastToRoom, SendToUser, Broadcast, BroadcastToChannel,
+ * SaveMessage, EditMessage, ...): at most max_message_size bytes (RESOURCE_EXHAUSTED
+ * "message_too_large: ..."), then valid JSON. */
+bool cp_rpc_check_data(struct cp_ctx *c, struct cp_call *call, const ProtobufCBinaryData *data);
 
 #endif

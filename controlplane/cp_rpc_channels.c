@@ -264,15 +264,10 @@ void cp_rpc_messages_to_channel(struct cp_ctx *c, struct cp_call *call, const Pr
 {
     const Switchboard__V1__BroadcastToChannelRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "channel_id", req->channel_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
-    if (c->set.max_message_size > 0 && (int64_t)req->data.len > c->set.max_message_size) {
-        cp_call_failf(call, SB_CODE_MESSAGE_TOO_LARGE, "data is %zu bytes, more than %lld",
-                      req->data.len, (long long)c->set.max_message_size);
-        return;
-    }
     struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
     if (req->n_metadata > 0 && kv == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");

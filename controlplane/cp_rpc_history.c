@@ -213,16 +213,6 @@ static void reply_messages(struct cp_call *call, const struct cp_message *const 
     arena_free(&a);
 }
 
-static bool check_size(struct cp_ctx *c, struct cp_call *call, const ProtobufCBinaryData *data)
-{
-    if (c->set.max_message_size > 0 && (int64_t)data->len > c->set.max_message_size) {
-        cp_call_failf(call, SB_CODE_MESSAGE_TOO_LARGE, "data is %zu bytes, more than %lld",
-                      data->len, (long long)c->set.max_message_size);
-        return false;
-    }
-    return true;
-}
-
 /* ---------------------------------------------------------------- GetHistory */
 
 static void history_done(void *arg, const struct cp_status *st, const struct cp_history_result *res)
@@ -334,7 +324,7 @@ void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufC
 {
     const Switchboard__V1__SaveMessageRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) || !check_size(c, call, &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "thread_id", req->thread_id))
         return;
@@ -423,7 +413,7 @@ void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
         !cp_rpc_check_id(call, "message_id", req->message_id) ||
         !cp_rpc_check_optional_id(call, "editor_id", req->editor_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) || !check_size(c, call, &req->data))
+        !cp_rpc_check_data(c, call, &req->data))
         return;
     struct cp_msg_update t = {.kind = CP_MSG_EDIT,
                               .room_id = req->room_id,

@@ -137,7 +137,7 @@ static void deliver_once(struct cp_ctx *c, struct cp_call *call, enum direct_kin
 void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastRequest *req = (const void *)m;
-    if (!cp_rpc_check_json(call, "data", &req->data) ||
+    if (!cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     if (req->n_exclude_user_ids > MAX_EXCLUDE) {
@@ -187,7 +187,7 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
 {
     const Switchboard__V1__BroadcastToRoomRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "thread_id", req->thread_id) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
@@ -244,7 +244,7 @@ void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const Proto
     const Switchboard__V1__SendToUserRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     const char *users[1] = {req->user_id};
@@ -258,7 +258,7 @@ void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
     const Switchboard__V1__SendToConnectionRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
         !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_json(call, "data", &req->data) ||
+        !cp_rpc_check_data(c, call, &req->data) ||
         !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     if (cp_presence_conn(&c->presence, req->connection_id) == NULL) {

@@ -40,7 +40,7 @@ void cp_rpc_peer_publish(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
         !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
         !cp_rpc_check_optional_id(call, "thread_id", req->thread_id) ||
-        !cp_rpc_check_json(call, "data", &req->data))
+        !cp_rpc_check_data(c, call, &req->data))
         return;
     if (req->n_metadata > MAX_METADATA) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "too many metadata entries");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cp_json.h"
+#include "cp_limits.h"
 #include "cp_perm.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
@@ -49,6 +50,16 @@ bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBi
         return false;
     }
     return true;
+}
+
+bool cp_rpc_check_data(struct cp_ctx *c, struct cp_call *call, const ProtobufCBinaryData *data)
+{
+    struct cp_status st;
+    if (!cp_limits_size_ok(c, data->len, &st)) {
+        cp_call_fail(call, &st);
+        return false;
+    }
+    return cp_rpc_check_json(call, "data", data);
 }
 
 bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, size_t max)

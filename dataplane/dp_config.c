@@ -13,7 +13,7 @@
 #define DP_WEB_ROOT "dataplane/web"
 #endif
 
-#define N_OPTS 15
+#define N_OPTS 16
 static struct sb_config_opt opts[N_OPTS];
 static char def_node[SB_ID_LEN];
 
@@ -25,8 +25,8 @@ static void build(struct dp_config *c)
          "HOST:PORT for WebSocket, SSE, health, metrics and the demo page", 0, 0, 0},
         {"controlplane", SB_CONFIG_STRING, &c->controlplane, "127.0.0.1:50051",
          "control plane HOST:PORT list (comma separated); the first is dialed, then the next on "
-         "failure",
-         0, 0, 0},
+         "failure (a YAML list in the file)",
+         0, 0, SB_CONFIG_LIST},
         {"dev_mode", SB_CONFIG_BOOL, &c->dev_mode, "false",
          "DEVELOPMENT ONLY: accept unauthenticated clients naming themselves with ?user_id=", 0, 0,
          0},
@@ -34,8 +34,10 @@ static void build(struct dp_config *c)
          "this node's id (a random dp-... when unset)", 0, 0, 0},
         {"web_root", SB_CONFIG_STRING, &c->web_root, DP_WEB_ROOT,
          "directory of the demo page's files served at /", 0, 0, 0},
-        {"max_frame_size", SB_CONFIG_INT, &c->max_frame_size, "65536",
-         "largest client frame in bytes; larger ones get message_too_large", 64, 16777216, 0},
+        {"max_frame_size", SB_CONFIG_INT, &c->max_frame_size, "81920",
+         "largest client frame in bytes (data plus envelope; the control plane limits data to "
+         "its max_message_size); larger ones get message_too_large",
+         64, 16777216, 0},
         {"hard_frame_limit", SB_CONFIG_INT, &c->hard_frame_limit, "1048576",
          "client frames beyond this many bytes close the connection with 1009", 64, 268435456, 0},
         {"outbox_max_bytes", SB_CONFIG_INT, &c->outbox_max_bytes, "1048576",
@@ -50,8 +52,11 @@ static void build(struct dp_config *c)
          "a connection whose queued output makes no progress for this long is closed", 1000,
          3600000, 0},
         {"ping_interval_ms", SB_CONFIG_INT, &c->ping_interval_ms, "30000",
-         "WebSocket ping / SSE comment interval; silent WebSockets are closed after twice this",
-         1000, 3600000, 0},
+         "WebSocket ping / SSE comment interval (see idle_timeout_ms)", 1000, 3600000, 0},
+        {"idle_timeout_ms", SB_CONFIG_INT, &c->idle_timeout_ms, "120000",
+         "a WebSocket that sends nothing (no frame, no pong) for this long is closed (1000 "
+         "idle_timeout); 0: never; must exceed ping_interval_ms",
+         0, 86400000, 0},
         {"max_pending", SB_CONFIG_INT, &c->max_pending, "4096",
          "requests per connection waiting for the control plane", 1, 65536, 0},
         {"max_connections", SB_CONFIG_INT, &c->max_connections, "100000",
@@ -144,6 +149,11 @@ enum sb_config_result dp_config_load(struct dp_config *c, int argc, char **argv)
         fprintf(stderr, "switchboard-dataplane: --hard-frame-limit must be >= --max-frame-size\n");
         return SB_CONFIG_EXIT_ERR;
     }
+    if (c->idle_timeout_ms != 0 && c->idle_timeout_ms <= c->ping_interval_ms) {
+        fprintf(stderr, "switchboard-dataplane: --idle-timeout-ms must be 0 or more than "
+                        "--ping-interval-ms (a live client answers a ping within the timeout)\n");
+        return SB_CONFIG_EXIT_ERR;
+    }
     if (c->node_id == NULL || !sb_ident_is_valid(c->node_id)) {
         fprintf(stderr, "switchboard-dataplane: --node-id must be 1 to %d of [A-Za-z0-9._:@-]\n",
                 SB_IDENT_MAX);
@@ -156,6 +166,12 @@ void dp_config_log(struct dp_config *c)
 {
     (void)c;
     sb_config_log(opts, N_OPTS, "dp");
+}
+
+void dp_config_print(struct dp_config *c, FILE *f)
+{
+    (void)c;
+    sb_config_print(opts, N_OPTS, f);
 }
 
 void dp_config_fini(struct dp_config *c)

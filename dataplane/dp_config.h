@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dp_session.h"
 #include "sb_config.h"
@@ -22,6 +23,7 @@ struct dp_config {
     char *slow_consumer; /* "disconnect" or "drop" */
     int64_t send_timeout_ms;
     int64_t ping_interval_ms;
+    int64_t idle_timeout_ms; /* 0: no idle cleanup */
     int64_t max_pending;
     int64_t max_connections;
     char *log_level;
@@ -38,6 +40,9 @@ enum sb_config_result dp_config_load(struct dp_config *cfg, int argc, char **arg
 
 /* Logs the effective configuration. */
 void dp_config_log(struct dp_config *cfg);
+
+/* Prints the effective configuration as YAML (--check-config). */
+void dp_config_print(struct dp_config *cfg, FILE *f);
 
 /* Frees the strings dp_config_load allocated. */
 void dp_config_fini(struct dp_config *cfg);

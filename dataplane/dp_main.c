@@ -24,6 +24,11 @@ int main(int argc, char **argv)
         dp_config_fini(&cfg);
         return r == SB_CONFIG_EXIT_OK ? 0 : 2;
     }
+    if (sb_config_check_only()) {
+        dp_config_print(&cfg, stdout);
+        dp_config_fini(&cfg);
+        return 0;
+    }
     dp_config_log(&cfg);
     dp_auth_log_mode(cfg.dev_mode);
     signal(SIGPIPE, SIG_IGN);

@@ -101,10 +101,11 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     srv->cfg = cfg;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
-    uint16_t ping_s =
-        (uint16_t)(cfg->ping_interval_ms / 1000 > 0 ? cfg->ping_interval_ms / 1000 : 1);
-    srv->retry.secs_since_valid_ping = ping_s;
-    srv->retry.secs_since_valid_hangup = (uint16_t)(ping_s * 2 + 1);
+    /* WebSocket keepalive and idle cleanup are dp_ws.c's timer (pings with a payload, a clean
+     * 1000 idle_timeout close). A policy with no hang-up time turns lws's own validity timer
+     * off: no second timer per connection (see docs/benchmarks.md on timer costs). */
+    srv->retry.secs_since_valid_ping = 0;
+    srv->retry.secs_since_valid_hangup = 0;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));

@@ -46,6 +46,8 @@ struct dp_pss {
     bool rx_discard;
     bool hard_close; /* beyond hard_frame_limit: close with 1009 */
     bool close_sent;
+    int64_t last_rx_us; /* last frame or pong received (idle_timeout_ms) */
+    bool ping_due;      /* a keepalive ping waits for the writeable callback */
     /* SSE POST */
     struct dp_post post;
     char *body;

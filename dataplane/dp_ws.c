@@ -51,6 +51,17 @@ static int reject_write(struct lws *wsi, struct dp_pss *pss)
     return -1;
 }
 
+static int write_ping(struct lws *wsi, struct dp_pss *pss)
+{
+    static const char payload[] = "sb";
+    pss->ping_due = false;
+    unsigned char *p = dp_server_scratch(dp_server_of(wsi), sizeof(payload) - 1);
+    if (p == NULL)
+        return -1;
+    memcpy(p, payload, sizeof(payload) - 1);
+    return lws_write(wsi, p, sizeof(payload) - 1, LWS_WRITE_PING) < 0 ? -1 : 0;
+}
+
 static int writeable(struct lws *wsi, struct dp_pss *pss)
 {
     struct dp_server *srv = dp_server_of(wsi);
@@ -76,6 +87,8 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
     }
     if (s == NULL)
         return pss->reject_code != NULL ? reject_write(wsi, pss) : 0;
+    if (pss->ping_due && write_ping(wsi, pss) != 0)
+        return -1;
     if (s->state == DP_SESSION_OPENING)
         return 0; /* `connected` must be the first frame */
     for (int w = 0; w < WRITES_MAX && dp_session_queued(s) > 0; w++) {
@@ -182,6 +195,38 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     return 0;
 }
 
+/* The keepalive timer of a WebSocket, every ping_interval_ms while it is silent: a connection
+ * that sent nothing (no frame, no pong) for idle_timeout_ms is closed (1000 idle_timeout);
+ * otherwise one that was silent for a ping interval gets a ping. The pings carry a payload:
+ * lws does not report empty pongs to the protocol, and the pong is what proves a silent client
+ * alive. One timer per connection, moved when it fires, not on every frame. */
+static void keepalive(struct lws *wsi, struct dp_pss *pss)
+{
+    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_session *s = pss->s;
+    if (s == NULL || s->close_pending || pss->hard_close)
+        return;
+    lws_usec_t idle = (lws_usec_t)srv->cfg->idle_timeout_ms * LWS_US_PER_MS;
+    lws_usec_t iv = (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS;
+    lws_usec_t since = lws_now_usecs() - pss->last_rx_us;
+    if (idle > 0 && since >= idle) {
+        SB_LOG_INFO(MOD, "closing idle connection", "conn=%s user=%s silent_ms=%lld",
+                    s->connection_id, s->user_id, (long long)(since / LWS_US_PER_MS));
+        dp_session_close_after_drain(s, LWS_CLOSE_STATUS_NORMAL, "idle_timeout");
+        return;
+    }
+    lws_usec_t next = iv;
+    if (since >= iv) {
+        pss->ping_due = true;
+        lws_callback_on_writable(wsi);
+    } else {
+        next = iv - since;
+    }
+    if (idle > 0 && idle - since < next)
+        next = idle - since;
+    lws_set_timer_usecs(wsi, next);
+}
+
 int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
                    size_t len, bool *handled)
 {
@@ -212,6 +257,9 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
         }
         pss->s =
             dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->user_id, pss->resume, &ws_ops, wsi);
+        pss->last_rx_us = lws_now_usecs();
+        if (pss->s != NULL)
+            keepalive(wsi, pss);
         if (pss->s == NULL) {
             dp_metrics.connections_rejected_total++;
             pss->reject_code = "connection_limit_reached";
@@ -221,7 +269,18 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
         }
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        pss->last_rx_us = lws_now_usecs();
         return receive(wsi, pss, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        pss->last_rx_us = lws_now_usecs();
+        return 0;
+    case LWS_CALLBACK_TIMER:
+        if (pss == NULL || pss->kind != DP_PSS_WS) {
+            *handled = false;
+            return 0;
+        }
+        keepalive(wsi, pss);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return writeable(wsi, pss);
     case LWS_CALLBACK_CLOSED:

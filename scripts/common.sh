@@ -4,7 +4,7 @@
 
 # Debian packages needed to build both daemons.
 SB_BUILD_PKGS=(build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-    libwebsockets-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev grpc-proto curl
+    libwebsockets-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev grpc-proto curl
     ca-certificates)
 
 # Extra Debian packages the test suite needs (node/npm are handled apart: see sb_ensure_node);

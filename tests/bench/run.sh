@@ -75,6 +75,10 @@ elif [ "$SETUP" = ws ]; then
     log "control plane has no --auto-create-rooms: using --setup prejoin"
     SETUP=prejoin
 fi
+# The load is one publisher flat out and many receivers: no per-user rate or connection limit.
+if "$CP_BIN" --help 2>&1 | grep -q -- '--max-messages-per-second'; then
+    CP_EXTRA+=(--max-messages-per-second 0 --max-connections-per-user 0)
+fi
 SETUP_ARGS=()
 [ "$SETUP" = prejoin ] && SETUP_ARGS+=(--prejoin)
 

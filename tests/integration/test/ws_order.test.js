@@ -17,7 +17,8 @@ describe('ordering', { timeout: 120000 }, () => {
   const clients = [];
 
   before(async () => {
-    sys = await startSystem();
+    // Flat out from two users: no per-user rate limit here (limits.test.js tests it).
+    sys = await startSystem({ cpArgs: ['--max-messages-per-second', '0'] });
   });
 
   const shutdown = async () => {
