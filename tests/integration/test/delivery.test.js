@@ -113,6 +113,9 @@ describe('delivery and connections', { timeout: 120000 }, () => {
     await rejectsWith(call(sys.api.messages, 'SendToConnection', { connection_id: '', data: json(1) }), status.INVALID_ARGUMENT, 'invalid_message');
     await rejectsWith(call(sys.api.messages, 'SendToConnection', { connection_id: a.connected.connection_id, data: Buffer.from('nope') }), status.INVALID_ARGUMENT, 'invalid_message');
     await rejectsWith(call(sys.api.messages, 'SendToConnection', { connection_id: a.connected.connection_id, data: json(1), sender_id: 'bad id' }), status.INVALID_ARGUMENT, 'invalid_message');
+    const big = json('x'.repeat(70000)); // over the 64 KiB max_message_size
+    await rejectsWith(call(sys.api.messages, 'SendToConnection', { connection_id: a.connected.connection_id, data: big }), status.RESOURCE_EXHAUSTED, 'message_too_large');
+    await rejectsWith(call(sys.api.messages, 'Broadcast', { data: big }), status.RESOURCE_EXHAUSTED, 'message_too_large');
   });
 
   it('KickConnection sends kicked with the reason, then closes with 1008; the connection is gone', async () => {
