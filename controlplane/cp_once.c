@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "cp_dist.h"
+#include "cp_keys.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -19,21 +20,11 @@
 
 static const char *const scopes[] = {"broadcast", "send_to_user", "send_to_connection", NULL};
 
-static uint64_t fnv1a(const char *s, uint64_t h)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 void cp_once_doc_key(const char *scope, const char *key, char *out, size_t cap)
 {
-    /* Two 64-bit hashes with different bases: 128 bits, and the key itself is compared too. */
-    snprintf(out, cap, "idem/%s/%016llx%016llx", scope,
-             (unsigned long long)fnv1a(key, 0xcbf29ce484222325ULL),
-             (unsigned long long)fnv1a(key, 0x84222325cbf29ce4ULL));
+    char hash[33]; /* the record keeps the key itself too: a collision is recognised */
+    cp_keys_idem_hash128(key, hash);
+    snprintf(out, cap, "idem/%s/%s", scope, hash);
 }
 
 struct claim {
