@@ -49,6 +49,12 @@ cp_rpc_fn cp_rpc_rooms_update, cp_rpc_rooms_archive, cp_rpc_rooms_restore, cp_rp
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
 cp_rpc_fn cp_rpc_messages_to_connection;
+/* cp_rpc_history.c: calls fn(arg, pm) with the protobuf Message of `msg` (edit trail and
+ * reactions included, no data for a tombstone; borrowed during the call). False on ENOMEM or
+ * an unreadable ext record (fn is then not called). */
+struct Switchboard__V1__Message;
+typedef void cp_rpc_message_fn(void *arg, const struct Switchboard__V1__Message *pm);
+bool cp_rpc_history_message(const struct cp_message *msg, cp_rpc_message_fn *fn, void *arg);
 /* cp_rpc_history.c (GetHistory is cp_rpc_messages_history, declared above) */
 cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
     cp_rpc_history_unreact, cp_rpc_history_search;

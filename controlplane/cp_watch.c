@@ -301,32 +301,34 @@ static bool set_metadata(Switchboard__V1__Message *pm, const struct cp_kv *kv, s
     return true;
 }
 
+struct message_ev {
+    struct cp_ctx *c;
+    enum ev_type type;
+    const struct cp_message *m;
+};
+
+static void message_pb(void *arg, const Switchboard__V1__Message *pm)
+{
+    const struct message_ev *me = arg;
+    const struct cp_message *m = me->m;
+    int64_t ts = m->timestamp;
+    if (me->type == T_MESSAGE_UPDATED)
+        ts = m->deleted ? m->deleted_at : (m->edited_at ? m->edited_at : sb_time_now_ms());
+    Switchboard__V1__Event ev = event_init(me->type, ts);
+    ev.room_id = m->room_id;
+    ev.user_id = pm->user_id;
+    ev.message = (Switchboard__V1__Message *)pm;
+    publish(me->c, me->type, &ev);
+}
+
+/* The message as the history methods show it (cp_rpc_history.c): edits and reactions
+ * included. */
 static void message_event(struct cp_ctx *c, enum ev_type type, const struct cp_message *m)
 {
-    Switchboard__V1__Message__MetadataEntry *ents;
-    Switchboard__V1__Message pm = SWITCHBOARD__V1__MESSAGE__INIT;
-    if (!set_metadata(&pm, m->metadata, m->n_metadata, &ents))
-        return;
-    pm.id = m->id;
-    pm.seq = m->seq;
-    pm.room_id = m->room_id;
-    pm.user_id = m->user_id ? m->user_id : "";
-    pm.thread_id = m->thread_id ? m->thread_id : "";
-    pm.data.data = (uint8_t *)m->data;
-    pm.data.len = m->data != NULL ? m->data_len : 0;
-    pm.timestamp = m->timestamp;
-    pm.deleted = m->deleted;
-    pm.deleted_at = m->deleted_at;
-    int64_t ts = m->timestamp;
-    if (type == T_MESSAGE_UPDATED)
-        ts = m->deleted ? m->deleted_at : (m->edited_at ? m->edited_at : sb_time_now_ms());
-    Switchboard__V1__Event ev = event_init(type, ts);
-    ev.room_id = m->room_id;
-    ev.user_id = pm.user_id;
-    ev.message = &pm;
-    publish(c, type, &ev);
-    free(ents);
-    free(pm.metadata);
+    struct message_ev me = {c, type, m};
+    if (!cp_rpc_history_message(m, message_pb, &me))
+        SB_LOG_ERROR("cp", "message event not built", "room=%s seq=%lld", m->room_id,
+                     (long long)m->seq);
 }
 
 void cp_watch_store_event(void *ctx, const struct cp_store_event *sev)

@@ -232,6 +232,14 @@ describe('WatchEvents', { timeout: 120000 }, () => {
     assert.equal(ev.message.id, sent.message_id);
     assert.equal(ev.message.seq, sent.seq);
     assert.deepEqual(JSON.parse(ev.message.data.toString()), 'v2');
+    assert.equal(ev.message.edits.length, 1, 'the edit trail comes with the event');
+    assert.deepEqual(JSON.parse(ev.message.edits[0].previous_data.toString()), 'v1');
+    // A deletion: a tombstone without data.
+    await call(sys.api.messages, 'DeleteMessage', { room_id: room, message_id: sent.message_id });
+    const del = await w.next(type('message_updated', (e) => e.message.deleted));
+    assert.equal(del.message.data.length, 0);
+    assert.ok(del.message.deleted_at > 0);
+    assert.equal(del.timestamp, del.message.deleted_at);
   });
 
   it('channel_message follows a channel publish (with the channel flows)', async (t) => {
