@@ -1055,14 +1055,15 @@ static void typing_list_docs(void *arg, const struct cp_status *st, const struct
             typing_doc_delete(op->c, docs[i].key, docs[i].version); /* left by a dead replica */
             continue;
         }
-        if (at <= now ||
+        if (at <= now || op->n_members == 0 ||
             bsearch(&user, op->members, op->n_members, sizeof(char *), cmp_str) == NULL)
             continue;
         t[k].user_id = user;
         t[k].started_at = typing_field(&docs[i], "started_at");
         k++;
     }
-    qsort(t, k, sizeof(*t), cmp_typer);
+    if (k > 1)
+        qsort(t, k, sizeof(*t), cmp_typer);
     size_t max = op->c->set.max_typing_users > 0 ? (size_t)op->c->set.max_typing_users : k;
     if (k > max)
         k = max;
