@@ -453,16 +453,6 @@ static int64_t typing_expires_at(const struct cp_doc *d)
     return typing_field(d, "expires_at");
 }
 
-/* After a local expiry: remove the document unless another replica refreshed it since. */
-static void typing_expired_doc(void *arg, const struct cp_status *st, const struct cp_doc *doc)
-{
-    struct frame_op *op = arg;
-    if (st->code == SB_CODE_NONE && doc != NULL &&
-        typing_expires_at(doc) <= sb_time_now_ms() + TYPING_SLACK)
-        typing_doc_delete(op->c, doc->key, doc->version);
-    frame_op_free(op);
-}
-
 static void room_frame_done(void *arg, const struct cp_status *st, const struct cp_member *members,
                             size_t n)
 {
@@ -472,8 +462,24 @@ static void room_frame_done(void *arg, const struct cp_status *st, const struct 
     frame_op_free(op);
 }
 
-/* typing:false to the room's other members; the document goes (only_if_ours: unless another
- * replica refreshed it). */
+/* After a local expiry: if another replica refreshed the document since (the user types in a
+ * tab served by another replica), that replica owns the end; else typing:false and the
+ * document goes. */
+static void typing_expired_doc(void *arg, const struct cp_status *st, const struct cp_doc *doc)
+{
+    struct frame_op *op = arg;
+    if (st->code == SB_CODE_NONE && doc != NULL &&
+        typing_expires_at(doc) > sb_time_now_ms() + TYPING_SLACK) {
+        frame_op_free(op);
+        return;
+    }
+    if (st->code == SB_CODE_NONE && doc != NULL)
+        typing_doc_delete(op->c, doc->key, doc->version);
+    op->c->store->ops->members_list(op->c->store, op->room_id, room_frame_done, op);
+}
+
+/* typing:false to the room's other members and the document removed (only_if_ours: unless
+ * another replica refreshed it). */
 static void typing_ended(struct cp_ctx *c, const char *room_id, const char *user_id,
                          bool only_if_ours)
 {
@@ -481,19 +487,16 @@ static void typing_ended(struct cp_ctx *c, const char *room_id, const char *user
     cp_buf_init(&b);
     cp_json_typing(&b, room_id, user_id, false);
     struct frame_op *op = frame_op_new(c, &b, room_id, user_id);
-    struct frame_op *dop = frame_op_new(c, &b, room_id, user_id);
     cp_buf_fini(&b);
-    if (op != NULL)
-        c->store->ops->members_list(c->store, op->room_id, room_frame_done, op);
     char key[KEY_MAX];
     typing_key(key, sizeof(key), room_id, user_id);
-    if (!only_if_ours || !has_docs(c)) {
-        typing_doc_delete(c, key, 0);
-        if (dop != NULL)
-            frame_op_free(dop);
-    } else if (dop != NULL) {
-        c->store->ops->doc_get(c->store, key, typing_expired_doc, dop);
+    if (only_if_ours && has_docs(c) && op != NULL) {
+        c->store->ops->doc_get(c->store, key, typing_expired_doc, op);
+        return;
     }
+    typing_doc_delete(c, key, 0);
+    if (op != NULL)
+        c->store->ops->members_list(c->store, op->room_id, room_frame_done, op);
 }
 
 void cp_users_typing_stopped(void *ctx, const char *room_id, const char *user_id)
@@ -957,12 +960,13 @@ static void typing_members(void *arg, const struct cp_status *st0, const struct 
         e->written_until = 0;
         e->started_at = now;
     }
-    /* A refresh rewrites the document only when half its life is gone. */
-    if (!op->deliver && e->written_until - now > c->set.typing_timeout_ms / 2) {
+    /* A refresh rewrites the document when it moves the end by a tenth of the timeout or
+     * more: GetTypingUsers on any replica stays within that of this replica's expiry. */
+    op->until = now + c->set.typing_timeout_ms;
+    if (!op->deliver && op->until - e->written_until < c->set.typing_timeout_ms / 10) {
         typing_finish(op, &st);
         return;
     }
-    op->until = now + c->set.typing_timeout_ms;
     char val[96];
     snprintf(val, sizeof(val), "{\"expires_at\":%lld,\"started_at\":%lld}", (long long)op->until,
              (long long)e->started_at);
