@@ -233,6 +233,12 @@ static void rmw_finish(struct rmw *op, const struct cp_status *st)
         cache_record(u, &op->rec);
         if (op->announce && u->online)
             announce_rec(c, u->id, cp_presence_effective_status(true, &op->rec), &op->rec);
+    } else if (op->kind == RMW_ANNOUNCE && u != NULL && u->online) {
+        /* The record could not be read: the user is online all the same. */
+        struct cp_presence_record empty;
+        if (cp_presence_record_init(&empty) == SB_OK)
+            announce_rec(c, u->id, "online", &empty);
+        cp_presence_record_fini(&empty);
     } else if (st->code != SB_CODE_NONE && op->state_cb == NULL && op->done_cb == NULL) {
         SB_LOG_WARN("cp", "presence record not updated", "user=%s kind=%d code=%s msg=\"%s\"",
                     op->user_id, (int)op->kind, sb_code_name(st->code), st->msg);
