@@ -171,6 +171,7 @@ struct rmw {
     int tries;
     int64_t version; /* of the record read; 0: absent */
     bool announce;   /* after the write, when the user is still online */
+    bool oom;        /* the edit ran out of memory */
     struct cp_presence_record rec;
     struct cp_presence_record in; /* RMW_SET */
     bool keep_availability;
@@ -278,7 +279,10 @@ static bool rmw_edit(struct rmw *op)
                    cp_presence_record_set(&r->activity_detail, in->activity_detail) != SB_OK ||
                    (!op->keep_availability &&
                     cp_presence_record_set(&r->availability, in->availability) != SB_OK);
-        (void)bad; /* ENOMEM keeps an old field: the write below still succeeds or fails whole */
+        if (bad) {
+            op->oom = true; /* never write a half-applied state */
+            return false;
+        }
         r->auto_away = false;
         r->updated_at = now;
         if (r->last_activity < now)
@@ -290,7 +294,10 @@ static bool rmw_edit(struct rmw *op)
         if (r->last_activity < now)
             r->last_activity = now;
         if (r->auto_away && online && u->n_conns > 0) {
-            cp_presence_record_set(&r->status, "");
+            if (cp_presence_record_set(&r->status, "") != SB_OK) {
+                op->oom = true;
+                return false;
+            }
             r->auto_away = false;
             op->announce = true;
         }
@@ -307,7 +314,10 @@ static bool rmw_edit(struct rmw *op)
     case RMW_RESET:
         if (online || (r->status[0] == '\0' && !r->auto_away))
             return false;
-        cp_presence_record_set(&r->status, "");
+        if (cp_presence_record_set(&r->status, "") != SB_OK) {
+            op->oom = true;
+            return false;
+        }
         r->auto_away = false;
         return true;
     }
@@ -354,7 +364,10 @@ static void rmw_read(void *arg, const struct cp_status *st0, const struct cp_doc
         return;
     }
     if (!rmw_edit(op)) {
-        cp_status_ok(&st);
+        if (op->oom)
+            cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        else
+            cp_status_ok(&st);
         rmw_finish(op, &st);
         return;
     }
