@@ -8,6 +8,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startSystem, stopsCleanly, freePort, sleep, DataPlane } = require('../lib/harness');
 const { WsClient } = require('../lib/wsclient');
+const { SseClient, ssePost } = require('../lib/sseclient');
 const F = require('../lib/frames');
 const { uniq, createRoom, rejectsWith } = require('../lib/util');
 const { call, status } = require('../lib/grpc');
@@ -379,6 +380,41 @@ describe('Presence and typing', { timeout: 180000 }, () => {
     assert.deepEqual((await call(P(), 'GetTypingUsers', { room_id: room })).user_ids, users.slice(0, 2));
     await call(P(), 'StopTyping', { room_id: room, user_id: users[0] });
     assert.deepEqual((await call(P(), 'GetTypingUsers', { room_id: room })).user_ids, users.slice(1));
+  });
+
+  it('SSE: presence and typing events on the stream; presence and typing frames by POST', async () => {
+    const room = uniq('room');
+    const alice = uniq('alice');
+    const bob = uniq('bob');
+    const [a] = await roomWith(room, alice);
+    const s = await SseClient.connect(`${sys.httpBase}/sse?user_id=${encodeURIComponent(bob)}&rooms=${room}`);
+    clients.push(s);
+    await a.next({ type: 'join', user_id: bob }); // bob was online before sharing the room
+    const cid = s.connected.connection_id;
+    const q = { query: `user_id=${bob}` };
+
+    await call(P(), 'SetPresence', { user_id: alice, status: 'busy', custom_status: 'deep work' });
+    const ev = await s.next((e) => e.event === 'presence');
+    F.assertFrame(ev.data, { type: 'presence', user_id: alice, status: 'busy', custom_status: 'deep work', timestamp: F.TS });
+    a.send({ type: 'typing', room_id: room, typing: true });
+    const ty = await s.next((e) => e.event === 'typing');
+    F.assertFrame(ty.data, { type: 'typing', room_id: room, user_id: alice, typing: true });
+
+    const pr = await ssePost(sys.httpBase, cid, { type: 'presence', status: 'away', device: { type: 'tv', name: 'Living room' }, ref: 'sp' }, q);
+    F.assertFrame(pr.frame, { type: 'ack', ref: 'sp' });
+    F.assertFrame(await a.next({ type: 'presence', user_id: bob }), {
+      type: 'presence',
+      user_id: bob,
+      status: 'away',
+      device: { type: 'tv', name: 'Living room' },
+      timestamp: F.TS,
+    });
+    const tp = await ssePost(sys.httpBase, cid, { type: 'typing', room_id: room, typing: true, ref: 'st' }, q);
+    F.assertFrame(tp.frame, { type: 'ack', ref: 'st' });
+    await a.next({ type: 'typing', user_id: bob, typing: true });
+    assert.deepEqual((await call(P(), 'GetTypingUsers', { room_id: room })).user_ids, [alice, bob]);
+    const bad = await ssePost(sys.httpBase, cid, { type: 'typing', room_id: uniq('nope'), typing: true, ref: 'sx' }, q);
+    F.assertError(bad.frame, 'room_not_found', 'sx');
   });
 
   it('a user who goes offline stops typing', async () => {
