@@ -126,6 +126,69 @@ void cp_keys_idem_hash(const char *key, char out[17])
     snprintf(out, 17, "%016" PRIx64, h);
 }
 
+/* A byte allowed in a document key segment (not '/'). */
+static bool doc_byte(unsigned char c)
+{
+    return (c >= 0x21 && c <= 0x7e && c != '/') || c >= 0x80;
+}
+
+/* n bytes of a document key (see cp_keys.h). */
+static bool doc_key_valid(const char *k, size_t n)
+{
+    if (n == 0 || n > CP_KEYS_DOC_KEY_MAX)
+        return false;
+    size_t i = 0;
+    while (i < n && ((k[i] >= 'a' && k[i] <= 'z') || k[i] == '_'))
+        i++;
+    if (i == 0 || i == n || k[i] != '/')
+        return false;
+    size_t seg = 0; /* bytes in the current segment */
+    for (i++; i < n; i++) {
+        if (k[i] == '/') {
+            if (seg == 0)
+                return false;
+            seg = 0;
+        } else if (doc_byte((unsigned char)k[i])) {
+            seg++;
+        } else {
+            return false;
+        }
+    }
+    return seg > 0;
+}
+
+static enum sb_err doc_join(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t l = strlen(CP_KEYS_DOC);
+    if (out == NULL || l + n + 1 > cap)
+        return SB_EFULL;
+    memcpy(out, CP_KEYS_DOC, l);
+    memcpy(out + l, s, n);
+    out[l + n] = '\0';
+    return SB_OK;
+}
+
+enum sb_err cp_keys_doc(const char *doc_key, char *out, size_t cap)
+{
+    if (doc_key == NULL || !doc_key_valid(doc_key, strlen(doc_key)))
+        return SB_EINVAL;
+    return doc_join(doc_key, strlen(doc_key), out, cap);
+}
+
+enum sb_err cp_keys_doc_prefix(const char *prefix, char *out, size_t cap)
+{
+    if (prefix == NULL)
+        return SB_EINVAL;
+    size_t n = strlen(prefix);
+    if (n > CP_KEYS_DOC_KEY_MAX || (n > 0 && prefix[0] == '/'))
+        return SB_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (prefix[i] == '/' ? prefix[i - 1] == '/' : !doc_byte((unsigned char)prefix[i]))
+            return SB_EINVAL;
+    }
+    return doc_join(prefix, n, out, cap);
+}
+
 enum sb_err cp_keys_idem_of(const char *room_id, char *out, size_t cap)
 {
     return join(out, cap, CP_KEYS_IDEM, (const char *const[]){room_id}, 1, true);
@@ -237,6 +300,17 @@ enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out)
         return SB_EINVAL;
     struct cp_keys_parts p;
     memset(&p, 0, sizeof(p));
+    const char *rest;
+    if (starts(key, n, CP_KEYS_DOC, &rest)) {
+        size_t rn = n - (size_t)(rest - key);
+        if (!doc_key_valid(rest, rn))
+            return SB_EINVAL;
+        p.kind = CP_KEYS_KIND_DOC;
+        p.doc = rest;
+        p.doc_len = rn;
+        *out = p;
+        return SB_OK;
+    }
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         const char *s;
         if (!starts(key, n, kinds[k].prefix, &s))

@@ -18,6 +18,8 @@
  *   sb/leader/<role>                            singleton role claim, e.g. "presence"
  *   sb/idem/<room_id>/<key_hash>                publish idempotency record (16 hex digits of
  *                                               FNV-1a 64 of the key; on a 2-3 min lease)
+ *   sb/doc/<doc_key>                            a Store document (cp_store.h struct cp_doc):
+ *                                               "<kind>/<id>/...", see cp_keys_doc
  *
  * All functions are pure and thread-safe. Builders write a NUL-terminated string into `out`
  * (capacity `cap`; CP_KEYS_MAX always suffices) and return SB_OK, SB_EINVAL for an id that
@@ -50,6 +52,11 @@
 #define CP_KEYS_SEQUENCER  "sb/sequencer/"
 #define CP_KEYS_LEADER     "sb/leader/"
 #define CP_KEYS_IDEM       "sb/idem/"
+#define CP_KEYS_DOC        "sb/doc/"
+
+/* Longest document key (cp_keys_doc) and the longest etcd key or prefix built for one. */
+#define CP_KEYS_DOC_KEY_MAX 512
+#define CP_KEYS_DOC_MAX     (sizeof(CP_KEYS_DOC) + CP_KEYS_DOC_KEY_MAX + 8)
 
 /* Roles of cp_keys_leader. */
 #define CP_KEYS_ROLE_PRESENCE "presence"
@@ -70,6 +77,16 @@ enum sb_err cp_keys_sequencer(const char *room_id, char *out, size_t cap);
 enum sb_err cp_keys_leader(const char *role, char *out, size_t cap);
 /* key_hash: cp_keys_idem_hash of the idempotency key. */
 enum sb_err cp_keys_idem(const char *room_id, const char *key_hash, char *out, size_t cap);
+
+/* sb/doc/<doc_key>. A document key is segments joined by '/': the first a kind name
+ * ([a-z_]+), then one or more non-empty segments of printable bytes (0x21-0x7e but '/', or any
+ * byte >= 0x80): ids (sb_ident.h) fit, and so do channel patterns such as "news.*". At most
+ * CP_KEYS_DOC_KEY_MAX bytes. SB_EINVAL otherwise; SB_EFULL when cap is too small
+ * (CP_KEYS_DOC_MAX always suffices). */
+enum sb_err cp_keys_doc(const char *doc_key, char *out, size_t cap);
+/* sb/doc/<prefix>, for a document prefix: "" (every document) or printable bytes as above,
+ * '/' allowed anywhere but first and never twice in a row (e.g. "bans/r1/", "user_subs/al"). */
+enum sb_err cp_keys_doc_prefix(const char *prefix, char *out, size_t cap);
 
 /* 16 lowercase hex digits (+ NUL) of the FNV-1a 64 hash of `key`: idempotency keys are free
  * text, so they are hashed into a valid id (the record keeps the key to rule out collisions). */
@@ -105,6 +122,7 @@ enum cp_keys_kind {
     CP_KEYS_KIND_SEQUENCER, /* a = room */
     CP_KEYS_KIND_LEADER,    /* a = role */
     CP_KEYS_KIND_IDEM,      /* a = room, b = key hash */
+    CP_KEYS_KIND_DOC,       /* doc, doc_len: the document key (valid under cp_keys_doc) */
 };
 
 struct cp_keys_parts {
@@ -113,6 +131,8 @@ struct cp_keys_parts {
     char b[SB_IDENT_MAX + 1];
     char c[SB_IDENT_MAX + 1];
     int64_t seq;
+    const char *doc; /* CP_KEYS_KIND_DOC: points into the parsed key (not NUL-terminated) */
+    size_t doc_len;
 };
 
 /* Parses a key of `n` bytes (not NUL-terminated) built by the functions above. Returns SB_OK

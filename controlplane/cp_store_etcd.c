@@ -131,6 +131,9 @@ struct estore {
     bool idem_granting;
     bool stopped;
     bool relisting;
+    bool live;                 /* applying watch events: report them to the observer */
+    cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
+    void *obs_arg;
     int64_t now_mono; /* refreshed by tick and by every operation */
     /* open() progress */
     int opening; /* steps left */
@@ -292,7 +295,7 @@ static struct cp_etcd_bytes tb_str(struct txnb *t, const char *s)
 
 static struct cp_etcd_bytes tb_prefix_end(struct txnb *t, const char *prefix)
 {
-    char end[CP_KEYS_MAX];
+    char end[CP_KEYS_DOC_MAX];
     size_t n;
     if (cp_keys_range_end(prefix, strlen(prefix), end, sizeof(end), &n) != SB_OK) {
         t->failed = true;
@@ -556,15 +559,13 @@ static json_t *room_to_json(const struct cp_room *r)
                      (json_int_t)r->updated_at, "metadata", meta);
 }
 
-static void apply_room_put(struct estore *s, const char *id, const struct cp_etcd_kv *kv)
+/* A room record (value of sb/rooms/<id>) as a new cp_room (member_count, last_seq 0); NULL
+ * when unreadable or out of memory. */
+static struct cp_room *room_parse(const char *id, const char *v, size_t n)
 {
-    json_t *j = json_parse(kv->value, kv->value_len);
-    struct eroom *r = room_get_or_add(s, id);
-    if (j == NULL || r == NULL) {
-        SB_LOG_WARN("cp", "unreadable room record ignored", "room=%s", id);
-        json_decref(j);
-        return;
-    }
+    json_t *j = json_parse(v, n);
+    if (j == NULL)
+        return NULL;
     struct cp_room nr = {0};
     nr.id = (char *)id;
     nr.name = (char *)jstr(j, "name");
@@ -591,11 +592,18 @@ static void apply_room_put(struct estore *s, const char *id, const struct cp_etc
         nr.metadata = kvs;
         nr.n_metadata = nm;
     }
-    struct cp_room *d = cp_room_dup(&nr);
+    struct cp_room *d = nm > 0 && kvs == NULL ? NULL : cp_room_dup(&nr);
     free(kvs);
     json_decref(j);
+    return d;
+}
+
+static void apply_room_put(struct estore *s, const char *id, const struct cp_etcd_kv *kv)
+{
+    struct eroom *r = room_get_or_add(s, id);
+    struct cp_room *d = r ? room_parse(id, kv->value, kv->value_len) : NULL;
     if (d == NULL) {
-        SB_LOG_ERROR("cp", "out of memory caching a room", "room=%s", id);
+        SB_LOG_WARN("cp", "unreadable room record ignored (or out of memory)", "room=%s", id);
         return;
     }
     cp_room_free(&r->room, false);
@@ -762,6 +770,51 @@ static void enode_free(struct enode *n)
 
 static void claim_leader(struct estore *s);
 static void sr_lost(struct estore *s, struct seqroom *sr, const char *why);
+static struct cp_message *message_parse(const char *v, size_t n);
+
+/* Reports a change applied from the watch to the observer (nothing while listing). */
+static void emit(struct estore *s, struct cp_store_event ev, int64_t rev)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    ev.revision = rev;
+    s->obs_fn(s->obs_arg, &ev);
+}
+
+/* A watched history key: a new message (the key's first version since it was created) or an
+ * overwritten one (message_update). Deletes (trimming) are not reported. */
+static void emit_history(struct estore *s, const char *room, const struct cp_etcd_kv *kv)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    struct cp_message *m = message_parse(kv->value, kv->value_len);
+    if (m == NULL) {
+        SB_LOG_WARN("cp", "unreadable history message not reported", "room=%s", room);
+        return;
+    }
+    bool fresh = kv->create_revision == kv->mod_revision;
+    emit(s,
+         (struct cp_store_event){.kind = fresh ? CP_STORE_EV_MESSAGE : CP_STORE_EV_MESSAGE_UPDATE,
+                                 .room_id = room,
+                                 .message = m},
+         kv->mod_revision);
+    cp_message_free(m);
+}
+
+static void emit_doc(struct estore *s, const struct cp_keys_parts *p, bool put,
+                     const struct cp_etcd_kv *kv)
+{
+    if (!s->live || s->obs_fn == NULL)
+        return;
+    char key[CP_KEYS_DOC_KEY_MAX + 1];
+    memcpy(key, p->doc, p->doc_len);
+    key[p->doc_len] = '\0';
+    struct cp_doc d = {.key = key,
+                       .value = put ? kv->value : NULL,
+                       .len = put ? kv->value_len : 0,
+                       .version = put ? kv->mod_revision : 0};
+    emit(s, (struct cp_store_event){.kind = CP_STORE_EV_DOC, .doc = &d}, kv->mod_revision);
+}
 
 static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struct cp_etcd_kv *kv)
 {
@@ -774,20 +827,56 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
     case CP_KEYS_KIND_ROOM:
         if (put) {
             apply_room_put(s, p.a, kv);
+            struct eroom *r = room_live(s, p.a);
+            if (r != NULL)
+                emit(s,
+                     (struct cp_store_event){
+                         .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room},
+                     rev);
         } else {
             struct eroom *r = cp_map_get(&s->rooms, p.a);
+            bool existed = r != NULL && r->exists;
             if (r != NULL) {
                 r->exists = false;
                 r->create_rev = 0;
                 room_maybe_drop(s, r);
             }
+            if (existed)
+                emit(s, (struct cp_store_event){.kind = CP_STORE_EV_ROOM_DELETED, .room_id = p.a},
+                     rev);
         }
         break;
-    case CP_KEYS_KIND_MEMBER:
+    case CP_KEYS_KIND_MEMBER: {
+        /* A room delete removes the room key first, then its members: like the memory store,
+         * only the room's deletion is reported, not each member leaving. */
+        struct eroom *r0 = cp_map_get(&s->rooms, p.a);
+        bool room_exists = r0 != NULL && r0->exists;
         if (put ? apply_member_put(s, p.a, p.b, kv) : apply_member_del(s, p.a, p.b)) {
             if (s->hooks.member != NULL)
                 s->hooks.member(s->hooks.ud, p.a, p.b, put, rev);
+            struct eroom *r = put ? cp_map_get(&s->rooms, p.a) : NULL;
+            const struct cp_member *m = r != NULL ? member_get(r, p.b) : NULL;
+            if (m != NULL)
+                emit(s,
+                     (struct cp_store_event){.kind = CP_STORE_EV_MEMBER_ADDED,
+                                             .room_id = r->room.id,
+                                             .user_id = m->user_id,
+                                             .member = m},
+                     rev);
+            else if (!put && room_exists)
+                emit(s,
+                     (struct cp_store_event){
+                         .kind = CP_STORE_EV_MEMBER_REMOVED, .room_id = p.a, .user_id = p.b},
+                     rev);
         }
+        break;
+    }
+    case CP_KEYS_KIND_HISTORY:
+        if (put)
+            emit_history(s, p.a, kv);
+        break;
+    case CP_KEYS_KIND_DOC:
+        emit_doc(s, &p, put, kv);
         break;
     case CP_KEYS_KIND_USER_ROOM:
         apply_user_room(s, p.a, p.b, put);
@@ -923,10 +1012,12 @@ static void wbatch_run(void *arg)
     struct estore *s = b->s;
     int64_t rev = 0;
     if (!s->relisting) {
+        s->live = true;
         for (size_t i = 0; i < b->n; i++) {
             apply_kv(s, b->ev[i].type, &b->ev[i].kv);
             rev = b->ev[i].kv.mod_revision;
         }
+        s->live = false;
     }
     wbatch_free(b);
     if (rev > 0)
@@ -1024,7 +1115,8 @@ static void clear_cache(struct estore *s)
     cp_map_init(&s->holders);
 }
 
-/* Two ranges at one revision: everything under sb/ except history (which no cache needs). */
+/* Three ranges at one revision: everything under sb/ except documents and history (which no
+ * cache needs: documents are read from etcd, history too). */
 struct list_op {
     int64_t rev;
     int step;
@@ -1090,7 +1182,7 @@ static void list_answer(struct estore *s, void *ud, enum sb_err st, const char *
         apply_kv(s, CP_ETCD_EVENT_PUT, &r.kvs[i]);
     cp_etcd_result_fini(&r);
     lo->step++;
-    if (lo->step == 2)
+    if (lo->step == 3)
         list_done(s, lo, SB_OK);
     else
         list_step(s, lo);
@@ -1098,16 +1190,14 @@ static void list_answer(struct estore *s, void *ud, enum sb_err st, const char *
 
 static void list_step(struct estore *s, struct list_op *lo)
 {
-    /* [sb/, sb/history/) then [sb/history0, sb0) at the first answer's revision. */
+    /* [sb/, sb/doc/), [sb/doc0, sb/history/) and [sb/history0, sb0), the last two at the
+     * first answer's revision. */
+    static const char *const from[] = {CP_KEYS_ROOT, "sb/doc0", "sb/history0"};
+    static const char *const to[] = {CP_KEYS_DOC, CP_KEYS_HISTORY, "sb0"};
     struct cp_etcd_range_req q = {0};
-    if (lo->step == 0) {
-        q.key = cp_etcd_str(CP_KEYS_ROOT);
-        q.range_end = cp_etcd_str(CP_KEYS_HISTORY);
-    } else {
-        q.key = cp_etcd_str("sb/history0");
-        q.range_end = cp_etcd_str("sb0");
-        q.revision = lo->rev;
-    }
+    q.key = cp_etcd_str(from[lo->step]);
+    q.range_end = cp_etcd_str(to[lo->step]);
+    q.revision = lo->step > 0 ? lo->rev : 0;
     char *json = NULL;
     if (cp_etcd_json_range(&q, &json) != SB_OK)
         json = NULL;
@@ -1810,13 +1900,28 @@ static char *message_json(const struct cp_message *m)
                             json_string(m->metadata[i].value ? m->metadata[i].value : ""));
     json_t *j = json_pack("{s:s, s:I, s:s, s:I, s:s%, s:o}", "id", m->id, "seq", (json_int_t)m->seq,
                           "room_id", m->room_id, "timestamp", (json_int_t)m->timestamp, "data",
-                          m->data, m->data_len, "metadata", meta);
+                          m->data != NULL ? m->data : "", m->data != NULL ? m->data_len : 0,
+                          "metadata", meta);
     if (j == NULL)
         return NULL;
+    int rc = 0;
     if (m->user_id != NULL)
-        json_object_set_new(j, "user_id", json_string(m->user_id));
+        rc |= json_object_set_new(j, "user_id", json_string(m->user_id));
     if (m->thread_id != NULL)
-        json_object_set_new(j, "thread_id", json_string(m->thread_id));
+        rc |= json_object_set_new(j, "thread_id", json_string(m->thread_id));
+    /* Issue 4: left out at their zero value (the records of issue 3 read the same). */
+    if (m->deleted)
+        rc |= json_object_set_new(j, "deleted", json_true());
+    if (m->deleted_at != 0)
+        rc |= json_object_set_new(j, "deleted_at", json_integer((json_int_t)m->deleted_at));
+    if (m->edited_at != 0)
+        rc |= json_object_set_new(j, "edited_at", json_integer((json_int_t)m->edited_at));
+    if (m->ext != NULL)
+        rc |= json_object_set_new(j, "ext", json_string(m->ext));
+    if (rc != 0) {
+        json_decref(j);
+        return NULL;
+    }
     return json_text(j);
 }
 
@@ -1837,6 +1942,11 @@ static struct cp_message *message_parse(const char *v, size_t n)
     json_t *d = json_object_get(j, "data");
     m.data = (char *)(json_is_string(d) ? json_string_value(d) : "null");
     m.data_len = json_is_string(d) ? json_string_length(d) : 4;
+    m.deleted = json_is_true(json_object_get(j, "deleted"));
+    m.deleted_at = jint(j, "deleted_at");
+    m.edited_at = jint(j, "edited_at");
+    json_t *ext = json_object_get(j, "ext");
+    m.ext = json_is_string(ext) ? (char *)json_string_value(ext) : NULL;
     json_t *meta = json_object_get(j, "metadata");
     size_t nm = json_is_object(meta) ? json_object_size(meta) : 0;
     struct cp_kv *kvs = nm ? calloc(nm, sizeof(*kvs)) : NULL;
@@ -2149,10 +2259,11 @@ static void claim_tail(struct estore *s, struct seqroom *sr, const struct cp_etc
         return;
     size_t n_txn = 0, take = 0;
     int64_t last_rev = -1;
+    /* By create_revision: the commit that stored the message (an edit changes mod_revision). */
     for (size_t i = 0; i < n; i++) {
         msgs[i] = message_parse(histr->kvs[i].value, histr->kvs[i].value_len);
-        if (histr->kvs[i].mod_revision != last_rev) {
-            last_rev = histr->kvs[i].mod_revision;
+        if (histr->kvs[i].create_revision != last_rev) {
+            last_rev = histr->kvs[i].create_revision;
             n_txn++;
         }
         if (n_txn <= REPLAY_TXNS)
@@ -2749,6 +2860,1149 @@ static void s_history_query(struct cp_store *st, const struct cp_history_query *
     if (cp_etcd_json_range(&rq, &json) != SB_OK)
         json = NULL;
     ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, hist_answer, op);
+}
+
+/* ---------------------------------------------------------------- issue 4: documents */
+
+/* Documents (sb/doc/<key>) are not cached: doc_get and doc_list are range reads straight from
+ * etcd (linearizable: they see every write answered before they started, on any replica);
+ * doc_write is one txn answered after the barrier (so this replica's observer has seen it). */
+
+#define DOC_MAX_OPS     64
+#define DOC_MAX_TXN_OPS 128 /* etcd's --max-txn-ops default */
+#define RMW_RETRIES     8
+#define HIST_PAGE       64
+
+static void set_bad_key(struct cp_status *st, const char *what, const char *key)
+{
+    cp_status_set(st, SB_CODE_INVALID_MESSAGE, "document %s \"%.64s\" is not valid", what,
+                  key ? key : "(null)");
+}
+
+/* A range answer's documents: etcd keys minus "sb/doc/". */
+struct docread_op {
+    cp_store_doc_fn *doc_cb;
+    cp_store_docs_fn *docs_cb;
+    void *arg;
+};
+
+static void docread_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    (void)s;
+    struct docread_op *op = ud;
+    struct cp_status st;
+    struct cp_etcd_result r;
+    if (e != SB_OK || cp_etcd_json_parse_result(body, len, &r) != SB_OK) {
+        set_unavail(&st, "document read");
+        if (op->doc_cb != NULL)
+            op->doc_cb(op->arg, &st, NULL);
+        else
+            op->docs_cb(op->arg, &st, NULL, 0);
+        free(op);
+        return;
+    }
+    size_t skip = strlen(CP_KEYS_DOC);
+    struct cp_doc *docs = r.n_kvs ? calloc(r.n_kvs, sizeof(*docs)) : NULL;
+    size_t n = 0;
+    if (r.n_kvs > 0 && docs == NULL) {
+        oom(&st);
+    } else {
+        cp_status_ok(&st);
+        for (size_t i = 0; i < r.n_kvs; i++) {
+            const struct cp_etcd_kv *kv = &r.kvs[i];
+            if (kv->key_len <= skip)
+                continue;
+            docs[n++] = (struct cp_doc){.key = kv->key + skip,
+                                        .value = kv->value,
+                                        .len = kv->value_len,
+                                        .version = kv->mod_revision};
+        }
+    }
+    if (op->doc_cb != NULL)
+        op->doc_cb(op->arg, &st, st.code == SB_CODE_NONE && n > 0 ? &docs[0] : NULL);
+    else
+        op->docs_cb(op->arg, &st, st.code == SB_CODE_NONE ? docs : NULL,
+                    st.code == SB_CODE_NONE ? n : 0);
+    free(docs);
+    cp_etcd_result_fini(&r);
+    free(op);
+}
+
+static void doc_read(struct estore *s, const char *ekey, bool prefix, struct docread_op *op)
+{
+    char end[CP_KEYS_DOC_MAX];
+    size_t en = 0;
+    struct cp_etcd_range_req q = {.key = cp_etcd_str(ekey)};
+    if (prefix && cp_keys_range_end(ekey, strlen(ekey), end, sizeof(end), &en) == SB_OK)
+        q.range_end = (struct cp_etcd_bytes){end, en};
+    char *json = NULL;
+    if (cp_etcd_json_range(&q, &json) != SB_OK)
+        json = NULL;
+    ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, docread_answer, op);
+}
+
+static void s_doc_get(struct cp_store *st, const char *key, cp_store_doc_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_DOC_MAX];
+    if (cp_keys_doc(key, k, sizeof(k)) != SB_OK) {
+        set_bad_key(&stt, "key", key);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct docread_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->doc_cb = cb;
+    op->arg = arg;
+    doc_read(s, k, false, op);
+}
+
+static void s_doc_list(struct cp_store *st, const char *prefix, cp_store_docs_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_DOC_MAX];
+    if (cp_keys_doc_prefix(prefix, k, sizeof(k)) != SB_OK) {
+        set_bad_key(&stt, "prefix", prefix);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    struct docread_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->docs_cb = cb;
+    op->arg = arg;
+    doc_read(s, k, true, op);
+}
+
+struct docwrite_op {
+    cp_store_write_fn *cb;
+    void *arg;
+    int64_t *versions;
+    size_t n;
+    char *first_expect; /* the first key with an expectation, for the CONFLICT message */
+    int64_t rev;
+};
+
+static void docwrite_free(struct docwrite_op *op)
+{
+    free(op->versions);
+    free(op->first_expect);
+    free(op);
+}
+
+static void docwrite_after(struct estore *s, void *ud, bool okb)
+{
+    (void)s;
+    (void)okb;
+    struct docwrite_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    op->cb(op->arg, &st, op->versions, op->n);
+    docwrite_free(op);
+}
+
+static void docwrite_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct docwrite_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (e == SB_EPROTO) {
+        /* etcd refused the request itself (a bug of ours: keys, sizes). */
+        struct cp_etcd_error er;
+        if (cp_etcd_json_parse_error(body, len, &er) == SB_OK) {
+            cp_status_set(&st, SB_CODE_INTERNAL, "etcd refused the document write: %s", er.message);
+            cp_etcd_error_fini(&er);
+        } else {
+            cp_status_set(&st, SB_CODE_INTERNAL, "etcd refused the document write");
+        }
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "document write");
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (!won) {
+        cp_status_set(&st, SB_CODE_CONFLICT, "%s changed concurrently",
+                      op->first_expect ? op->first_expect : "a document");
+        op->cb(op->arg, &st, NULL, 0);
+        docwrite_free(op);
+        return;
+    }
+    for (size_t i = 0; i < op->n; i++)
+        if (op->versions[i] != 0)
+            op->versions[i] = rev;
+    after_rev(s, rev, docwrite_after, op);
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Deletes [from, to) minus the keys `skip` (sorted, all inside the range): etcd refuses a txn
+ * whose put falls inside one of its deletes, so the range is cut around each key put later in
+ * the same write (the put overwrites it anyway: the same final state as applying the ops in
+ * order). */
+static void tb_del_except(struct txnb *t, const char *from, const char *to, size_t to_n,
+                          char **skip, size_t n_skip)
+{
+    struct cp_etcd_bytes lo = tb_str(t, from);
+    for (size_t i = 0; i <= n_skip && !t->failed; i++) {
+        struct cp_etcd_bytes hi =
+            i < n_skip ? tb_str(t, skip[i]) : tb_bytes(t, to, to_n); /* exclusive */
+        size_t m = lo.n < hi.n ? lo.n : hi.n;
+        int c = memcmp(lo.p, hi.p, m);
+        bool empty = c > 0 || (c == 0 && lo.n >= hi.n);
+        if (!empty) {
+            struct cp_etcd_op *op = tb_succ(t);
+            if (op == NULL)
+                return;
+            op->type = CP_ETCD_OP_DELETE;
+            op->u.del.key = lo;
+            op->u.del.range_end = hi;
+        }
+        if (i < n_skip)
+            lo = tb_bytes(t, skip[i], strlen(skip[i]) + 1); /* the key + "\0": just after it */
+    }
+}
+
+static void s_doc_write(struct cp_store *st, const struct cp_doc_op *ops, size_t n,
+                        cp_store_write_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    if (n == 0) {
+        cp_status_ok(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    if (n > DOC_MAX_OPS) {
+        cp_status_set(&stt, SB_CODE_INVALID_MESSAGE, "a document write takes at most %d ops",
+                      DOC_MAX_OPS);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    char **ek = calloc(n, sizeof(*ek));
+    bool *keep = calloc(n, sizeof(*keep));
+    char **skip = calloc(n, sizeof(*skip));
+    struct docwrite_op *op = calloc(1, sizeof(*op));
+    if (op != NULL)
+        op->versions = calloc(n, sizeof(*op->versions));
+    bool bad = false,
+         nomem = ek == NULL || keep == NULL || skip == NULL || op == NULL || op->versions == NULL;
+    for (size_t i = 0; !nomem && !bad && i < n; i++) {
+        char k[CP_KEYS_DOC_MAX];
+        enum sb_err e = ops[i].prefix ? cp_keys_doc_prefix(ops[i].key, k, sizeof(k))
+                                      : cp_keys_doc(ops[i].key, k, sizeof(k));
+        if (e != SB_OK || (ops[i].prefix && ops[i].value != NULL)) {
+            set_bad_key(&stt, ops[i].prefix ? "prefix" : "key", ops[i].key);
+            bad = true;
+        } else if ((ek[i] = strdup(k)) == NULL) {
+            nomem = true;
+        }
+    }
+    struct txnb t;
+    tb_init(&t);
+    if (!nomem && !bad) {
+        /* An op touched again by a later one (same key, or under a later prefix delete) is
+         * superseded: only the last write of a key goes to etcd (it takes no duplicates). */
+        for (size_t i = 0; i < n; i++) {
+            keep[i] = true;
+            for (size_t j = i + 1; keep[i] && !ops[i].prefix && j < n; j++)
+                if (ops[j].prefix ? has_prefix(ek[i], ek[j]) : strcmp(ek[i], ek[j]) == 0)
+                    keep[i] = false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!ops[i].prefix && ops[i].expect >= 0) {
+                if (op->first_expect == NULL)
+                    op->first_expect = strdup(ops[i].key);
+                if (ops[i].expect == 0)
+                    tb_cmp(&t, ek[i], CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, 0);
+                else
+                    tb_cmp(&t, ek[i], CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, ops[i].expect);
+            }
+            op->versions[i] = ops[i].value != NULL ? 1 : 0; /* set to the revision on success */
+            if (!keep[i])
+                continue;
+            if (ops[i].prefix) {
+                size_t ns = 0;
+                for (size_t j = i + 1; j < n; j++)
+                    if (keep[j] && !ops[j].prefix && ops[j].value != NULL &&
+                        has_prefix(ek[j], ek[i]))
+                        skip[ns++] = ek[j];
+                if (ns > 1)
+                    qsort(skip, ns, sizeof(*skip), cmp_cstr);
+                char end[CP_KEYS_DOC_MAX];
+                size_t en;
+                if (cp_keys_range_end(ek[i], strlen(ek[i]), end, sizeof(end), &en) != SB_OK)
+                    t.failed = true;
+                else
+                    tb_del_except(&t, ek[i], end, en, skip, ns);
+            } else if (ops[i].value == NULL) {
+                tb_del(&t, ek[i], false);
+            } else {
+                tb_put(&t, ek[i], ops[i].value, strlen(ops[i].value), 0);
+            }
+        }
+        if (t.ns > DOC_MAX_TXN_OPS) {
+            cp_status_set(&stt, SB_CODE_INVALID_MESSAGE,
+                          "document write too large: %zu etcd operations (at most %d)", t.ns,
+                          DOC_MAX_TXN_OPS);
+            bad = true;
+        }
+    }
+    for (size_t i = 0; ek != NULL && i < n; i++)
+        free(ek[i]);
+    free(ek);
+    free(keep);
+    free(skip);
+    if (nomem || bad) {
+        tb_fini(&t);
+        if (op != NULL)
+            docwrite_free(op);
+        if (nomem)
+            oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->n = n;
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, docwrite_answer, op);
+}
+
+/* ---------------------------------------------------------------- issue 4: updates */
+
+/* room_update, member_set_role and message_update read the record straight from etcd, apply
+ * the change and write it back with a txn comparing the record's mod_revision: a concurrent
+ * change fails the compare and the whole step (read, edit, write) runs again, at most
+ * RMW_RETRIES times, then answers UNAVAILABLE "busy". Writers are answered after the barrier
+ * (the cache, and this replica's observer, have seen the write). history_trim reads the
+ * room's history in pages to find the cut and deletes below it in one range delete. None of
+ * them writes sb/seq or the sequencer key: the room's sequencer is never disturbed. */
+
+/* A read-only txn's op i result (NULL when absent). */
+static const struct cp_etcd_result *txn_op(const struct cp_etcd_txn_result *t, size_t i)
+{
+    return i < t->n_ops ? &t->ops[i].r : NULL;
+}
+
+static const struct cp_etcd_kv *first_kv(const struct cp_etcd_result *r)
+{
+    return r != NULL && r->n_kvs > 0 ? &r->kvs[0] : NULL;
+}
+
+static void set_busy(struct cp_status *st, const char *what, const char *id)
+{
+    cp_status_set(st, SB_CODE_UNAVAILABLE, "%s %s is busy: it changed concurrently %d times", what,
+                  id, RMW_RETRIES);
+}
+
+/* ---- room_update */
+
+struct ru_op {
+    cp_store_room_fn *cb;
+    void *arg;
+    cp_room_edit_fn *edit;
+    void *edit_arg;
+    char *room_id;
+    struct cp_room *room; /* the edited copy, once written */
+    int tries;
+};
+
+static void ru_free(struct ru_op *op)
+{
+    if (op->room != NULL)
+        cp_room_free(op->room, true);
+    free(op->room_id);
+    free(op);
+}
+
+static void ru_fail(struct ru_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL);
+    ru_free(op);
+}
+
+static void ru_try(struct estore *s, struct ru_op *op);
+
+static void ru_after(struct estore *s, void *ud, bool okb)
+{
+    (void)okb;
+    struct ru_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    struct eroom *r = room_live(s, op->room_id);
+    op->cb(op->arg, &st, r != NULL ? &r->room : op->room);
+    ru_free(op);
+}
+
+static void ru_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct ru_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "room update");
+        ru_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, ru_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "room", op->room_id);
+        ru_fail(op, &st);
+    } else {
+        cp_room_free(op->room, true);
+        op->room = NULL;
+        ru_try(s, op);
+    }
+}
+
+static void ru_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct ru_op *op = ud;
+    struct cp_status st;
+    struct cp_etcd_result r;
+    if (e != SB_OK || cp_etcd_json_parse_result(body, len, &r) != SB_OK) {
+        set_unavail(&st, "room read");
+        ru_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_kv *kv = first_kv(&r);
+    if (kv == NULL) {
+        cp_etcd_result_fini(&r);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        ru_fail(op, &st);
+        return;
+    }
+    int64_t mod = kv->mod_revision;
+    struct cp_room *copy = room_parse(op->room_id, kv->value, kv->value_len);
+    cp_etcd_result_fini(&r);
+    if (copy == NULL) {
+        cp_status_set(&st, SB_CODE_INTERNAL, "room %s: unreadable record", op->room_id);
+        ru_fail(op, &st);
+        return;
+    }
+    struct eroom *cached = room_live(s, op->room_id);
+    if (cached != NULL) {
+        copy->member_count = cached->room.member_count;
+        copy->last_seq = cached->room.last_seq;
+    }
+    int64_t created_at = copy->created_at;
+    cp_status_ok(&st);
+    op->edit(op->edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_room_free(copy, true);
+        ru_fail(op, &st);
+        return;
+    }
+    /* What the store owns: the id and the times. */
+    char *id = strdup(op->room_id);
+    if (id == NULL) {
+        cp_room_free(copy, true);
+        oom(&st);
+        ru_fail(op, &st);
+        return;
+    }
+    free(copy->id);
+    copy->id = id;
+    copy->created_at = created_at;
+    copy->updated_at = sb_time_now_ms();
+    if (cached != NULL) {
+        copy->member_count = cached->room.member_count;
+        copy->last_seq = cached->room.last_seq;
+    }
+    op->room = copy;
+    char k[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, k, sizeof(k));
+    char *val = json_text(room_to_json(copy));
+    struct txnb t;
+    tb_init(&t);
+    if (val == NULL)
+        t.failed = true;
+    tb_cmp(&t, k, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, mod);
+    if (val != NULL)
+        tb_put(&t, k, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, ru_write_answer, op);
+}
+
+static void ru_try(struct estore *s, struct ru_op *op)
+{
+    char k[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, k, sizeof(k));
+    struct cp_etcd_range_req q = {.key = cp_etcd_str(k)};
+    char *json = NULL;
+    if (cp_etcd_json_range(&q, &json) != SB_OK)
+        json = NULL;
+    ecall(s, CP_ETCD_PATH_RANGE, json, CP_ETCD_RETRY, ru_read_answer, op);
+}
+
+static void s_room_update(struct cp_store *st, const char *room_id, cp_room_edit_fn *edit,
+                          void *edit_arg, cp_store_room_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct ru_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->edit = edit;
+    op->edit_arg = edit_arg;
+    ru_try(s, op);
+}
+
+/* ---- member_set_role */
+
+struct role_op {
+    cp_store_members_fn *cb;
+    void *arg;
+    char *room_id;
+    char *user_id;
+    enum cp_role role;
+    int64_t joined_at;
+    int tries;
+};
+
+static void role_free(struct role_op *op)
+{
+    free(op->room_id);
+    free(op->user_id);
+    free(op);
+}
+
+static void role_fail(struct role_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL, 0);
+    role_free(op);
+}
+
+static void role_try(struct estore *s, struct role_op *op);
+
+static void role_answer_now(struct estore *s, struct role_op *op)
+{
+    struct cp_status st;
+    cp_status_ok(&st);
+    struct eroom *r = room_live(s, op->room_id);
+    const struct cp_member *m = r != NULL ? member_get(r, op->user_id) : NULL;
+    struct cp_member mine = {op->user_id, op->role, op->joined_at};
+    op->cb(op->arg, &st, m != NULL && m->role == op->role ? m : &mine, 1);
+    role_free(op);
+}
+
+static void role_after(struct estore *s, void *ud, bool okb)
+{
+    (void)okb;
+    role_answer_now(s, ud);
+}
+
+static void role_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                              size_t len)
+{
+    struct role_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "member role");
+        role_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, role_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "membership of", op->user_id);
+        role_fail(op, &st);
+    } else {
+        role_try(s, op);
+    }
+}
+
+static void role_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len)
+{
+    struct role_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "member read");
+        role_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_kv *rkv = first_kv(txn_op(&t, 0));
+    const struct cp_etcd_kv *mkv = first_kv(txn_op(&t, 1));
+    if (rkv == NULL || mkv == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        if (rkv == NULL)
+            cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        else
+            cp_status_set(&st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                          op->user_id, op->room_id);
+        role_fail(op, &st);
+        return;
+    }
+    json_t *j = json_parse(mkv->value, mkv->value_len);
+    enum cp_role cur = CP_ROLE_MEMBER;
+    if (j != NULL && cp_role_parse(jstr(j, "role"), &cur) != SB_OK)
+        cur = CP_ROLE_MEMBER;
+    op->joined_at = j ? jint(j, "joined_at") : 0;
+    json_decref(j);
+    int64_t mod = mkv->mod_revision;
+    cp_etcd_txn_result_fini(&t);
+    if (cur == op->role) {
+        role_answer_now(s, op); /* nothing to write */
+        return;
+    }
+    char k[CP_KEYS_MAX];
+    cp_keys_member(op->room_id, op->user_id, k, sizeof(k));
+    char *val = member_json(op->role, op->joined_at);
+    struct txnb w;
+    tb_init(&w);
+    if (val == NULL)
+        w.failed = true;
+    tb_cmp(&w, k, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, mod);
+    if (val != NULL)
+        tb_put(&w, k, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&w), CP_ETCD_RETRY, role_write_answer, op);
+}
+
+static void role_try(struct estore *s, struct role_op *op)
+{
+    char rk[CP_KEYS_MAX], mk[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, rk, sizeof(rk));
+    cp_keys_member(op->room_id, op->user_id, mk, sizeof(mk));
+    struct txnb t;
+    tb_init(&t);
+    tb_get(&t, rk, false);
+    tb_get(&t, mk, false);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, role_read_answer, op);
+}
+
+static void s_member_set_role(struct cp_store *st, const char *room_id, const char *user_id,
+                              enum cp_role role, cp_store_members_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    if (cp_keys_member(room_id, user_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                      user_id ? user_id : "", room_id);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    struct role_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL ||
+        (op->user_id = strdup(user_id)) == NULL) {
+        if (op != NULL)
+            role_free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->role = role;
+    role_try(s, op);
+}
+
+/* ---- history pages: a read txn of the room key and one page of its history */
+
+/* Ascending from `from` (a full key; its bytes up to from_n), or descending below `below`
+ * (exclusive; NULL: from the newest). */
+static void hist_page(struct estore *s, const char *room_id, const char *from, size_t from_n,
+                      const char *below, size_t below_n, ecall_fn *fn, void *ud)
+{
+    char rk[CP_KEYS_MAX], hk[CP_KEYS_MAX], end[CP_KEYS_MAX];
+    size_t en = 0;
+    cp_keys_room(room_id, rk, sizeof(rk));
+    cp_keys_history_of(room_id, hk, sizeof(hk));
+    cp_keys_range_end(hk, strlen(hk), end, sizeof(end), &en);
+    struct txnb t;
+    tb_init(&t);
+    tb_get(&t, rk, false);
+    struct cp_etcd_op *op = tb_succ(&t);
+    if (op != NULL) {
+        op->type = CP_ETCD_OP_RANGE;
+        op->u.range.limit = HIST_PAGE;
+        if (from != NULL) {
+            op->u.range.key = tb_bytes(&t, from, from_n);
+            op->u.range.range_end = tb_bytes(&t, end, en);
+        } else {
+            op->u.range.key = tb_str(&t, hk);
+            op->u.range.range_end =
+                below != NULL ? tb_bytes(&t, below, below_n) : tb_bytes(&t, end, en);
+            op->u.range.descend = true;
+        }
+    }
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, fn, ud);
+}
+
+/* ---- message_update */
+
+struct mu_op {
+    cp_store_message_fn *cb;
+    void *arg;
+    cp_message_edit_fn *edit;
+    void *edit_arg;
+    char *room_id;
+    char *message_id;
+    char *below; /* next page: keys below this one */
+    size_t below_n;
+    struct cp_message *msg; /* the edited copy, once written */
+    int tries;
+};
+
+static void mu_free(struct mu_op *op)
+{
+    cp_message_free(op->msg);
+    free(op->below);
+    free(op->room_id);
+    free(op->message_id);
+    free(op);
+}
+
+static void mu_fail(struct mu_op *op, const struct cp_status *st)
+{
+    op->cb(op->arg, st, NULL);
+    mu_free(op);
+}
+
+static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len);
+
+static void mu_try(struct estore *s, struct mu_op *op)
+{
+    hist_page(s, op->room_id, NULL, 0, op->below, op->below_n, mu_read_answer, op);
+}
+
+static void mu_after(struct estore *s, void *ud, bool okb)
+{
+    (void)s;
+    (void)okb;
+    struct mu_op *op = ud;
+    struct cp_status st;
+    cp_status_ok(&st);
+    op->cb(op->arg, &st, op->msg);
+    mu_free(op);
+}
+
+static void mu_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct mu_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "message update");
+        mu_fail(op, &st);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t rev = t.revision;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        after_rev(s, rev, mu_after, op);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "message", op->message_id);
+        mu_fail(op, &st);
+    } else {
+        cp_message_free(op->msg);
+        op->msg = NULL;
+        free(op->below);
+        op->below = NULL;
+        mu_try(s, op);
+    }
+}
+
+/* True when the stored JSON of a message may be the one with id `id` (a cheap filter before
+ * parsing: ids need no JSON escaping unless they hold '"', '\\' or control bytes). */
+static bool may_hold_id(const struct cp_etcd_kv *kv, const char *id)
+{
+    for (const char *p = id; *p != '\0'; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return true;
+    size_t n = strlen(id);
+    for (size_t i = 0; i + n <= kv->value_len; i++)
+        if (memcmp(kv->value + i, id, n) == 0)
+            return true;
+    return false;
+}
+
+/* Edits m (the stored message, taken) and writes it back under a compare on mod. */
+static void mu_write(struct estore *s, struct mu_op *op, struct cp_message *cur,
+                     const struct cp_etcd_kv *kv)
+{
+    struct cp_status st;
+    struct cp_message *copy = cp_message_dup(cur);
+    if (copy == NULL) {
+        cp_message_free(cur);
+        oom(&st);
+        mu_fail(op, &st);
+        return;
+    }
+    cp_status_ok(&st);
+    op->edit(op->edit_arg, copy, &st);
+    if (st.code != SB_CODE_NONE) {
+        cp_message_free(copy);
+        cp_message_free(cur);
+        mu_fail(op, &st);
+        return;
+    }
+    /* The identity of a message never changes. */
+    free(copy->id);
+    free(copy->room_id);
+    copy->id = cur->id;
+    copy->room_id = cur->room_id;
+    copy->seq = cur->seq;
+    copy->timestamp = cur->timestamp;
+    cur->id = cur->room_id = NULL;
+    cp_message_free(cur);
+    free(copy->idem_key);
+    copy->idem_key = NULL;
+    op->msg = copy;
+    char *val = message_json(copy);
+    struct txnb t;
+    tb_init(&t);
+    if (val == NULL)
+        t.failed = true;
+    tb_cmp(&t, kv->key, CP_ETCD_CMP_MOD, CP_ETCD_CMP_EQUAL, kv->mod_revision);
+    if (val != NULL)
+        tb_put(&t, kv->key, val, strlen(val), 0);
+    free(val);
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, mu_write_answer, op);
+}
+
+static void mu_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body, size_t len)
+{
+    struct mu_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history read");
+        mu_fail(op, &st);
+        return;
+    }
+    if (first_kv(txn_op(&t, 0)) == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        mu_fail(op, &st);
+        return;
+    }
+    const struct cp_etcd_result *h = txn_op(&t, 1);
+    for (size_t i = 0; h != NULL && i < h->n_kvs; i++) {
+        const struct cp_etcd_kv *kv = &h->kvs[i];
+        if (!may_hold_id(kv, op->message_id))
+            continue;
+        struct cp_message *m = message_parse(kv->value, kv->value_len);
+        if (m != NULL && strcmp(m->id, op->message_id) == 0) {
+            mu_write(s, op, m, kv);
+            cp_etcd_txn_result_fini(&t);
+            return;
+        }
+        cp_message_free(m);
+    }
+    if (h != NULL && h->more && h->n_kvs > 0) {
+        const struct cp_etcd_kv *low = &h->kvs[h->n_kvs - 1];
+        char *b = malloc(low->key_len + 1);
+        if (b == NULL) {
+            cp_etcd_txn_result_fini(&t);
+            oom(&st);
+            mu_fail(op, &st);
+            return;
+        }
+        memcpy(b, low->key, low->key_len + 1);
+        free(op->below);
+        op->below = b;
+        op->below_n = low->key_len;
+        cp_etcd_txn_result_fini(&t);
+        mu_try(s, op);
+        return;
+    }
+    cp_etcd_txn_result_fini(&t);
+    cp_status_set(&st, SB_CODE_MESSAGE_NOT_FOUND, "message %s is not in the history of room %s",
+                  op->message_id, op->room_id);
+    mu_fail(op, &st);
+}
+
+static void s_message_update(struct cp_store *st, const char *room_id, const char *message_id,
+                             cp_message_edit_fn *edit, void *edit_arg, cp_store_message_fn *cb,
+                             void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    if (message_id == NULL || message_id[0] == '\0') {
+        cp_status_set(&stt, SB_CODE_MESSAGE_NOT_FOUND, "message \"\" does not exist");
+        cb(arg, &stt, NULL);
+        return;
+    }
+    struct mu_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL ||
+        (op->message_id = strdup(message_id)) == NULL) {
+        if (op != NULL)
+            mu_free(op);
+        oom(&stt);
+        cb(arg, &stt, NULL);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->edit = edit;
+    op->edit_arg = edit_arg;
+    mu_try(s, op);
+}
+
+/* ---- history_trim */
+
+struct trim_op {
+    cp_store_count_fn *cb;
+    void *arg;
+    char *room_id;
+    int64_t before_time;
+    int64_t room_rev; /* create_revision of the room at the first page */
+    char *from;       /* next page starts here (a full key) */
+    size_t from_n;
+    char *cut; /* delete below this key (exclusive) */
+    size_t cut_n;
+    int64_t count;
+    int tries;
+};
+
+static void trim_free(struct trim_op *op)
+{
+    free(op->room_id);
+    free(op->from);
+    free(op->cut);
+    free(op);
+}
+
+static void trim_answer(struct trim_op *op, const struct cp_status *st, int64_t n)
+{
+    op->cb(op->arg, st, n);
+    trim_free(op);
+}
+
+static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len);
+
+static void trim_restart(struct estore *s, struct trim_op *op)
+{
+    free(op->from);
+    free(op->cut);
+    op->cut = NULL;
+    op->room_rev = 0;
+    op->count = 0;
+    char k[CP_KEYS_MAX];
+    cp_keys_history(op->room_id, 0, k, sizeof(k));
+    op->from = strdup(k);
+    op->from_n = strlen(k);
+    if (op->from == NULL) {
+        struct cp_status st;
+        oom(&st);
+        trim_answer(op, &st, 0);
+        return;
+    }
+    hist_page(s, op->room_id, op->from, op->from_n, NULL, 0, trim_read_answer, op);
+}
+
+static void trim_write_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                              size_t len)
+{
+    struct trim_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history trim");
+        trim_answer(op, &st, 0);
+        return;
+    }
+    bool won = t.succeeded;
+    int64_t deleted = won && t.n_ops > 0 ? t.ops[0].r.count : 0;
+    cp_etcd_txn_result_fini(&t);
+    if (won) {
+        cp_status_ok(&st);
+        trim_answer(op, &st, deleted);
+    } else if (++op->tries >= RMW_RETRIES) {
+        set_busy(&st, "room", op->room_id);
+        trim_answer(op, &st, 0);
+    } else {
+        trim_restart(s, op); /* the room was deleted or re-created meanwhile */
+    }
+}
+
+/* Deletes [history/<room>/0, cut) under the room's create_revision. */
+static void trim_write(struct estore *s, struct trim_op *op)
+{
+    char rk[CP_KEYS_MAX], from[CP_KEYS_MAX];
+    cp_keys_room(op->room_id, rk, sizeof(rk));
+    cp_keys_history(op->room_id, 0, from, sizeof(from));
+    struct txnb t;
+    tb_init(&t);
+    tb_cmp(&t, rk, CP_ETCD_CMP_CREATE, CP_ETCD_CMP_EQUAL, op->room_rev);
+    struct cp_etcd_op *d = tb_succ(&t);
+    if (d != NULL) {
+        d->type = CP_ETCD_OP_DELETE;
+        d->u.del.key = tb_str(&t, from);
+        d->u.del.range_end = tb_bytes(&t, op->cut, op->cut_n);
+    }
+    ecall(s, CP_ETCD_PATH_TXN, tb_json(&t), CP_ETCD_RETRY, trim_write_answer, op);
+}
+
+/* Keeps a copy of n bytes (+ `extra_nul` zero bytes) in *dst. */
+static bool keep_bytes(char **dst, size_t *dst_n, const char *p, size_t n, bool extra_nul)
+{
+    char *b = malloc(n + 2);
+    if (b == NULL)
+        return false;
+    memcpy(b, p, n);
+    b[n] = '\0';
+    b[n + 1] = '\0';
+    free(*dst);
+    *dst = b;
+    *dst_n = n + (extra_nul ? 1 : 0);
+    return true;
+}
+
+static void trim_read_answer(struct estore *s, void *ud, enum sb_err e, const char *body,
+                             size_t len)
+{
+    struct trim_op *op = ud;
+    struct cp_etcd_txn_result t;
+    struct cp_status st;
+    if (txn_parse(e, body, len, &t) != SB_OK) {
+        set_unavail(&st, "history read");
+        trim_answer(op, &st, 0);
+        return;
+    }
+    const struct cp_etcd_kv *rkv = first_kv(txn_op(&t, 0));
+    if (rkv == NULL) {
+        cp_etcd_txn_result_fini(&t);
+        cp_status_set(&st, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist", op->room_id);
+        trim_answer(op, &st, 0);
+        return;
+    }
+    if (op->room_rev == 0) {
+        op->room_rev = rkv->create_revision;
+    } else if (op->room_rev != rkv->create_revision) {
+        cp_etcd_txn_result_fini(&t);
+        trim_restart(s, op);
+        return;
+    }
+    const struct cp_etcd_result *h = txn_op(&t, 1);
+    bool found_cut = false, ok = true;
+    for (size_t i = 0; h != NULL && i < h->n_kvs && ok; i++) {
+        const struct cp_etcd_kv *kv = &h->kvs[i];
+        json_t *j = json_parse(kv->value, kv->value_len);
+        int64_t ts = j != NULL ? jint(j, "timestamp") : 0;
+        json_decref(j);
+        if (ts >= op->before_time) {
+            ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, false);
+            found_cut = true;
+            break;
+        }
+        op->count++;
+        /* Everything up to this key goes: the cut is just after it. */
+        ok = keep_bytes(&op->cut, &op->cut_n, kv->key, kv->key_len, true);
+    }
+    bool more = h != NULL && h->more && h->n_kvs > 0;
+    if (ok && !found_cut && more) {
+        const struct cp_etcd_kv *last = &h->kvs[h->n_kvs - 1];
+        ok = keep_bytes(&op->from, &op->from_n, last->key, last->key_len, true);
+    }
+    cp_etcd_txn_result_fini(&t);
+    if (!ok) {
+        oom(&st);
+        trim_answer(op, &st, 0);
+    } else if (!found_cut && more) {
+        hist_page(s, op->room_id, op->from, op->from_n, NULL, 0, trim_read_answer, op);
+    } else if (op->count == 0) {
+        cp_status_ok(&st);
+        trim_answer(op, &st, 0);
+    } else {
+        trim_write(s, op);
+    }
+}
+
+static void s_history_trim(struct cp_store *st, const char *room_id, int64_t before_time,
+                           cp_store_count_fn *cb, void *arg)
+{
+    struct estore *s = ES(st);
+    struct cp_status stt;
+    char k[CP_KEYS_MAX];
+    if (cp_keys_room(room_id, k, sizeof(k)) != SB_OK) {
+        cp_status_set(&stt, SB_CODE_ROOM_NOT_FOUND, "room %s does not exist",
+                      room_id ? room_id : "");
+        cb(arg, &stt, 0);
+        return;
+    }
+    struct trim_op *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
+        free(op);
+        oom(&stt);
+        cb(arg, &stt, 0);
+        return;
+    }
+    op->cb = cb;
+    op->arg = arg;
+    op->before_time = before_time;
+    trim_restart(s, op);
+}
+
+static void s_observe(struct cp_store *st, cp_store_event_fn *fn, void *arg)
+{
+    struct estore *s = ES(st);
+    s->obs_fn = fn;
+    s->obs_arg = fn != NULL ? arg : NULL;
 }
 
 /* ---------------------------------------------------------------- leases: this replica */
@@ -3414,6 +4668,14 @@ static const struct cp_store_ops ops = {
     .user_peers = s_user_peers,
     .message_append = s_message_append,
     .history_query = s_history_query,
+    .room_update = s_room_update,
+    .member_set_role = s_member_set_role,
+    .message_update = s_message_update,
+    .history_trim = s_history_trim,
+    .doc_get = s_doc_get,
+    .doc_list = s_doc_list,
+    .doc_write = s_doc_write,
+    .observe = s_observe,
 };
 
 enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp_handoff *handoff,

@@ -653,6 +653,7 @@ static void room_update(struct cp_store *s, const char *room_id, cp_room_edit_fn
     }
     /* Keep what the store owns; take the rest from the edited copy. */
     struct cp_room old = r->room;
+    free(copy->id);
     copy->id = old.id;
     copy->member_count = old.member_count;
     copy->created_at = old.created_at;

@@ -366,6 +366,223 @@ static void test_store_etcd_lost_answer_never_reuses_seq(void **state)
     assert_int_equal(history_count(s), 3);
 }
 
+/* ---- issue 4: etcd only ---- */
+
+static void test_store_etcd_doc_keys_and_limits(void **state)
+{
+    struct cp_store *s = *state;
+    const char *bad[] = {"",        "Bans/x",  "bans",    "bans/",   "bans//x",
+                         "bans/x/", "/bans/x", "ba-ns/x", "bans/a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct docs r = doc_put(s, bad[i], "{}", -1);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+        r = doc_get(s, bad[i]);
+        assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    }
+    assert_int_equal(doc_list(s, "bans//").code, SB_CODE_INVALID_MESSAGE);
+    assert_int_equal(doc_list(s, "/").code, SB_CODE_INVALID_MESSAGE);
+    /* Ids beyond sb_ident: channel patterns, UTF-8. */
+    assert_int_equal(doc_put(s, "subs/news.*/alice", "{}", 0).code, SB_CODE_NONE);
+    assert_int_equal(doc_put(s, "channels/caf\xc3\xa9", "{}", 0).code, SB_CODE_NONE);
+    assert_true(doc_get(s, "channels/caf\xc3\xa9").found);
+    /* A prefix op with a value is refused. */
+    struct cp_doc_op pv = {.key = "subs/", .value = "{}", .prefix = true, .expect = -1};
+    struct docs r;
+    S(s->ops->doc_write(s, &pv, 1, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    /* At most 64 ops, and 64 work. */
+    struct cp_doc_op ops[65];
+    char keys[65][32];
+    for (int i = 0; i < 65; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "bulk/k%02d", i);
+        ops[i] = (struct cp_doc_op){.key = keys[i], .value = "{}", .expect = 0};
+    }
+    S(s->ops->doc_write(s, ops, 65, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_INVALID_MESSAGE);
+    S(s->ops->doc_write(s, ops, 64, on_write, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_int_equal(doc_list(s, "bulk/").n, 64);
+}
+
+/* Every replica observes every change, at the same revisions; a document written and answered
+ * on one replica is read at once on the other. */
+static void test_store_etcd_observe_on_every_replica(void **state)
+{
+    struct cp_store *s = *state;
+    static struct evlog la, lb;
+    memset(&la, 0, sizeof(la));
+    memset(&lb, 0, sizeof(lb));
+    extra = open_store("cp-test-b");
+    assert_non_null(extra);
+    s->ops->observe(s, on_event, &la);
+    extra->ops->observe(extra, on_event, &lb);
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    wait_room(extra, "r1");
+    assert_int_equal(append_on(s, NULL).seq, 1);
+    struct docs w = doc_put(s, "presence/alice", "{\"status\":\"busy\"}", 0);
+    assert_int_equal(w.code, SB_CODE_NONE);
+    struct docs g = doc_get(extra, "presence/alice"); /* linearizable: no wait */
+    assert_true(g.found);
+    assert_int_equal(g.versions[0], w.versions[0]);
+    struct msg_edit e = {.data = "{\"n\":2}"};
+    struct msg_res m;
+    {
+        struct cp_store *s2 = s;
+        s = extra;
+        S(s->ops->message_update(s, "r1", "m-new", edit_msg, &e, on_message, &m));
+        s = s2;
+    }
+    assert_int_equal(m.code, SB_CODE_NONE);
+    struct cp_doc_op del = {.key = "presence/alice", .expect = w.versions[0]};
+    S(s->ops->doc_write(s, &del, 1, on_write, &w));
+    assert_int_equal(w.code, SB_CODE_NONE);
+    for (int i = 0; i < 100 && (la.n < 6 || lb.n < 6); i++)
+        pump(20);
+    assert_int_equal(la.last_rev, lb.last_rev);
+    static const char *const want[] = {"ROOM r1 - name= archived=0",
+                                       "MEMBER_ADDED r1 alice owner",
+                                       "MESSAGE r1 - seq=1 data={\"n\":1}",
+                                       "DOC - - presence/alice={\"status\":\"busy\"} v>0",
+                                       "MESSAGE_UPDATE r1 - seq=1 data={\"n\":2}",
+                                       "DOC - - presence/alice=NULL v0",
+                                       NULL};
+    expect_events_in(&la, want);
+    expect_events_in(&lb, want);
+    s->ops->observe(s, NULL, NULL);
+    extra->ops->observe(extra, NULL, NULL);
+}
+
+/* A concurrent change between the read and the write: the compare fails and the edit runs
+ * again on the fresh record; a record that keeps changing answers UNAVAILABLE "busy". */
+static int intrusions; /* how many edits write behind the store's back (-1: every one) */
+
+static void put_behind(const char *key, const char *value)
+{
+    struct cp_etcd_put_req p = {.key = cp_etcd_str(key), .value = cp_etcd_str(value)};
+    char *json = NULL;
+    assert_int_equal(cp_etcd_json_put(&p, &json), SB_OK);
+    assert_int_equal(etcd_post(CP_ETCD_PATH_PUT, json), 0);
+    free(json);
+}
+
+static void edit_room_intruded(void *arg, struct cp_room *room, struct cp_status *st)
+{
+    (void)st;
+    int *calls = arg;
+    (*calls)++;
+    char desc[64];
+    snprintf(desc, sizeof(desc), "%s+edit", room->description);
+    free(room->description);
+    room->description = strdup(desc);
+    if (intrusions != 0) {
+        if (intrusions > 0)
+            intrusions--;
+        char rec[256];
+        snprintf(rec, sizeof(rec),
+                 "{\"name\":\"n\",\"description\":\"intruder%d\",\"owner_id\":\"alice\","
+                 "\"private\":false,\"archived\":false,\"max_members\":0,\"created_at\":1,"
+                 "\"updated_at\":1,\"metadata\":{}}",
+                 *calls);
+        put_behind("sb/rooms/r1", rec);
+    }
+}
+
+static void edit_msg_intruded(void *arg, struct cp_message *m, struct cp_status *st)
+{
+    (void)st;
+    int *calls = arg;
+    (*calls)++;
+    free(m->ext);
+    m->ext = strdup("{\"reactions\":{}}");
+    if (intrusions != 0) {
+        if (intrusions > 0)
+            intrusions--;
+        char hk[CP_KEYS_MAX], rec[256];
+        cp_keys_history("r1", 1, hk, sizeof(hk));
+        snprintf(rec, sizeof(rec),
+                 "{\"id\":\"m-new\",\"seq\":1,\"room_id\":\"r1\",\"timestamp\":1,"
+                 "\"data\":\"{\\\"intruder\\\":%d}\",\"metadata\":{}}",
+                 *calls);
+        put_behind(hk, rec);
+    }
+}
+
+static void test_store_etcd_update_conflicts_rerun_the_edit(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    int calls = 0;
+    struct room_res rr;
+    intrusions = 1;
+    S(s->ops->room_update(s, "r1", edit_room_intruded, &calls, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_NONE);
+    assert_int_equal(calls, 2);
+    assert_string_equal(rr.name, "n"); /* the intruder's record, edited again */
+    S(s->ops->room_get(s, "r1", on_room_full, &rr));
+    assert_string_equal(rr.name, "n");
+    calls = 0;
+    intrusions = -1;
+    S(s->ops->room_update(s, "r1", edit_room_intruded, &calls, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_UNAVAILABLE);
+    assert_int_equal(calls, 8);
+
+    assert_int_equal(append_on(s, NULL).seq, 1);
+    calls = 0;
+    intrusions = 1;
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m-new", edit_msg_intruded, &calls, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_NONE);
+    assert_int_equal(calls, 2);
+    assert_string_equal(m.data, "{\"intruder\":1}");
+    assert_string_equal(m.ext, "{\"reactions\":{}}");
+    calls = 0;
+    intrusions = -1;
+    S(s->ops->message_update(s, "r1", "m-new", edit_msg_intruded, &calls, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_UNAVAILABLE);
+    assert_int_equal(calls, 8);
+    intrusions = 0;
+    assert_int_equal(append_on(s, NULL).seq, 2); /* the sequencer never noticed */
+}
+
+static void noop_room_edit(void *arg, struct cp_room *room, struct cp_status *st)
+{
+    (void)arg;
+    (void)room;
+    (void)st;
+}
+
+static void noop_msg_edit(void *arg, struct cp_message *m, struct cp_status *st)
+{
+    (void)arg;
+    (void)m;
+    (void)st;
+}
+
+/* etcd out of reach: every new op answers UNAVAILABLE. */
+static void test_store_etcd_unreachable_is_unavailable(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    cp_store_etcd_stop(s);
+    struct docs d;
+    S(s->ops->doc_get(s, "bans/r1/x", on_doc, &d));
+    assert_int_equal(d.code, SB_CODE_UNAVAILABLE);
+    S(s->ops->doc_list(s, "bans/", on_docs, &d));
+    assert_int_equal(d.code, SB_CODE_UNAVAILABLE);
+    assert_int_equal(doc_put(s, "bans/r1/x", "{}", -1).code, SB_CODE_UNAVAILABLE);
+    struct room_res rr;
+    S(s->ops->room_update(s, "r1", noop_room_edit, NULL, on_room_full, &rr));
+    assert_int_equal(rr.code, SB_CODE_UNAVAILABLE);
+    struct res r = {0};
+    S(s->ops->member_set_role(s, "r1", "alice", CP_ROLE_ADMIN, on_role, &r));
+    assert_int_equal(r.code, SB_CODE_UNAVAILABLE);
+    struct msg_res m;
+    S(s->ops->message_update(s, "r1", "m1", noop_msg_edit, NULL, on_message, &m));
+    assert_int_equal(m.code, SB_CODE_UNAVAILABLE);
+    S(s->ops->history_trim(s, "r1", 5, on_count, &r));
+    assert_int_equal(r.code, SB_CODE_UNAVAILABLE);
+}
+
 #define ETCD_ONLY_CASES                                                                            \
     cmocka_unit_test_setup_teardown(test_store_etcd_idempotency, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_sequencer_takeover, setup, teardown),      \
@@ -373,6 +590,13 @@ static void test_store_etcd_lost_answer_never_reuses_seq(void **state)
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_store_etcd_idem_compare_in_commit, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_store_etcd_lost_answer_never_reuses_seq, setup,       \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_doc_keys_and_limits, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_store_etcd_observe_on_every_replica, setup,           \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_update_conflicts_rerun_the_edit, setup,    \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_store_etcd_unreachable_is_unavailable, setup,         \
                                         teardown),
 
 #endif

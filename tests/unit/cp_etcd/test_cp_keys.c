@@ -182,6 +182,52 @@ static void test_keys_parse_rejects_foreign_keys(void **state)
     assert_string_equal(p.a, "r1");
 }
 
+static void test_keys_documents(void **state)
+{
+    (void)state;
+    char k[CP_KEYS_DOC_MAX];
+    struct cp_keys_parts p;
+    assert_int_equal(cp_keys_doc("bans/r1/alice", k, sizeof(k)), SB_OK);
+    assert_string_equal(k, "sb/doc/bans/r1/alice");
+    assert_int_equal(cp_keys_parse(k, strlen(k), &p), SB_OK);
+    assert_int_equal(p.kind, CP_KEYS_KIND_DOC);
+    assert_int_equal(p.doc_len, strlen("bans/r1/alice"));
+    assert_memory_equal(p.doc, "bans/r1/alice", p.doc_len);
+    assert_int_equal(cp_keys_doc("user_subs/alice/news.*", k, sizeof(k)), SB_OK);
+    assert_int_equal(cp_keys_doc("presence/u@x.io", k, sizeof(k)), SB_OK);
+    assert_int_equal(cp_keys_doc("channels/caf\xc3\xa9", k, sizeof(k)), SB_OK);
+    const char *bad[] = {"",        "bans",    "bans/",    "Bans/x",    "ba-ns/x", "/bans/x",
+                         "bans//x", "bans/x/", "bans/a b", "bans/a\tb", "9/x"};
+    strcpy(k, "untouched");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(cp_keys_doc(bad[i], k, sizeof(k)), SB_EINVAL);
+    assert_int_equal(cp_keys_doc(NULL, k, sizeof(k)), SB_EINVAL);
+    assert_string_equal(k, "untouched");
+    char big[CP_KEYS_DOC_KEY_MAX + 2];
+    memset(big, 'a', sizeof(big) - 1);
+    big[4] = '/';
+    big[CP_KEYS_DOC_KEY_MAX] = '\0'; /* exactly the max */
+    assert_int_equal(cp_keys_doc(big, k, sizeof(k)), SB_OK);
+    big[CP_KEYS_DOC_KEY_MAX] = 'a';
+    big[CP_KEYS_DOC_KEY_MAX + 1] = '\0';
+    assert_int_equal(cp_keys_doc(big, k, sizeof(k)), SB_EINVAL);
+    assert_int_equal(cp_keys_doc("bans/x", k, 10), SB_EFULL);
+
+    assert_int_equal(cp_keys_doc_prefix("", k, sizeof(k)), SB_OK);
+    assert_string_equal(k, "sb/doc/");
+    assert_int_equal(cp_keys_doc_prefix("bans/r1/", k, sizeof(k)), SB_OK);
+    assert_string_equal(k, "sb/doc/bans/r1/");
+    assert_int_equal(cp_keys_doc_prefix("user_subs/al", k, sizeof(k)), SB_OK);
+    assert_int_equal(cp_keys_doc_prefix("/", k, sizeof(k)), SB_EINVAL);
+    assert_int_equal(cp_keys_doc_prefix("bans//", k, sizeof(k)), SB_EINVAL);
+    assert_int_equal(cp_keys_doc_prefix("bans/a b", k, sizeof(k)), SB_EINVAL);
+    assert_int_equal(cp_keys_doc_prefix(NULL, k, sizeof(k)), SB_EINVAL);
+
+    const char *foreign[] = {"sb/doc/", "sb/doc/bans", "sb/doc/bans/", "sb/doc/Bans/x"};
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+        assert_int_equal(cp_keys_parse(foreign[i], strlen(foreign[i]), &p), SB_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_keys_range_end_increments_last_byte),
         cmocka_unit_test(test_keys_parse_round_trips),
         cmocka_unit_test(test_keys_parse_rejects_foreign_keys),
+        cmocka_unit_test(test_keys_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
