@@ -4,6 +4,7 @@
  * version (a concurrent writer on another replica makes us re-read and redo the edit). */
 #include "cp_users.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,10 @@
 #include "sb_log.h"
 #include "sb_time.h"
 
-#define RMW_TRIES    5
-#define KEY_MAX      (SB_IDENT_MAX * 2 + 32)
-#define TYPING_SLACK 500 /* ms: an expiring typing document this close to its end is ours */
+#define RMW_TRIES       5
+#define KEY_MAX         (SB_IDENT_MAX * 2 + 32)
+#define TYPING_SLACK    500  /* ms: an expiring typing document this close to its end is ours */
+#define STALE_MARGIN_MS 2000 /* clock skew allowed between data planes and control planes */
 
 /* The store may lack documents (etcd store before issue 4's implementation). */
 static bool has_docs(const struct cp_ctx *c)
@@ -266,9 +268,26 @@ static bool rmw_edit(struct rmw *op)
     switch (op->kind) {
     case RMW_GET:
         return false;
-    case RMW_ANNOUNCE:
+    case RMW_ANNOUNCE: {
         op->announce = true;
-        return false;
+        /* A status left from an earlier session (its reset at offline never happened: the
+         * replica died, the store was down) does not carry over. Set within the skew margin of
+         * this session's first connection: kept. */
+        int64_t since = INT64_MAX;
+        for (size_t i = 0; u != NULL && i < u->n_conns; i++)
+            if (u->conns[i]->connected_at < since)
+                since = u->conns[i]->connected_at;
+        bool stale_set = r->status[0] != '\0' && !r->auto_away && since != INT64_MAX &&
+                         r->updated_at < since - STALE_MARGIN_MS;
+        if (!stale_set && !r->auto_away)
+            return false;
+        if (cp_presence_record_set(&r->status, "") != SB_OK) {
+            op->oom = true;
+            return false;
+        }
+        r->auto_away = false;
+        return true;
+    }
     case RMW_SET: {
         const struct cp_presence_record *in = &op->in;
         bool bad = cp_presence_record_set(&r->status, online ? in->status : "") != SB_OK ||
@@ -481,9 +500,28 @@ static void room_frame_done(void *arg, const struct cp_status *st, const struct 
     frame_op_free(op);
 }
 
+/* The document is gone (or could not be removed: the frame goes anyway, the document expires
+ * by itself): typing:false to the room's other members. */
+static void typing_end_deleted(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    struct frame_op *op = arg;
+    (void)v;
+    (void)n;
+    if (st->code != SB_CODE_NONE && st->code != SB_CODE_CONFLICT)
+        SB_LOG_DEBUG("cp", "typing document not removed", "room=%s user=%s code=%s", op->room_id,
+                     op->user_id, sb_code_name(st->code));
+    op->c->store->ops->members_list(op->c->store, op->room_id, room_frame_done, op);
+}
+
+static void typing_end_delete(struct frame_op *op, const char *key, int64_t version)
+{
+    struct cp_doc_op w = {.key = key, .value = NULL, .expect = version > 0 ? version : -1};
+    op->c->store->ops->doc_write(op->c->store, &w, 1, typing_end_deleted, op);
+}
+
 /* After a local expiry: if another replica refreshed the document since (the user types in a
- * tab served by another replica), that replica owns the end; else typing:false and the
- * document goes. */
+ * tab served by another replica), that replica owns the end; else the document goes, then
+ * typing:false. */
 static void typing_expired_doc(void *arg, const struct cp_status *st, const struct cp_doc *doc)
 {
     struct frame_op *op = arg;
@@ -492,13 +530,15 @@ static void typing_expired_doc(void *arg, const struct cp_status *st, const stru
         frame_op_free(op);
         return;
     }
-    if (st->code == SB_CODE_NONE && doc != NULL)
-        typing_doc_delete(op->c, doc->key, doc->version);
+    if (st->code == SB_CODE_NONE && doc != NULL) {
+        typing_end_delete(op, doc->key, doc->version);
+        return;
+    }
     op->c->store->ops->members_list(op->c->store, op->room_id, room_frame_done, op);
 }
 
-/* typing:false to the room's other members and the document removed (only_if_ours: unless
- * another replica refreshed it). */
+/* The document removed (only_if_ours: unless another replica refreshed it), then typing:false
+ * to the room's other members. */
 static void typing_ended(struct cp_ctx *c, const char *room_id, const char *user_id,
                          bool only_if_ours)
 {
@@ -509,13 +549,17 @@ static void typing_ended(struct cp_ctx *c, const char *room_id, const char *user
     cp_buf_fini(&b);
     char key[KEY_MAX];
     typing_key(key, sizeof(key), room_id, user_id);
-    if (only_if_ours && has_docs(c) && op != NULL) {
-        c->store->ops->doc_get(c->store, key, typing_expired_doc, op);
+    if (op == NULL) {
+        SB_LOG_ERROR("cp", "out of memory ending typing", "room=%s user=%s", room_id, user_id);
+        typing_doc_delete(c, key, 0);
         return;
     }
-    typing_doc_delete(c, key, 0);
-    if (op != NULL)
+    if (!has_docs(c))
         c->store->ops->members_list(c->store, op->room_id, room_frame_done, op);
+    else if (only_if_ours)
+        c->store->ops->doc_get(c->store, key, typing_expired_doc, op);
+    else
+        typing_end_delete(op, key, 0);
 }
 
 void cp_users_typing_stopped(void *ctx, const char *room_id, const char *user_id)
@@ -907,6 +951,16 @@ static void typing_start_written(void *arg, const struct cp_status *st, const in
     typing_finish(op, st);
 }
 
+static void typing_stop_deleted(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+{
+    struct typing_op *op = arg;
+    (void)v;
+    (void)n;
+    if (st->code == SB_CODE_NONE && op->deliver)
+        typing_frame(op->c, op->members, op->n_members, op->room_id, op->user_id, false);
+    typing_finish(op, st);
+}
+
 static void typing_stop_read(void *arg, const struct cp_status *st, const struct cp_doc *doc)
 {
     struct typing_op *op = arg;
@@ -914,12 +968,14 @@ static void typing_stop_read(void *arg, const struct cp_status *st, const struct
         typing_finish(op, st);
         return;
     }
-    bool live = doc != NULL && typing_expires_at(doc) > sb_time_now_ms();
-    if (doc != NULL)
-        typing_doc_delete(op->c, op->key, 0);
-    if (op->was_local || live)
-        typing_frame(op->c, op->members, op->n_members, op->room_id, op->user_id, false);
-    typing_finish(op, st);
+    op->deliver = op->was_local || (doc != NULL && typing_expires_at(doc) > sb_time_now_ms());
+    if (doc == NULL) {
+        typing_stop_deleted(op, st, NULL, 0);
+        return;
+    }
+    /* Answered once the document is gone: GetTypingUsers anywhere then agrees. */
+    struct cp_doc_op w = {.key = op->key, .value = NULL, .expect = -1};
+    op->c->store->ops->doc_write(op->c->store, &w, 1, typing_stop_deleted, op);
 }
 
 static void typing_members(void *arg, const struct cp_status *st0, const struct cp_member *members,

@@ -586,6 +586,27 @@ describe('Presence and typing across replicas (etcd)', { timeout: 180000, skip: 
     cl.check();
   });
 
+  it('a status left over from an earlier session does not carry over (its reset was missed)', async () => {
+    const { etcdPost } = require('../lib/cluster');
+    const [cp1] = cl.cps;
+    const put = (user, rec) =>
+      etcdPost(cl.etcd.endpoints.split(',')[0], '/v3/kv/put', {
+        key: Buffer.from(`sb/doc/presence/${user}`).toString('base64'),
+        value: Buffer.from(JSON.stringify(rec)).toString('base64'),
+      });
+    const stale = uniq('stale');
+    const fresh = uniq('fresh');
+    await put(stale, { status: 'busy', custom_status: 'old', updated_at: Date.now() - 60000 });
+    await put(fresh, { status: 'busy', updated_at: Date.now() });
+    await on(cl.dps[0], stale);
+    await on(dpB, fresh);
+    await sleep(300);
+    const s = await call(cp1.api.presence, 'GetPresence', { user_id: stale });
+    assert.equal(s.status, 'online');
+    assert.equal(s.custom_status, 'old'); // the other fields are kept across sessions
+    assert.equal((await call(cp1.api.presence, 'GetPresence', { user_id: fresh })).status, 'busy');
+  });
+
   it('typing through one replica is reported and stopped through the other', async () => {
     const [cp1, cp2] = cl.cps;
     const room = uniq('room');
