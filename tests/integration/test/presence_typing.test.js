@@ -50,6 +50,9 @@ describe('Presence and typing', { timeout: 180000 }, () => {
       await joined(c, room);
       cs.push(c);
     }
+    // etcd: a user's online announcement (made when the connection opened) may land after a
+    // later join made them share the room; let it land before the assertions start.
+    await sleep(150);
     for (const c of cs) c.drain();
     return cs;
   }
@@ -171,7 +174,7 @@ describe('Presence and typing', { timeout: 180000 }, () => {
       availability: 'weekdays',
       timestamp: F.TS,
     });
-    await a.none({ type: 'presence' }, 100); // never to the user
+    await a.none({ type: 'presence', user_id: alice }, 100); // never to the user
     const got = await call(P(), 'GetPresence', { user_id: alice });
     assert.equal(got.status, 'away');
     assert.equal(got.device.type, 'mobile');
@@ -464,6 +467,9 @@ describe('Presence timeout', { timeout: 120000 }, () => {
     const a = await connect(alice);
     const b = await connect(bob);
     for (const c of [a, b]) assert.equal((await c.request({ type: 'join', room_id: room })).type, 'ack');
+    await sleep(150); // a late online announcement lands before the assertions (see roomWith)
+    a.drain();
+    b.drain();
     return { room, alice, a, b };
   }
 
