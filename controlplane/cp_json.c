@@ -226,6 +226,8 @@ void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p)
         str_field(b, "custom_status", p->custom_status);
     pair_object(b, "device", "type", p->device_type, "name", p->device_name);
     pair_object(b, "activity", "type", p->activity_type, "detail", p->activity_detail);
+    if (set(p->availability))
+        str_field(b, "availability", p->availability);
     ts_field(b, p->timestamp);
     cp_buf_putc(b, '}');
 }

@@ -56,11 +56,12 @@ struct cp_presence_view {
     const char *device_name;
     const char *activity_type;
     const char *activity_detail;
+    const char *availability; /* NULL/"": omitted */
     int64_t timestamp;
 };
 
 /* {"type":"presence","user_id":..,"status":..,["custom_status"],["device":{..}],
- *  ["activity":{..}],"timestamp":..}. */
+ *  ["activity":{..}],["availability"],"timestamp":..}. */
 void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p);
 
 #endif

@@ -47,7 +47,7 @@ static const struct sb_config_opt opts[] = {
      "messages kept per room (0: no history)", 0, 1000000, 0},
     {"typing_timeout_ms", SB_CONFIG_INT, &typing_timeout, "3000",
      "typing:true expires after this long", 100, 600000, 0},
-    {"presence_grace_ms", SB_CONFIG_INT, &presence_grace, "0",
+    {"presence_grace_ms", SB_CONFIG_INT, &presence_grace, "5000",
      "delay before a user with no connection left is announced offline", 0, 3600000, 0},
     {"heartbeat_interval_ms", SB_CONFIG_INT, &heartbeat_interval, "5000",
      "NodeLink heartbeat interval asked of data planes", 100, 600000, 0},

@@ -126,6 +126,12 @@ static void msg_update_done(void *arg, const struct cp_status *st, const struct 
     simple_done(arg, st);
 }
 
+static void presence_done(void *arg, const struct cp_status *st, const struct cp_users_state *ps)
+{
+    (void)ps;
+    simple_done(arg, st);
+}
+
 /* Encodes messages as frames and replies with them. */
 static void reply_messages(struct op *op, const struct cp_status *st,
                            const struct cp_message *const *msgs, size_t n, bool gap)
@@ -261,6 +267,10 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         done(arg, NULL);
         return;
     }
+    /* Any frame from the user is activity (the presence timeout); a presence frame records
+     * its own. */
+    if (req->op_case != SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PRESENCE)
+        cp_users_activity(c, user, NULL, NULL);
     switch (req->op_case) {
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_JOIN: {
         const Switchboard__Internal__V1__JoinOp *j = req->join;
@@ -324,9 +334,16 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         cp_users_typing(c, req->typing->room_id, user, req->typing->typing, simple_done, op);
         return;
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PRESENCE: {
+        /* The frame carries the whole user-set state but availability (kept). */
         const Switchboard__Internal__V1__PresenceOp *p = req->presence;
-        cp_users_presence(c, user, nz(p->status), p->custom_status, p->device_type, p->device_name,
-                          p->activity_type, p->activity_detail, simple_done, op);
+        struct cp_users_presence_set set = {.status = nz(p->status),
+                                            .custom_status = p->custom_status,
+                                            .device_type = p->device_type,
+                                            .device_name = p->device_name,
+                                            .activity_type = p->activity_type,
+                                            .activity_detail = p->activity_detail,
+                                            .keep_availability = true};
+        cp_users_presence(c, user, &set, presence_done, op);
         return;
     }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_HISTORY: {

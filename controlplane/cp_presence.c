@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 void cp_presence_init(struct cp_presence *p)
 {
     memset(p, 0, sizeof(*p));
@@ -31,6 +33,7 @@ static void user_free(struct cp_user *u)
     free(u->device_name);
     free(u->activity_type);
     free(u->activity_detail);
+    free(u->availability);
     free(u);
 }
 
@@ -175,6 +178,8 @@ static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const c
     p->n_conns++;
     grace_unlink(p, u);
     u->last_seen = now_ms;
+    if (u->last_activity < now_ms)
+        u->last_activity = now_ms; /* connecting is activity */
     *came_online = !u->online;
     if (!u->online) {
         u->online = true;
@@ -279,4 +284,146 @@ bool cp_presence_status_valid(const char *status)
             return true;
     }
     return false;
+}
+
+/* ---------------------------------------------------------------- the presence record */
+
+enum sb_err cp_presence_record_init(struct cp_presence_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    char **f[] = {&r->status,        &r->custom_status,   &r->device_type, &r->device_name,
+                  &r->activity_type, &r->activity_detail, &r->availability};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        *f[i] = strdup("");
+        if (*f[i] == NULL) {
+            cp_presence_record_fini(r);
+            return SB_ENOMEM;
+        }
+    }
+    return SB_OK;
+}
+
+void cp_presence_record_fini(struct cp_presence_record *r)
+{
+    free(r->status);
+    free(r->custom_status);
+    free(r->device_type);
+    free(r->device_name);
+    free(r->activity_type);
+    free(r->activity_detail);
+    free(r->availability);
+    memset(r, 0, sizeof(*r));
+}
+
+enum sb_err cp_presence_record_set(char **field, const char *v)
+{
+    char *d = strdup(v != NULL ? v : "");
+    if (d == NULL)
+        return SB_ENOMEM;
+    free(*field);
+    *field = d;
+    return SB_OK;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+enum sb_err cp_presence_record_parse(const char *json, size_t len, struct cp_presence_record *out)
+{
+    if (cp_presence_record_init(out) != SB_OK)
+        return SB_ENOMEM;
+    json_t *j = json_loadb(json, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return SB_EPROTO;
+    }
+    json_t *dev = json_object_get(j, "device");
+    json_t *act = json_object_get(j, "activity");
+    const char *status = jstr(j, "status");
+    enum sb_err e = SB_OK;
+    if (status[0] != '\0' && !cp_presence_status_valid(status))
+        status = "";
+    if (cp_presence_record_set(&out->status, status) != SB_OK ||
+        cp_presence_record_set(&out->custom_status, jstr(j, "custom_status")) != SB_OK ||
+        cp_presence_record_set(&out->device_type, jstr(dev, "type")) != SB_OK ||
+        cp_presence_record_set(&out->device_name, jstr(dev, "name")) != SB_OK ||
+        cp_presence_record_set(&out->activity_type, jstr(act, "type")) != SB_OK ||
+        cp_presence_record_set(&out->activity_detail, jstr(act, "detail")) != SB_OK ||
+        cp_presence_record_set(&out->availability, jstr(j, "availability")) != SB_OK)
+        e = SB_ENOMEM;
+    out->auto_away = json_is_true(json_object_get(j, "auto_away"));
+    out->last_activity = jint(j, "last_activity");
+    out->updated_at = jint(j, "updated_at");
+    json_decref(j);
+    return e;
+}
+
+static int put_str(json_t *o, const char *k, const char *v)
+{
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    return json_object_set_new(o, k, json_string(v));
+}
+
+static int put_pair(json_t *o, const char *k, const char *k1, const char *v1, const char *k2,
+                    const char *v2)
+{
+    if ((v1 == NULL || v1[0] == '\0') && (v2 == NULL || v2[0] == '\0'))
+        return 0;
+    json_t *p = json_object();
+    if (p == NULL || put_str(p, k1, v1) != 0 || put_str(p, k2, v2) != 0) {
+        json_decref(p);
+        return -1;
+    }
+    return json_object_set_new(o, k, p);
+}
+
+char *cp_presence_record_format(const struct cp_presence_record *r)
+{
+    json_t *j = json_object();
+    if (j == NULL)
+        return NULL;
+    int bad = put_str(j, "status", r->status);
+    if (r->auto_away)
+        bad |= json_object_set_new(j, "auto_away", json_true());
+    bad |= put_str(j, "custom_status", r->custom_status);
+    bad |= put_pair(j, "device", "type", r->device_type, "name", r->device_name);
+    bad |= put_pair(j, "activity", "type", r->activity_type, "detail", r->activity_detail);
+    bad |= put_str(j, "availability", r->availability);
+    if (r->last_activity > 0)
+        bad |= json_object_set_new(j, "last_activity", json_integer(r->last_activity));
+    if (r->updated_at > 0)
+        bad |= json_object_set_new(j, "updated_at", json_integer(r->updated_at));
+    char *out = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return out;
+}
+
+const char *cp_presence_effective_status(bool online, const struct cp_presence_record *r)
+{
+    if (!online)
+        return "offline";
+    if (r != NULL && r->status != NULL && r->status[0] != '\0')
+        return r->status;
+    return "online";
+}
+
+bool cp_presence_is_idle(const struct cp_presence_record *r, int64_t local_activity, int64_t now_ms,
+                         int64_t timeout_ms)
+{
+    if (timeout_ms <= 0)
+        return false;
+    if (r->status[0] != '\0' && strcmp(r->status, "online") != 0)
+        return false; /* busy, away (either kind) and offline stay as they are */
+    int64_t last = r->last_activity > local_activity ? r->last_activity : local_activity;
+    return now_ms - last >= timeout_ms;
 }

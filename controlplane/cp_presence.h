@@ -1,7 +1,8 @@
-/* Connections and user presence: which user has which connections on which node, each user's
- * status, device and activity, and the grace period before a user with no connection left is
- * announced offline. Pure state (no I/O); the caller announces changes.
- * In the etcd store (issue 3) this moves under the data-plane node's lease.
+/* Connections and user presence: which user has which connections on which node, the grace
+ * period before a user with no connection left is announced offline, and the presence record
+ * (the user-set part: status, custom status, device, activity, availability, last activity),
+ * kept as the Store document presence/<user> so that every replica reads the same one
+ * (docs/presence.md). Pure state and pure decisions (no I/O); the caller announces changes.
  * Thread: the completion-queue thread only. */
 #ifndef CP_PRESENCE_H
 #define CP_PRESENCE_H
@@ -36,8 +37,14 @@ struct cp_user {
     bool online;  /* announced online (stays true through the grace period) */
     char *status; /* "online", "away", "busy", "offline" */
     char *custom_status, *device_type, *device_name, *activity_type, *activity_detail;
+    char *availability;
     int64_t last_seen;  /* Unix ms: last connect, disconnect or presence change */
     int64_t offline_at; /* monotonic ms when the grace period ends; 0: not pending */
+    /* Presence timeout (cp_users.c). Unix ms. */
+    int64_t last_activity;    /* newest activity seen here or read from the record */
+    int64_t activity_written; /* when this replica last wrote activity into the record */
+    int64_t idle_checked;     /* when the timeout check last read the record for this user */
+    bool auto_away;           /* as last read: "away" set by the presence timeout */
     struct cp_user *grace_prev, *grace_next;
     struct sb_bucket rate; /* client message/publish rate limit (cp_limits.c) */
 };
@@ -48,6 +55,7 @@ struct cp_presence {
     struct cp_user *grace_head, *grace_tail; /* ordered by offline_at (one fixed grace) */
     size_t n_conns;
     size_t n_online;
+    int64_t idle_scan_at; /* monotonic ms of the next presence-timeout scan (cp_users.c) */
 };
 
 void cp_presence_init(struct cp_presence *p);
@@ -97,5 +105,47 @@ int64_t cp_presence_next_deadline(const struct cp_presence *p);
 
 /* True if `status` is one of online, away, busy, offline. */
 bool cp_presence_status_valid(const char *status);
+
+/* ---------------------------------------------------------------- the presence record */
+
+/* The document presence/<user> (JSON, see cp_presence_record_format). Strings are heap-owned
+ * and never NULL after parse/init ("" when unset). */
+struct cp_presence_record {
+    char *status;   /* "" while none is set: the user is "online" while connected */
+    bool auto_away; /* status "away" was set by the presence timeout (activity undoes it) */
+    char *custom_status;
+    char *device_type, *device_name;
+    char *activity_type, *activity_detail;
+    char *availability;
+    int64_t last_activity; /* Unix ms, 0: never */
+    int64_t updated_at;    /* Unix ms of the last user-set change */
+};
+
+/* An empty record (all strings ""). SB_ENOMEM. */
+enum sb_err cp_presence_record_init(struct cp_presence_record *r);
+void cp_presence_record_fini(struct cp_presence_record *r);
+
+/* Replaces *field with a copy of v (NULL: ""). SB_ENOMEM leaves it unchanged. */
+enum sb_err cp_presence_record_set(char **field, const char *v);
+
+/* Parses a record; unknown or wrong-typed fields are ignored (a record from a newer version
+ * still reads). SB_EPROTO when the text is not a JSON object, SB_ENOMEM. On error `out` is
+ * left as an empty record (initialized) unless SB_ENOMEM. */
+enum sb_err cp_presence_record_parse(const char *json, size_t len, struct cp_presence_record *out);
+
+/* {"status":..,"auto_away":..,"custom_status":..,"device":{"type","name"},
+ *  "activity":{"type","detail"},"availability":..,"last_activity":..,"updated_at":..}
+ * (empty strings and false/0 omitted). New string (free), NULL on ENOMEM. */
+char *cp_presence_record_format(const struct cp_presence_record *r);
+
+/* The status others see: "offline" when the user is not online (no connection, grace over),
+ * else the record's status, "online" when none is set. */
+const char *cp_presence_effective_status(bool online, const struct cp_presence_record *r);
+
+/* True when an online user with this record is due to become away: no status other than
+ * "online" is set (busy, away and offline stick), and no activity for `timeout_ms` by
+ * max(record's last_activity, local_activity). `timeout_ms` <= 0 disables the timeout. */
+bool cp_presence_is_idle(const struct cp_presence_record *r, int64_t local_activity, int64_t now_ms,
+                         int64_t timeout_ms);
 
 #endif

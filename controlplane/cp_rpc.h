@@ -59,7 +59,9 @@ bool cp_rpc_history_message(const struct cp_message *msg, cp_rpc_message_fn *fn,
 cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
     cp_rpc_history_unreact, cp_rpc_history_search;
 /* cp_rpc_presence.c */
-cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get;
+cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get, cp_rpc_presence_set,
+    cp_rpc_presence_activity, cp_rpc_presence_typing_start, cp_rpc_presence_typing_stop,
+    cp_rpc_presence_typing_list;
 /* cp_rpc_connections.c */
 cp_rpc_fn cp_rpc_connections_stats, cp_rpc_connections_list, cp_rpc_connections_kick;
 /* cp_watch.c: Connections.WatchEvents (server stream) */

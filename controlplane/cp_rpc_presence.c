@@ -1,89 +1,80 @@
-/* switchboard.v1.Presence: GetOnlineUsers and GetPresence (the others land with issue 4). */
+/* switchboard.v1.Presence: SetPresence, GetPresence, GetOnlineUsers, TrackActivity,
+ * StartTyping, StopTyping, GetTypingUsers. Validation here; the flows are in cp_users.c. */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_users.h"
+
 #include "switchboard/v1/presence.pb-c.h"
 
-static int cmp_str(const void *a, const void *b)
+#define TEXT_MAX 256 /* custom status, device and activity fields, availability */
+
+static void reply_state(void *arg, const struct cp_status *st, const struct cp_users_state *s)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    struct cp_call *call = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(call, st);
+        return;
+    }
+    const struct cp_presence_record *r = s->rec;
+    Switchboard__V1__PresenceState ps = SWITCHBOARD__V1__PRESENCE_STATE__INIT;
+    Switchboard__V1__Device dev = SWITCHBOARD__V1__DEVICE__INIT;
+    Switchboard__V1__Activity act = SWITCHBOARD__V1__ACTIVITY__INIT;
+    ps.user_id = (char *)s->user_id;
+    ps.status = (char *)s->status;
+    ps.last_seen = s->last_seen;
+    ps.connection_count = s->connection_count;
+    ps.custom_status = r->custom_status;
+    ps.availability = r->availability;
+    if (r->device_type[0] != '\0' || r->device_name[0] != '\0') {
+        dev.type = r->device_type;
+        dev.name = r->device_name;
+        ps.device = &dev;
+    }
+    if (r->activity_type[0] != '\0' || r->activity_detail[0] != '\0') {
+        act.type = r->activity_type;
+        act.detail = r->activity_detail;
+        ps.activity = &act;
+    }
+    cp_call_reply(call, &ps.base);
 }
 
-static void reply_ids(struct cp_call *call, char **ids, size_t n)
+static void reply_ids(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
 {
+    struct cp_call *call = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(call, st);
+        return;
+    }
+    /* GetOnlineUsersResponse and GetTypingUsersResponse have the same shape. */
     Switchboard__V1__GetOnlineUsersResponse resp = SWITCHBOARD__V1__GET_ONLINE_USERS_RESPONSE__INIT;
-    resp.user_ids = ids;
+    resp.user_ids = (char **)ids;
     resp.n_user_ids = n;
     cp_call_reply(call, &resp.base);
 }
 
-struct online_call {
-    struct cp_call *call;
-    struct cp_ctx *c;
-};
-
-static void members_done(void *arg, const struct cp_status *st, const struct cp_member *members,
-                         size_t n)
+static void reply_typing_ids(void *arg, const struct cp_status *st, const char *const *ids,
+                             size_t n)
 {
-    struct online_call *oc = arg;
+    struct cp_call *call = arg;
     if (st->code != SB_CODE_NONE) {
-        cp_call_fail(oc->call, st);
-        free(oc);
+        cp_call_fail(call, st);
         return;
     }
-    char **ids = n ? malloc(n * sizeof(*ids)) : NULL;
-    if (n > 0 && ids == NULL) {
-        cp_call_failf(oc->call, SB_CODE_INTERNAL, "out of memory");
-        free(oc);
-        return;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct cp_user *u = cp_presence_user(&oc->c->presence, members[i].user_id);
-        if (u != NULL && u->online)
-            ids[k++] = members[i].user_id;
-    }
-    reply_ids(oc->call, ids, k); /* members come sorted */
-    free(ids);
-    free(oc);
+    Switchboard__V1__GetTypingUsersResponse resp = SWITCHBOARD__V1__GET_TYPING_USERS_RESPONSE__INIT;
+    resp.user_ids = (char **)ids;
+    resp.n_user_ids = n;
+    cp_call_reply(call, &resp.base);
 }
 
 void cp_rpc_presence_online(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetOnlineUsersRequest *req = (const void *)m;
-    if (req->room_id != NULL && req->room_id[0] != '\0') {
-        if (!cp_rpc_check_id(call, "room_id", req->room_id))
-            return;
-        struct online_call *oc = malloc(sizeof(*oc));
-        if (oc == NULL) {
-            cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        *oc = (struct online_call){call, c};
-        c->store->ops->members_list(c->store, req->room_id, members_done, oc);
+    if (!cp_rpc_check_optional_id(call, "room_id", req->room_id))
         return;
-    }
-    size_t cap = c->presence.n_online;
-    char **ids = cap ? malloc(cap * sizeof(*ids)) : NULL;
-    if (cap > 0 && ids == NULL) {
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    size_t n = 0;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.users, &it);
-    while ((e = cp_map_iter_next(&c->presence.users, &it)) != NULL && n < cap) {
-        struct cp_user *u = e->value;
-        if (u->online)
-            ids[n++] = u->id;
-    }
-    if (n > 1)
-        qsort(ids, n, sizeof(*ids), cmp_str);
-    reply_ids(call, ids, n);
-    free(ids);
+    cp_users_online(c, req->room_id, reply_ids, call);
 }
 
 void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -91,27 +82,84 @@ void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     const Switchboard__V1__GetPresenceRequest *req = (const void *)m;
     if (!cp_rpc_check_id(call, "user_id", req->user_id))
         return;
-    struct cp_user *u = cp_presence_user(&c->presence, req->user_id);
-    Switchboard__V1__PresenceState ps = SWITCHBOARD__V1__PRESENCE_STATE__INIT;
-    Switchboard__V1__Device dev = SWITCHBOARD__V1__DEVICE__INIT;
-    Switchboard__V1__Activity act = SWITCHBOARD__V1__ACTIVITY__INIT;
-    ps.user_id = req->user_id;
-    ps.status = "offline";
-    if (u != NULL) {
-        ps.status = u->status ? u->status : "offline";
-        ps.last_seen = u->last_seen;
-        ps.connection_count = (int32_t)u->n_conns;
-        ps.custom_status = u->custom_status ? u->custom_status : "";
-        if (u->device_type || u->device_name) {
-            dev.type = u->device_type ? u->device_type : "";
-            dev.name = u->device_name ? u->device_name : "";
-            ps.device = &dev;
-        }
-        if (u->activity_type || u->activity_detail) {
-            act.type = u->activity_type ? u->activity_type : "";
-            act.detail = u->activity_detail ? u->activity_detail : "";
-            ps.activity = &act;
-        }
+    cp_users_get(c, req->user_id, reply_state, call);
+}
+
+void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__SetPresenceRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "user_id", req->user_id))
+        return;
+    if (req->status == NULL || !cp_presence_status_valid(req->status)) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
+                      "status must be one of online, away, busy, offline");
+        return;
     }
-    cp_call_reply(call, &ps.base);
+    const Switchboard__V1__Device *d = req->device;
+    const Switchboard__V1__Activity *a = req->activity;
+    struct cp_users_presence_set set = {.status = req->status,
+                                        .custom_status = req->custom_status,
+                                        .device_type = d ? d->type : NULL,
+                                        .device_name = d ? d->name : NULL,
+                                        .activity_type = a ? a->type : NULL,
+                                        .activity_detail = a ? a->detail : NULL,
+                                        .availability = req->availability};
+    if (!cp_rpc_check_text(call, "custom_status", set.custom_status, TEXT_MAX) ||
+        !cp_rpc_check_text(call, "device.type", set.device_type, TEXT_MAX) ||
+        !cp_rpc_check_text(call, "device.name", set.device_name, TEXT_MAX) ||
+        !cp_rpc_check_text(call, "activity.type", set.activity_type, TEXT_MAX) ||
+        !cp_rpc_check_text(call, "activity.detail", set.activity_detail, TEXT_MAX) ||
+        !cp_rpc_check_text(call, "availability", set.availability, TEXT_MAX))
+        return;
+    cp_users_presence(c, req->user_id, &set, reply_state, call);
+}
+
+static void reply_empty(void *arg, const struct cp_status *st)
+{
+    struct cp_call *call = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(call, st);
+        return;
+    }
+    /* The empty responses all pack to zero bytes. */
+    Switchboard__V1__TrackActivityResponse resp = SWITCHBOARD__V1__TRACK_ACTIVITY_RESPONSE__INIT;
+    cp_call_reply(call, &resp.base);
+}
+
+void cp_rpc_presence_activity(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__TrackActivityRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "user_id", req->user_id))
+        return;
+    cp_users_activity(c, req->user_id, reply_empty, call);
+}
+
+static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, const char *user_id,
+                   bool on)
+{
+    if (!cp_rpc_check_id(call, "room_id", room_id) || !cp_rpc_check_id(call, "user_id", user_id))
+        return;
+    if (on)
+        cp_users_activity(c, user_id, NULL, NULL);
+    cp_users_typing(c, room_id, user_id, on, reply_empty, call);
+}
+
+void cp_rpc_presence_typing_start(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__StartTypingRequest *req = (const void *)m;
+    typing(c, call, req->room_id, req->user_id, true);
+}
+
+void cp_rpc_presence_typing_stop(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__StopTypingRequest *req = (const void *)m;
+    typing(c, call, req->room_id, req->user_id, false);
+}
+
+void cp_rpc_presence_typing_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__GetTypingUsersRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+        return;
+    cp_users_typing_list(c, req->room_id, reply_typing_ids, call);
 }

@@ -102,6 +102,19 @@ static void remove_entry(struct cp_typing *t, struct cp_typing_entry *e)
     entry_free(e);
 }
 
+struct cp_typing_entry *cp_typing_find(const struct cp_typing *t, const char *room_id,
+                                       const char *user_id)
+{
+    size_t klen = strlen(room_id) + strlen(user_id) + 1;
+    char *key = malloc(klen + 1);
+    if (key == NULL)
+        return NULL;
+    make_key(key, klen + 1, room_id, user_id);
+    struct cp_typing_entry *e = cp_map_get(&t->entries, key);
+    free(key);
+    return e;
+}
+
 bool cp_typing_stop(struct cp_typing *t, const char *room_id, const char *user_id)
 {
     size_t klen = strlen(room_id) + strlen(user_id) + 1;

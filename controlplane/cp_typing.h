@@ -1,5 +1,6 @@
 /* Who is typing where, with expiry: a typing=true starts or refreshes an entry that expires
- * after the typing timeout. Pure state; the caller delivers the frames.
+ * after the typing timeout. Pure state; the caller delivers the frames and keeps the Store
+ * document typing/<room>/<user> that lets every replica answer GetTypingUsers (cp_users.c).
  * Thread: the completion-queue thread only. */
 #ifndef CP_TYPING_H
 #define CP_TYPING_H
@@ -12,7 +13,9 @@
 struct cp_typing_entry {
     char *room_id;
     char *user_id;
-    int64_t expires; /* monotonic ms */
+    int64_t expires;       /* monotonic ms */
+    int64_t written_until; /* Unix ms: expires_at last written to the document (cp_users.c) */
+    int64_t started_at;    /* Unix ms, set by the caller on a new entry (cp_users.c) */
     struct cp_typing_entry *prev, *next;
     char key[]; /* room_id "\n" user_id */
 };
@@ -29,6 +32,10 @@ void cp_typing_fini(struct cp_typing *t);
 /* Starts or refreshes. Returns 1 when the user was not typing in the room (deliver
  * typing:true), 0 on a refresh, -1 on ENOMEM. */
 int cp_typing_start(struct cp_typing *t, const char *room_id, const char *user_id, int64_t mono_ms);
+
+/* The entry of (room, user), or NULL. Borrowed until the next change. */
+struct cp_typing_entry *cp_typing_find(const struct cp_typing *t, const char *room_id,
+                                       const char *user_id);
 
 /* Stops. Returns true when the user was typing (deliver typing:false). */
 bool cp_typing_stop(struct cp_typing *t, const char *room_id, const char *user_id);

@@ -373,6 +373,7 @@ void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int c
     ps.status = (char *)(v->status ? v->status : "offline");
     ps.last_seen = v->timestamp;
     ps.custom_status = (char *)(v->custom_status ? v->custom_status : "");
+    ps.availability = (char *)(v->availability ? v->availability : "");
     ps.connection_count = connections;
     if ((v->device_type && v->device_type[0]) || (v->device_name && v->device_name[0])) {
         dev.type = (char *)(v->device_type ? v->device_type : "");

@@ -26,7 +26,7 @@ describe('fault: kill -9 a data-plane node', { timeout: 120000 }, () => {
   const clients = [];
 
   before(async () => {
-    cl = await new Cluster({ cps: 2, dps: 2, leaseTtlMs: TTL_MS, cpArgs: ['--heartbeat-interval-ms', String(HEARTBEAT_MS)] }).start();
+    cl = await new Cluster({ cps: 2, dps: 2, leaseTtlMs: TTL_MS, cpArgs: ['--heartbeat-interval-ms', String(HEARTBEAT_MS), '--presence-grace-ms', '0'] }).start();
   });
 
   const shutdown = async () => {

@@ -25,7 +25,7 @@ describe('gRPC API', { timeout: 120000 }, () => {
   }
 
   before(async () => {
-    sys = await startSystem();
+    sys = await startSystem({ cpArgs: ['--presence-grace-ms', '0'] });
   });
 
   const shutdown = async () => {

@@ -16,7 +16,7 @@ describe('two data planes', { timeout: 60000 }, () => {
   const clients = [];
 
   before(async () => {
-    sys = await startSystem();
+    sys = await startSystem({ cpArgs: ['--presence-grace-ms', '0'] });
     dp2 = await sys.addDataPlane();
   });
 

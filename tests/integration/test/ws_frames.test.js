@@ -39,7 +39,7 @@ describe('websocket frames', { timeout: 90000 }, () => {
   }
 
   before(async () => {
-    sys = await startSystem({ cpArgs: ['--typing-timeout-ms', String(TYPING_TIMEOUT_MS)] });
+    sys = await startSystem({ cpArgs: ['--typing-timeout-ms', String(TYPING_TIMEOUT_MS), '--presence-grace-ms', '0'] });
   });
 
   const shutdown = async () => {
