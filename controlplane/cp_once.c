@@ -45,6 +45,13 @@ static void claim_done(struct claim *cl, const struct cp_status *st, bool first,
 }
 
 static void try_write(struct claim *cl, int64_t expect);
+static void got(void *arg, const struct cp_status *st, const struct cp_doc *doc);
+
+/* Someone holds the record: read it. */
+static void read_record(struct claim *cl)
+{
+    cl->c->store->ops->doc_get(cl->c->store, cl->doc_key, got, cl);
+}
 
 static void written(void *arg, const struct cp_status *st, const int64_t *versions, size_t n)
 {
@@ -62,7 +69,7 @@ static void written(void *arg, const struct cp_status *st, const int64_t *versio
         claim_done(cl, &s2, false, 0);
         return;
     }
-    try_write(cl, -2); /* someone holds it: read it */
+    read_record(cl);
 }
 
 static void got(void *arg, const struct cp_status *st, const struct cp_doc *doc)
@@ -98,14 +105,10 @@ static void got(void *arg, const struct cp_status *st, const struct cp_doc *doc)
     try_write(cl, doc->version); /* expired: take it over */
 }
 
-/* expect -2: read the record; otherwise write ours with that expectation. */
+/* Writes our record: absent before (expect 0) or an expired one (its version). */
 static void try_write(struct claim *cl, int64_t expect)
 {
     struct cp_store *s = cl->c->store;
-    if (expect == -2) {
-        s->ops->doc_get(s, cl->doc_key, got, cl);
-        return;
-    }
     json_t *j = json_pack("{s:s, s:I, s:I}", "k", cl->key, "at", (json_int_t)sb_time_now_ms(),
                           "delivered", (json_int_t)cl->delivered);
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
