@@ -79,10 +79,6 @@ struct cp_method {
     {                                                                                              \
         "/switchboard.v1." svc "/" m, svc "." m, STREAM, &desc, fn, 0, NULL                        \
     }
-#define TODO(svc, m, kind)                                                                         \
-    {                                                                                              \
-        "/switchboard.v1." svc "/" m, svc "." m, kind, NULL, NULL, 4, NULL                         \
-    }
 
 static struct cp_method methods[] = {
     RPC("Rooms", "CreateRoom", switchboard__v1__create_room_request__descriptor,
