@@ -13,6 +13,8 @@
 #include "cp_filter.h"
 #include "cp_glob.h"
 #include "cp_json.h"
+#include "cp_keys.h"
+#include "cp_watch.h"
 #include "sb_id.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -1192,26 +1194,9 @@ void cp_channels_count(struct cp_ctx *c, cp_channels_count_fn *cb, void *arg)
 
 /* ---------------------------------------------------------------- publish */
 
-/* Idempotency keys are any text: the document is named by a 128-bit hash of it, and holds the
- * key itself so that a hash collision is recognised (then the publish goes ahead unrecorded). */
-static void idem_name(const char *key, char out[33])
-{
-    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h1 = (h1 ^ *p) * 0x100000001b3ULL;
-        h2 = (h2 ^ (uint64_t)(*p + 0x9e)) * 0x100000001b3ULL;
-        h2 ^= h2 >> 29;
-    }
-    /* splitmix64 finalizer on each half */
-    uint64_t v[2] = {h1, h2 ^ h1};
-    for (int i = 0; i < 2; i++) {
-        uint64_t z = v[i] + 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        v[i] = z ^ (z >> 31);
-    }
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)v[0], (unsigned long long)v[1]);
-}
+/* Idempotency keys are any text: the document is named by a 128-bit hash of it
+ * (cp_keys_idem_hash128), and holds the key itself so that a hash collision is recognised
+ * (then the publish goes ahead unrecorded). */
 
 struct pub_op {
     struct cp_ctx *c;
@@ -1392,8 +1377,9 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     }
     struct cp_buf b;
     cp_buf_init(&b);
+    int64_t now = sb_time_now_ms();
     cp_channels_frame(&b, op->id, op->ch, op->user, op->data, op->data_len, op->meta, op->n_meta,
-                      sb_time_now_ms());
+                      now);
     if (b.failed) {
         cp_buf_fini(&b);
         free(users);
@@ -1405,6 +1391,8 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     if (n_users > 0)
         deliver(op->c, op->ch, users, n_users, n_users == n, b.data, b.len);
     op->c->messages_published++;
+    cp_watch_channel_message(op->c, op->ch, op->id, op->user, op->data, op->data_len, op->meta,
+                             op->n_meta, now); /* WatchEvents: "channel_message" */
     cp_buf_fini(&b);
     free(users);
     pub_finish(op, st, op->id);
@@ -1548,7 +1536,7 @@ void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
     sb_id_new("m", op->id);
     if (op->idem != NULL) {
         char h[33];
-        idem_name(op->idem, h);
+        cp_keys_idem_hash128(op->idem, h);
         key3(op->idem_key, "idem_ch", op->ch, h);
     }
     char key[KEY_MAX];

@@ -51,6 +51,9 @@ struct cp_ctx {
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *channels;              /* cp_channels.c: channel idempotency records to expire */
     void *links;                 /* cp_link.c's open streams */
+    void *watchers;              /* cp_watch.c's WatchEvents streams */
+    int64_t once_sweep_at;       /* cp_once.c: next sweep of idempotency records (mono ms) */
+    int64_t session_sweep_at;    /* cp_session.c: next sweep of closed sessions (mono ms) */
     int stopping;                /* the server is shutting down: refuse new streams */
     int64_t membership_rev;      /* memory mode: Membership.revision counter */
     int64_t fake_lease;          /* memory mode: the lease id Adopt answers */
@@ -101,6 +104,18 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
  * number of connections reached (all connections minus those of excluded users). */
 size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
                           const char *frame, size_t len);
+
+/* What cp_fanout_everyone / cp_fanout_users would return, without sending anything. */
+size_t cp_fanout_count_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude);
+size_t cp_fanout_count_users(struct cp_ctx *c, const char *const *users, size_t n_users);
+
+/* Sends a Delivery {connection_ids: [conn], frame} to the connection's node; false when that
+ * node has no stream to this replica. */
+bool cp_fanout_connection(struct cp_ctx *c, const struct cp_conn *conn, const char *frame,
+                          size_t len);
+
+/* Sends Kick {connection_id, reason} to the connection's node; false as above. */
+bool cp_fanout_kick(struct cp_ctx *c, const struct cp_conn *conn, const char *reason);
 
 /* Sends Membership {user_id, room_id, added, revision} to every node hosting a connection of
  * the user. The memory store numbers changes with a counter; etcd mode passes the watch

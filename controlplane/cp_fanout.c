@@ -164,6 +164,34 @@ out:
     return conns;
 }
 
+size_t cp_fanout_count_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude)
+{
+    /* Every connection, minus those of excluded users (each user counted once). */
+    size_t total = c->presence.n_conns;
+    for (size_t i = 0; i < n_exclude; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, exclude[i]);
+        if (u == NULL || u->n_conns == 0)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(exclude[k], exclude[i]) == 0;
+        if (!seen && total >= u->n_conns)
+            total -= u->n_conns;
+    }
+    return total;
+}
+
+size_t cp_fanout_count_users(struct cp_ctx *c, const char *const *users, size_t n_users)
+{
+    size_t conns = 0;
+    for (size_t i = 0; i < n_users; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+        if (u != NULL)
+            conns += u->n_conns;
+    }
+    return conns;
+}
+
 size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
                           const char *frame, size_t len)
 {
@@ -185,20 +213,45 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
             queue_raw(c, n, &enc);
     }
     cp_buf_fini(&enc);
-    /* Count every connection, minus those of excluded users (each user counted once). */
-    size_t total = c->presence.n_conns;
-    for (size_t i = 0; i < n_exclude; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, exclude[i]);
-        if (u == NULL || u->n_conns == 0)
-            continue;
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(exclude[k], exclude[i]) == 0;
-        if (!seen && total >= u->n_conns)
-            total -= u->n_conns;
-    }
+    size_t total = cp_fanout_count_everyone(c, exclude, n_exclude);
     c->messages_delivered += (int64_t)total;
     return total;
+}
+
+bool cp_fanout_connection(struct cp_ctx *c, const struct cp_conn *conn, const char *frame,
+                          size_t len)
+{
+    struct cp_node *n = conn_node(c, conn);
+    if (n == NULL)
+        return false;
+    Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+    char *ids[1] = {conn->id};
+    d.n_connection_ids = 1;
+    d.connection_ids = ids;
+    d.frame.data = (uint8_t *)frame;
+    d.frame.len = len;
+    struct cp_buf enc;
+    if (!encode_delivery(&enc, &d))
+        return false;
+    queue_raw(c, n, &enc);
+    cp_buf_fini(&enc);
+    c->messages_delivered++;
+    return true;
+}
+
+bool cp_fanout_kick(struct cp_ctx *c, const struct cp_conn *conn, const char *reason)
+{
+    struct cp_node *n = conn_node(c, conn);
+    if (n == NULL)
+        return false;
+    Switchboard__Internal__V1__Kick k = SWITCHBOARD__INTERNAL__V1__KICK__INIT;
+    k.connection_id = conn->id;
+    k.reason = (char *)reason;
+    Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_KICK;
+    item.kick = &k;
+    cp_fanout_queue(c, n, &item);
+    return true;
 }
 
 void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added)

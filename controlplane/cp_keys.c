@@ -126,6 +126,26 @@ void cp_keys_idem_hash(const char *key, char out[17])
     snprintf(out, 17, "%016" PRIx64, h);
 }
 
+void cp_keys_idem_hash128(const char *key, char out[33])
+{
+    /* Two FNV-1a style lanes (the second offset and shifted), each through the splitmix64
+     * finalizer. */
+    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        h1 = (h1 ^ *p) * 0x100000001b3ULL;
+        h2 = (h2 ^ (uint64_t)(*p + 0x9e)) * 0x100000001b3ULL;
+        h2 ^= h2 >> 29;
+    }
+    uint64_t v[2] = {h1, h2 ^ h1};
+    for (int i = 0; i < 2; i++) {
+        uint64_t z = v[i] + 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        v[i] = z ^ (z >> 31);
+    }
+    snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, v[0], v[1]);
+}
+
 enum sb_err cp_keys_txn(const char *cp_id, uint64_t n, char *out, size_t cap)
 {
     char hex[17];

@@ -99,6 +99,10 @@ enum sb_err cp_keys_doc_prefix(const char *prefix, char *out, size_t cap);
  * text, so they are hashed into a valid id (the record keeps the key to rule out collisions). */
 void cp_keys_idem_hash(const char *key, char out[17]);
 
+/* 32 lowercase hex digits (+ NUL) of a 128-bit hash of `key`, for idempotency documents
+ * (`idem_ch/<channel>/<hash>`, `idem/<method>/<hash>`), which also keep the key itself. */
+void cp_keys_idem_hash128(const char *key, char out[33]);
+
 /* Prefixes of one id's children (end in '/', so "r1/" never matches "r10/"). */
 enum sb_err cp_keys_members_of(const char *room_id, char *out, size_t cap);
 enum sb_err cp_keys_rooms_of_user(const char *user_id, char *out, size_t cap);

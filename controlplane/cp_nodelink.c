@@ -12,6 +12,7 @@
 #include "cp_msgupdate.h"
 #include "cp_store_etcd.h"
 #include "cp_rooms.h"
+#include "cp_session.h"
 #include "cp_users.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -35,7 +36,12 @@ struct op {
     uint64_t request_id;
     char *connection_id;
     struct cp_kv *metadata; /* message: converted map */
-    char *user_id;          /* ConnOpen: the user, for the channel list */
+    /* ConnOpen: the session chosen (cp_session.c), whether it was resumed, and the item
+     * (borrowed until done). */
+    char *session_id;
+    bool resumed;
+    const Switchboard__Internal__V1__ConnOpen *co;
+    char *user_id; /* ConnOpen: the user, for the channel list */
 };
 
 static struct op *op_new(struct cp_ctx *c, struct cp_node *n, cp_nodelink_done_fn *done, void *arg,
@@ -63,6 +69,7 @@ static void op_finish(struct op *op)
     void *arg = op->arg;
     free(op->connection_id);
     free(op->metadata);
+    free(op->session_id);
     free(op->user_id);
     free(op);
     done(arg, NULL);
@@ -241,6 +248,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         return;
     }
     const char *user = conn->user->id;
+    conn->last_activity = sb_time_now_ms();
     if (req->user_id != NULL && req->user_id[0] != '\0' && strcmp(req->user_id, user) != 0) {
         reply_error(c, n, req, SB_CODE_UNAUTHORIZED, "connection %s belongs to another user",
                     req->connection_id);
@@ -440,6 +448,8 @@ static void send_conn_opened(struct op *op, const struct cp_status *st, const ch
     } else {
         o.rooms = (char **)rooms;
         o.n_rooms = n_rooms;
+        o.session_id = op->session_id;
+        o.resumed = op->resumed;
         o.channels = (char **)channels;
         o.n_channels = n_channels;
     }
@@ -562,7 +572,7 @@ static void dist_conn_open(struct op *op, const Switchboard__Internal__V1__ConnO
         d->op = op;
         d->conn_id = strdup(co->connection_id);
         d->user_id = strdup(co->user_id);
-        d->session_id = strdup(nz(co->session_id));
+        d->session_id = strdup(nz(op->session_id));
         d->transport = strdup(nz(co->transport));
         d->at = at;
     }
@@ -579,6 +589,29 @@ static void dist_conn_open(struct op *op, const Switchboard__Internal__V1__ConnO
         cp_store_etcd_adopt(c->store, op->n->id, op->n->address, 0, dconn_adopted, d);
     else
         dconn_write(d);
+}
+
+/* The session is decided (new or resumed): record the connection. */
+static void session_chosen(void *arg, const char *session_id, bool resumed)
+{
+    struct op *op = arg;
+    const Switchboard__Internal__V1__ConnOpen *co = op->co;
+    struct cp_ctx *c = op->c;
+    op->session_id = strdup(session_id);
+    op->resumed = resumed;
+    if (op->session_id == NULL) {
+        struct cp_status st;
+        cp_status_set(&st, SB_CODE_INTERNAL, "out of memory");
+        conn_opened(op, &st, NULL, 0);
+        return;
+    }
+    int64_t at = co->connected_at ? co->connected_at : sb_time_now_ms();
+    if (c->distributed) {
+        dist_conn_open(op, co, at);
+        return;
+    }
+    cp_users_conn_open(c, op->n, co->connection_id, co->user_id, op->session_id, nz(co->transport),
+                       at, conn_opened, op);
 }
 
 static void conn_open(struct cp_ctx *c, struct cp_node *n,
@@ -601,13 +634,9 @@ static void conn_open(struct cp_ctx *c, struct cp_node *n,
         conn_opened(op, &st, NULL, 0);
         return;
     }
-    int64_t at = co->connected_at ? co->connected_at : sb_time_now_ms();
-    if (c->distributed) {
-        dist_conn_open(op, co, at);
-        return;
-    }
-    cp_users_conn_open(c, n, co->connection_id, co->user_id, nz(co->session_id), nz(co->transport),
-                       at, conn_opened, op);
+    op->co = co;
+    cp_session_resolve(c, co->user_id, co->resume_session_id, nz(co->session_id), session_chosen,
+                       op);
 }
 
 /* ---------------------------------------------------------------- items */

@@ -26,6 +26,8 @@ struct cp_conn {
     char *node_id;        /* the hosting node (etcd mode: resolved to a stream at fan-out) */
     uint64_t gen;         /* etcd re-list generation that last saw it */
     int64_t connected_at; /* Unix ms */
+    /* Unix ms of the connection's last request handled by this replica; 0: none yet. */
+    int64_t last_activity;
 };
 
 struct cp_user {

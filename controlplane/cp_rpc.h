@@ -29,6 +29,11 @@ void cp_call_failf(struct cp_call *call, enum sb_code code, const char *fmt, ...
  * health protocol's NOT_FOUND). */
 void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg);
 
+/* STREAM methods: takes the gRPC call out of `call` (the caller now owns it and answers it
+ * itself) and frees `call` with its request. */
+struct grpc_call;
+struct grpc_call *cp_call_detach(struct cp_call *call);
+
 /* Largest page / history limit, and the defaults. */
 #define CP_RPC_DEFAULT_LIMIT 50
 #define CP_RPC_MAX_LIMIT     1000
@@ -43,6 +48,13 @@ cp_rpc_fn cp_rpc_rooms_update, cp_rpc_rooms_archive, cp_rpc_rooms_restore, cp_rp
 /* cp_rpc_messages.c */
 cp_rpc_fn cp_rpc_messages_broadcast, cp_rpc_messages_to_room, cp_rpc_messages_to_user,
     cp_rpc_messages_history;
+cp_rpc_fn cp_rpc_messages_to_connection;
+/* cp_rpc_history.c: calls fn(arg, pm) with the protobuf Message of `msg` (edit trail and
+ * reactions included, no data for a tombstone; borrowed during the call). False on ENOMEM or
+ * an unreadable ext record (fn is then not called). */
+struct Switchboard__V1__Message;
+typedef void cp_rpc_message_fn(void *arg, const struct Switchboard__V1__Message *pm);
+bool cp_rpc_history_message(const struct cp_message *msg, cp_rpc_message_fn *fn, void *arg);
 /* cp_rpc_history.c (GetHistory is cp_rpc_messages_history, declared above) */
 cp_rpc_fn cp_rpc_history_save, cp_rpc_history_edit, cp_rpc_history_delete, cp_rpc_history_react,
     cp_rpc_history_unreact, cp_rpc_history_search;
@@ -51,7 +63,9 @@ cp_rpc_fn cp_rpc_presence_online, cp_rpc_presence_get, cp_rpc_presence_set,
     cp_rpc_presence_activity, cp_rpc_presence_typing_start, cp_rpc_presence_typing_stop,
     cp_rpc_presence_typing_list;
 /* cp_rpc_connections.c */
-cp_rpc_fn cp_rpc_connections_stats;
+cp_rpc_fn cp_rpc_connections_stats, cp_rpc_connections_list, cp_rpc_connections_kick;
+/* cp_watch.c: Connections.WatchEvents (server stream) */
+cp_rpc_fn cp_rpc_connections_watch;
 /* cp_rpc_peer.c: switchboard.internal.v1.Peer/Publish (etcd mode, between replicas) */
 cp_rpc_fn cp_rpc_peer_publish;
 /* cp_rpc_channels.c: Channels.* and Messages.BroadcastToChannel */
@@ -59,7 +73,7 @@ cp_rpc_fn cp_rpc_channels_create, cp_rpc_channels_delete, cp_rpc_channels_list,
     cp_rpc_channels_subscribe, cp_rpc_channels_unsubscribe, cp_rpc_channels_subscribers,
     cp_rpc_messages_to_channel;
 /* cp_rpc_health.c */
-cp_rpc_fn cp_rpc_health_check;
+cp_rpc_fn cp_rpc_health_check, cp_rpc_health_watch;
 
 /* Validation helpers shared by the handlers (cp_rpc_rooms.c). Each returns true when the
  * value is fine, else finishes the call with INVALID_ARGUMENT "invalid_message: ..." and

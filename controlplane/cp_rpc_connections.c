@@ -1,8 +1,10 @@
-/* switchboard.v1.Connections.GetStats: connections, online users, rooms and the data-plane
- * nodes with their last heartbeat. Memory mode reports the nodes linked to this replica; etcd
- * mode every node registered in sb/nodes/ (whichever replica keeps its lease). */
+/* switchboard.v1.Connections: GetStats (connections, online users, rooms and the data-plane
+ * nodes with their last heartbeat: memory mode reports the nodes linked to this replica, etcd
+ * mode every node registered in sb/nodes/, whichever replica keeps its lease), KickConnection
+ * and ListConnections. WatchEvents is cp_watch.c. */
 #include "cp_rpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,4 +152,324 @@ void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const Prot
     rc->c = c;
     rc->channels = 0;
     cp_channels_count(c, channels_counted, rc);
+}
+
+/* ---------------------------------------------------------------- KickConnection */
+
+#define MAX_REASON 256
+
+void cp_rpc_connections_kick(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__KickConnectionRequest *req = (const void *)m;
+    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
+        !cp_rpc_check_text(call, "reason", req->reason, MAX_REASON))
+        return;
+    struct cp_conn *conn = cp_presence_conn(&c->presence, req->connection_id);
+    if (conn == NULL) {
+        cp_call_failf(call, SB_CODE_CONNECTION_NOT_FOUND, "connection %s is not open",
+                      req->connection_id);
+        return;
+    }
+    const char *reason = req->reason != NULL && req->reason[0] != '\0' ? req->reason : "kicked";
+    if (!cp_fanout_kick(c, conn, reason)) {
+        cp_call_failf(call, SB_CODE_UNAVAILABLE,
+                      "the node of connection %s is not linked to this control plane",
+                      req->connection_id);
+        return;
+    }
+    Switchboard__V1__KickConnectionResponse resp = SWITCHBOARD__V1__KICK_CONNECTION_RESPONSE__INIT;
+    cp_call_reply(call, &resp.base);
+}
+
+/* ---------------------------------------------------------------- ListConnections */
+
+/* A snapshot of the matching connections, then per distinct user its rooms (Store) and
+ * channels (documents `user_subs/<user>/<channel>` of the channel flows), one Store call at a
+ * time. */
+struct lconn {
+    char *id, *user_id, *session_id, *node_id, *transport;
+    int64_t connected_at, last_activity;
+    size_t user; /* index into users */
+};
+
+struct luser {
+    const char *id; /* borrowed from the first lconn of the user */
+    char **rooms, **channels;
+    size_t n_rooms, n_channels;
+};
+
+struct list_call {
+    struct cp_ctx *c;
+    struct cp_call *call;
+    struct lconn *conns;
+    size_t n_conns;
+    struct luser *users;
+    size_t n_users;
+    size_t step; /* see list_run */
+    bool pending, in_run, failed;
+    struct cp_status st;
+};
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void list_free(struct list_call *lc)
+{
+    for (size_t i = 0; i < lc->n_conns; i++) {
+        struct lconn *x = &lc->conns[i];
+        free(x->id);
+        free(x->user_id);
+        free(x->session_id);
+        free(x->node_id);
+        free(x->transport);
+    }
+    for (size_t i = 0; i < lc->n_users; i++) {
+        strv_free(lc->users[i].rooms, lc->users[i].n_rooms);
+        strv_free(lc->users[i].channels, lc->users[i].n_channels);
+    }
+    free(lc->conns);
+    free(lc->users);
+    free(lc);
+}
+
+/* By user, then connection id: a user's connections are adjacent. */
+static int cmp_conn(const void *a, const void *b)
+{
+    const struct lconn *x = a, *y = b;
+    int r = strcmp(x->user_id, y->user_id);
+    return r != 0 ? r : strcmp(x->id, y->id);
+}
+
+static void list_reply(struct list_call *lc)
+{
+    size_t n = lc->n_conns;
+    Switchboard__V1__Connection *arr = n ? calloc(n, sizeof(*arr)) : NULL;
+    Switchboard__V1__Connection **ptrs = n ? calloc(n, sizeof(*ptrs)) : NULL;
+    if (n > 0 && (arr == NULL || ptrs == NULL)) {
+        cp_call_failf(lc->call, SB_CODE_INTERNAL, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const struct lconn *x = &lc->conns[i];
+            const struct luser *u = &lc->users[x->user];
+            Switchboard__V1__Connection pc = SWITCHBOARD__V1__CONNECTION__INIT;
+            pc.id = x->id;
+            pc.user_id = x->user_id;
+            pc.session_id = x->session_id;
+            pc.node_id = x->node_id;
+            pc.transport = x->transport;
+            pc.rooms = u->rooms;
+            pc.n_rooms = u->n_rooms;
+            pc.channels = u->channels;
+            pc.n_channels = u->n_channels;
+            pc.connected_at = x->connected_at;
+            pc.last_activity = x->last_activity;
+            arr[i] = pc;
+            ptrs[i] = &arr[i];
+        }
+        Switchboard__V1__ListConnectionsResponse resp =
+            SWITCHBOARD__V1__LIST_CONNECTIONS_RESPONSE__INIT;
+        resp.connections = ptrs;
+        resp.n_connections = n;
+        cp_call_reply(lc->call, &resp.base);
+    }
+    free(arr);
+    free(ptrs);
+}
+
+static void list_run(struct list_call *lc);
+
+static void list_advance(struct list_call *lc)
+{
+    lc->pending = false;
+    lc->step++;
+    if (!lc->in_run) /* answered later: continue here; inline answers loop in list_run */
+        list_run(lc);
+}
+
+static bool strv_dup(char ***out, size_t *n_out, const char *const *v, size_t n)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return true;
+    char **d = calloc(n, sizeof(*d));
+    if (d == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        d[i] = strdup(v[i]);
+        if (d[i] == NULL) {
+            strv_free(d, i);
+            return false;
+        }
+    }
+    *out = d;
+    *n_out = n;
+    return true;
+}
+
+static void rooms_of(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
+{
+    struct list_call *lc = arg;
+    struct luser *u = &lc->users[lc->step];
+    if (st->code != SB_CODE_NONE) {
+        lc->failed = true;
+        lc->st = *st;
+    } else if (!strv_dup(&u->rooms, &u->n_rooms, ids, n)) {
+        lc->failed = true;
+        cp_status_set(&lc->st, SB_CODE_INTERNAL, "out of memory");
+    }
+    list_advance(lc);
+}
+
+/* The user of "user_subs/<user>/<channel>" among lc->users (sorted by id), or NULL. */
+static struct luser *sub_owner(struct list_call *lc, const char *key, const char **channel)
+{
+    const char *user = key + strlen("user_subs/");
+    const char *slash = strchr(user, '/');
+    if (slash == NULL)
+        return NULL;
+    size_t len = (size_t)(slash - user);
+    size_t lo = 0, hi = lc->n_users;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *id = lc->users[mid].id;
+        int r = strncmp(id, user, len);
+        if (r == 0 && id[len] != '\0')
+            r = 1;
+        if (r == 0) {
+            *channel = slash + 1;
+            return &lc->users[mid];
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Subscriptions of every listed user in one range: count, allocate, fill. */
+static void channels_of(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
+{
+    struct list_call *lc = arg;
+    if (st->code != SB_CODE_NONE) {
+        lc->failed = true;
+        lc->st = *st;
+        list_advance(lc);
+        return;
+    }
+    const char *ch;
+    size_t *count = lc->n_users ? calloc(lc->n_users, sizeof(*count)) : NULL;
+    bool oom = lc->n_users > 0 && count == NULL;
+    for (size_t i = 0; !oom && i < n; i++) {
+        struct luser *u = sub_owner(lc, docs[i].key, &ch);
+        if (u != NULL)
+            count[u - lc->users]++;
+    }
+    for (size_t k = 0; !oom && k < lc->n_users; k++) {
+        if (count[k] > 0 && (lc->users[k].channels = calloc(count[k], sizeof(char *))) == NULL)
+            oom = true;
+    }
+    for (size_t i = 0; !oom && i < n; i++) {
+        struct luser *u = sub_owner(lc, docs[i].key, &ch);
+        if (u != NULL && (u->channels[u->n_channels++] = strdup(ch)) == NULL)
+            oom = true;
+    }
+    free(count);
+    if (oom) {
+        lc->failed = true;
+        cp_status_set(&lc->st, SB_CODE_INTERNAL, "out of memory");
+    }
+    list_advance(lc);
+}
+
+/* Steps 0 .. n_users-1: each user's rooms (the Store's cache in etcd mode); step n_users: the
+ * channels of all of them (one document range: a single user's prefix, or all of user_subs/). */
+static void list_run(struct list_call *lc)
+{
+    lc->in_run = true;
+    while (!lc->pending) {
+        struct cp_store *s = lc->c->store;
+        if (lc->failed || lc->step > lc->n_users ||
+            (lc->step == lc->n_users && (lc->n_users == 0 || s->ops->doc_list == NULL))) {
+            if (lc->failed)
+                cp_call_fail(lc->call, &lc->st);
+            else
+                list_reply(lc);
+            list_free(lc);
+            return;
+        }
+        lc->pending = true;
+        if (lc->step < lc->n_users) {
+            s->ops->user_rooms(s, lc->users[lc->step].id, rooms_of, lc);
+        } else {
+            char prefix[160] = "user_subs/";
+            if (lc->n_users == 1)
+                snprintf(prefix, sizeof(prefix), "user_subs/%s/", lc->users[0].id);
+            s->ops->doc_list(s, prefix, channels_of, lc);
+        }
+    }
+    lc->in_run = false;
+}
+
+static char *dup0(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+void cp_rpc_connections_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
+{
+    const Switchboard__V1__ListConnectionsRequest *req = (const void *)m;
+    if (!cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_rpc_check_optional_id(call, "node_id", req->node_id))
+        return;
+    const char *want_user = req->user_id && req->user_id[0] ? req->user_id : NULL;
+    const char *want_node = req->node_id && req->node_id[0] ? req->node_id : NULL;
+    struct list_call *lc = calloc(1, sizeof(*lc));
+    size_t cap = c->presence.n_conns;
+    if (lc == NULL || (cap > 0 && ((lc->conns = calloc(cap, sizeof(*lc->conns))) == NULL ||
+                                   (lc->users = calloc(cap, sizeof(*lc->users))) == NULL)))
+        goto oom;
+    lc->c = c;
+    lc->call = call;
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&c->presence.conns, &it);
+    while ((e = cp_map_iter_next(&c->presence.conns, &it)) != NULL && lc->n_conns < cap) {
+        const struct cp_conn *cn = e->value;
+        const char *node = cn->node_id != NULL && cn->node_id[0] ? cn->node_id
+                           : cn->node != NULL && cn->node->id    ? cn->node->id
+                                                                 : "";
+        if ((want_user && strcmp(cn->user->id, want_user) != 0) ||
+            (want_node && strcmp(node, want_node) != 0))
+            continue;
+        struct lconn *x = &lc->conns[lc->n_conns++];
+        x->id = dup0(cn->id);
+        x->user_id = dup0(cn->user->id);
+        x->session_id = dup0(cn->session_id);
+        x->node_id = dup0(node);
+        x->transport = dup0(cn->transport);
+        x->connected_at = cn->connected_at;
+        x->last_activity =
+            cn->last_activity > cn->connected_at ? cn->last_activity : cn->connected_at;
+        if (!x->id || !x->user_id || !x->session_id || !x->node_id || !x->transport)
+            goto oom;
+    }
+    if (lc->n_conns > 1)
+        qsort(lc->conns, lc->n_conns, sizeof(*lc->conns), cmp_conn);
+    for (size_t i = 0; i < lc->n_conns; i++) {
+        if (lc->n_users == 0 || strcmp(lc->users[lc->n_users - 1].id, lc->conns[i].user_id) != 0)
+            lc->users[lc->n_users++].id = lc->conns[i].user_id;
+        lc->conns[i].user = lc->n_users - 1;
+    }
+    list_run(lc);
+    return;
+oom:
+    if (lc != NULL)
+        list_free(lc);
+    cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
 }

@@ -173,6 +173,18 @@ static void to_proto(struct arena *a, const struct cp_message *msg, Switchboard_
     }
 }
 
+bool cp_rpc_history_message(const struct cp_message *msg, cp_rpc_message_fn *fn, void *arg)
+{
+    struct arena a = {0};
+    Switchboard__V1__Message pm;
+    to_proto(&a, msg, &pm);
+    bool ok = !a.failed;
+    if (ok)
+        fn(arg, &pm);
+    arena_free(&a);
+    return ok;
+}
+
 static void reply_message(struct cp_call *call, const struct cp_message *msg)
 {
     struct arena a = {0};

@@ -5,9 +5,11 @@
  *     in sigwait, then runs cp_server_stop (shutdown_and_notify, grace, cancel, drain, join).
  *   - the completion-queue thread (loop() below): the ONLY thread that touches control-plane
  *     state (struct cp_ctx: Store, connections, presence, typing, nodes). It handles every
- *     gRPC event (unary calls and all NodeLink streams), runs timers (typing expiry, presence
- *     grace, NodeLink heartbeat checks) by giving grpc_completion_queue_next a deadline no
- *     later than the next timer, and after each event flushes the NodeLink queues it filled.
+ *     gRPC event (unary calls, WatchEvents server streams (cp_watch.c: a STREAM method's
+ *     handler takes the call with cp_call_detach) and all NodeLink streams), runs timers
+ *     (session and idempotency sweeps, typing expiry, presence grace, NodeLink heartbeat
+ *     checks) by giving grpc_completion_queue_next a deadline no later than the next timer,
+ *     and after each event flushes the NodeLink queues it filled.
  *   - gRPC's own internal threads (resolver, executor), which never call into our code.
  *   - the etcd client thread (etcd mode, cp_etcd.c): libcurl only. Every answer and watch
  *     batch is copied and posted to a locked FIFO (cp_handoff.c); posting into an empty FIFO
@@ -39,7 +41,9 @@
 #include "cp_peer.h"
 #include "cp_rpc.h"
 #include "cp_store_etcd.h"
+#include "cp_session.h"
 #include "cp_tag.h"
+#include "cp_watch.h"
 #include "sb_log.h"
 #include "sb_pb.h"
 #include "sb_time.h"
@@ -70,6 +74,10 @@ struct cp_method {
 #define RPC(svc, m, desc, fn)                                                                      \
     {                                                                                              \
         "/switchboard.v1." svc "/" m, svc "." m, UNARY, &desc, fn, 0, NULL                         \
+    }
+#define STREAM_RPC(svc, m, desc, fn)                                                               \
+    {                                                                                              \
+        "/switchboard.v1." svc "/" m, svc "." m, STREAM, &desc, fn, 0, NULL                        \
     }
 #define TODO(svc, m, kind)                                                                         \
     {                                                                                              \
@@ -127,7 +135,8 @@ static struct cp_method methods[] = {
         cp_rpc_messages_to_channel),
     RPC("Messages", "SendToUser", switchboard__v1__send_to_user_request__descriptor,
         cp_rpc_messages_to_user),
-    TODO("Messages", "SendToConnection", UNARY),
+    RPC("Messages", "SendToConnection", switchboard__v1__send_to_connection_request__descriptor,
+        cp_rpc_messages_to_connection),
     RPC("Messages", "SaveMessage", switchboard__v1__save_message_request__descriptor,
         cp_rpc_history_save),
     RPC("Messages", "GetHistory", switchboard__v1__get_history_request__descriptor,
@@ -156,14 +165,18 @@ static struct cp_method methods[] = {
         cp_rpc_presence_typing_stop),
     RPC("Presence", "GetTypingUsers", switchboard__v1__get_typing_users_request__descriptor,
         cp_rpc_presence_typing_list),
-    TODO("Connections", "ListConnections", UNARY),
-    TODO("Connections", "KickConnection", UNARY),
+    RPC("Connections", "ListConnections", switchboard__v1__list_connections_request__descriptor,
+        cp_rpc_connections_list),
+    RPC("Connections", "KickConnection", switchboard__v1__kick_connection_request__descriptor,
+        cp_rpc_connections_kick),
     RPC("Connections", "GetStats", switchboard__v1__get_stats_request__descriptor,
         cp_rpc_connections_stats),
-    TODO("Connections", "WatchEvents", STREAM),
+    STREAM_RPC("Connections", "WatchEvents", switchboard__v1__watch_events_request__descriptor,
+               cp_rpc_connections_watch),
     {"/grpc.health.v1.Health/Check", "Health.Check", UNARY,
      &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, 0, NULL},
-    {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM, NULL, NULL, 4, NULL},
+    {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM,
+     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_watch, 0, NULL},
     {"/switchboard.internal.v1.NodeLink/Link", "NodeLink.Link", LINK, NULL, NULL, 0, NULL},
     {"/switchboard.internal.v1.Peer/Publish", "Peer.Publish", UNARY,
      &switchboard__internal__v1__peer_publish_request__descriptor, cp_rpc_peer_publish, 0, NULL},
@@ -298,6 +311,14 @@ void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp)
         return;
     }
     finish(call, GRPC_STATUS_OK, "", bb);
+}
+
+grpc_call *cp_call_detach(struct cp_call *call)
+{
+    grpc_call *g = call->call;
+    call->call = NULL;
+    call_free(call);
+    return g;
 }
 
 void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg)
@@ -451,8 +472,10 @@ static void *loop(void *arg)
             s->links_stopped = 1;
             s->ctx.stopping = 1;
             cp_link_stop_all(&s->ctx);
+            cp_watch_stop_all(&s->ctx);
             cp_peer_stop(&s->ctx);
         }
+        cp_session_tick(&s->ctx, now);
         flush_links(s);
     }
     return NULL;
@@ -520,6 +543,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         return serr;
     }
     s->ctx.store = store;
+    cp_watch_attach(&s->ctx);
     s->grace_ms = o->shutdown_grace_ms;
     s->shutdown_tag.fn = shutdown_event;
     pthread_mutex_init(&s->mu, NULL);
@@ -649,6 +673,7 @@ void cp_server_stop(struct cp_server *s)
     if (s->handoff != NULL)
         cp_handoff_drain(s->handoff);
     cp_link_free_all(&s->ctx);
+    cp_watch_free_all(&s->ctx);
     cp_peer_fini(&s->ctx);
     cp_ctx_fini(&s->ctx);
     cp_handoff_destroy(s->handoff);

@@ -4547,16 +4547,6 @@ void cp_store_etcd_conn_delete(struct cp_store *st, const char *node_id, const c
     ecall(s, CP_ETCD_PATH_DELETE, json, CP_ETCD_RETRY, conn_answer, op);
 }
 
-void cp_store_etcd_presence_put(struct cp_store *st, const char *user_id, const char *json)
-{
-    struct estore *s = ES(st);
-    char k[CP_KEYS_MAX];
-    if (s->stopped || cp_keys_presence(user_id, k, sizeof(k)) != SB_OK)
-        return;
-    ecall(s, CP_ETCD_PATH_PUT, put_json(k, json, strlen(json), 0), CP_ETCD_RETRY, ignore_answer,
-          "presence");
-}
-
 /* ---------------------------------------------------------------- cluster facts */
 
 bool cp_store_etcd_is_presence_leader(const struct cp_store *st)

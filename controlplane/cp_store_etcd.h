@@ -127,7 +127,4 @@ void cp_store_etcd_conn_put(struct cp_store *s, const char *node_id, const char 
 void cp_store_etcd_conn_delete(struct cp_store *s, const char *node_id, const char *user_id,
                                const char *conn_id, cp_store_etcd_done_fn *cb, void *arg);
 
-/* Writes sb/presence/<user> (JSON). Fire and forget. */
-void cp_store_etcd_presence_put(struct cp_store *s, const char *user_id, const char *json);
-
 #endif

@@ -13,6 +13,8 @@
 
 #include "cp_dist.h"
 #include "cp_json.h"
+#include "cp_session.h"
+#include "cp_watch.h"
 #include "sb_ident.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -98,6 +100,8 @@ static void peers_done(void *arg, const struct cp_status *st, const char *const 
  * user, never to anyone else). The single place presence frames leave from. */
 static void announce_view(struct cp_ctx *c, const struct cp_presence_view *v)
 {
+    const struct cp_user *u = cp_presence_user(&c->presence, v->user_id);
+    cp_watch_presence(c, v, u != NULL ? (int)u->n_conns : 0); /* WatchEvents "presence" */
     struct cp_buf b;
     cp_buf_init(&b);
     cp_json_presence(&b, v);
@@ -623,6 +627,9 @@ void cp_users_conn_close(struct cp_ctx *c, const char *conn_id)
 {
     struct cp_user *u;
     bool last;
+    const struct cp_conn *conn = cp_presence_conn(&c->presence, conn_id);
+    if (conn != NULL)
+        cp_session_closed(c, conn);
     cp_presence_close(&c->presence, conn_id, sb_time_now_ms(), sb_time_mono_ms(),
                       c->set.presence_grace_ms, &u, &last);
     if (u != NULL && last)

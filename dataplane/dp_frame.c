@@ -478,13 +478,14 @@ static int set_str(json_t *o, const char *k, const char *v)
 }
 
 enum sb_err dp_frame_format_connected(const char *connection_id, const char *session_id,
-                                      const char *user_id, const char *node_id, char **out,
-                                      size_t *out_len)
+                                      const char *user_id, const char *node_id, bool resumed,
+                                      char **out, size_t *out_len)
 {
     json_t *o = head("connected", NULL);
     if (o != NULL &&
         (set_str(o, "connection_id", connection_id) || set_str(o, "session_id", session_id) ||
-         set_str(o, "user_id", user_id) || set_str(o, "node_id", node_id))) {
+         set_str(o, "user_id", user_id) || set_str(o, "node_id", node_id) ||
+         (resumed && json_object_set_new(o, "resumed", json_true()) != 0))) {
         json_decref(o);
         o = NULL;
     }

@@ -102,9 +102,11 @@ enum sb_err dp_frame_find_member(const char *text, size_t len, const char *key, 
 
 /* Builders. Each returns a new NUL-terminated compact JSON text in *out (free()) and its length
  * in *out_len; `ref` may be NULL (then no "ref" member). SB_ENOMEM on failure. Pure. */
+/* connected: with "resumed":true when session_id is a resumed session (docs/delivery.md); a
+ * new session has no "resumed" member. */
 enum sb_err dp_frame_format_connected(const char *connection_id, const char *session_id,
-                                      const char *user_id, const char *node_id, char **out,
-                                      size_t *out_len);
+                                      const char *user_id, const char *node_id, bool resumed,
+                                      char **out, size_t *out_len);
 /* {"type":"ack","ref":..} plus "room_id" if non-NULL, "id" if non-NULL, "seq" if has_seq. */
 enum sb_err dp_frame_format_ack(const char *ref, const char *room_id, const char *id, bool has_seq,
                                 int64_t seq, char **out, size_t *out_len);

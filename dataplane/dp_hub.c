@@ -172,6 +172,8 @@ static void send_conn_open(struct dp_hub *h, struct dp_session *s, bool resync)
     co.connection_id = s->connection_id;
     co.user_id = s->user_id;
     co.session_id = s->session_id;
+    /* Only until the control plane has decided (a resync re-sends the session it chose). */
+    co.resume_session_id = s->state == DP_SESSION_OPENING ? s->resume_session_id : "";
     co.transport = s->transport == DP_TRANSPORT_WS ? "websocket" : "sse";
     co.connected_at = s->connected_at_ms;
     co.resync = resync;
@@ -198,7 +200,8 @@ static void send_conn_close(struct dp_hub *h, const char *connection_id, const c
 /* ---- sessions ---- */
 
 struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, const char *user_id,
-                                       const struct dp_session_ops *ops, void *wsi)
+                                       const char *resume, const struct dp_session_ops *ops,
+                                       void *wsi)
 {
     if ((int64_t)dp_map_size(h->sessions) >= h->cfg->max_connections)
         return NULL;
@@ -208,6 +211,8 @@ struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, co
         return NULL;
     s->wsi = wsi;
     s->connected_at_ms = sb_time_now_ms();
+    if (resume != NULL && sb_ident_is_valid(resume)) /* anything else: a new session */
+        snprintf(s->resume_session_id, sizeof(s->resume_session_id), "%s", resume);
     if (dp_map_put(h->sessions, s->connection_id, s) != SB_OK) {
         dp_session_destroy(s);
         return NULL;
@@ -596,10 +601,12 @@ static void on_conn_opened(struct dp_hub *h, const Switchboard__Internal__V1__Co
         dp_router_set_channel(h->router, s->user_id, co->channels[i], true);
     if (s->state == DP_SESSION_OPENING) {
         s->state = DP_SESSION_OPEN;
+        if (co->session_id[0] != '\0' && sb_ident_is_valid(co->session_id))
+            snprintf(s->session_id, sizeof(s->session_id), "%s", co->session_id);
         char *t;
         size_t n;
         enum sb_err e = dp_frame_format_connected(s->connection_id, s->session_id, s->user_id,
-                                                  h->cfg->node_id, &t, &n);
+                                                  h->cfg->node_id, co->resumed, &t, &n);
         struct dp_buf *b = take_text(t, n, e);
         if (b != NULL)
             dp_session_push_front(s, b);

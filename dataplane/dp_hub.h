@@ -37,9 +37,11 @@ void dp_hub_destroy(struct dp_hub *h);
 
 /* A new authenticated client. Returns its session (owned by the hub until
  * dp_hub_session_closed) or NULL on ENOMEM / connection limit. If the link is not up the
- * session gets an `unavailable` error and a close (1011) queued. */
+ * session gets an `unavailable` error and a close (1011) queued. `resume` (NULL or "": none)
+ * is the session id the client asked to resume; the control plane decides. */
 struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, const char *user_id,
-                                       const struct dp_session_ops *ops, void *wsi);
+                                       const char *resume, const struct dp_session_ops *ops,
+                                       void *wsi);
 
 /* The transport is gone: forget and free the session. */
 void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s);

@@ -36,6 +36,7 @@ struct dp_pss {
     /* WebSocket: identity decided at the upgrade, message reassembly */
     bool authorized;
     char user_id[SB_IDENT_MAX + 1];
+    char resume[SB_IDENT_MAX + 1]; /* ?session_id= */
     char why[160];
     const char *reject_code; /* set when the upgrade is refused after the handshake */
     int reject_close;

@@ -54,7 +54,8 @@ struct dp_pending {
 
 struct dp_session {
     char connection_id[SB_ID_LEN];
-    char session_id[SB_ID_LEN];
+    char session_id[SB_IDENT_MAX + 1];        /* fresh, or the resumed one after ConnOpened */
+    char resume_session_id[SB_IDENT_MAX + 1]; /* asked for with ?session_id= ("" : none) */
     char user_id[SB_IDENT_MAX + 1];
     enum dp_transport transport;
     enum dp_session_state state;

@@ -192,8 +192,11 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
             last[0] = '\0';
     }
 
+    char resume[SB_IDENT_MAX + 16];
+    const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", resume, (int)sizeof(resume));
     int ret = 0;
-    struct dp_session *s = dp_hub_session_open(srv->hub, DP_TRANSPORT_SSE, user, &sse_ops, wsi);
+    struct dp_session *s =
+        dp_hub_session_open(srv->hub, DP_TRANSPORT_SSE, user, sid, &sse_ops, wsi);
     if (s == NULL) {
         dp_metrics.connections_rejected_total++;
         ret = respond_error(wsi, 429, "connection_limit_reached",

@@ -241,6 +241,9 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
         const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
         pss->authorized =
             dp_auth_check(srv->cfg->dev_mode, uid, pss->user_id, pss->why, sizeof(pss->why));
+        const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", arg, (int)sizeof(arg));
+        snprintf(pss->resume, sizeof(pss->resume), "%s",
+                 sid != NULL && sb_ident_is_valid(sid) ? sid : "");
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
@@ -252,7 +255,8 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
             lws_callback_on_writable(wsi);
             return 0;
         }
-        pss->s = dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->user_id, &ws_ops, wsi);
+        pss->s =
+            dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->user_id, pss->resume, &ws_ops, wsi);
         pss->last_rx_us = lws_now_usecs();
         if (pss->s != NULL)
             keepalive(wsi, pss);

@@ -231,6 +231,23 @@ static void test_keys_documents(void **state)
         assert_int_equal(cp_keys_parse(foreign[i], strlen(foreign[i]), &p), SB_EINVAL);
 }
 
+static void test_keys_idem_hash128_is_stable_hex(void **state)
+{
+    (void)state;
+    char a[33], b[33], c[33];
+    cp_keys_idem_hash128("key-1", a);
+    cp_keys_idem_hash128("key-1", b);
+    cp_keys_idem_hash128("key-2", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 32);
+    for (const char *p = a; *p; p++)
+        assert_non_null(strchr("0123456789abcdef", *p));
+    cp_keys_idem_hash128("", c); /* any text, the empty one too */
+    assert_int_equal(strlen(c), 32);
+    assert_true(sb_ident_is_valid(a));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_keys_parse_round_trips),
         cmocka_unit_test(test_keys_parse_rejects_foreign_keys),
         cmocka_unit_test(test_keys_documents),
+        cmocka_unit_test(test_keys_idem_hash128_is_stable_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -255,9 +255,15 @@ static void test_dp_frame_format_all(void **state)
 {
     char *t;
     size_t n;
-    assert_int_equal(dp_frame_format_connected("c-1", "s-1", "alice", "dp-1", &t, &n), SB_OK);
+    assert_int_equal(dp_frame_format_connected("c-1", "s-1", "alice", "dp-1", false, &t, &n),
+                     SB_OK);
     assert_string_equal(t, "{\"type\":\"connected\",\"connection_id\":\"c-1\",\"session_id\":"
                            "\"s-1\",\"user_id\":\"alice\",\"node_id\":\"dp-1\"}");
+    assert_int_equal(n, strlen(t));
+    free(t);
+    assert_int_equal(dp_frame_format_connected("c-2", "s-0", "bob", "dp-1", true, &t, &n), SB_OK);
+    assert_string_equal(t, "{\"type\":\"connected\",\"connection_id\":\"c-2\",\"session_id\":"
+                           "\"s-0\",\"user_id\":\"bob\",\"node_id\":\"dp-1\",\"resumed\":true}");
     assert_int_equal(n, strlen(t));
     free(t);
     assert_int_equal(dp_frame_format_ack("7", NULL, "m-1", true, 17, &t, &n), SB_OK);

@@ -1,0 +1,29 @@
+/* Idempotency keys of the delivery methods (Broadcast, SendToUser, SendToConnection): a key
+ * seen again within two minutes answers the first call's result and delivers nothing. The
+ * record is a Store document `idem/<scope>/<hash of the key>` = {"k":key,"at":ms,"delivered":n}
+ * written create-if-absent, so it holds across control-plane replicas (etcd). docs/delivery.md.
+ * Thread: the completion-queue thread. */
+#ifndef CP_ONCE_H
+#define CP_ONCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cp_ctx.h"
+
+/* first: this call owns the key (deliver now; `delivered` is what was passed in); else the
+ * key was seen: `delivered` is the first call's result, deliver nothing. */
+typedef void cp_once_fn(void *arg, const struct cp_status *st, bool first, int64_t delivered);
+
+/* Claims (scope, key) with the result `delivered` (computed before delivering). `scope` is a
+ * [a-z_]+ name per method. Answers through `cb`, exactly once. */
+void cp_once_claim(struct cp_ctx *c, const char *scope, const char *key, int64_t delivered,
+                   cp_once_fn *cb, void *arg);
+
+/* Document key for (scope, key) into out (>= 80 bytes): "idem/<scope>/<32 hex digits>". */
+void cp_once_doc_key(const char *scope, const char *key, char *out, size_t cap);
+
+/* Deletes expired records now and then (one replica in etcd mode). */
+void cp_once_tick(struct cp_ctx *c, int64_t mono_ms);
+
+#endif
