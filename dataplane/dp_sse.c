@@ -317,7 +317,7 @@ static int post_complete(struct lws *wsi, struct dp_pss *pss)
     if (s == NULL || s->transport != DP_TRANSPORT_SSE) {
         char msg[96];
         snprintf(msg, sizeof(msg), "no SSE connection %.40s on this node", pss->conn_id);
-        return respond_error(wsi, HTTP_STATUS_NOT_FOUND, "invalid_message", msg);
+        return respond_error(wsi, HTTP_STATUS_NOT_FOUND, "connection_not_found", msg);
     }
     if (strcmp(s->user_id, pss->user_id) != 0)
         return respond_error(wsi, HTTP_STATUS_FORBIDDEN, "unauthorized",

@@ -153,7 +153,8 @@ describe('SSE', { timeout: 90000 }, () => {
     const user = uniq('owner');
     const c = await sse(user);
     const unknown = await ssePost(sys.httpBase, 'c-doesnotexist000000000', { type: 'ping' }, { query: `user_id=${user}` });
-    assert.ok(unknown.status >= 400 && unknown.status < 500, `unknown connection: ${unknown.status}`);
+    assert.equal(unknown.status, 404, `unknown connection: ${unknown.status} ${unknown.body}`);
+    assert.equal(unknown.frame && unknown.frame.code, 'connection_not_found', unknown.body);
     const thief = await ssePost(sys.httpBase, c.connected.connection_id, { type: 'ping' }, { query: `user_id=${uniq('thief')}` });
     assert.ok(thief.status === 401 || thief.status === 403 || thief.status === 404, `other user: ${thief.status} ${thief.body}`);
     if (thief.frame) assert.ok(['unauthorized', 'permission_denied'].includes(thief.frame.code), thief.body);
