@@ -61,8 +61,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* rx_buffer_size is allocated per WebSocket connection for its whole life (lws' rx_ubuf): it is
+ * the largest item of an idle connection's memory (4 KiB at 4096). Frames larger than it arrive
+ * in several RECEIVE callbacks, which dp_ws.c reassembles; client frames are small, so 512 bytes
+ * costs nothing in throughput. tx_packet_size caps each send() of a batched write: kept at 64
+ * KiB (lws allocates nothing per connection for it). */
+#define DP_WS_RX_BUFFER 512
+
 static const struct lws_protocols protocols[] = {
-    {"switchboard", callback, sizeof(struct dp_pss), 4096, 0, NULL, 65536},
+    {"switchboard", callback, sizeof(struct dp_pss), DP_WS_RX_BUFFER, 0, NULL, 65536},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

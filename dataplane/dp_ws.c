@@ -152,6 +152,14 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     }
     if (!pss->rx_discard && (int64_t)(pss->rx_total + remaining) > srv->cfg->max_frame_size)
         pss->rx_discard = true; /* drop the rest without buffering it */
+    if (!pss->rx_discard && pss->rx_len == 0 && len == pss->rx_total &&
+        lws_is_final_fragment(wsi)) {
+        /* The whole message in one callback (the common case): parse it in place, no copy and
+         * no per-connection reassembly buffer kept. */
+        pss->rx_total = 0;
+        dp_hub_client_frame(srv->hub, s, in, len, NULL);
+        return 0;
+    }
     if (!pss->rx_discard && len > 0) {
         if (pss->rx_len + len > pss->rx_cap) {
             size_t cap = pss->rx_cap ? pss->rx_cap : 1024;
@@ -187,11 +195,10 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     }
     pss->rx_len = 0;
     pss->rx_discard = false;
-    if (pss->rx_cap > 16384) {
-        free(pss->rx);
-        pss->rx = NULL;
-        pss->rx_cap = 0;
-    }
+    /* Reassembly buffers are rare (messages larger than the rx buffer): not kept idle. */
+    free(pss->rx);
+    pss->rx = NULL;
+    pss->rx_cap = 0;
     return 0;
 }
 
