@@ -211,8 +211,11 @@ struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, co
         return NULL;
     s->wsi = wsi;
     s->connected_at_ms = sb_time_now_ms();
-    if (resume != NULL && sb_ident_is_valid(resume)) /* anything else: a new session */
-        snprintf(s->resume_session_id, sizeof(s->resume_session_id), "%s", resume);
+    if (resume != NULL && sb_ident_is_valid(resume) && /* anything else: a new session */
+        dp_session_set_ids(s, NULL, resume) != SB_OK) {
+        dp_session_destroy(s);
+        return NULL;
+    }
     if (dp_map_put(h->sessions, s->connection_id, s) != SB_OK) {
         dp_session_destroy(s);
         return NULL;
@@ -602,7 +605,7 @@ static void on_conn_opened(struct dp_hub *h, const Switchboard__Internal__V1__Co
     if (s->state == DP_SESSION_OPENING) {
         s->state = DP_SESSION_OPEN;
         if (co->session_id[0] != '\0' && sb_ident_is_valid(co->session_id))
-            snprintf(s->session_id, sizeof(s->session_id), "%s", co->session_id);
+            dp_session_set_ids(s, co->session_id, ""); /* ENOMEM: keeps the fresh id */
         char *t;
         size_t n;
         enum sb_err e = dp_frame_format_connected(s->connection_id, s->session_id, s->user_id,

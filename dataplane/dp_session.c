@@ -7,6 +7,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char empty[] = "";
+
+static size_t inline_cap(size_t max_frames)
+{
+    return max_frames < DP_SESSION_INLINE ? max_frames : DP_SESSION_INLINE;
+}
+
+static enum sb_err set_str(char **dst, const char *v)
+{
+    char *n = v[0] != '\0' ? strdup(v) : (char *)empty;
+    if (n == NULL)
+        return SB_ENOMEM;
+    if (*dst != empty)
+        free(*dst);
+    *dst = n;
+    return SB_OK;
+}
+
+enum sb_err dp_session_set_ids(struct dp_session *s, const char *session_id, const char *resume)
+{
+    if (session_id != NULL && session_id[0] != '\0' && set_str(&s->session_id, session_id) != SB_OK)
+        return SB_ENOMEM;
+    if (resume != NULL && set_str(&s->resume_session_id, resume) != SB_OK)
+        return SB_ENOMEM;
+    return SB_OK;
+}
+
 struct dp_session *dp_session_create(enum dp_transport transport, const char *user_id,
                                      const struct dp_session_ops *ops, size_t max_frames,
                                      size_t max_bytes, enum dp_overflow policy)
@@ -16,15 +43,20 @@ struct dp_session *dp_session_create(enum dp_transport transport, const char *us
     struct dp_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->cap = max_frames < 16 ? max_frames : 16;
-    s->ring = calloc(s->cap, sizeof(*s->ring));
-    if (s->ring == NULL) {
+    s->ring = s->inl;
+    s->cap = inline_cap(max_frames);
+    s->resume_session_id = (char *)empty;
+    char sid[SB_ID_LEN];
+    sb_id_new("c", s->connection_id);
+    sb_id_new("s", sid);
+    s->session_id = strdup(sid);
+    s->user_id = strdup(user_id);
+    if (s->session_id == NULL || s->user_id == NULL) {
+        free(s->session_id);
+        free(s->user_id);
         free(s);
         return NULL;
     }
-    sb_id_new("c", s->connection_id);
-    sb_id_new("s", s->session_id);
-    strcpy(s->user_id, user_id);
     s->transport = transport;
     s->ops = ops;
     s->max_frames = max_frames;
@@ -39,7 +71,12 @@ void dp_session_destroy(struct dp_session *s)
         return;
     while (s->count > 0)
         dp_session_pop(s);
-    free(s->ring);
+    if (s->ring != s->inl)
+        free(s->ring);
+    free(s->session_id);
+    free(s->user_id);
+    if (s->resume_session_id != empty)
+        free(s->resume_session_id);
     struct dp_pending *p;
     while ((p = dp_session_pending_take_first(s)) != NULL)
         dp_session_pending_free(p);
@@ -55,7 +92,8 @@ static bool grow(struct dp_session *s)
         return false;
     for (size_t i = 0; i < s->count; i++)
         r[i] = s->ring[(s->head + i) % s->cap];
-    free(s->ring);
+    if (s->ring != s->inl)
+        free(s->ring);
     s->ring = r;
     s->head = 0;
     s->cap = cap;
@@ -135,6 +173,12 @@ void dp_session_pop(struct dp_session *s)
     s->bytes -= b->ws_len;
     s->write_off = 0;
     s->stall_since_ms = s->count > 0 ? sb_time_mono_ms() : 0;
+    if (s->count == 0 && s->ring != s->inl) { /* drained: back to the inline slots */
+        free(s->ring);
+        s->ring = s->inl;
+        s->cap = inline_cap(s->max_frames);
+        s->head = 0;
+    }
     dp_buf_unref(b);
 }
 

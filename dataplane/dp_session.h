@@ -25,6 +25,9 @@ enum dp_session_state {
 
 enum dp_overflow { DP_OVERFLOW_DISCONNECT, DP_OVERFLOW_DROP };
 
+/* Outbox slots kept inside the session (see struct dp_session's ring). */
+#define DP_SESSION_INLINE 4
+
 struct dp_session;
 
 struct dp_session_ops {
@@ -54,9 +57,11 @@ struct dp_pending {
 
 struct dp_session {
     char connection_id[SB_ID_LEN];
-    char session_id[SB_IDENT_MAX + 1];        /* fresh, or the resumed one after ConnOpened */
-    char resume_session_id[SB_IDENT_MAX + 1]; /* asked for with ?session_id= ("" : none) */
-    char user_id[SB_IDENT_MAX + 1];
+    /* Heap strings sized to their ids (fixed arrays of SB_IDENT_MAX + 1 cost ~390 bytes per
+     * connection); change them with dp_session_set_ids. Never NULL. */
+    char *session_id;        /* fresh, or the resumed one after ConnOpened */
+    char *resume_session_id; /* asked for with ?session_id= ("" : none) */
+    char *user_id;
     enum dp_transport transport;
     enum dp_session_state state;
     const struct dp_session_ops *ops;
@@ -66,7 +71,10 @@ struct dp_session {
     uint64_t open_gen;        /* primary generation that ConnOpen went to */
     bool indexed;             /* in the router */
 
-    /* bounded outbox: a ring of shared frames */
+    /* bounded outbox: a ring of shared frames. It lives in `inl` while at most DP_SESSION_INLINE
+     * frames are queued (the steady state of a fan-out: no allocation per delivery), moves to the
+     * heap when more are queued and back into `inl` once drained, so an idle connection holds no
+     * ring memory beyond `inl` whatever burst it once absorbed. */
     struct dp_buf **ring;
     size_t head, count, cap;
     size_t bytes;
@@ -94,6 +102,7 @@ struct dp_session {
     struct dp_sse_pos pos;
 
     uint64_t mark; /* fan-out de-duplication */
+    struct dp_buf *inl[DP_SESSION_INLINE];
 };
 
 /* Returns a new session (state OPENING, ids fresh) for `user_id` (valid id), or NULL on ENOMEM.
@@ -101,6 +110,10 @@ struct dp_session {
 struct dp_session *dp_session_create(enum dp_transport transport, const char *user_id,
                                      const struct dp_session_ops *ops, size_t max_frames,
                                      size_t max_bytes, enum dp_overflow policy);
+
+/* Replaces the session id (`session_id`, NULL: unchanged) and the id asked for with
+ * ?session_id= (`resume`, NULL: unchanged; "" : none). SB_ENOMEM leaves the old value. */
+enum sb_err dp_session_set_ids(struct dp_session *s, const char *session_id, const char *resume);
 
 /* Frees the session, its queued references and pending answers (their POSTs are detached
  * by the caller first). */

@@ -53,6 +53,53 @@ static void test_dp_session_outbox_frame_bound_disconnect(void **state)
     dp_buf_unref(b);
 }
 
+/* A burst moves the outbox to the heap; once drained it is back in the inline slots (an idle
+ * connection keeps no ring memory), in order throughout, with push_front working on both. */
+static void test_dp_session_outbox_returns_inline_after_burst(void **state)
+{
+    struct dp_session *s =
+        dp_session_create(DP_TRANSPORT_WS, "alice", &ops, 1000, 1 << 20, DP_OVERFLOW_DISCONNECT);
+    assert_non_null(s);
+    assert_ptr_equal(s->ring, s->inl);
+    struct dp_buf *v[40];
+    for (int i = 0; i < 40; i++) {
+        char t[16];
+        snprintf(t, sizeof(t), "{\"n\":%d}", i);
+        v[i] = frame(t);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 1; i < 40; i++)
+            assert_int_equal(dp_session_push(s, v[i]), SB_OK);
+        assert_int_equal(dp_session_push_front(s, v[0]), SB_OK);
+        assert_ptr_not_equal(s->ring, s->inl);
+        for (int i = 0; i < 40; i++) {
+            assert_ptr_equal(dp_session_peek(s, 0), v[i]);
+            dp_session_pop(s);
+        }
+        assert_ptr_equal(s->ring, s->inl);
+        assert_int_equal(s->cap, DP_SESSION_INLINE);
+        /* small bursts stay inline */
+        assert_int_equal(dp_session_push(s, v[1]), SB_OK);
+        assert_int_equal(dp_session_push_front(s, v[0]), SB_OK);
+        assert_ptr_equal(s->ring, s->inl);
+        assert_ptr_equal(dp_session_peek(s, 0), v[0]);
+        assert_ptr_equal(dp_session_peek(s, 1), v[1]);
+        dp_session_pop(s);
+        dp_session_pop(s);
+    }
+    assert_int_equal(dp_session_set_ids(s, "s-resumed", "s-asked"), SB_OK);
+    assert_string_equal(s->session_id, "s-resumed");
+    assert_string_equal(s->resume_session_id, "s-asked");
+    assert_int_equal(dp_session_set_ids(s, NULL, ""), SB_OK);
+    assert_string_equal(s->session_id, "s-resumed");
+    assert_string_equal(s->resume_session_id, "");
+    dp_session_destroy(s);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(v[i]->refs, 1);
+        dp_buf_unref(v[i]);
+    }
+}
+
 static void test_dp_session_outbox_byte_bound_drop(void **state)
 {
     wakes = aborts = 0;
@@ -179,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dp_session_outbox_frame_bound_disconnect),
         cmocka_unit_test(test_dp_session_outbox_byte_bound_drop),
+        cmocka_unit_test(test_dp_session_outbox_returns_inline_after_burst),
         cmocka_unit_test(test_dp_session_outbox_order_and_growth),
         cmocka_unit_test(test_dp_session_stall_clock_tracks_progress),
         cmocka_unit_test(test_dp_session_pending_fifo_and_bound),
