@@ -27,16 +27,9 @@ static uint32_t hash(const char *s)
 
 struct dp_map *dp_map_create(void)
 {
-    struct dp_map *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return NULL;
-    m->nb = 16;
-    m->b = calloc(m->nb, sizeof(*m->b));
-    if (m->b == NULL) {
-        free(m);
-        return NULL;
-    }
-    return m;
+    /* No buckets until the first put: the router keeps several maps per user, most of them
+     * empty or holding one entry, and 16 empty buckets each cost ~140 bytes per connection. */
+    return calloc(1, sizeof(struct dp_map));
 }
 
 void dp_map_destroy(struct dp_map *m)
@@ -65,6 +58,8 @@ static struct node **slot(const struct dp_map *m, const char *key, uint32_t h)
 
 void *dp_map_get(const struct dp_map *m, const char *key)
 {
+    if (m->nb == 0)
+        return NULL;
     struct node *n = *slot(m, key, hash(key));
     return n != NULL ? n->value : NULL;
 }
@@ -91,6 +86,12 @@ static void grow(struct dp_map *m)
 
 enum sb_err dp_map_put(struct dp_map *m, const char *key, void *value)
 {
+    if (m->nb == 0) {
+        m->b = calloc(2, sizeof(*m->b));
+        if (m->b == NULL)
+            return SB_ENOMEM;
+        m->nb = 2;
+    }
     uint32_t h = hash(key);
     struct node **p = slot(m, key, h);
     if (*p != NULL) {
@@ -113,6 +114,8 @@ enum sb_err dp_map_put(struct dp_map *m, const char *key, void *value)
 
 void *dp_map_remove(struct dp_map *m, const char *key)
 {
+    if (m->nb == 0)
+        return NULL;
     struct node **p = slot(m, key, hash(key));
     struct node *n = *p;
     if (n == NULL)
