@@ -17,6 +17,21 @@ struct dp_server *dp_server_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
+struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss)
+{
+    if (pss->id == NULL)
+        pss->id = calloc(1, sizeof(*pss->id));
+    return pss->id;
+}
+
+void dp_pss_ident_free(struct dp_pss *pss)
+{
+    if (pss != NULL) {
+        free(pss->id);
+        pss->id = NULL;
+    }
+}
+
 unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
 {
     if (LWS_PRE + n > srv->scratch_cap || (srv->scratch_cap > (1u << 20) && n < 65536)) {
@@ -50,15 +65,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     bool handled = false;
     int r = dp_ws_callback(wsi, reason, pss, in, len, &handled);
-    if (handled)
-        return r;
-    r = dp_sse_callback(wsi, reason, pss, in, len, &handled);
-    if (handled)
-        return r;
-    r = dp_http_callback(wsi, reason, pss, in, len, &handled);
-    if (handled)
-        return r;
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+    if (!handled)
+        r = dp_sse_callback(wsi, reason, pss, in, len, &handled);
+    if (!handled)
+        r = dp_http_callback(wsi, reason, pss, in, len, &handled);
+    if (!handled)
+        r = lws_callback_http_dummy(wsi, reason, user, in, len);
+    if (reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_CLOSED_HTTP)
+        dp_pss_ident_free(pss);
+    return r;
 }
 
 /* rx_buffer_size is allocated per WebSocket connection for its whole life (lws' rx_ubuf): it is

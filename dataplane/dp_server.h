@@ -29,15 +29,23 @@ struct dp_server {
 
 enum dp_pss_kind { DP_PSS_NONE, DP_PSS_WS, DP_PSS_SSE, DP_PSS_POST };
 
+/* What a request said about who it is: needed from the upgrade (or the POST's headers) until
+ * the session is open or the request answered, so it lives on the heap for that time only
+ * instead of ~420 bytes in every connection's dp_pss. */
+struct dp_pss_ident {
+    char user_id[SB_IDENT_MAX + 1];
+    char resume[SB_IDENT_MAX + 1]; /* ?session_id= */
+    char why[160];
+};
+
 /* Per-connection data of our protocol (lws allocates it zeroed). */
 struct dp_pss {
     enum dp_pss_kind kind;
     struct dp_session *s;
-    /* WebSocket: identity decided at the upgrade, message reassembly */
+    /* WebSocket: identity decided at the upgrade (id: until ESTABLISHED opened the session, or
+     * until the refusal is written), message reassembly */
     bool authorized;
-    char user_id[SB_IDENT_MAX + 1];
-    char resume[SB_IDENT_MAX + 1]; /* ?session_id= */
-    char why[160];
+    struct dp_pss_ident *id;
     const char *reject_code; /* set when the upgrade is refused after the handshake */
     int reject_close;
     char *rx;
@@ -56,6 +64,13 @@ struct dp_pss {
     char conn_id[SB_ID_LEN];
     bool answered;
 };
+
+/* Returns the connection's identity record, allocating it (zeroed) on first use; NULL on
+ * ENOMEM. */
+struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss);
+
+/* Frees the identity record (NULL-safe). */
+void dp_pss_ident_free(struct dp_pss *pss);
 
 /* Grows the scratch buffer to hold LWS_PRE + n bytes; returns the payload start or NULL. */
 unsigned char *dp_server_scratch(struct dp_server *srv, size_t n);

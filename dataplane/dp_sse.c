@@ -267,6 +267,7 @@ static void post_reset(struct dp_server *srv, struct dp_pss *pss)
     pss->body_too_large = false;
     pss->answered = false;
     memset(&pss->post, 0, sizeof(pss->post));
+    dp_pss_ident_free(pss); /* lws frees the pss itself after the transaction */
 }
 
 static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
@@ -275,10 +276,13 @@ static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
     post_reset(srv, pss);
     pss->kind = DP_PSS_POST;
     snprintf(pss->conn_id, sizeof(pss->conn_id), "%s", id);
+    struct dp_pss_ident *who = dp_pss_ident(pss);
+    if (who == NULL)
+        return -1;
     char arg[SB_IDENT_MAX + 16];
     const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
     pss->authorized =
-        dp_auth_check(srv->cfg->dev_mode, uid, pss->user_id, pss->why, sizeof(pss->why));
+        dp_auth_check(srv->cfg->dev_mode, uid, who->user_id, who->why, sizeof(who->why));
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char cl[32];
         lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
@@ -311,15 +315,17 @@ static int post_body(struct lws *wsi, struct dp_pss *pss, const char *in, size_t
 static int post_complete(struct lws *wsi, struct dp_pss *pss)
 {
     struct dp_server *srv = dp_server_of(wsi);
+    if (pss->id == NULL)
+        return -1;
     if (!pss->authorized)
-        return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", pss->why);
+        return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", pss->id->why);
     struct dp_session *s = dp_hub_find(srv->hub, pss->conn_id);
     if (s == NULL || s->transport != DP_TRANSPORT_SSE) {
         char msg[96];
         snprintf(msg, sizeof(msg), "no SSE connection %.40s on this node", pss->conn_id);
         return respond_error(wsi, HTTP_STATUS_NOT_FOUND, "connection_not_found", msg);
     }
-    if (strcmp(s->user_id, pss->user_id) != 0)
+    if (strcmp(s->user_id, pss->id->user_id) != 0)
         return respond_error(wsi, HTTP_STATUS_FORBIDDEN, "unauthorized",
                              "this connection belongs to another user");
     if (pss->body_too_large) {

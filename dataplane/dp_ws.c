@@ -38,7 +38,8 @@ static int reject_write(struct lws *wsi, struct dp_pss *pss)
 {
     char *t;
     size_t n;
-    if (dp_frame_format_error(NULL, pss->reject_code, pss->why, &t, &n) == SB_OK) {
+    const char *why = pss->id != NULL ? pss->id->why : "";
+    if (dp_frame_format_error(NULL, pss->reject_code, why, &t, &n) == SB_OK) {
         unsigned char *p = dp_server_scratch(dp_server_of(wsi), n);
         if (p != NULL) {
             memcpy(p, t, n);
@@ -244,33 +245,38 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
         char uri[16];
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
             return 1; /* WebSocket only on /ws */
+        struct dp_pss_ident *id = dp_pss_ident(pss);
+        if (id == NULL)
+            return 1;
         char arg[SB_IDENT_MAX + 16];
         const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
         pss->authorized =
-            dp_auth_check(srv->cfg->dev_mode, uid, pss->user_id, pss->why, sizeof(pss->why));
+            dp_auth_check(srv->cfg->dev_mode, uid, id->user_id, id->why, sizeof(id->why));
         const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", arg, (int)sizeof(arg));
-        snprintf(pss->resume, sizeof(pss->resume), "%s",
+        snprintf(id->resume, sizeof(id->resume), "%s",
                  sid != NULL && sb_ident_is_valid(sid) ? sid : "");
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
         pss->kind = DP_PSS_WS;
-        if (!pss->authorized) {
+        if (!pss->authorized || pss->id == NULL) {
             dp_metrics.connections_rejected_total++;
             pss->reject_code = "unauthorized";
             pss->reject_close = LWS_CLOSE_STATUS_POLICY_VIOLATION;
             lws_callback_on_writable(wsi);
             return 0;
         }
-        pss->s =
-            dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->user_id, pss->resume, &ws_ops, wsi);
+        pss->s = dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->id->user_id, pss->id->resume,
+                                     &ws_ops, wsi);
         pss->last_rx_us = lws_now_usecs();
-        if (pss->s != NULL)
+        if (pss->s != NULL) {
+            dp_pss_ident_free(pss); /* the session has the ids now */
             keepalive(wsi, pss);
+        }
         if (pss->s == NULL) {
             dp_metrics.connections_rejected_total++;
             pss->reject_code = "connection_limit_reached";
-            snprintf(pss->why, sizeof(pss->why), "this node accepts no more connections");
+            snprintf(pss->id->why, sizeof(pss->id->why), "this node accepts no more connections");
             pss->reject_close = LWS_CLOSE_STATUS_POLICY_VIOLATION;
             lws_callback_on_writable(wsi);
         }
