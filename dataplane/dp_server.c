@@ -4,6 +4,9 @@
 #include "dp_server.h"
 
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <string.h>
 
 #include "dp_metrics.h"
@@ -43,6 +46,25 @@ unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
         srv->scratch_cap = cap;
     }
     return srv->scratch + LWS_PRE;
+}
+
+/* Gives memory freed after a burst back to the kernel. A fan-out storm (every member's join
+ * announced to every other member: N^2 frames) grows outboxes to the heap and allocates frames by
+ * tens of MiB, all freed a moment later; glibc keeps freed pages resident, so without this an
+ * idle connection's share of RSS carries the storm's high-water mark. Checked every 100 ms for
+ * two counters; malloc_trim (a walk of the free lists, about a millisecond after a large burst)
+ * runs only once the outboxes that went to the heap are back inline. */
+static void trim_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_trim);
+    if (dp_session_rings_released > 0 &&
+        (dp_session_heap_rings == 0 || dp_session_rings_released >= 4096)) {
+        dp_session_rings_released = 0;
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
 }
 
 /* Once a second: close the sessions whose outbox made no progress for send_timeout_ms. */
@@ -181,6 +203,7 @@ int dp_server_run(struct dp_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             break;
@@ -209,6 +232,7 @@ void dp_server_destroy(struct dp_server *srv)
     if (srv->ctx != NULL) {
         lws_sul_cancel(&srv->sul_ping);
         lws_sul_cancel(&srv->sul_sweep);
+        lws_sul_cancel(&srv->sul_trim);
     }
     /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
      * nothing on it. */

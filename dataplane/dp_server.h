@@ -23,6 +23,7 @@ struct dp_server {
     lws_sorted_usec_list_t sul_ping;
     lws_sorted_usec_list_t sul_sweep; /* stalled-outbox sweep, every second */
     lws_sorted_usec_list_t sul_tick;  /* wakes the loop while draining at stop */
+    lws_sorted_usec_list_t sul_trim;  /* heap trim after a burst, every 100 ms */
     lws_retry_bo_t retry;
     volatile int stop;
 };

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t dp_session_heap_rings;
+size_t dp_session_rings_released;
+
 static const char empty[] = "";
 
 static size_t inline_cap(size_t max_frames)
@@ -71,8 +74,11 @@ void dp_session_destroy(struct dp_session *s)
         return;
     while (s->count > 0)
         dp_session_pop(s);
-    if (s->ring != s->inl)
+    if (s->ring != s->inl) {
         free(s->ring);
+        dp_session_heap_rings--;
+        dp_session_rings_released++;
+    }
     free(s->session_id);
     free(s->user_id);
     if (s->resume_session_id != empty)
@@ -94,6 +100,8 @@ static bool grow(struct dp_session *s)
         r[i] = s->ring[(s->head + i) % s->cap];
     if (s->ring != s->inl)
         free(s->ring);
+    else
+        dp_session_heap_rings++;
     s->ring = r;
     s->head = 0;
     s->cap = cap;
@@ -178,6 +186,8 @@ void dp_session_pop(struct dp_session *s)
         s->ring = s->inl;
         s->cap = inline_cap(s->max_frames);
         s->head = 0;
+        dp_session_heap_rings--;
+        dp_session_rings_released++;
     }
     dp_buf_unref(b);
 }

@@ -105,6 +105,11 @@ struct dp_session {
     struct dp_buf *inl[DP_SESSION_INLINE];
 };
 
+/* Outboxes currently on the heap, and outboxes moved back inline since the counter was last
+ * reset (the server trims the heap after a burst from these). lws thread only. */
+extern size_t dp_session_heap_rings;
+extern size_t dp_session_rings_released;
+
 /* Returns a new session (state OPENING, ids fresh) for `user_id` (valid id), or NULL on ENOMEM.
  * The caller owns it: dp_session_destroy. */
 struct dp_session *dp_session_create(enum dp_transport transport, const char *user_id,
