@@ -53,10 +53,12 @@ unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
  * tens of MiB, all freed a moment later; glibc keeps freed pages resident, so without this an
  * idle connection's share of RSS carries the storm's high-water mark. Checked every 100 ms for
  * two counters; malloc_trim (a walk of the free lists, about a millisecond after a large burst)
- * runs only once the outboxes that went to the heap are back inline. */
+ * runs only once the outboxes that went to the heap are back inline. The same tick refreshes the
+ * sessions' coarse clock. */
 static void trim_cb(lws_sorted_usec_list_t *sul)
 {
     struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_trim);
+    dp_session_clock_ms = sb_time_mono_ms();
     if (dp_session_rings_released > 0 &&
         (dp_session_heap_rings == 0 || dp_session_rings_released >= 4096)) {
         dp_session_rings_released = 0;
@@ -203,6 +205,7 @@ int dp_server_run(struct dp_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    dp_session_clock_ms = sb_time_mono_ms();
     lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)

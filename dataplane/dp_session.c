@@ -9,6 +9,13 @@
 
 size_t dp_session_heap_rings;
 size_t dp_session_rings_released;
+int64_t dp_session_clock_ms;
+
+/* The stall clock: the server's coarse clock when it runs one, else the real one. */
+static int64_t clock_ms(void)
+{
+    return dp_session_clock_ms != 0 ? dp_session_clock_ms : sb_time_mono_ms();
+}
 
 static const char empty[] = "";
 
@@ -138,7 +145,7 @@ enum sb_err dp_session_push(struct dp_session *s, struct dp_buf *b)
     s->count++;
     s->bytes += b->ws_len;
     if (s->count == 1) {
-        s->stall_since_ms = sb_time_mono_ms();
+        s->stall_since_ms = clock_ms();
         if (s->ops != NULL && s->ops->want_write != NULL)
             s->ops->want_write(s);
     }
@@ -157,7 +164,7 @@ enum sb_err dp_session_push_front(struct dp_session *s, struct dp_buf *b)
     s->count++;
     s->bytes += b->ws_len;
     if (s->count == 1)
-        s->stall_since_ms = sb_time_mono_ms();
+        s->stall_since_ms = clock_ms();
     if (s->ops != NULL && s->ops->want_write != NULL)
         s->ops->want_write(s);
     return SB_OK;
@@ -180,7 +187,7 @@ void dp_session_pop(struct dp_session *s)
     s->count--;
     s->bytes -= b->ws_len;
     s->write_off = 0;
-    s->stall_since_ms = s->count > 0 ? sb_time_mono_ms() : 0;
+    s->stall_since_ms = s->count > 0 ? clock_ms() : 0;
     if (s->count == 0 && s->ring != s->inl) { /* drained: back to the inline slots */
         free(s->ring);
         s->ring = s->inl;
