@@ -298,6 +298,14 @@ void dp_hub_sweep(struct dp_hub *h, int64_t now_ms)
     }
 }
 
+void dp_hub_visit_sessions(struct dp_hub *h, void (*fn)(struct dp_session *s, void *arg), void *arg)
+{
+    struct dp_map_iter it = {0};
+    void *v;
+    while (dp_map_next(h->sessions, &it, NULL, &v))
+        fn(v, arg);
+}
+
 size_t dp_hub_session_count(const struct dp_hub *h)
 {
     return dp_map_size(h->sessions);

@@ -79,6 +79,11 @@ void dp_hub_close_all(struct dp_hub *h, int code, const char *reason);
  * send timeout at monotonic time `now_ms`. lws thread. */
 void dp_hub_sweep(struct dp_hub *h, int64_t now_ms);
 
+/* Calls fn for every session (all transports); fn must not open or free sessions. lws
+ * thread. */
+void dp_hub_visit_sessions(struct dp_hub *h, void (*fn)(struct dp_session *s, void *arg),
+                           void *arg);
+
 /* Number of open client sessions (all transports). lws thread. */
 size_t dp_hub_session_count(const struct dp_hub *h);
 

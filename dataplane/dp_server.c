@@ -69,6 +69,14 @@ static void trim_cb(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
 }
 
+static void keepalive_cb(lws_sorted_usec_list_t *sul)
+{
+    struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_keepalive);
+    dp_ws_keepalive_sweep(srv);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_keepalive, keepalive_cb,
+                     dp_ws_keepalive_period(srv->cfg));
+}
+
 /* Once a second: close the sessions whose outbox made no progress for send_timeout_ms. */
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
@@ -205,6 +213,8 @@ int dp_server_run(struct dp_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
                      (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
     lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_keepalive, keepalive_cb,
+                     dp_ws_keepalive_period(srv->cfg));
     dp_session_clock_ms = sb_time_mono_ms();
     lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
     while (!srv->stop) {
@@ -236,6 +246,7 @@ void dp_server_destroy(struct dp_server *srv)
         lws_sul_cancel(&srv->sul_ping);
         lws_sul_cancel(&srv->sul_sweep);
         lws_sul_cancel(&srv->sul_trim);
+        lws_sul_cancel(&srv->sul_keepalive);
     }
     /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
      * nothing on it. */

@@ -21,9 +21,10 @@ struct dp_server {
     unsigned char *scratch; /* LWS_PRE + batch bytes, for coalesced writes */
     size_t scratch_cap;
     lws_sorted_usec_list_t sul_ping;
-    lws_sorted_usec_list_t sul_sweep; /* stalled-outbox sweep, every second */
-    lws_sorted_usec_list_t sul_tick;  /* wakes the loop while draining at stop */
-    lws_sorted_usec_list_t sul_trim;  /* heap trim after a burst, every 100 ms */
+    lws_sorted_usec_list_t sul_sweep;     /* stalled-outbox sweep, every second */
+    lws_sorted_usec_list_t sul_tick;      /* wakes the loop while draining at stop */
+    lws_sorted_usec_list_t sul_keepalive; /* WebSocket pings and idle closes, one sweep */
+    lws_sorted_usec_list_t sul_trim;      /* heap trim after a burst, every 100 ms */
     lws_retry_bo_t retry;
     volatile int stop;
 };
@@ -55,8 +56,9 @@ struct dp_pss {
     bool rx_discard;
     bool hard_close; /* beyond hard_frame_limit: close with 1009 */
     bool close_sent;
-    int64_t last_rx_us; /* last frame or pong received (idle_timeout_ms) */
-    bool ping_due;      /* a keepalive ping waits for the writeable callback */
+    int64_t last_rx_us;   /* last frame or pong received (idle_timeout_ms) */
+    int64_t last_ping_us; /* last keepalive ping queued */
+    bool ping_due;        /* a keepalive ping waits for the writeable callback */
     /* SSE POST */
     struct dp_post post;
     char *body;
@@ -100,6 +102,11 @@ int dp_sse_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp
                     size_t len, bool *handled);
 int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss,
                      void *in, size_t len, bool *handled);
+
+/* WebSocket keepalive (dp_ws.c): one pass over the sessions (pings, idle closes), and the
+ * period the server runs it at. */
+void dp_ws_keepalive_sweep(struct dp_server *srv);
+lws_usec_t dp_ws_keepalive_period(const struct dp_config *cfg);
 
 /* Writes a complete small HTTP response (status, content type, body) from inside an HTTP
  * callback. Returns what the callback must return. */
