@@ -97,7 +97,8 @@ struct options {
     bool prejoin;
     bool connect_only; /* stop after connect (+join) and settle: connect rate and idle RSS */
     enum proto proto;
-    bool sse; /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
+    double then_frac; /* after a flat-out run, publish again at this fraction of its msg/s */
+    bool sse;         /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
 };
 
 static struct {
@@ -134,6 +135,13 @@ static struct {
     uint64_t dp_rss0, dp_rss_conn, dp_rss1, dp_cpu0, dp_cpu1, cp_cpu0, cp_cpu1, self_cpu0,
         self_cpu1;
     bool dp_rss_ok, dp_cpu_ok, cp_cpu_ok;
+
+    /* --then-fraction: the second publish phase counts from these; the flat-out figures */
+    bool second;
+    int64_t sent0;
+    uint64_t received0;
+    double flat_msg_s, flat_deliv_s, flat_p50, flat_p90, flat_p99, flat_p999, flat_dp_cpu,
+        flat_cp_cpu, flat_cli_cpu;
 } g;
 
 static unsigned char txbuf[LWS_PRE + MAX_FRAME];
@@ -293,7 +301,7 @@ static bool can_publish(void)
         return false;
     if (g.o.rate > 0) {
         double due = g.o.rate * (double)(now_ns() - g.t_pub0) / 1e9;
-        if ((double)g.sent >= due)
+        if ((double)(g.sent - g.sent0) >= due)
             return false;
     } else if (g.o.max_lag > 0 && g.sent - g.fully_delivered >= g.o.max_lag) {
         return false;
@@ -327,7 +335,8 @@ static void sample_cpu(uint64_t out[3])
 static void read_resources_before_publish(void)
 {
     if (g.o.dp_pid > 0) {
-        g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss1) == 0;
+        if (!g.second)
+            g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss1) == 0;
         g.dp_cpu_ok = bench_proc_cpu_ticks(g.o.dp_pid, &g.dp_cpu0) == 0;
     }
     if (g.o.cp_pid > 0)
@@ -354,6 +363,45 @@ static bool publish_finished(int64_t t)
     if (g.o.count > 0 && g.sent >= g.o.count)
         return true;
     return g.o.duration > 0 && t - g.t_pub0 >= (int64_t)(g.o.duration * 1e9);
+}
+
+static double pct_cpu(uint64_t t0, uint64_t t1, double secs);
+
+/* --then-fraction: the flat-out run drained; keep its figures and publish again, on the same
+ * connections, at a fixed fraction of the rate it reached (latency at a sustainable load). */
+static void start_second_phase(void)
+{
+    int64_t t_end = g.t_last_recv > g.t_pub1 ? g.t_last_recv : g.t_pub1;
+    double pub_s = (double)(g.t_pub1 - g.t_pub0) / 1e9;
+    double recv_s = (double)(t_end - g.t_pub0) / 1e9;
+    g.flat_msg_s = pub_s > 0 ? (double)g.sent / pub_s : 0;
+    g.flat_deliv_s = recv_s > 0 ? (double)g.received_total / recv_s : 0;
+    g.flat_p50 = bench_hist_quantile(&g.h_latency, 0.5) / 1e3;
+    g.flat_p90 = bench_hist_quantile(&g.h_latency, 0.9) / 1e3;
+    g.flat_p99 = bench_hist_quantile(&g.h_latency, 0.99) / 1e3;
+    g.flat_p999 = bench_hist_quantile(&g.h_latency, 0.999) / 1e3;
+    g.flat_dp_cpu = g.dp_cpu_ok ? pct_cpu(g.dp_cpu0, g.dp_cpu1, recv_s) : -1;
+    g.flat_cp_cpu = g.cp_cpu_ok ? pct_cpu(g.cp_cpu0, g.cp_cpu1, recv_s) : -1;
+    g.flat_cli_cpu = pct_cpu(g.self_cpu0, g.self_cpu1, recv_s);
+    printf("  flat out: %" PRId64 " sent in %.3f s = %.0f msg/s; %" PRIu64
+           " deliveries = %.0f deliveries/s; publish->receive p50=%.1f p90=%.1f p99=%.1f "
+           "p99.9=%.1f us; cpu server %.0f%% control plane %.0f%% client %.0f%%\n",
+           g.sent, pub_s, g.flat_msg_s, g.received_total, g.flat_deliv_s, g.flat_p50, g.flat_p90,
+           g.flat_p99, g.flat_p999, g.flat_dp_cpu, g.flat_cp_cpu, g.flat_cli_cpu);
+    g.second = true;
+    g.o.rate = g.flat_msg_s * g.o.then_frac;
+    if (g.o.rate < 1)
+        g.o.rate = 1;
+    g.sent0 = g.sent;
+    g.received0 = g.received_total;
+    g.max_sched_lag = 0;
+    bench_hist_init(&g.h_latency);
+    bench_hist_init(&g.h_ack);
+    read_resources_before_publish();
+    g.t_pub0 = now_ns();
+    g.t_pub1 = 0;
+    set_phase(PH_PUBLISH, g.o.duration + 1);
+    kick_publisher();
 }
 
 static void advance(void)
@@ -433,13 +481,17 @@ static void advance(void)
         }
         kick_publisher();
         return;
-    case PH_DRAIN:
-        if ((g.acked == g.sent && g.received_total >= expected_deliveries()) ||
-            t > g.phase_deadline || (publisher()->wsi == NULL)) {
+    case PH_DRAIN: {
+        bool drained = g.acked == g.sent && g.received_total >= expected_deliveries();
+        if (drained || t > g.phase_deadline || (publisher()->wsi == NULL)) {
             read_resources_after_publish();
-            g.phase = PH_DONE;
+            if (drained && g.o.then_frac > 0 && !g.second && g.sent > 0)
+                start_second_phase();
+            else
+                g.phase = PH_DONE;
         }
         return;
+    }
     case PH_DONE:
         return;
     }
@@ -828,7 +880,7 @@ static int on_writeable(struct lws *wsi, struct conn *c)
         }
         g.t_sent[g.sent & RING_MASK] = t;
         if (g.o.rate > 0) {
-            int64_t due = g.t_pub0 + (int64_t)((double)g.sent * 1e9 / g.o.rate);
+            int64_t due = g.t_pub0 + (int64_t)((double)(g.sent - g.sent0) * 1e9 / g.o.rate);
             if (t - due > g.max_sched_lag)
                 g.max_sched_lag = t - due;
         }
@@ -1032,14 +1084,19 @@ static int report(void)
                g.dp_rss0, g.dp_rss_conn, g.dp_rss1, rss_per_conn);
     if (published) {
         printf("  publish: %" PRId64 " sent, %" PRId64 " acked in %.3f s = %.0f msg/s (%s)\n",
-               g.sent, g.acked, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
-               g.o.rate > 0 ? "fixed rate" : "flat out");
+               g.sent - g.sent0, g.acked - g.sent0, pub_s,
+               pub_s > 0 ? (g.sent - g.sent0) / pub_s : 0.0,
+               g.second       ? "fixed rate, the given fraction of flat out"
+               : g.o.rate > 0 ? "fixed rate"
+                              : "flat out");
         if (g.o.rate > 0)
             printf("  schedule: the latest publish left %.1f ms after its slot (latency is "
                    "measured from the actual send)\n",
                    (double)g.max_sched_lag / 1e6);
-        printf("  deliveries: %" PRIu64 " of %" PRIu64 " expected in %.3f s = %.0f deliveries/s\n",
-               g.received_total, expected, recv_s, recv_s > 0 ? g.received_total / recv_s : 0.0);
+        printf("  deliveries: %" PRIu64 " of %" PRIu64 " expected (all phases); %.0f deliveries/s "
+               "over the last %.3f s\n",
+               g.received_total, expected,
+               recv_s > 0 ? (g.received_total - g.received0) / recv_s : 0.0, recv_s);
         print_hist("publish->receive", &g.h_latency);
         print_hist("publish->ack", &g.h_ack);
         printf("  order: %u connection(s) reordered/duplicated, %u with gaps, %u short; "
@@ -1063,17 +1120,21 @@ static int report(void)
         "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
         "dp_rss0_kib=%" PRIu64 " dp_rss1_kib=%" PRIu64 " rss_per_conn_kib=%.2f "
         "dp_cpu_pct=%.0f cp_cpu_pct=%.0f client_cpu_pct=%.0f errors=%" PRIu64 " closed=%" PRIu64
-        " bad_order=%u bad_gap=%u\n",
+        " bad_order=%u bad_gap=%u flat_msg_per_s=%.0f flat_deliveries_per_s=%.0f flat_p50_us=%.1f "
+        "flat_p90_us=%.1f flat_p99_us=%.1f flat_p999_us=%.1f flat_dp_cpu_pct=%.0f "
+        "flat_cp_cpu_pct=%.0f flat_client_cpu_pct=%.0f\n",
         proto_name[g.o.proto], g.o.sse ? "sse" : "ws", complete, g.o.conns, g.o.size, g.o.rate,
         connect_s, connect_s > 0 ? g.connected / connect_s : 0.0, join_s, g.sent, g.acked, expected,
-        g.received_total, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
-        recv_s > 0 ? g.received_total / recv_s : 0.0, bench_hist_quantile(&g.h_latency, 0.5) / 1e3,
-        bench_hist_quantile(&g.h_latency, 0.9) / 1e3, bench_hist_quantile(&g.h_latency, 0.99) / 1e3,
+        g.received_total, pub_s, pub_s > 0 ? (g.sent - g.sent0) / pub_s : 0.0,
+        recv_s > 0 ? (g.received_total - g.received0) / recv_s : 0.0,
+        bench_hist_quantile(&g.h_latency, 0.5) / 1e3, bench_hist_quantile(&g.h_latency, 0.9) / 1e3,
+        bench_hist_quantile(&g.h_latency, 0.99) / 1e3,
         bench_hist_quantile(&g.h_latency, 0.999) / 1e3, (double)g.h_latency.max / 1e3, g.dp_rss0,
         g.dp_rss1, rss_per_conn, g.dp_cpu_ok ? pct_cpu(g.dp_cpu0, g.dp_cpu1, cpu_s) : -1.0,
         g.cp_cpu_ok ? pct_cpu(g.cp_cpu0, g.cp_cpu1, cpu_s) : -1.0,
-        pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s), g.errors, g.closed_unexpected, bad_order,
-        bad_gap);
+        pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s), g.errors, g.closed_unexpected, bad_order, bad_gap,
+        g.flat_msg_s, g.flat_deliv_s, g.flat_p50, g.flat_p90, g.flat_p99, g.flat_p999,
+        g.flat_dp_cpu, g.flat_cp_cpu, g.flat_cli_cpu);
     fflush(stdout);
     if (g.exit_code)
         return g.exit_code;
@@ -1116,6 +1177,9 @@ static void usage(FILE *f)
             "                       every text frame to every client; the frame is the payload)\n"
             "  --transport T        switchboard receivers over ws (default) or sse\n"
             "                       (GET /sse?user_id=..&rooms=R; the publisher stays on ws)\n"
+            "  --then-fraction F    after the flat-out run (--rate 0), publish again for\n"
+            "                       --duration at F x its msg/s (e.g. 0.5: latency at half the\n"
+            "                       peak); RESULT's flat_* fields are the flat-out run's\n"
             "  --dp-pid is the server's PID for the other protocols\n");
 }
 
@@ -1190,6 +1254,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"cp", required_argument, 0, 'p'},
         {"proto", required_argument, 0, 'X'},
         {"transport", required_argument, 0, 'T'},
+        {"then-fraction", required_argument, 0, 'F'},
         {0, 0, 0, 0},
     };
     int ch, li = -1;
@@ -1276,6 +1341,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             else
                 bad = 1;
             break;
+        case 'F':
+            bad = parse_num(optarg, 0.001, 1, &o->then_frac);
+            break;
         case 'T':
             if (strcmp(optarg, "ws") == 0)
                 o->sse = false;
@@ -1303,6 +1371,10 @@ static int parse_options(int argc, char **argv, struct options *o)
     }
     if (o->proto != PROTO_SB && (o->sse || o->prejoin)) {
         fprintf(stderr, "sb_load: --transport sse and --prejoin are for --proto switchboard\n");
+        return -1;
+    }
+    if (o->then_frac > 0 && (o->rate > 0 || o->count > 0 || o->duration <= 0)) {
+        fprintf(stderr, "sb_load: --then-fraction needs --rate 0 and --duration\n");
         return -1;
     }
     if (o->proto != PROTO_SB)
