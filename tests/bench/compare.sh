@@ -11,7 +11,8 @@
 #          wait: connect, join, settle, drain), --servers "switchboard nats ws", --sse-conns N
 #          (SSE against WebSocket at N, default 1000; 0 = skip), --light-conns N (100 msg/s into
 #          N members, default 1000; 0 = skip), --plot FILE (default docs/benchmarks-fanout.png
-#          in full runs, none with --quick), --no-plot, --keep-logs.
+#          in full runs, none with --quick), --no-plot, --keep-logs, --repeat K (every run K
+#          times, alternating servers; the table shows medians).
 # Per server and N, one sb_load run: connect N+1 connections (Switchboard: `join` frames to an
 # auto-created room; NATS: SUB + PING/PONG; ws: nothing), settle, read the server's RSS, publish
 # flat out (paced by --max-lag 16: at most 16 messages not yet at every subscriber), then again at
@@ -33,6 +34,7 @@ LIGHT_N=1000
 PLOT=""
 NO_PLOT=0
 KEEP_LOGS=0
+REPEAT=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --plot) PLOT=$2; shift ;;
     --no-plot) NO_PLOT=1 ;;
     --keep-logs) KEEP_LOGS=1 ;;
+    --repeat) REPEAT=$2; shift ;;
     -h | --help) sed -n "2,21p" "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -208,13 +211,13 @@ EOF
     esac
 }
 
-declare -A R # R[server,N,kind] = RESULT line; kind: fan, light, sse
+declare -A R # R[server,N,kind,rep] = RESULT line; kind: fan, light, sse
 FAILED=0
 
-run_load() { # server N kind label [sb_load args...]
-    local s=$1 n=$2 kind=$3 label=$4
-    shift 4
-    local tag="$s-$n-$kind" rc=0 cp_rss0=0 cp_rss1=0
+run_load() { # server N kind rep label [sb_load args...]
+    local s=$1 n=$2 kind=$3 r=$4 label=$5
+    shift 5
+    local tag="$s-$n-$kind-$r" rc=0 cp_rss0=0 cp_rss1=0
     start_server "$s" "$tag"
     [ -n "$CP_PID" ] && cp_rss0=$(rss_kib "$CP_PID")
     log "$label (pid $SRV_PID; loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -236,7 +239,7 @@ run_load() { # server N kind label [sb_load args...]
     if [ "$cp_rss0" != 0 ] && [ "$cp_rss1" != 0 ]; then
         line="$line cp_rss_per_conn_kib=$(awk -v a="$cp_rss0" -v b="$cp_rss1" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / (n + 1)}')"
     fi
-    R[$s,$n,$kind]=$line
+    R[$s,$n,$kind,$r]=$line
     echo "$label: $(grep -E '^  (publish|deliveries|flat out|data plane RSS)' "$TMP/$tag.out" | tr -s ' ' | tr '\n' ';')" >&2
     if [ "$rc" != 0 ] || [ "$(field "$line" complete)" != 1 ]; then
         FAILED=1
@@ -259,21 +262,23 @@ echo "versions: nats-server $(nats-server --version 2>/dev/null | awk '{print $N
     "ws $(node -p "require('$WS_MODULES/ws/package.json').version" 2>/dev/null), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); loadavg $(cut -d' ' -f1-3 /proc/loadavg); conns: $CONNS_LIST; publish phases ${DURATION} s; payload 128 B"
 
-for n in $CONNS_LIST; do
-    for s in $SERVERS; do
-        run_load "$s" "$n" fan "$s N=$n" --rate 0 --then-fraction 0.5 --duration "$DURATION"
+for r in $(seq "$REPEAT"); do
+    for n in $CONNS_LIST; do
+        for s in $SERVERS; do
+            run_load "$s" "$n" fan "$r" "$s N=$n #$r" --rate 0 --then-fraction 0.5 --duration "$DURATION"
+        done
     done
+    if [ "$LIGHT_N" != 0 ]; then
+        for s in $SERVERS; do
+            run_load "$s" "$LIGHT_N" light "$r" "$s N=$LIGHT_N 100 msg/s #$r" --rate 100 --duration "$DURATION"
+        done
+    fi
+    if [ "$SSE_N" != 0 ] && [[ " $SERVERS " == *" switchboard "* ]]; then
+        run_load switchboard "$SSE_N" sse "$r" "switchboard SSE N=$SSE_N #$r" --transport sse --rate 0 --duration "$DURATION"
+        [ -n "${R[switchboard,$SSE_N,fan,$r]:-}" ] ||
+            run_load switchboard "$SSE_N" fan "$r" "switchboard N=$SSE_N #$r" --rate 0 --then-fraction 0.5 --duration "$DURATION"
+    fi
 done
-if [ "$LIGHT_N" != 0 ]; then
-    for s in $SERVERS; do
-        run_load "$s" "$LIGHT_N" light "$s N=$LIGHT_N 100 msg/s" --rate 100 --duration "$DURATION"
-    done
-fi
-if [ "$SSE_N" != 0 ] && [[ " $SERVERS " == *" switchboard "* ]]; then
-    run_load switchboard "$SSE_N" sse "switchboard SSE N=$SSE_N" --transport sse --rate 0 --duration "$DURATION"
-    [ -n "${R[switchboard,$SSE_N,fan]:-}" ] ||
-        run_load switchboard "$SSE_N" fan "switchboard N=$SSE_N" --rate 0 --duration "$DURATION"
-fi
 
 # ---- the table ----
 num() { # value -> number or empty
@@ -299,29 +304,44 @@ fmt() { # value unit -> human
     esac
 }
 HAS() { [[ " $SERVERS " == *" $1 "* ]]; }
-row() { # label unit kind N key
-    local label=$1 unit=$2 kind=$3 n=$4 key=$5 s vals=() raw=()
-    for s in switchboard nats ws; do
-        if HAS "$s" && [ -n "${R[$s,$n,$kind]:-}" ]; then
-            local v
-            v=$(field "${R[$s,$n,$kind]}" "$key")
-            if [ "$(field "${R[$s,$n,$kind]}" complete)" != 1 ] && [ "$key" != complete ]; then
-                v="-"
-            fi
-            raw+=("$v")
-            vals+=("$(fmt "$v" "$unit")")
-        else
-            raw+=("-")
-            vals+=("-")
+# Median over the repeats of one figure of complete runs ('-' when none); `complete` gives the
+# lowest (1 only if every repeat was complete).
+med() { # server N kind key
+    local s=$1 n=$2 kind=$3 key=$4 r line v vals=()
+    for r in $(seq "$REPEAT"); do
+        line=${R[$s,$n,$kind,$r]:-}
+        [ -n "$line" ] || continue
+        v=$(field "$line" "$key")
+        if [ "$key" != complete ]; then
+            [ "$(field "$line" complete)" = 1 ] || continue
+            v=$(num "$v")
+            [ -n "$v" ] || continue
         fi
+        vals+=("$v")
     done
-    printf '| %-44s | %12s | %12s | %12s | %8s | %8s |\n' "$label" "${vals[0]}" "${vals[1]}" \
+    if [ ${#vals[@]} = 0 ]; then echo "-"; return; fi
+    if [ "$key" = complete ]; then
+        printf '%s\n' "${vals[@]}" | sort -n | head -n1
+        return
+    fi
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{a[NR] = $1} END {
+        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+row() { # label unit kind N key
+    local label=$1 unit=$2 kind=$3 n=$4 key=$5 s v vals=() raw=()
+    for s in switchboard nats ws; do
+        v="-"
+        HAS "$s" && v=$(med "$s" "$n" "$kind" "$key")
+        raw+=("$v")
+        vals+=("$(fmt "$v" "$unit")")
+    done
+    printf '| %-46s | %11s | %11s | %11s | %7s | %7s |\n' "$label" "${vals[0]}" "${vals[1]}" \
         "${vals[2]}" "$(ratio "${raw[0]}" "${raw[1]}")" "$(ratio "${raw[0]}" "${raw[2]}")"
 }
 
 echo
-printf '| %-44s | %12s | %12s | %12s | %8s | %8s |\n' figure switchboard nats ws "sb/nats" "sb/ws"
-printf '| %-44s | %12s | %12s | %12s | %8s | %8s |\n' --- ---: ---: ---: ---: ---:
+printf '| %-46s | %11s | %11s | %11s | %7s | %7s |\n' figure switchboard nats ws "sb/nats" "sb/ws"
+printf '| %-46s | %11s | %11s | %11s | %7s | %7s |\n' --- ---: ---: ---: ---: ---:
 for n in $CONNS_LIST; do
     row "N=$n RSS per connection, KiB (server)" kib fan "$n" rss_per_conn_kib
     row "N=$n control-plane RSS growth per conn, KiB" kib fan "$n" cp_rss_per_conn_kib
@@ -339,17 +359,16 @@ if [ "$LIGHT_N" != 0 ]; then
     row "N=$LIGHT_N 100 msg/s: p50 ms" ms light "$LIGHT_N" p50_us
     row "N=$LIGHT_N 100 msg/s: p99 ms" ms light "$LIGHT_N" p99_us
 fi
-if [ -n "${R[switchboard,$SSE_N,sse]:-}" ]; then
-    sse=$(field "${R[switchboard,$SSE_N,sse]}" deliveries_per_s)
-    wsr=$(field "${R[switchboard,$SSE_N,fan]}" flat_deliveries_per_s)
-    [ "$wsr" != 0 ] && [ "$wsr" != - ] || wsr=$(field "${R[switchboard,$SSE_N,fan]}" deliveries_per_s)
-    [ "$(field "${R[switchboard,$SSE_N,sse]}" complete)" = 1 ] || sse="-"
-    printf '| %-44s | %12s | %12s | %12s | %8s | %8s |\n' "N=$SSE_N SSE flat out: deliveries/s (sb/ws: /WS)" \
+if [ "$SSE_N" != 0 ] && HAS switchboard; then
+    sse=$(med switchboard "$SSE_N" sse deliveries_per_s)
+    wsr=$(med switchboard "$SSE_N" fan flat_deliveries_per_s)
+    printf '| %-46s | %11s | %11s | %11s | %7s | %7s |\n' "N=$SSE_N SSE flat out: deliveries/s (last: /WS)" \
         "$(fmt "$sse" int)" - - - "$(ratio "$sse" "$wsr")"
 fi
 echo
 echo "Ratios are switchboard / other (for RSS and latency lower is better, for rates higher)."
-echo "Figures of an incomplete run are shown as '-'. Elapsed: $(($(date +%s) - T_START)) s."
+echo "Medians of $REPEAT run(s); figures of incomplete runs are left out ('-' if none)." \
+    "Elapsed: $(($(date +%s) - T_START)) s."
 
 # ---- data for the plot: N, then deliveries/s and half-peak p99 (ms) per server ----
 DAT=$TMP/fanout.dat
@@ -359,11 +378,8 @@ DAT=$TMP/fanout.dat
         line="$n"
         for key in flat_deliveries_per_s p99_us; do
             for s in switchboard nats ws; do
-                v="-"
-                if [ -n "${R[$s,$n,fan]:-}" ] && [ "$(field "${R[$s,$n,fan]}" complete)" = 1 ]; then
-                    v=$(field "${R[$s,$n,fan]}" "$key")
-                    [ "$key" = p99_us ] && v=$(awk -v v="$v" 'BEGIN { printf "%.3f", v / 1000 }')
-                fi
+                v=$(med "$s" "$n" fan "$key")
+                [ "$key" = p99_us ] && [ "$v" != - ] && v=$(awk -v v="$v" 'BEGIN { printf "%.3f", v / 1000 }')
                 line="$line $v"
             done
         done

@@ -15,6 +15,7 @@ set output "$OUT"
 set datafile missing "-"
 set multiplot layout 1,2 title "Fan-out to N subscribers of one room, one publisher, 128-byte payload (loopback, server on 1 core)"
 set logscale x
+set xrange [70:14000]
 set xlabel "subscribers (N)"
 set grid
 set key top right
