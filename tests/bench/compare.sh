@@ -239,6 +239,17 @@ run_load() { # server N kind rep label [sb_load args...]
     if [ "$cp_rss0" != 0 ] && [ "$cp_rss1" != 0 ]; then
         line="$line cp_rss_per_conn_kib=$(awk -v a="$cp_rss0" -v b="$cp_rss1" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / (n + 1)}')"
     fi
+    # server CPU time per delivery over the flat-out phase (Switchboard: data + control plane): the
+    # figure that still compares the servers when the load client is the limit
+    local fd fc fcp
+    fd=$(field "$line" flat_deliveries_per_s)
+    fc=$(field "$line" flat_dp_cpu_pct)
+    fcp=$(field "$line" flat_cp_cpu_pct)
+    if [ "$fd" != - ] && [ "$fc" != - ] && [ "$fc" != -1 ]; then
+        [ "$fcp" = - ] || [ "$fcp" = -1 ] && fcp=0
+        line="$line flat_srv_us_per_delivery=$(awk -v d="$fd" -v c="$fc" -v p="$fcp" 'BEGIN {
+            if (d > 0) printf "%.3f", (c + p) / 100 * 1e6 / d; else print "-" }')"
+    fi
     R[$s,$n,$kind,$r]=$line
     echo "$label: $(grep -E '^  (publish|deliveries|flat out|data plane RSS)' "$TMP/$tag.out" | tr -s ' ' | tr '\n' ';')" >&2
     if [ "$rc" != 0 ] || [ "$(field "$line" complete)" != 1 ]; then
@@ -297,7 +308,7 @@ fmt() { # value unit -> human
     [ -n "$v" ] || { echo "-"; return; }
     case "$2" in
     int) awk -v v="$v" 'BEGIN { printf "%.0f", v }' ;;
-    kib) awk -v v="$v" 'BEGIN { printf "%.2f", v }' ;;
+    kib | us) awk -v v="$v" 'BEGIN { printf "%.2f", v }' ;;
     ms) awk -v v="$v" 'BEGIN { printf "%.2f", v / 1000 }' ;;
     pct) awk -v v="$v" 'BEGIN { printf "%.0f%%", v }' ;;
     *) echo "$v" ;;
@@ -350,6 +361,7 @@ for n in $CONNS_LIST; do
     row "N=$n flat out: p99 ms" ms fan "$n" flat_p99_us
     row "N=$n flat out: server CPU" pct fan "$n" flat_dp_cpu_pct
     row "N=$n flat out: client CPU" pct fan "$n" flat_client_cpu_pct
+    row "N=$n flat out: server CPU us per delivery" us fan "$n" flat_srv_us_per_delivery
     row "N=$n half peak: msg/s" int fan "$n" msg_per_s
     row "N=$n half peak: p50 ms" ms fan "$n" p50_us
     row "N=$n half peak: p99 ms" ms fan "$n" p99_us
@@ -366,17 +378,19 @@ if [ "$SSE_N" != 0 ] && HAS switchboard; then
         "$(fmt "$sse" int)" - - - "$(ratio "$sse" "$wsr")"
 fi
 echo
-echo "Ratios are switchboard / other (for RSS and latency lower is better, for rates higher)."
+echo "Ratios are switchboard / other (for RSS, latency and CPU per delivery lower is better, for rates"
+echo "higher). Server CPU for Switchboard = data plane + control plane; with the client near 100% of"
+echo "its core, deliveries/s is the client's limit and CPU per delivery compares the servers."
 echo "Medians of $REPEAT run(s); figures of incomplete runs are left out ('-' if none)." \
     "Elapsed: $(($(date +%s) - T_START)) s."
 
 # ---- data for the plot: N, then deliveries/s and half-peak p99 (ms) per server ----
 DAT=$TMP/fanout.dat
 {
-    echo "# N sb_deliv nats_deliv ws_deliv sb_p99_ms nats_p99_ms ws_p99_ms"
+    echo "# N sb_deliv nats_deliv ws_deliv sb_p99_ms nats_p99_ms ws_p99_ms sb_us nats_us ws_us"
     for n in $CONNS_LIST; do
         line="$n"
-        for key in flat_deliveries_per_s p99_us; do
+        for key in flat_deliveries_per_s p99_us flat_srv_us_per_delivery; do
             for s in switchboard nats ws; do
                 v=$(med "$s" "$n" fan "$key")
                 [ "$key" = p99_us ] && [ "$v" != - ] && v=$(awk -v v="$v" 'BEGIN { printf "%.3f", v / 1000 }')
