@@ -684,47 +684,45 @@ static size_t nats_parse(struct lws *wsi, struct conn *c, const char *buf, size_
 {
     size_t off = 0;
     while (off < len) {
-        const char *p = buf + off;
-        size_t rem = len - off;
-        const char *nl = memchr(p, '\n', rem);
-        if (!nl)
+        size_t used;
+        const char *d;
+        size_t dl;
+        enum bench_nats_op op = bench_nats_next(buf + off, len - off, MAX_FRAME, &used, &d, &dl);
+        if (op == BENCH_NATS_MORE)
             break;
-        size_t ll = (size_t)(nl - p); /* line length without \n */
-        size_t l = ll && p[ll - 1] == '\r' ? ll - 1 : ll;
-        if (l > 4 && memcmp(p, "MSG ", 4) == 0) { /* MSG <subject> <sid> [reply] <#bytes> */
-            const char *q = p + l;
-            while (q > p && q[-1] != ' ')
-                q--;
-            size_t n = 0;
-            for (const char *d = q; d < p + l; d++) {
-                if (*d < '0' || *d > '9' || n > MAX_FRAME) {
-                    g.bad_frames++;
-                    return len;
-                }
-                n = n * 10 + (size_t)(*d - '0');
-            }
-            if (rem < ll + 1 + n + 2)
-                break; /* the payload has not arrived yet */
-            on_message(c, nl + 1, n, t);
-            off += ll + 1 + n + 2;
-            continue;
-        }
-        if (l == 4 && memcmp(p, "PING", 4) == 0) {
+        off += used;
+        switch (op) {
+        case BENCH_NATS_MSG:
+            on_message(c, d, dl, t);
+            break;
+        case BENCH_NATS_PING:
             c->want_pong++;
             lws_callback_on_writable(wsi);
-        } else if (l == 4 && memcmp(p, "PONG", 4) == 0) {
+            break;
+        case BENCH_NATS_PONG:
             mark_connected(c, t); /* our PING after SUB: the subscription is registered */
-        } else if (l >= 4 && memcmp(p, "INFO", 4) == 0) {
+            break;
+        case BENCH_NATS_INFO:
             if (c->state == CS_UPGRADED && !c->want_hello) {
                 c->want_hello = 1;
                 lws_callback_on_writable(wsi);
             }
-        } else if (l >= 4 && memcmp(p, "-ERR", 4) == 0) {
-            show_error(c, p, l);
-        } else if (!(l == 3 && memcmp(p, "+OK", 3) == 0) && l > 0) {
+            break;
+        case BENCH_NATS_ERR:
+            show_error(c, d, dl);
+            break;
+        case BENCH_NATS_OK:
+            break;
+        case BENCH_NATS_OTHER:
+            if (dl > 0)
+                g.bad_frames++;
+            break;
+        case BENCH_NATS_BAD:
+        default:
+            fprintf(stderr, "sb_load: unreadable MSG line on connection %u\n", c->idx);
             g.bad_frames++;
+            break;
         }
-        off += ll + 1;
     }
     return off;
 }
