@@ -98,3 +98,57 @@ enum bench_frame bench_scan_type(const char *buf, size_t len)
         return BENCH_FRAME_PRESENCE;
     return BENCH_FRAME_OTHER;
 }
+
+enum bench_nats_op bench_nats_next(const char *buf, size_t len, size_t max_payload, size_t *used,
+                                   const char **data, size_t *data_len)
+{
+    *used = 0;
+    *data = NULL;
+    *data_len = 0;
+    const char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return BENCH_NATS_MORE;
+    size_t ll = (size_t)(nl - buf); /* line without \n */
+    size_t l = ll && buf[ll - 1] == '\r' ? ll - 1 : ll;
+    if (l > 4 && memcmp(buf, "MSG ", 4) == 0) {
+        const char *q = buf + l; /* the size is the last field */
+        while (q > buf + 4 && q[-1] != ' ')
+            q--;
+        if (q == buf + l) {
+            *used = len;
+            return BENCH_NATS_BAD;
+        }
+        size_t n = 0;
+        for (const char *d = q; d < buf + l; d++) {
+            if (*d < '0' || *d > '9' || n > max_payload) {
+                *used = len;
+                return BENCH_NATS_BAD;
+            }
+            n = n * 10 + (size_t)(*d - '0');
+        }
+        if (n > max_payload) {
+            *used = len;
+            return BENCH_NATS_BAD;
+        }
+        if (len - (ll + 1) < n + 2)
+            return BENCH_NATS_MORE; /* the payload (and its \r\n) has not all arrived */
+        *data = nl + 1;
+        *data_len = n;
+        *used = ll + 1 + n + 2;
+        return BENCH_NATS_MSG;
+    }
+    *used = ll + 1;
+    *data = buf;
+    *data_len = l;
+    if (l == 4 && memcmp(buf, "PING", 4) == 0)
+        return BENCH_NATS_PING;
+    if (l == 4 && memcmp(buf, "PONG", 4) == 0)
+        return BENCH_NATS_PONG;
+    if (l >= 4 && memcmp(buf, "INFO", 4) == 0)
+        return BENCH_NATS_INFO;
+    if (l == 3 && memcmp(buf, "+OK", 3) == 0)
+        return BENCH_NATS_OK;
+    if (l >= 4 && memcmp(buf, "-ERR", 4) == 0)
+        return BENCH_NATS_ERR;
+    return BENCH_NATS_OTHER;
+}

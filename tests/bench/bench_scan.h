@@ -35,4 +35,24 @@ int bench_scan_str(const char *buf, size_t len, const char *key, char *out, size
 /* The frame's `type`. */
 enum bench_frame bench_scan_type(const char *buf, size_t len);
 
+/* NATS server operations, read from the byte stream of a connection (nats-server's websocket
+ * listener may split one operation across frames or batch many in one). */
+enum bench_nats_op {
+    BENCH_NATS_MORE = 0, /* incomplete: keep the bytes, read more */
+    BENCH_NATS_MSG,      /* MSG <subject> <sid> [reply-to] <#bytes>\r\n<payload>\r\n */
+    BENCH_NATS_PING,
+    BENCH_NATS_PONG,
+    BENCH_NATS_INFO,
+    BENCH_NATS_OK,
+    BENCH_NATS_ERR,   /* -ERR '...' */
+    BENCH_NATS_OTHER, /* a line the client does not know */
+    BENCH_NATS_BAD,   /* a MSG line whose size is not a number or over max_payload */
+};
+
+/* Parses the operation at the head of buf[0..len). *used = the bytes it takes (0 with MORE; the
+ * whole buffer with BAD). For MSG, *data and *data_len are its payload; for ERR and OTHER the line
+ * without its line end. Pure. */
+enum bench_nats_op bench_nats_next(const char *buf, size_t len, size_t max_payload, size_t *used,
+                                   const char **data, size_t *data_len);
+
 #endif

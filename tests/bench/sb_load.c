@@ -1,5 +1,8 @@
-/* sb_load: WebSocket load client for the Switchboard data plane. One lws context, one thread:
- * opens N connections, joins them to one room, publishes timestamped messages, reports figures.
+/* sb_load: WebSocket load client for the Switchboard data plane, and for the servers it is compared
+ * with (--proto nats: nats-server's websocket listener; --proto ws: a plain broadcast server).
+ * One lws context, one thread: opens N connections, joins them to one room (Switchboard: `join`
+ * frames or SSE `rooms=`; NATS: SUB + PING/PONG; ws: nothing to join), publishes timestamped
+ * messages, reports figures.
  *
  * Phases: CONNECT (every connection until its `connected` frame) -> JOIN (a `join` per connection,
  * every ack) -> SETTLE (until the join/presence events the joins caused stop arriving) -> PUBLISH
@@ -40,6 +43,9 @@
 enum phase { PH_CONNECT, PH_JOIN, PH_SETTLE, PH_PUBLISH, PH_DRAIN, PH_DONE };
 static const char *phase_name[] = {"connect", "join", "settle", "publish", "drain", "done"};
 
+enum proto { PROTO_SB, PROTO_NATS, PROTO_WS };
+static const char *proto_name[] = {"switchboard", "nats", "ws"};
+
 enum conn_state {
     CS_IDLE,
     CS_CONNECTING,
@@ -55,14 +61,18 @@ struct conn {
     uint32_t idx;
     uint8_t state;
     uint8_t want_join;
-    uint8_t bad_order; /* a counter went backwards or repeated */
-    uint8_t bad_gap;   /* a counter or a seq skipped */
-    int64_t t_start;   /* connect or join start, ns */
-    int64_t t_upgrade; /* WebSocket upgrade done, ns */
-    int64_t next_n;    /* next expected publisher counter */
-    int64_t last_seq;  /* last server seq seen, 0 = none */
-    uint64_t received; /* bench messages */
-    char *frag;        /* reassembly of a frame split across callbacks (rare) */
+    uint8_t bad_order;  /* a counter went backwards or repeated */
+    uint8_t bad_gap;    /* a counter or a seq skipped */
+    uint8_t sse;        /* Switchboard over SSE (receivers with --transport sse) */
+    uint8_t want_hello; /* nats: CONNECT + SUB + PING to send */
+    uint32_t want_pong; /* nats: PONGs owed to the server's PINGs */
+    int64_t t_start;    /* connect or join start, ns */
+    int64_t t_upgrade;  /* WebSocket upgrade done, ns */
+    int64_t next_n;     /* next expected publisher counter */
+    int64_t last_seq;   /* last server seq seen, 0 = none */
+    uint64_t received;  /* bench messages */
+    char *frag;         /* reassembly of a frame split across callbacks (rare); nats/SSE: the
+                         * unparsed tail of the byte stream */
     size_t frag_len, frag_cap;
 };
 
@@ -86,6 +96,9 @@ struct options {
     char cp[256]; /* control plane HOST:PORT for --prejoin */
     bool prejoin;
     bool connect_only; /* stop after connect (+join) and settle: connect rate and idle RSS */
+    enum proto proto;
+    double then_frac; /* after a flat-out run, publish again at this fraction of its msg/s */
+    bool sse;         /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
 };
 
 static struct {
@@ -122,6 +135,13 @@ static struct {
     uint64_t dp_rss0, dp_rss_conn, dp_rss1, dp_cpu0, dp_cpu1, cp_cpu0, cp_cpu1, self_cpu0,
         self_cpu1;
     bool dp_rss_ok, dp_cpu_ok, cp_cpu_ok;
+
+    /* --then-fraction: the second publish phase counts from these; the flat-out figures */
+    bool second;
+    int64_t sent0;
+    uint64_t received0;
+    double flat_msg_s, flat_deliv_s, flat_p50, flat_p90, flat_p99, flat_p999, flat_dp_cpu,
+        flat_cp_cpu, flat_cli_cpu;
 } g;
 
 static unsigned char txbuf[LWS_PRE + MAX_FRAME];
@@ -161,19 +181,44 @@ static size_t build_join(char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-static size_t build_message(char *out, size_t cap, int64_t n, int64_t t)
+/* The benchmark payload, the same for every protocol: {"sbt":<ns>,"sbn":<n>,"pad":"xxx"} sized to
+ * o.size bytes when possible. */
+static size_t build_data(char *out, size_t cap, int64_t n, int64_t t)
 {
-    /* data = {"sbt":<ns>,"sbn":<n>,"pad":"xxx"} sized to o.size bytes when possible */
     char head[160];
     int hl =
         snprintf(head, sizeof(head), "{\"sbt\":%" PRId64 ",\"sbn\":%" PRId64 ",\"pad\":\"", t, n);
     int padn = g.o.size - hl - 2;
     if (padn < 0)
         padn = 0;
-    int w = snprintf(out, cap,
+    int w = snprintf(out, cap, "%s%.*s\"}", head, padn, g.pad);
+    return w > 0 && (size_t)w < cap ? (size_t)w : 0;
+}
+
+static char databuf[MAX_FRAME];
+
+/* One publish in the protocol's dialect: a Switchboard `message` frame, a NATS PUB, or the bare
+ * payload for the broadcast server. */
+static size_t build_message(char *out, size_t cap, int64_t n, int64_t t)
+{
+    size_t dl = build_data(databuf, sizeof(databuf), n, t);
+    if (!dl)
+        return 0;
+    int w;
+    switch (g.o.proto) {
+    case PROTO_NATS:
+        w = snprintf(out, cap, "PUB %s %zu\r\n%s\r\n", g.o.room, dl, databuf);
+        break;
+    case PROTO_WS:
+        w = snprintf(out, cap, "%s", databuf);
+        break;
+    default:
+        w = snprintf(out, cap,
                      "{\"type\":\"message\",\"room_id\":\"%s\",\"ref\":\"p%" PRId64
-                     "\",\"data\":%s%.*s\"}}",
-                     g.o.room, n, head, padn, g.pad);
+                     "\",\"data\":%s}",
+                     g.o.room, n, databuf);
+        break;
+    }
     return w > 0 && (size_t)w < cap ? (size_t)w : 0;
 }
 
@@ -189,7 +234,14 @@ static void start_connects(void)
            g.in_progress < (uint32_t)g.o.connect_window) {
         struct conn *c = &g.conns[g.next_connect++];
         char path[512];
-        if (c->idx + 1 == g.total)
+        bool is_pub = c->idx + 1 == g.total;
+        c->sse = g.o.sse && !is_pub; /* the publisher always uses WebSocket */
+        if (g.o.proto != PROTO_SB)
+            snprintf(path, sizeof(path), "%s", g.o.path);
+        else if (c->sse)
+            snprintf(path, sizeof(path), "/sse?user_id=%s%u&rooms=%s", g.o.user_prefix, c->idx,
+                     g.o.room);
+        else if (is_pub)
             snprintf(path, sizeof(path), "%s%suser_id=%spub", g.o.path,
                      strchr(g.o.path, '?') ? "&" : "?", g.o.user_prefix);
         else
@@ -208,6 +260,8 @@ static void start_connects(void)
         ci.local_protocol_name = "sb-bench";
         ci.pwsi = &c->wsi;
         ci.retry_and_idle_policy = &no_validity;
+        if (c->sse)
+            ci.method = "GET";
         c->state = CS_CONNECTING;
         c->t_start = now_ns();
         g.in_progress++;
@@ -227,8 +281,8 @@ static void start_joins(void)
     while (g.phase == PH_JOIN && g.next_join < g.total &&
            g.in_progress < (uint32_t)g.o.connect_window) {
         struct conn *c = &g.conns[g.next_join++];
-        if (c->state != CS_CONNECTED || !c->wsi)
-            continue;
+        if (c->sse || c->state != CS_CONNECTED || !c->wsi)
+            continue; /* SSE streams join through `rooms=`: their ack counts them */
         c->state = CS_JOINING;
         c->want_join = 1;
         c->t_start = now_ns();
@@ -247,7 +301,7 @@ static bool can_publish(void)
         return false;
     if (g.o.rate > 0) {
         double due = g.o.rate * (double)(now_ns() - g.t_pub0) / 1e9;
-        if ((double)g.sent >= due)
+        if ((double)(g.sent - g.sent0) >= due)
             return false;
     } else if (g.o.max_lag > 0 && g.sent - g.fully_delivered >= g.o.max_lag) {
         return false;
@@ -281,7 +335,8 @@ static void sample_cpu(uint64_t out[3])
 static void read_resources_before_publish(void)
 {
     if (g.o.dp_pid > 0) {
-        g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss1) == 0;
+        if (!g.second)
+            g.dp_rss_ok = g.dp_rss_ok && bench_proc_rss_kib(g.o.dp_pid, &g.dp_rss1) == 0;
         g.dp_cpu_ok = bench_proc_cpu_ticks(g.o.dp_pid, &g.dp_cpu0) == 0;
     }
     if (g.o.cp_pid > 0)
@@ -308,6 +363,45 @@ static bool publish_finished(int64_t t)
     if (g.o.count > 0 && g.sent >= g.o.count)
         return true;
     return g.o.duration > 0 && t - g.t_pub0 >= (int64_t)(g.o.duration * 1e9);
+}
+
+static double pct_cpu(uint64_t t0, uint64_t t1, double secs);
+
+/* --then-fraction: the flat-out run drained; keep its figures and publish again, on the same
+ * connections, at a fixed fraction of the rate it reached (latency at a sustainable load). */
+static void start_second_phase(void)
+{
+    int64_t t_end = g.t_last_recv > g.t_pub1 ? g.t_last_recv : g.t_pub1;
+    double pub_s = (double)(g.t_pub1 - g.t_pub0) / 1e9;
+    double recv_s = (double)(t_end - g.t_pub0) / 1e9;
+    g.flat_msg_s = pub_s > 0 ? (double)g.sent / pub_s : 0;
+    g.flat_deliv_s = recv_s > 0 ? (double)g.received_total / recv_s : 0;
+    g.flat_p50 = bench_hist_quantile(&g.h_latency, 0.5) / 1e3;
+    g.flat_p90 = bench_hist_quantile(&g.h_latency, 0.9) / 1e3;
+    g.flat_p99 = bench_hist_quantile(&g.h_latency, 0.99) / 1e3;
+    g.flat_p999 = bench_hist_quantile(&g.h_latency, 0.999) / 1e3;
+    g.flat_dp_cpu = g.dp_cpu_ok ? pct_cpu(g.dp_cpu0, g.dp_cpu1, recv_s) : -1;
+    g.flat_cp_cpu = g.cp_cpu_ok ? pct_cpu(g.cp_cpu0, g.cp_cpu1, recv_s) : -1;
+    g.flat_cli_cpu = pct_cpu(g.self_cpu0, g.self_cpu1, recv_s);
+    printf("  flat out: %" PRId64 " sent in %.3f s = %.0f msg/s; %" PRIu64
+           " deliveries = %.0f deliveries/s; publish->receive p50=%.1f p90=%.1f p99=%.1f "
+           "p99.9=%.1f us; cpu server %.0f%% control plane %.0f%% client %.0f%%\n",
+           g.sent, pub_s, g.flat_msg_s, g.received_total, g.flat_deliv_s, g.flat_p50, g.flat_p90,
+           g.flat_p99, g.flat_p999, g.flat_dp_cpu, g.flat_cp_cpu, g.flat_cli_cpu);
+    g.second = true;
+    g.o.rate = g.flat_msg_s * g.o.then_frac;
+    if (g.o.rate < 1)
+        g.o.rate = 1;
+    g.sent0 = g.sent;
+    g.received0 = g.received_total;
+    g.max_sched_lag = 0;
+    bench_hist_init(&g.h_latency);
+    bench_hist_init(&g.h_ack);
+    read_resources_before_publish();
+    g.t_pub0 = now_ns();
+    g.t_pub1 = 0;
+    set_phase(PH_PUBLISH, g.o.duration + 1);
+    kick_publisher();
 }
 
 static void advance(void)
@@ -387,13 +481,17 @@ static void advance(void)
         }
         kick_publisher();
         return;
-    case PH_DRAIN:
-        if ((g.acked == g.sent && g.received_total >= expected_deliveries()) ||
-            t > g.phase_deadline || (publisher()->wsi == NULL)) {
+    case PH_DRAIN: {
+        bool drained = g.acked == g.sent && g.received_total >= expected_deliveries();
+        if (drained || t > g.phase_deadline || (publisher()->wsi == NULL)) {
             read_resources_after_publish();
-            g.phase = PH_DONE;
+            if (drained && g.o.then_frac > 0 && !g.second && g.sent > 0)
+                start_second_phase();
+            else
+                g.phase = PH_DONE;
         }
         return;
+    }
     case PH_DONE:
         return;
     }
@@ -483,30 +581,48 @@ static void show_error(struct conn *c, const char *buf, size_t len)
                 phase_name[g.phase], (int)(len > 300 ? 300 : len), buf);
 }
 
+/* The connection is ready: Switchboard's `connected` frame, NATS's PONG after SUB, or the upgrade
+ * of the plain broadcast server. */
+static void mark_connected(struct conn *c, int64_t t)
+{
+    if (c->state != CS_UPGRADED && c->state != CS_CONNECTING)
+        return;
+    c->state = CS_CONNECTED;
+    g.connected++;
+    g.in_progress--;
+    bench_hist_record(&g.h_connected, t - c->t_start);
+    if (c->t_upgrade)
+        bench_hist_record(&g.h_cp, t - c->t_upgrade);
+    start_connects();
+    if (g.connected == g.total)
+        advance();
+}
+
 static void on_frame(struct conn *c, const char *buf, size_t len)
 {
     int64_t t = now_ns();
+    if (g.o.proto == PROTO_WS) { /* the broadcast server echoes bare payloads */
+        on_message(c, buf, len, t);
+        return;
+    }
     enum bench_frame type = bench_scan_type(buf, len);
     switch (type) {
     case BENCH_FRAME_MESSAGE:
         on_message(c, buf, len, t);
         return;
     case BENCH_FRAME_CONNECTED:
-        if (c->state == CS_UPGRADED || c->state == CS_CONNECTING) {
-            c->state = CS_CONNECTED;
-            g.connected++;
-            g.in_progress--;
-            bench_hist_record(&g.h_connected, t - c->t_start);
-            if (c->t_upgrade)
-                bench_hist_record(&g.h_cp, t - c->t_upgrade);
-            start_connects();
-            if (g.connected == g.total)
-                advance();
-        }
+        mark_connected(c, t);
         return;
     case BENCH_FRAME_ACK: {
         char ref[32];
         if (bench_scan_str(buf, len, "ref", ref, sizeof(ref)) != 0) {
+            if (c->sse && c->state == CS_CONNECTED) { /* the join of `rooms=` */
+                c->state = CS_JOINED;
+                g.joined++;
+                if (g.joined == g.total)
+                    advance();
+                return;
+            }
             g.bad_frames++;
             return;
         }
@@ -562,8 +678,134 @@ static void on_frame(struct conn *c, const char *buf, size_t len)
     }
 }
 
+/* NATS: parses the complete protocol lines (and MSG payloads) at the head of buf; returns the
+ * bytes consumed. A MSG may be split across WebSocket frames or many batched in one. */
+static size_t nats_parse(struct lws *wsi, struct conn *c, const char *buf, size_t len, int64_t t)
+{
+    size_t off = 0;
+    while (off < len) {
+        size_t used;
+        const char *d;
+        size_t dl;
+        enum bench_nats_op op = bench_nats_next(buf + off, len - off, MAX_FRAME, &used, &d, &dl);
+        if (op == BENCH_NATS_MORE)
+            break;
+        off += used;
+        switch (op) {
+        case BENCH_NATS_MSG:
+            on_message(c, d, dl, t);
+            break;
+        case BENCH_NATS_PING:
+            c->want_pong++;
+            lws_callback_on_writable(wsi);
+            break;
+        case BENCH_NATS_PONG:
+            mark_connected(c, t); /* our PING after SUB: the subscription is registered */
+            break;
+        case BENCH_NATS_INFO:
+            if (c->state == CS_UPGRADED && !c->want_hello) {
+                c->want_hello = 1;
+                lws_callback_on_writable(wsi);
+            }
+            break;
+        case BENCH_NATS_ERR:
+            show_error(c, d, dl);
+            break;
+        case BENCH_NATS_OK:
+            break;
+        case BENCH_NATS_OTHER:
+            if (dl > 0)
+                g.bad_frames++;
+            break;
+        case BENCH_NATS_BAD:
+        default:
+            fprintf(stderr, "sb_load: unreadable MSG line on connection %u\n", c->idx);
+            g.bad_frames++;
+            break;
+        }
+    }
+    return off;
+}
+
+/* SSE: every `data:` line carries one Switchboard frame (the same JSON as over WebSocket, with its
+ * `type`); `event:`, `id:` and comment lines are not needed. */
+static size_t sse_parse(struct lws *wsi, struct conn *c, const char *buf, size_t len, int64_t t)
+{
+    (void)wsi;
+    (void)t;
+    size_t off = 0;
+    while (off < len) {
+        const char *p = buf + off;
+        const char *nl = memchr(p, '\n', len - off);
+        if (!nl)
+            break;
+        size_t ll = (size_t)(nl - p);
+        size_t l = ll && p[ll - 1] == '\r' ? ll - 1 : ll;
+        if (l > 5 && memcmp(p, "data:", 5) == 0) {
+            size_t skip = p[5] == ' ' ? 6 : 5;
+            on_frame(c, p + skip, l - skip);
+        }
+        off += ll + 1;
+    }
+    return off;
+}
+
+typedef size_t (*stream_parser)(struct lws *, struct conn *, const char *, size_t, int64_t);
+
+/* A byte stream (NATS over WebSocket, SSE): parses in place when nothing is pending, keeps the
+ * incomplete tail in c->frag for the next read. */
+static int on_stream(struct lws *wsi, struct conn *c, const char *in, size_t len, stream_parser f)
+{
+    int64_t t = now_ns();
+    const char *buf = in;
+    size_t blen = len;
+    if (c->frag_len) {
+        if (c->frag_len + len > c->frag_cap) {
+            size_t cap = c->frag_cap ? c->frag_cap : 4096;
+            while (cap < c->frag_len + len)
+                cap *= 2;
+            if (cap > 2 * MAX_FRAME) {
+                fprintf(stderr, "sb_load: unparsable stream on connection %u\n", c->idx);
+                g.bad_frames++;
+                return -1;
+            }
+            char *p = realloc(c->frag, cap);
+            if (!p)
+                return -1;
+            c->frag = p;
+            c->frag_cap = cap;
+        }
+        memcpy(c->frag + c->frag_len, in, len);
+        c->frag_len += len;
+        buf = c->frag;
+        blen = c->frag_len;
+    }
+    size_t used = f(wsi, c, buf, blen, t);
+    size_t left = blen - used;
+    if (buf == c->frag) {
+        memmove(c->frag, c->frag + used, left);
+        c->frag_len = left;
+        return 0;
+    }
+    if (left) {
+        if (left > c->frag_cap) {
+            size_t cap = left < 4096 ? 4096 : left;
+            char *p = realloc(c->frag, cap);
+            if (!p)
+                return -1;
+            c->frag = p;
+            c->frag_cap = cap;
+        }
+        memcpy(c->frag, buf + used, left);
+        c->frag_len = left;
+    }
+    return 0;
+}
+
 static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t len)
 {
+    if (g.o.proto == PROTO_NATS)
+        return on_stream(wsi, c, in, len, nats_parse);
     bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     if (final && c->frag_len == 0) {
         on_frame(c, in, len);
@@ -596,6 +838,27 @@ static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t le
 static int on_writeable(struct lws *wsi, struct conn *c)
 {
     unsigned char *p = txbuf + LWS_PRE;
+    if (c->want_hello) { /* NATS: CONNECT, SUB, and a PING whose PONG says SUB is registered */
+        int n = snprintf((char *)p, MAX_FRAME,
+                         "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n"
+                         "SUB %s %u\r\nPING\r\n",
+                         g.o.room, c->idx + 1);
+        c->want_hello = 0;
+        if (n <= 0 || lws_write(wsi, p, (size_t)n, LWS_WRITE_TEXT) < n)
+            return -1;
+        if (c->want_pong)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->want_pong) {
+        memcpy(p, "PONG\r\n", 6);
+        c->want_pong--;
+        if (lws_write(wsi, p, 6, LWS_WRITE_TEXT) < 6)
+            return -1;
+        if (c->want_pong || (c == publisher() && can_publish()))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
     if (c->want_join) {
         size_t n = build_join((char *)p, MAX_FRAME);
         c->want_join = 0;
@@ -615,7 +878,7 @@ static int on_writeable(struct lws *wsi, struct conn *c)
         }
         g.t_sent[g.sent & RING_MASK] = t;
         if (g.o.rate > 0) {
-            int64_t due = g.t_pub0 + (int64_t)((double)g.sent * 1e9 / g.o.rate);
+            int64_t due = g.t_pub0 + (int64_t)((double)(g.sent - g.sent0) * 1e9 / g.o.rate);
             if (t - due > g.max_sched_lag)
                 g.max_sched_lag = t - due;
         }
@@ -623,6 +886,8 @@ static int on_writeable(struct lws *wsi, struct conn *c)
         if (lws_write(wsi, p, n, LWS_WRITE_TEXT) < (int)n)
             return -1;
         g.sent++;
+        if (g.o.proto != PROTO_SB)
+            g.acked++; /* no ack in these protocols: the publish is "answered" once written */
         burst++;
     }
     if (can_publish())
@@ -651,8 +916,35 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->state = CS_UPGRADED;
             c->t_upgrade = now_ns();
             bench_hist_record(&g.h_upgrade, c->t_upgrade - c->t_start);
+            if (g.o.proto == PROTO_WS)
+                mark_connected(c, c->t_upgrade); /* nothing more to wait for */
         }
         return 0;
+    case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP: /* SSE: response headers (also seen on upgrades) */
+        if (c && c->sse && c->state == CS_CONNECTING) {
+            unsigned int status = lws_http_client_http_response(wsi);
+            if (status != 200) {
+                if (g.failed < ERRORS_SHOWN)
+                    fprintf(stderr, "sb_load: SSE connection %u: HTTP %u\n", c->idx, status);
+                return -1; /* counted when closed */
+            }
+            c->state = CS_UPGRADED;
+            c->t_upgrade = now_ns();
+            bench_hist_record(&g.h_upgrade, c->t_upgrade - c->t_start);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
+        char rb[LWS_PRE + 16384];
+        char *px = rb + LWS_PRE;
+        int lenx = (int)sizeof(rb) - LWS_PRE;
+        if (lws_http_client_read(wsi, &px, &lenx) < 0)
+            return -1;
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
+        if (!c)
+            return 0;
+        return on_stream(wsi, c, in, len, sse_parse);
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!c)
             return 0;
@@ -661,7 +953,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c || g.phase == PH_DONE)
             return 0;
         return on_writeable(wsi, c);
+    case LWS_CALLBACK_COMPLETED_CLIENT_HTTP: /* SSE stream ended */
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_CLIENT_CLOSED:
+        if (c && c->state == CS_CONNECTING) { /* e.g. an SSE answer that was not 200 */
+            c->state = CS_CLOSED;
+            c->wsi = NULL;
+            g.in_progress--;
+            g.failed++;
+            return 0;
+        }
         if (c && c->state != CS_CLOSED) {
             if (g.phase != PH_DONE) {
                 g.closed_unexpected++;
@@ -742,9 +1043,10 @@ static int report(void)
         rss_per_conn = (double)(g.dp_rss1 - g.dp_rss0) / g.total;
     double cpu_s = (double)(t_end - g.t_pub0) / 1e9;
 
-    printf("sb_load: %s ws://%s:%d%s conns=%d(+1 publisher) room=%s size=%d rate=%s\n",
-           complete ? "COMPLETE" : "INCOMPLETE", g.o.host, g.o.port, g.o.path, g.o.conns, g.o.room,
-           g.o.size, g.o.rate > 0 ? "fixed" : "flat-out");
+    printf("sb_load: %s %s%s ws://%s:%d%s conns=%d(+1 publisher) room=%s size=%d rate=%s\n",
+           complete ? "COMPLETE" : "INCOMPLETE", proto_name[g.o.proto], g.o.sse ? " (SSE)" : "",
+           g.o.host, g.o.port, g.o.path, g.o.conns, g.o.room, g.o.size,
+           g.o.rate > 0 ? "fixed" : "flat-out");
     printf("  connect: %u connections in %.3f s = %.0f conn/s (to the `connected` frame)\n",
            g.connected, connect_s, connect_s > 0 ? g.connected / connect_s : 0.0);
     if (g.t_connect1) {
@@ -780,14 +1082,19 @@ static int report(void)
                g.dp_rss0, g.dp_rss_conn, g.dp_rss1, rss_per_conn);
     if (published) {
         printf("  publish: %" PRId64 " sent, %" PRId64 " acked in %.3f s = %.0f msg/s (%s)\n",
-               g.sent, g.acked, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
-               g.o.rate > 0 ? "fixed rate" : "flat out");
+               g.sent - g.sent0, g.acked - g.sent0, pub_s,
+               pub_s > 0 ? (g.sent - g.sent0) / pub_s : 0.0,
+               g.second       ? "fixed rate, the given fraction of flat out"
+               : g.o.rate > 0 ? "fixed rate"
+                              : "flat out");
         if (g.o.rate > 0)
             printf("  schedule: the latest publish left %.1f ms after its slot (latency is "
                    "measured from the actual send)\n",
                    (double)g.max_sched_lag / 1e6);
-        printf("  deliveries: %" PRIu64 " of %" PRIu64 " expected in %.3f s = %.0f deliveries/s\n",
-               g.received_total, expected, recv_s, recv_s > 0 ? g.received_total / recv_s : 0.0);
+        printf("  deliveries: %" PRIu64 " of %" PRIu64 " expected (all phases); %.0f deliveries/s "
+               "over the last %.3f s\n",
+               g.received_total, expected,
+               recv_s > 0 ? (g.received_total - g.received0) / recv_s : 0.0, recv_s);
         print_hist("publish->receive", &g.h_latency);
         print_hist("publish->ack", &g.h_ack);
         printf("  order: %u connection(s) reordered/duplicated, %u with gaps, %u short; "
@@ -804,23 +1111,28 @@ static int report(void)
     }
     /* one machine-readable line for scripts (run.sh, later compare.sh) */
     printf(
-        "RESULT complete=%d conns=%d size=%d rate=%.0f connect_s=%.3f conn_per_s=%.0f "
+        "RESULT proto=%s transport=%s complete=%d conns=%d size=%d rate=%.0f connect_s=%.3f "
+        "conn_per_s=%.0f "
         "join_s=%.3f sent=%" PRId64 " acked=%" PRId64 " expected=%" PRIu64 " received=%" PRIu64
         " pub_s=%.3f msg_per_s=%.0f deliveries_per_s=%.0f "
         "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
         "dp_rss0_kib=%" PRIu64 " dp_rss1_kib=%" PRIu64 " rss_per_conn_kib=%.2f "
         "dp_cpu_pct=%.0f cp_cpu_pct=%.0f client_cpu_pct=%.0f errors=%" PRIu64 " closed=%" PRIu64
-        " bad_order=%u bad_gap=%u\n",
-        complete, g.o.conns, g.o.size, g.o.rate, connect_s,
-        connect_s > 0 ? g.connected / connect_s : 0.0, join_s, g.sent, g.acked, expected,
-        g.received_total, pub_s, pub_s > 0 ? g.sent / pub_s : 0.0,
-        recv_s > 0 ? g.received_total / recv_s : 0.0, bench_hist_quantile(&g.h_latency, 0.5) / 1e3,
-        bench_hist_quantile(&g.h_latency, 0.9) / 1e3, bench_hist_quantile(&g.h_latency, 0.99) / 1e3,
+        " bad_order=%u bad_gap=%u flat_msg_per_s=%.0f flat_deliveries_per_s=%.0f flat_p50_us=%.1f "
+        "flat_p90_us=%.1f flat_p99_us=%.1f flat_p999_us=%.1f flat_dp_cpu_pct=%.0f "
+        "flat_cp_cpu_pct=%.0f flat_client_cpu_pct=%.0f\n",
+        proto_name[g.o.proto], g.o.sse ? "sse" : "ws", complete, g.o.conns, g.o.size, g.o.rate,
+        connect_s, connect_s > 0 ? g.connected / connect_s : 0.0, join_s, g.sent, g.acked, expected,
+        g.received_total, pub_s, pub_s > 0 ? (g.sent - g.sent0) / pub_s : 0.0,
+        recv_s > 0 ? (g.received_total - g.received0) / recv_s : 0.0,
+        bench_hist_quantile(&g.h_latency, 0.5) / 1e3, bench_hist_quantile(&g.h_latency, 0.9) / 1e3,
+        bench_hist_quantile(&g.h_latency, 0.99) / 1e3,
         bench_hist_quantile(&g.h_latency, 0.999) / 1e3, (double)g.h_latency.max / 1e3, g.dp_rss0,
         g.dp_rss1, rss_per_conn, g.dp_cpu_ok ? pct_cpu(g.dp_cpu0, g.dp_cpu1, cpu_s) : -1.0,
         g.cp_cpu_ok ? pct_cpu(g.cp_cpu0, g.cp_cpu1, cpu_s) : -1.0,
-        pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s), g.errors, g.closed_unexpected, bad_order,
-        bad_gap);
+        pct_cpu(g.self_cpu0, g.self_cpu1, cpu_s), g.errors, g.closed_unexpected, bad_order, bad_gap,
+        g.flat_msg_s, g.flat_deliv_s, g.flat_p50, g.flat_p90, g.flat_p99, g.flat_p999,
+        g.flat_dp_cpu, g.flat_cp_cpu, g.flat_cli_cpu);
     fflush(stdout);
     if (g.exit_code)
         return g.exit_code;
@@ -856,7 +1168,17 @@ static void usage(FILE *f)
             "  --dp-pid PID         data plane process: RSS per connection and CPU%%\n"
             "  --cp-pid PID         control plane process: CPU%%\n"
             "  --timeout S          bound for each wait: connect, join, settle, drain "
-            "(default 60)\n");
+            "(default 60)\n"
+            "  --proto P            switchboard (default), nats (nats-server's websocket\n"
+            "                       listener: SUB to the room as subject, PUB, MSG; no acks:\n"
+            "                       flat out is paced by --max-lag), ws (a server that sends\n"
+            "                       every text frame to every client; the frame is the payload)\n"
+            "  --transport T        switchboard receivers over ws (default) or sse\n"
+            "                       (GET /sse?user_id=..&rooms=R; the publisher stays on ws)\n"
+            "  --then-fraction F    after the flat-out run (--rate 0), publish again for\n"
+            "                       --duration at F x its msg/s (e.g. 0.5: latency at half the\n"
+            "                       peak); RESULT's flat_* fields are the flat-out run's\n"
+            "  --dp-pid is the server's PID for the other protocols\n");
 }
 
 static int parse_url(const char *url, struct options *o)
@@ -928,6 +1250,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"connect-only", no_argument, 0, 'O'},
         {"prejoin", no_argument, 0, 'j'},
         {"cp", required_argument, 0, 'p'},
+        {"proto", required_argument, 0, 'X'},
+        {"transport", required_argument, 0, 'T'},
+        {"then-fraction", required_argument, 0, 'F'},
         {0, 0, 0, 0},
     };
     int ch, li = -1;
@@ -1004,6 +1329,27 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (!bad)
                 snprintf(o->cp, sizeof(o->cp), "%s", optarg);
             break;
+        case 'X':
+            if (strcmp(optarg, "switchboard") == 0 || strcmp(optarg, "sb") == 0)
+                o->proto = PROTO_SB;
+            else if (strcmp(optarg, "nats") == 0)
+                o->proto = PROTO_NATS;
+            else if (strcmp(optarg, "ws") == 0)
+                o->proto = PROTO_WS;
+            else
+                bad = 1;
+            break;
+        case 'F':
+            bad = parse_num(optarg, 0.001, 1, &o->then_frac);
+            break;
+        case 'T':
+            if (strcmp(optarg, "ws") == 0)
+                o->sse = false;
+            else if (strcmp(optarg, "sse") == 0)
+                o->sse = true;
+            else
+                bad = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -1021,6 +1367,16 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "sb_load: unexpected argument %s\n", argv[optind]);
         return -1;
     }
+    if (o->proto != PROTO_SB && (o->sse || o->prejoin)) {
+        fprintf(stderr, "sb_load: --transport sse and --prejoin are for --proto switchboard\n");
+        return -1;
+    }
+    if (o->then_frac > 0 && (o->rate > 0 || o->count > 0 || o->duration <= 0)) {
+        fprintf(stderr, "sb_load: --then-fraction needs --rate 0 and --duration\n");
+        return -1;
+    }
+    if (o->proto != PROTO_SB)
+        o->no_join = true; /* NATS subscribes while connecting; the broadcast server has no rooms */
     if (!o->connect_only && o->duration <= 0 && o->count <= 0) {
         fprintf(stderr, "sb_load: give --duration or --count (publishing must be bounded)\n");
         return -1;

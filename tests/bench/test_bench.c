@@ -126,6 +126,76 @@ static void test_proc_parse_stat_with_spaces_in_comm(void **state)
     assert_int_equal(bench_proc_parse_stat("garbage", &t), -1);
 }
 
+static void test_nats_ops_and_batching(void **state)
+{
+    (void)state;
+    const char b[] = "INFO {\"server_id\":\"x\"}\r\nPING\r\nMSG bench 3 5\r\nhello\r\n"
+                     "MSG bench 3 reply.to 2\r\nhi\r\nPONG\r\n+OK\r\n-ERR 'Unknown'\r\nXYZ\r\n";
+    size_t off = 0, used, dl;
+    const char *d;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_INFO);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_PING);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_MSG);
+    assert_int_equal(dl, 5);
+    assert_memory_equal(d, "hello", 5);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_MSG);
+    assert_int_equal(dl, 2);
+    assert_memory_equal(d, "hi", 2);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_PONG);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_OK);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_ERR);
+    assert_int_equal(dl, 14);
+    off += used;
+    assert_int_equal(bench_nats_next(b + off, sizeof(b) - 1 - off, 1000, &used, &d, &dl),
+                     BENCH_NATS_OTHER);
+    off += used;
+    assert_int_equal(off, sizeof(b) - 1);
+    assert_int_equal(bench_nats_next(b + off, 0, 1000, &used, &d, &dl), BENCH_NATS_MORE);
+}
+
+static void test_nats_split_msg_needs_more(void **state)
+{
+    (void)state;
+    const char b[] = "MSG bench 1 5\r\nhello\r\n";
+    size_t used, dl;
+    const char *d;
+    /* every proper prefix is incomplete: nothing consumed */
+    for (size_t n = 0; n < sizeof(b) - 1; n++) {
+        assert_int_equal(bench_nats_next(b, n, 1000, &used, &d, &dl), BENCH_NATS_MORE);
+        assert_int_equal(used, 0);
+    }
+    assert_int_equal(bench_nats_next(b, sizeof(b) - 1, 1000, &used, &d, &dl), BENCH_NATS_MSG);
+    assert_int_equal(used, sizeof(b) - 1);
+}
+
+static void test_nats_bad_size(void **state)
+{
+    (void)state;
+    size_t used, dl;
+    const char *d;
+    assert_int_equal(bench_nats_next(S("MSG bench 1 x5\r\n"), 1000, &used, &d, &dl),
+                     BENCH_NATS_BAD);
+    assert_int_equal(bench_nats_next(S("MSG bench 1 5000\r\n"), 1000, &used, &d, &dl),
+                     BENCH_NATS_BAD);
+    assert_int_equal(
+        bench_nats_next(S("MSG bench 1 99999999999999999999999\r\n"), 1000, &used, &d, &dl),
+        BENCH_NATS_BAD);
+    assert_int_equal(bench_nats_next(S("MSG bench 1 \r\n"), 1000, &used, &d, &dl), BENCH_NATS_BAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +208,9 @@ int main(void)
         cmocka_unit_test(test_hist_quantiles_within_precision),
         cmocka_unit_test(test_hist_empty_small_and_negative),
         cmocka_unit_test(test_proc_parse_stat_with_spaces_in_comm),
+        cmocka_unit_test(test_nats_ops_and_batching),
+        cmocka_unit_test(test_nats_split_msg_needs_more),
+        cmocka_unit_test(test_nats_bad_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
