@@ -82,6 +82,7 @@ static void stream_free(struct stream *s)
         pp = &(*pp)->dirty_next;
     }
     list_remove(s);
+    s->c->presence.conn_gen++; /* fan-out caches may name this node */
     if (s->batch != NULL)
         protobuf_c_message_free_unpacked(&s->batch->base, NULL);
     if (s->recv_bb != NULL)

@@ -373,8 +373,8 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
                      res->message->room_id, (long long)res->message->seq);
     } else {
-        cp_fanout_room(c, res->members, res->n_members, res->message->room_id, NULL, b.data, b.len,
-                       res->message->seq);
+        cp_fanout_room_cached(c, res->members, res->n_members, res->members_rev,
+                              res->message->room_id, b.data, b.len, res->message->seq);
     }
     cp_buf_fini(&b);
     op->cb(op->arg, st, res->message->id, res->message->seq);
