@@ -2,6 +2,7 @@
  * everywhere; optional fields are left out rather than sent as null. */
 #include "cp_json.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -48,12 +49,45 @@ static bool set(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
+/* sb_time_format_rfc3339 without gmtime/printf per message: the text up to the seconds is
+ * kept for the last second seen (every message of a second shares it). */
 static void ts_field(struct cp_buf *b, int64_t ts)
 {
-    char t[SB_TIME_RFC3339_LEN];
-    size_t n = sb_time_format_rfc3339(ts, t, sizeof(t));
+    static _Thread_local int64_t cached_sec = INT64_MIN;
+    static _Thread_local char cached[SB_TIME_RFC3339_LEN];
+    static _Thread_local size_t cached_len;
+    int64_t sec = ts / 1000;
+    int ms = (int)(ts % 1000);
+    if (ms < 0) {
+        ms += 1000;
+        sec -= 1;
+    }
     key(b, "timestamp");
-    cp_buf_json_str(b, t, n);
+    if (sec != cached_sec) {
+        /* "YYYY-MM-DDTHH:MM:SS" + ".mmmZ": keep the part before the '.' */
+        size_t n = sb_time_format_rfc3339(sec * 1000, cached, sizeof(cached));
+        if (n < 5) {
+            cached_sec = INT64_MIN;
+            char t[SB_TIME_RFC3339_LEN];
+            n = sb_time_format_rfc3339(ts, t, sizeof(t));
+            cp_buf_json_str(b, t, n);
+            return;
+        }
+        cached_len = n - 5;
+        cached_sec = sec;
+    }
+    char *p = cp_buf_extend(b, cached_len + 7);
+    if (p == NULL)
+        return;
+    *p++ = '"';
+    memcpy(p, cached, cached_len);
+    p += cached_len;
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p = '"';
 }
 
 static void time_field(struct cp_buf *b, const char *k, int64_t ms)
@@ -75,7 +109,7 @@ void cp_json_message(struct cp_buf *b, const struct cp_message *m)
     cp_buf_puts(b, "{\"type\":\"message\"");
     str_field(b, "id", m->id);
     key(b, "seq");
-    cp_buf_printf(b, "%lld", (long long)m->seq);
+    cp_buf_i64(b, m->seq);
     str_field(b, "room_id", m->room_id);
     if (set(m->user_id))
         str_field(b, "user_id", m->user_id);
@@ -117,7 +151,7 @@ static void update_head(struct cp_buf *b, const char *type, const struct cp_mess
     str_field(b, "room_id", m->room_id);
     str_field(b, "id", m->id);
     key(b, "seq");
-    cp_buf_printf(b, "%lld", (long long)m->seq);
+    cp_buf_i64(b, m->seq);
 }
 
 void cp_json_message_edited(struct cp_buf *b, const struct cp_message *m, const char *editor_id)
