@@ -27,6 +27,7 @@
 #include "bench_proc.h"
 #include "sb_pb.h"
 #include "switchboard/internal/v1/nodelink.pb-c.h"
+#include "switchboard/v1/messages.pb-c.h"
 
 typedef Switchboard__Internal__V1__NodeItem NodeItem;
 typedef Switchboard__Internal__V1__ClientRequest ClientRequest;
@@ -40,6 +41,7 @@ struct opts {
     double duration, rate;
     int data_bytes;
     const char *room, *prefix;
+    int grpc; /* > 0: publish with this many BroadcastToRoom calls in flight instead */
 };
 
 static int64_t now_ns(void)
@@ -53,7 +55,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_cp --cp HOST:PORT [--cp-pid PID] [--conns N] [--batch B] "
                     "[--window W] [--duration S] [--rate R] [--data-bytes N] [--room ID] "
-                    "[--prefix P]\n");
+                    "[--prefix P] [--grpc CALLS]\n");
     exit(2);
 }
 
@@ -92,6 +94,8 @@ static void parse(int argc, char **argv, struct opts *o)
             o->room = v;
         else if (!strcmp(a, "--prefix"))
             o->prefix = v;
+        else if (!strcmp(a, "--grpc"))
+            o->grpc = atoi(v);
         else
             usage();
     }
@@ -162,7 +166,7 @@ static void on_batch(grpc_byte_buffer *bb, struct counts *k, struct bench_hist *
                     snprintf(k->first_error, sizeof(k->first_error), "%s: %s",
                              it->reply->error_code, it->reply->error_message);
             }
-            if (h != NULL && it->reply->request_id > 0)
+            if (h != NULL && sent_at != NULL && it->reply->request_id > 0)
                 bench_hist_record(h, t - sent_at[it->reply->request_id % cap]);
             break;
         case SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY:
@@ -184,6 +188,87 @@ static void on_batch(grpc_byte_buffer *bb, struct counts *k, struct bench_hist *
         }
     }
     protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* --grpc: unary BroadcastToRoom calls on the stream's completion queue, tags GRPC_TAG0+slot. */
+#define GRPC_TAG0 1000
+struct ucall {
+    grpc_call *call;
+    grpc_byte_buffer *send, *recv;
+    grpc_metadata_array md0, md1;
+    grpc_status_code status;
+    grpc_slice details;
+    int64_t sent_at;
+};
+static struct {
+    grpc_channel *ch;
+    grpc_completion_queue *cq;
+    struct ucall *calls;
+    const char *room;
+    const char *data;
+    size_t data_len;
+    uint64_t started, done, failed;
+    bool stop;
+    char first_error[160];
+} G;
+
+static void ucall_start(size_t slot)
+{
+    struct ucall *u = &G.calls[slot];
+    memset(u, 0, sizeof(*u));
+    u->call = grpc_channel_create_call(
+        G.ch, NULL, GRPC_PROPAGATE_DEFAULTS, G.cq,
+        grpc_slice_from_static_string("/switchboard.v1.Messages/BroadcastToRoom"), NULL,
+        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    Switchboard__V1__BroadcastToRoomRequest req = SWITCHBOARD__V1__BROADCAST_TO_ROOM_REQUEST__INIT;
+    req.room_id = (char *)G.room;
+    req.data.data = (uint8_t *)G.data;
+    req.data.len = G.data_len;
+    u->send = sb_pb_pack(&req.base);
+    grpc_metadata_array_init(&u->md0);
+    grpc_metadata_array_init(&u->md1);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = u->send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &u->md0;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &u->recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &u->md1;
+    ops[5].data.recv_status_on_client.status = &u->status;
+    ops[5].data.recv_status_on_client.status_details = &u->details;
+    u->sent_at = now_ns();
+    G.started++;
+    if (grpc_call_start_batch(u->call, ops, 6, (void *)(intptr_t)(GRPC_TAG0 + slot), NULL) !=
+        GRPC_CALL_OK) {
+        fprintf(stderr, "bench_cp: BroadcastToRoom could not start\n");
+        exit(1);
+    }
+}
+
+static void ucall_done(size_t slot, struct bench_hist *h)
+{
+    struct ucall *u = &G.calls[slot];
+    G.done++;
+    if (h != NULL)
+        bench_hist_record(h, now_ns() - u->sent_at);
+    if (u->status != GRPC_STATUS_OK && G.failed++ == 0)
+        snprintf(G.first_error, sizeof(G.first_error), "status %d %.*s", (int)u->status,
+                 (int)GRPC_SLICE_LENGTH(u->details),
+                 (const char *)GRPC_SLICE_START_PTR(u->details));
+    grpc_slice_unref(u->details);
+    grpc_metadata_array_destroy(&u->md0);
+    grpc_metadata_array_destroy(&u->md1);
+    grpc_byte_buffer_destroy(u->send);
+    if (u->recv != NULL)
+        grpc_byte_buffer_destroy(u->recv);
+    grpc_call_unref(u->call);
+    if (!G.stop)
+        ucall_start(slot);
 }
 
 /* One completion (or a timeout after `wait_ms`); returns false when the stream is over. */
@@ -220,6 +305,8 @@ static bool pump(struct link *l, int wait_ms, struct counts *k, struct bench_his
         l->over = true;
         return false;
     default:
+        if ((intptr_t)ev.tag >= GRPC_TAG0)
+            ucall_done((size_t)((intptr_t)ev.tag - GRPC_TAG0), h);
         break;
     }
     return true;
@@ -354,6 +441,45 @@ int main(int argc, char **argv)
     bench_hist_init(h);
 
     memset(&k, 0, sizeof(k));
+    if (o.grpc > 0) {
+        /* BroadcastToRoom calls; the stream only drains the deliveries. */
+        G.ch = ch;
+        G.cq = l.cq;
+        G.room = o.room;
+        G.data = data;
+        G.data_len = (size_t)o.data_bytes;
+        G.calls = calloc((size_t)o.grpc, sizeof(*G.calls));
+        uint64_t t0g = 0, t1g = 0;
+        if (o.cp_pid > 0)
+            bench_proc_cpu_ticks(o.cp_pid, &t0g);
+        int64_t g0 = now_ns(), gend = g0 + (int64_t)(o.duration * 1e9);
+        for (int i = 0; i < o.grpc; i++)
+            ucall_start((size_t)i);
+        while (!l.over && now_ns() < gend)
+            pump(&l, 100, &k, h, NULL, 1);
+        G.stop = true;
+        int64_t gdl = now_ns() + 10 * (int64_t)1000000000;
+        while (!l.over && G.done < G.started && now_ns() < gdl)
+            pump(&l, 100, &k, h, NULL, 1);
+        int64_t g1 = now_ns();
+        if (o.cp_pid > 0)
+            bench_proc_cpu_ticks(o.cp_pid, &t1g);
+        double secs = (double)(g1 - g0) / 1e9, rate = (double)G.done / secs;
+        double cpu = o.cp_pid > 0
+                         ? (double)(t1g - t0g) / (double)bench_proc_ticks_per_sec() / secs * 100.0
+                         : 0;
+        printf("bench_cp: BroadcastToRoom conns=%d calls_in_flight=%d data=%dB duration=%.2fs\n",
+               o.conns, o.grpc, o.data_bytes, secs);
+        printf("  calls=%" PRIu64 " failed=%" PRIu64 " deliveries=%" PRIu64 "\n", G.done, G.failed,
+               k.deliveries);
+        if (G.failed > 0)
+            printf("  first error: %s\n", G.first_error);
+        printf("  publishes/s=%.0f  cp_cpu=%.1f%%  publishes/s per core=%.0f\n", rate, cpu,
+               cpu > 0 ? rate / (cpu / 100.0) : 0);
+        printf("  call latency us: p50=%.0f p99=%.0f\n", (double)bench_hist_quantile(h, 0.5) / 1e3,
+               (double)bench_hist_quantile(h, 0.99) / 1e3);
+        return G.failed == 0 && G.done > 0 ? 0 : 1;
+    }
     uint64_t next_id = 1000000, sent = 0;
     uint64_t ticks0 = 0, ticks1 = 0;
     if (o.cp_pid > 0)
