@@ -59,6 +59,9 @@ struct cp_ctx {
     struct cp_node *dirty_head; /* nodes with queued items to flush */
     uint64_t mark_gen;          /* fan-out de-duplication stamps */
     struct cp_fanout_slot fanout_cache[CP_FANOUT_SLOTS]; /* by room id hash */
+    /* Scratch buffers of the publish path (frame text, encoded Delivery), reused from one
+     * message to the next (cp_ctx_scratch_done). */
+    struct cp_buf scratch_frame, scratch_enc;
     struct cp_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *channels;              /* cp_channels.c: channel idempotency records to expire */
@@ -115,6 +118,9 @@ size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t 
 size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
                              uint64_t members_rev, const char *room_id, const char *frame,
                              size_t len, int64_t seq);
+
+/* Empties a scratch buffer after use; frees its storage when it grew past 1 MiB. */
+void cp_ctx_scratch_done(struct cp_buf *b);
 
 /* Frees the cp_fanout_room_cached slots (cp_ctx_fini). */
 void cp_fanout_cache_fini(struct cp_ctx *c);

@@ -169,18 +169,36 @@ size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, 
     d.frame.data = (uint8_t *)frame;
     d.frame.len = len;
     d.seq = seq;
-    struct cp_buf enc;
-    if (!encode_delivery(&enc, &d))
+    Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
+    item.delivery = &d;
+    struct cp_buf *enc = &c->scratch_enc;
+    cp_buf_reset(enc);
+    cp_node_encode_item(enc, &item);
+    if (enc->failed) {
+        SB_LOG_ERROR("cp", "out of memory encoding a delivery", NULL);
+        cp_ctx_scratch_done(enc);
         return 0;
+    }
     for (size_t k = 0; k < sl->n_nodes; k++)
-        queue_raw(c, sl->nodes[k], &enc);
-    cp_buf_fini(&enc);
+        queue_raw(c, sl->nodes[k], enc);
+    cp_ctx_scratch_done(enc);
     c->messages_delivered += sl->conns;
     return sl->n_nodes;
 }
 
+void cp_ctx_scratch_done(struct cp_buf *b)
+{
+    if (b->cap > (1u << 20) || b->failed)
+        cp_buf_fini(b);
+    else
+        cp_buf_reset(b);
+}
+
 void cp_fanout_cache_fini(struct cp_ctx *c)
 {
+    cp_buf_fini(&c->scratch_frame);
+    cp_buf_fini(&c->scratch_enc);
     for (size_t i = 0; i < CP_FANOUT_SLOTS; i++) {
         free(c->fanout_cache[i].room_id);
         free(c->fanout_cache[i].nodes);
