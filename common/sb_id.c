@@ -8,15 +8,32 @@
 
 static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
 
+/* Random bytes are fetched in blocks (one getrandom call per ~45 ids instead of one per id:
+ * the control plane makes an id per message); each thread has its own block. */
+#define POOL_BYTES 1024
+
+static void random_bytes(uint8_t *out, size_t n)
+{
+    static _Thread_local uint8_t pool[POOL_BYTES];
+    static _Thread_local size_t left;
+    if (left < n) {
+        size_t got = 0;
+        while (got < sizeof(pool)) {
+            ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+            if (r > 0)
+                got += (size_t)r;
+        }
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    memset(pool + sizeof(pool) - left, 0, n); /* used bytes do not stay behind */
+    left -= n;
+}
+
 void sb_id_new(const char *prefix, char out[SB_ID_LEN])
 {
     uint8_t rnd[22];
-    size_t got = 0;
-    while (got < sizeof(rnd)) {
-        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-    }
+    random_bytes(rnd, sizeof(rnd));
     size_t plen = strnlen(prefix, 8);
     memcpy(out, prefix, plen);
     out[plen] = '-';

@@ -83,6 +83,20 @@ void cp_buf_putc(struct cp_buf *b, char c)
     cp_buf_append(b, &c, 1);
 }
 
+void cp_buf_i64(struct cp_buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    cp_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 void cp_buf_printf(struct cp_buf *b, const char *fmt, ...)
 {
     char small[128];

@@ -28,6 +28,7 @@ void cp_buf_reset(struct cp_buf *b);
 void cp_buf_append(struct cp_buf *b, const void *p, size_t n);
 void cp_buf_puts(struct cp_buf *b, const char *s);
 void cp_buf_putc(struct cp_buf *b, char c);
+void cp_buf_i64(struct cp_buf *b, int64_t v); /* decimal, as "%lld" without printf */
 void cp_buf_printf(struct cp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Appends `s` (n bytes) as a quoted JSON string with escapes. Bytes >= 0x80 are copied as is

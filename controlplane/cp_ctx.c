@@ -26,6 +26,7 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
 void cp_ctx_fini(struct cp_ctx *c)
 {
     cp_idem_fini(c);
+    cp_fanout_cache_fini(c);
     cp_channels_fini(c);
     cp_typing_fini(&c->typing);
     cp_presence_fini(&c->presence);

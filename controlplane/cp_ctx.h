@@ -38,15 +38,30 @@ struct cp_settings {
     size_t watch_queue_limit;      /* bytes queued per WatchEvents stream before cut off */
 };
 
+/* cp_fanout_room_cached: the nodes a room's message goes to, derived from its members'
+ * connections, valid while the store's members_rev and presence.conn_gen are unchanged. */
+#define CP_FANOUT_SLOTS 64
+struct cp_fanout_slot {
+    char *room_id; /* NULL: empty */
+    uint64_t members_rev, conn_gen;
+    struct cp_node **nodes;
+    size_t n_nodes, cap_nodes;
+    int64_t conns; /* connections of the members (messages_delivered per message) */
+};
+
 struct cp_ctx {
     struct cp_settings set;
     char id[SB_ID_LEN]; /* this replica's id, sent in Welcome */
     struct cp_store *store;
     struct cp_presence presence;
     struct cp_typing typing;
-    struct cp_map nodes;         /* node id -> struct cp_node (after Hello) */
-    struct cp_node *dirty_head;  /* nodes with queued items to flush */
-    uint64_t mark_gen;           /* fan-out de-duplication stamps */
+    struct cp_map nodes;        /* node id -> struct cp_node (after Hello) */
+    struct cp_node *dirty_head; /* nodes with queued items to flush */
+    uint64_t mark_gen;          /* fan-out de-duplication stamps */
+    struct cp_fanout_slot fanout_cache[CP_FANOUT_SLOTS]; /* by room id hash */
+    /* Scratch buffers of the publish path (frame text, encoded Delivery), reused from one
+     * message to the next (cp_ctx_scratch_done). */
+    struct cp_buf scratch_frame, scratch_enc;
     struct cp_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *channels;              /* cp_channels.c: channel idempotency records to expire */
@@ -94,6 +109,21 @@ void cp_fanout_queue(struct cp_ctx *c, struct cp_node *n,
 size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
                       const char *room_id, const char *exclude, const char *frame, size_t len,
                       int64_t seq);
+
+/* cp_fanout_room (exclude NULL) for a message whose `members` come with the store's
+ * `members_rev` (0: unknown, then it is cp_fanout_room): the set of nodes derived from the
+ * members' connections is kept per room and reused while neither the member set nor any
+ * connection changed, so a message costs one append per node instead of one lookup per
+ * member. Memory mode only (etcd mode reaches nodes by id and falls back). */
+size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+                             uint64_t members_rev, const char *room_id, const char *frame,
+                             size_t len, int64_t seq);
+
+/* Empties a scratch buffer after use; frees its storage when it grew past 1 MiB. */
+void cp_ctx_scratch_done(struct cp_buf *b);
+
+/* Frees the cp_fanout_room_cached slots (cp_ctx_fini). */
+void cp_fanout_cache_fini(struct cp_ctx *c);
 
 /* Sends a Delivery {user_ids: those of `users` with a connection on the node, frame} to each
  * node concerned. Returns the number of connections reached. */

@@ -103,6 +103,109 @@ size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t 
     return nodes;
 }
 
+static size_t slot_index(const char *room_id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = room_id; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % CP_FANOUT_SLOTS;
+}
+
+/* Recomputes `sl` for `room_id` from the members' connections; false on ENOMEM (then the
+ * slot is left empty). */
+static bool slot_fill(struct cp_ctx *c, struct cp_fanout_slot *sl, const struct cp_member *members,
+                      size_t n_members, uint64_t members_rev, const char *room_id)
+{
+    if (sl->room_id == NULL || strcmp(sl->room_id, room_id) != 0) {
+        free(sl->room_id);
+        sl->room_id = strdup(room_id);
+        if (sl->room_id == NULL)
+            return false;
+    }
+    sl->members_rev = 0;
+    sl->n_nodes = 0;
+    sl->conns = 0;
+    uint64_t gen = ++c->mark_gen;
+    for (size_t i = 0; i < n_members; i++) {
+        struct cp_user *u = cp_presence_user(&c->presence, members[i].user_id);
+        for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
+            struct cp_node *n = conn_node(c, u->conns[j]);
+            if (n == NULL || n->mark == gen)
+                continue;
+            n->mark = gen;
+            if (sl->n_nodes == sl->cap_nodes) {
+                size_t nc = sl->cap_nodes ? sl->cap_nodes * 2 : 4;
+                struct cp_node **p = realloc(sl->nodes, nc * sizeof(*p));
+                if (p == NULL) {
+                    sl->n_nodes = 0;
+                    return false;
+                }
+                sl->nodes = p;
+                sl->cap_nodes = nc;
+            }
+            sl->nodes[sl->n_nodes++] = n;
+        }
+        if (u != NULL)
+            sl->conns += (int64_t)u->n_conns;
+    }
+    sl->members_rev = members_rev;
+    sl->conn_gen = c->presence.conn_gen;
+    return true;
+}
+
+size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+                             uint64_t members_rev, const char *room_id, const char *frame,
+                             size_t len, int64_t seq)
+{
+    if (members_rev == 0 || c->distributed)
+        return cp_fanout_room(c, members, n_members, room_id, NULL, frame, len, seq);
+    struct cp_fanout_slot *sl = &c->fanout_cache[slot_index(room_id)];
+    bool hit = sl->room_id != NULL && sl->members_rev == members_rev &&
+               sl->conn_gen == c->presence.conn_gen && strcmp(sl->room_id, room_id) == 0;
+    if (!hit && !slot_fill(c, sl, members, n_members, members_rev, room_id))
+        return cp_fanout_room(c, members, n_members, room_id, NULL, frame, len, seq);
+    Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+    d.room_id = (char *)room_id;
+    d.frame.data = (uint8_t *)frame;
+    d.frame.len = len;
+    d.seq = seq;
+    Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
+    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
+    item.delivery = &d;
+    struct cp_buf *enc = &c->scratch_enc;
+    cp_buf_reset(enc);
+    cp_node_encode_item(enc, &item);
+    if (enc->failed) {
+        SB_LOG_ERROR("cp", "out of memory encoding a delivery", NULL);
+        cp_ctx_scratch_done(enc);
+        return 0;
+    }
+    for (size_t k = 0; k < sl->n_nodes; k++)
+        queue_raw(c, sl->nodes[k], enc);
+    cp_ctx_scratch_done(enc);
+    c->messages_delivered += sl->conns;
+    return sl->n_nodes;
+}
+
+void cp_ctx_scratch_done(struct cp_buf *b)
+{
+    if (b->cap > (1u << 20) || b->failed)
+        cp_buf_fini(b);
+    else
+        cp_buf_reset(b);
+}
+
+void cp_fanout_cache_fini(struct cp_ctx *c)
+{
+    cp_buf_fini(&c->scratch_frame);
+    cp_buf_fini(&c->scratch_enc);
+    for (size_t i = 0; i < CP_FANOUT_SLOTS; i++) {
+        free(c->fanout_cache[i].room_id);
+        free(c->fanout_cache[i].nodes);
+        memset(&c->fanout_cache[i], 0, sizeof(c->fanout_cache[i]));
+    }
+}
+
 size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_users,
                        const char *frame, size_t len)
 {

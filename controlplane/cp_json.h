@@ -15,6 +15,10 @@
  * allowed), in UTF-8. */
 bool cp_json_is_valid(const char *data, size_t len);
 
+/* The same answer from a full jansson parse (the reference the fast scanner of
+ * cp_json_is_valid is tested against). */
+bool cp_json_is_valid_jansson(const char *data, size_t len);
+
 /* True if `s` is valid UTF-8 (strings that end up in frames must be). */
 bool cp_json_is_utf8(const char *s);
 

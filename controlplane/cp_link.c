@@ -82,6 +82,7 @@ static void stream_free(struct stream *s)
         pp = &(*pp)->dirty_next;
     }
     list_remove(s);
+    s->c->presence.conn_gen++; /* fan-out caches may name this node */
     if (s->batch != NULL)
         protobuf_c_message_free_unpacked(&s->batch->base, NULL);
     if (s->recv_bb != NULL)
@@ -161,10 +162,18 @@ void cp_link_flush(struct cp_node *n)
     if (s == NULL || s->sending || s->over || s->status_sent || n->out.len == 0)
         return;
     size_t len = cp_node_batch_len(n, MAX_BATCH_OUT);
-    grpc_slice slice = grpc_slice_from_copied_buffer(n->out.data, len);
+    grpc_slice slice;
+    if (len == n->out.len && !n->out.failed) {
+        /* The whole queue goes: hand its storage to gRPC instead of copying it. */
+        size_t taken = 0;
+        char *p = cp_buf_take(&n->out, &taken);
+        slice = grpc_slice_new(p, taken, free);
+    } else {
+        slice = grpc_slice_from_copied_buffer(n->out.data, len);
+        cp_node_consume(n, len);
+    }
     s->send_bb = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
-    cp_node_consume(n, len);
     grpc_op op;
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_SEND_MESSAGE;

@@ -42,6 +42,16 @@ enum sb_err cp_node_queue_raw(struct cp_node *n, const void *encoded, size_t len
     return SB_OK;
 }
 
+static size_t cp_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 void cp_node_encode_item(struct cp_buf *b, const Switchboard__Internal__V1__ControlItem *item)
 {
     size_t len = protobuf_c_message_get_packed_size(&item->base);
@@ -54,12 +64,28 @@ void cp_node_encode_item(struct cp_buf *b, const Switchboard__Internal__V1__Cont
 
 enum sb_err cp_node_queue(struct cp_node *n, const Switchboard__Internal__V1__ControlItem *item)
 {
-    struct cp_buf tmp;
-    cp_buf_init(&tmp);
-    cp_node_encode_item(&tmp, item);
-    enum sb_err err = tmp.failed ? SB_ENOMEM : cp_node_queue_raw(n, tmp.data, tmp.len);
-    cp_buf_fini(&tmp);
-    return err;
+    /* Encoded in place at the end of the queue (no temporary copy). */
+    if (n->overflowed)
+        return SB_EFULL;
+    size_t len = protobuf_c_message_get_packed_size(&item->base);
+    size_t total = 1 + cp_varint_len(len) + len;
+    if (n->out.len + total > n->out_limit) {
+        n->overflowed = true;
+        if (n->kill != NULL)
+            n->kill(n, "outgoing queue overflow (slow or stuck data plane)");
+        return SB_EFULL;
+    }
+    cp_buf_putc(&n->out, 0x0a); /* field 1 (items), wire type 2 */
+    cp_buf_varint(&n->out, len);
+    uint8_t *dst = cp_buf_extend(&n->out, len);
+    if (dst == NULL) {
+        n->overflowed = true;
+        if (n->kill != NULL)
+            n->kill(n, "out of memory queueing for the data plane");
+        return SB_ENOMEM;
+    }
+    protobuf_c_message_pack(&item->base, dst);
+    return SB_OK;
 }
 
 /* Reads the header at `p`; returns the header length and sets *body, or 0 if malformed. */

@@ -127,6 +127,7 @@ static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const c
         (node != NULL || strcmp(c->node_id ? c->node_id : "", node_id ? node_id : "") == 0)) {
         /* Resync: the same connection now reaches us through `node`. */
         if (c->node != node) {
+            p->conn_gen++;
             if (c->node != NULL)
                 c->node->n_conns--;
             c->node = node;
@@ -176,6 +177,7 @@ static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const c
         node->n_conns++;
     u->conns[u->n_conns++] = c;
     p->n_conns++;
+    p->conn_gen++;
     grace_unlink(p, u);
     u->last_seen = now_ms;
     if (u->last_activity < now_ms)
@@ -219,6 +221,7 @@ void cp_presence_close(struct cp_presence *p, const char *conn_id, int64_t now_m
     if (c->node != NULL)
         c->node->n_conns--;
     p->n_conns--;
+    p->conn_gen++;
     conn_free(c);
     u->last_seen = now_ms;
     *user_out = u;

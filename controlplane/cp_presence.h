@@ -55,6 +55,9 @@ struct cp_presence {
     struct cp_user *grace_head, *grace_tail; /* ordered by offline_at (one fixed grace) */
     size_t n_conns;
     size_t n_online;
+    /* Bumped whenever a connection appears, goes or changes node (and when a node stream is
+     * freed): what the fan-out derived from connections stays valid while it is unchanged. */
+    uint64_t conn_gen;
     int64_t idle_scan_at; /* monotonic ms of the next presence-timeout scan (cp_users.c) */
 };
 

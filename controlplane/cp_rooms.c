@@ -365,18 +365,18 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     c->messages_published++;
-    struct cp_buf b;
-    cp_buf_init(&b);
-    cp_json_message(&b, res->message);
-    if (b.failed) {
+    struct cp_buf *fb = &c->scratch_frame;
+    cp_buf_reset(fb);
+    cp_json_message(fb, res->message);
+    if (fb->failed) {
         /* Stored but not delivered: members recover it from history. */
         SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
                      res->message->room_id, (long long)res->message->seq);
     } else {
-        cp_fanout_room(c, res->members, res->n_members, res->message->room_id, NULL, b.data, b.len,
-                       res->message->seq);
+        cp_fanout_room_cached(c, res->members, res->n_members, res->members_rev,
+                              res->message->room_id, fb->data, fb->len, res->message->seq);
     }
-    cp_buf_fini(&b);
+    cp_ctx_scratch_done(fb);
     op->cb(op->arg, st, res->message->id, res->message->seq);
     free(op);
 }

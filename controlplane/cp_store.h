@@ -138,6 +138,10 @@ struct cp_append_result {
     const struct cp_message *message; /* with its id, seq and timestamp */
     const struct cp_member *members;
     size_t n_members;
+    /* Non-zero: a value that changes whenever the room's member set does (unique across rooms
+     * and their re-creation), so the fan-out may reuse what it derived from `members`
+     * (cp_fanout_room_cached). 0: unknown (etcd store). */
+    uint64_t members_rev;
     /* The idempotency key was seen: message is the first result (id, seq); deliver nothing
      * unless redeliver. */
     bool duplicate;

@@ -15,6 +15,7 @@ struct mroom {
     struct cp_room room;
     struct cp_member *members; /* sorted by user_id */
     size_t n_members, cap_members;
+    uint64_t members_rev; /* changes whenever the member set does (cp_append_result) */
     struct cp_history hist;
 };
 
@@ -38,6 +39,7 @@ struct mem {
     struct mdoc *docs;   /* sorted by key */
     size_t n_docs, cap_docs;
     int64_t rev;               /* change counter: doc versions, event revisions */
+    uint64_t members_seq;      /* source of mroom.members_rev: unique across rooms */
     cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
     void *obs_arg;
 };
@@ -185,6 +187,7 @@ static long member_insert(struct mem *m, struct mroom *r, const char *user, enum
     r->members[i] = (struct cp_member){.user_id = uid, .role = role, .joined_at = now};
     r->n_members++;
     r->room.member_count = (int32_t)r->n_members;
+    r->members_rev = ++m->members_seq;
     return (long)i;
 }
 
@@ -220,6 +223,7 @@ static struct mroom *room_insert(struct mem *m, const struct cp_room *in)
     free(copy);
     r->room.member_count = 0;
     r->room.last_seq = 0;
+    r->members_rev = ++m->members_seq;
     cp_history_init(&r->hist);
     memmove(&m->rooms[pos + 1], &m->rooms[pos], (m->n_rooms - pos) * sizeof(*m->rooms));
     m->rooms[pos] = r;
@@ -356,6 +360,7 @@ static void room_delete(struct cp_store *s, const char *room_id, cp_store_member
     for (size_t i = 0; i < r->n_members; i++)
         free(r->members[i].user_id);
     r->n_members = 0;
+    r->members_rev = ++m->members_seq;
     mroom_free(m, r);
 }
 
@@ -455,6 +460,7 @@ static void member_remove(struct cp_store *s, const char *room_id, const char *u
     memmove(&r->members[i], &r->members[i + 1], (r->n_members - i - 1) * sizeof(*r->members));
     r->n_members--;
     r->room.member_count = (int32_t)r->n_members;
+    r->members_rev = ++m->members_seq;
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_MEMBER_REMOVED, .room_id = r->room.id, .user_id = user_id});
     cp_status_ok(&st);
@@ -589,8 +595,11 @@ static void message_append(struct cp_store *s, const struct cp_message *draft,
     if (keep == NULL)
         r->hist.last_seq = msg->seq;
     r->room.last_seq = msg->seq;
-    struct cp_append_result res = {
-        .room = &r->room, .message = msg, .members = r->members, .n_members = r->n_members};
+    struct cp_append_result res = {.room = &r->room,
+                                   .message = msg,
+                                   .members = r->members,
+                                   .n_members = r->n_members,
+                                   .members_rev = r->members_rev};
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_MESSAGE, .room_id = r->room.id, .message = msg});
     cp_status_ok(&st);
