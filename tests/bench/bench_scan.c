@@ -152,3 +152,73 @@ enum bench_nats_op bench_nats_next(const char *buf, size_t len, size_t max_paylo
         return BENCH_NATS_ERR;
     return BENCH_NATS_OTHER;
 }
+
+enum bench_ws_res bench_ws_parse(const unsigned char *buf, size_t len, size_t max_payload,
+                                 struct bench_ws_frame *f)
+{
+    if (len < 2)
+        return BENCH_WS_MORE;
+    uint8_t b0 = buf[0], b1 = buf[1];
+    if (b0 & 0x70u) /* RSV1-3: no extension was negotiated */
+        return BENCH_WS_BAD;
+    if (b1 & 0x80u) /* a server must not mask */
+        return BENCH_WS_BAD;
+    uint8_t opcode = b0 & 0x0fu;
+    size_t hl = 2;
+    uint64_t pl = b1 & 0x7fu;
+    if (pl == 126) {
+        if (len < 4)
+            return BENCH_WS_MORE;
+        pl = ((uint64_t)buf[2] << 8) | buf[3];
+        hl = 4;
+    } else if (pl == 127) {
+        if (len < 10)
+            return BENCH_WS_MORE;
+        pl = 0;
+        for (int i = 0; i < 8; i++)
+            pl = (pl << 8) | buf[2 + i];
+        if (pl >> 63)
+            return BENCH_WS_BAD;
+        hl = 10;
+    }
+    if (opcode & 0x8u) { /* control frames: short and never fragmented */
+        if (pl > 125 || !(b0 & 0x80u))
+            return BENCH_WS_BAD;
+    }
+    if (pl > max_payload)
+        return BENCH_WS_BAD;
+    if (len - hl < pl)
+        return BENCH_WS_MORE;
+    f->opcode = opcode;
+    f->fin = (b0 & 0x80u) ? 1 : 0;
+    f->payload = buf + hl;
+    f->payload_len = (size_t)pl;
+    f->frame_len = hl + (size_t)pl;
+    return BENCH_WS_FRAME;
+}
+
+size_t bench_ws_client_frame(unsigned char *out, size_t cap, uint8_t opcode, const void *payload,
+                             size_t len, const unsigned char mask[4])
+{
+    size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    if (cap < hl + 4 || cap - hl - 4 < len)
+        return 0;
+    out[0] = (unsigned char)(0x80u | (opcode & 0x0fu));
+    if (len < 126) {
+        out[1] = (unsigned char)(0x80u | len);
+    } else if (len <= 0xffff) {
+        out[1] = 0x80u | 126;
+        out[2] = (unsigned char)(len >> 8);
+        out[3] = (unsigned char)len;
+    } else {
+        out[1] = 0x80u | 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (unsigned char)((uint64_t)len >> (8 * (7 - i)));
+    }
+    memcpy(out + hl, mask, 4);
+    const unsigned char *p = payload;
+    unsigned char *d = out + hl + 4;
+    for (size_t i = 0; i < len; i++)
+        d[i] = p[i] ^ mask[i & 3];
+    return hl + 4 + len;
+}

@@ -55,4 +55,29 @@ enum bench_nats_op {
 enum bench_nats_op bench_nats_next(const char *buf, size_t len, size_t max_payload, size_t *used,
                                    const char **data, size_t *data_len);
 
+/* WebSocket (RFC 6455) framing for the load client's lean receive path. */
+enum bench_ws_res {
+    BENCH_WS_MORE = 0, /* incomplete header or payload: keep the bytes, read more */
+    BENCH_WS_FRAME,    /* one whole frame at the head of the buffer */
+    BENCH_WS_BAD,      /* masked server frame, reserved bits, 64-bit length with the top bit set,
+                        * payload over max_payload, or a control frame over 125 bytes / fragmented */
+};
+
+struct bench_ws_frame {
+    uint8_t opcode; /* 0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+    uint8_t fin;
+    const unsigned char *payload;
+    size_t payload_len;
+    size_t frame_len; /* header + payload: the bytes to skip to the next frame */
+};
+
+/* Parses the server frame at the head of buf[0..len) (server frames are never masked). Pure. */
+enum bench_ws_res bench_ws_parse(const unsigned char *buf, size_t len, size_t max_payload,
+                                 struct bench_ws_frame *f);
+
+/* Writes a client frame (FIN set, payload masked with `mask`, as RFC 6455 requires of clients)
+ * into out; returns its length, or 0 when it does not fit in cap. Pure. */
+size_t bench_ws_client_frame(unsigned char *out, size_t cap, uint8_t opcode, const void *payload,
+                             size_t len, const unsigned char mask[4]);
+
 #endif

@@ -11,6 +11,7 @@
  * 1 incomplete (lost, duplicated or reordered deliveries, errors, unexpected closes),
  * 2 usage, 3 setup failed (connect/join/timeout). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -20,7 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +45,9 @@
 #define TICK_US_PUBLISH 1000
 #define MAX_BURST       64 /* frames written in one writeable callback */
 #define ERRORS_SHOWN    5
+#define RX_READ         (1u << 16) /* lean receive path: bytes per read() */
+#define HS_MAX          8192       /* longest HTTP upgrade answer accepted */
+#define EPOLL_BATCH     512
 
 enum phase { PH_CONNECT, PH_JOIN, PH_SETTLE, PH_PUBLISH, PH_DRAIN, PH_DONE };
 static const char *phase_name[] = {"connect", "join", "settle", "publish", "drain", "done"};
@@ -61,18 +70,22 @@ struct conn {
     uint32_t idx;
     uint8_t state;
     uint8_t want_join;
-    uint8_t bad_order;  /* a counter went backwards or repeated */
-    uint8_t bad_gap;    /* a counter or a seq skipped */
-    uint8_t sse;        /* Switchboard over SSE (receivers with --transport sse) */
-    uint8_t want_hello; /* nats: CONNECT + SUB + PING to send */
-    uint32_t want_pong; /* nats: PONGs owed to the server's PINGs */
-    int64_t t_start;    /* connect or join start, ns */
-    int64_t t_upgrade;  /* WebSocket upgrade done, ns */
-    int64_t next_n;     /* next expected publisher counter */
-    int64_t last_seq;   /* last server seq seen, 0 = none */
-    uint64_t received;  /* bench messages */
-    char *frag;         /* reassembly of a frame split across callbacks (rare); nats/SSE: the
-                         * unparsed tail of the byte stream */
+    uint8_t bad_order;    /* a counter went backwards or repeated */
+    uint8_t bad_gap;      /* a counter or a seq skipped */
+    uint8_t sse;          /* Switchboard over SSE (receivers with --transport sse) */
+    uint8_t want_hello;   /* nats: CONNECT + SUB + PING to send */
+    uint32_t want_pong;   /* nats: PONGs owed to the server's PINGs */
+    int64_t t_start;      /* connect or join start, ns */
+    int64_t t_upgrade;    /* WebSocket upgrade done, ns */
+    int64_t next_n;       /* next expected publisher counter */
+    int64_t last_seq;     /* last server seq seen, 0 = none */
+    uint64_t received;    /* bench messages */
+    int fd;               /* lean receive path: the raw socket, -1 when none */
+    uint8_t hs;           /* lean path: HS_TCP (connecting), HS_HEADERS (upgrade sent), HS_OPEN */
+    unsigned char *carry; /* lean path: the bytes of an incomplete frame (or upgrade answer) */
+    uint32_t carry_len, carry_cap;
+    char *frag; /* reassembly of a frame split across callbacks (rare); nats/SSE: the
+                 * unparsed tail of the byte stream */
     size_t frag_len, frag_cap;
 };
 
@@ -99,11 +112,19 @@ struct options {
     enum proto proto;
     double then_frac; /* after a flat-out run, publish again at this fraction of its msg/s */
     bool sse;         /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
+    bool recv_lws;    /* --recv lws: receivers on libwebsockets (the old path) */
 };
+
+enum { HS_TCP = 0, HS_HEADERS, HS_OPEN };
 
 static struct {
     struct options o;
     struct lws_context *ctx;
+    bool raw; /* receivers on the lean path (raw sockets on one epoll) */
+    int ep;   /* its epoll instance */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t mask_rng;
     struct conn *conns; /* o.conns receivers + 1 publisher (last) */
     uint32_t total;     /* o.conns + 1 */
     lws_sorted_usec_list_t tick;
@@ -228,6 +249,24 @@ static size_t build_message(char *out, size_t cap, int64_t n, int64_t t)
  * sorted list, and inserting each new one walks all the others (O(N) per connection). */
 static const lws_retry_bo_t no_validity = {NULL, 0, 0, 0, 0, 0};
 
+static void conn_path(const struct conn *c, char *path, size_t cap)
+{
+    bool is_pub = c->idx + 1 == g.total;
+    if (g.o.proto != PROTO_SB)
+        snprintf(path, cap, "%s", g.o.path);
+    else if (c->sse)
+        snprintf(path, cap, "/sse?user_id=%s%u&rooms=%s", g.o.user_prefix, c->idx, g.o.room);
+    else if (is_pub)
+        snprintf(path, cap, "%s%suser_id=%spub", g.o.path, strchr(g.o.path, '?') ? "&" : "?",
+                 g.o.user_prefix);
+    else
+        snprintf(path, cap, "%s%suser_id=%s%u", g.o.path, strchr(g.o.path, '?') ? "&" : "?",
+                 g.o.user_prefix, c->idx);
+}
+
+static int raw_connect(struct conn *c);
+static void conn_flush(struct conn *c, struct lws *wsi);
+
 static void start_connects(void)
 {
     while (g.phase == PH_CONNECT && g.next_connect < g.total &&
@@ -236,17 +275,20 @@ static void start_connects(void)
         char path[512];
         bool is_pub = c->idx + 1 == g.total;
         c->sse = g.o.sse && !is_pub; /* the publisher always uses WebSocket */
-        if (g.o.proto != PROTO_SB)
-            snprintf(path, sizeof(path), "%s", g.o.path);
-        else if (c->sse)
-            snprintf(path, sizeof(path), "/sse?user_id=%s%u&rooms=%s", g.o.user_prefix, c->idx,
-                     g.o.room);
-        else if (is_pub)
-            snprintf(path, sizeof(path), "%s%suser_id=%spub", g.o.path,
-                     strchr(g.o.path, '?') ? "&" : "?", g.o.user_prefix);
-        else
-            snprintf(path, sizeof(path), "%s%suser_id=%s%u", g.o.path,
-                     strchr(g.o.path, '?') ? "&" : "?", g.o.user_prefix, c->idx);
+        conn_path(c, path, sizeof(path));
+        if (g.raw && !is_pub) {
+            c->state = CS_CONNECTING;
+            c->t_start = now_ns();
+            g.in_progress++;
+            if (raw_connect(c) != 0) {
+                if (g.failed < ERRORS_SHOWN)
+                    fprintf(stderr, "sb_load: connection %u failed: %s\n", c->idx, strerror(errno));
+                c->state = CS_CLOSED;
+                g.in_progress--;
+                g.failed++;
+            }
+            continue;
+        }
         struct lws_client_connect_info ci;
         memset(&ci, 0, sizeof(ci));
         ci.context = g.ctx;
@@ -281,13 +323,13 @@ static void start_joins(void)
     while (g.phase == PH_JOIN && g.next_join < g.total &&
            g.in_progress < (uint32_t)g.o.connect_window) {
         struct conn *c = &g.conns[g.next_join++];
-        if (c->sse || c->state != CS_CONNECTED || !c->wsi)
+        if (c->sse || c->state != CS_CONNECTED || (!c->wsi && c->fd < 0))
             continue; /* SSE streams join through `rooms=`: their ack counts them */
         c->state = CS_JOINING;
         c->want_join = 1;
         c->t_start = now_ns();
         g.in_progress++;
-        lws_callback_on_writable(c->wsi);
+        conn_flush(c, c->wsi);
     }
 }
 
@@ -697,7 +739,7 @@ static size_t nats_parse(struct lws *wsi, struct conn *c, const char *buf, size_
             break;
         case BENCH_NATS_PING:
             c->want_pong++;
-            lws_callback_on_writable(wsi);
+            conn_flush(c, wsi);
             break;
         case BENCH_NATS_PONG:
             mark_connected(c, t); /* our PING after SUB: the subscription is registered */
@@ -705,7 +747,7 @@ static size_t nats_parse(struct lws *wsi, struct conn *c, const char *buf, size_
         case BENCH_NATS_INFO:
             if (c->state == CS_UPGRADED && !c->want_hello) {
                 c->want_hello = 1;
-                lws_callback_on_writable(wsi);
+                conn_flush(c, wsi);
             }
             break;
         case BENCH_NATS_ERR:
@@ -895,6 +937,32 @@ static int on_writeable(struct lws *wsi, struct conn *c)
     return 0;
 }
 
+/* A connection ended (either path). */
+static void on_closed(struct conn *c)
+{
+    if (c->state == CS_CONNECTING) { /* e.g. an SSE answer that was not 200 */
+        c->state = CS_CLOSED;
+        c->wsi = NULL;
+        g.in_progress--;
+        g.failed++;
+        return;
+    }
+    if (c->state != CS_CLOSED) {
+        if (g.phase != PH_DONE) {
+            g.closed_unexpected++;
+            if (g.closed_unexpected <= ERRORS_SHOWN)
+                fprintf(stderr, "sb_load: connection %u closed by the server in phase %s\n", c->idx,
+                        phase_name[g.phase]);
+            if (c->state == CS_UPGRADED || c->state == CS_JOINING)
+                g.in_progress--;
+            if (g.phase == PH_CONNECT || g.phase == PH_JOIN)
+                g.failed++;
+        }
+        c->state = CS_CLOSED;
+        c->wsi = NULL;
+    }
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -916,6 +984,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->state = CS_UPGRADED;
             c->t_upgrade = now_ns();
             bench_hist_record(&g.h_upgrade, c->t_upgrade - c->t_start);
+            if (g.raw) { /* the publisher's socket wakes the lean path's epoll_wait too */
+                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+                epoll_ctl(g.ep, EPOLL_CTL_ADD, lws_get_socket_fd(wsi), &ev);
+            }
             if (g.o.proto == PROTO_WS)
                 mark_connected(c, c->t_upgrade); /* nothing more to wait for */
         }
@@ -956,30 +1028,327 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_COMPLETED_CLIENT_HTTP: /* SSE stream ended */
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
     case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c && c->state == CS_CONNECTING) { /* e.g. an SSE answer that was not 200 */
-            c->state = CS_CLOSED;
-            c->wsi = NULL;
-            g.in_progress--;
-            g.failed++;
-            return 0;
-        }
-        if (c && c->state != CS_CLOSED) {
-            if (g.phase != PH_DONE) {
-                g.closed_unexpected++;
-                if (g.closed_unexpected <= ERRORS_SHOWN)
-                    fprintf(stderr, "sb_load: connection %u closed by the server in phase %s\n",
-                            c->idx, phase_name[g.phase]);
-                if (c->state == CS_CONNECTING || c->state == CS_UPGRADED || c->state == CS_JOINING)
-                    g.in_progress--;
-                if (g.phase == PH_CONNECT || g.phase == PH_JOIN)
-                    g.failed++;
-            }
-            c->state = CS_CLOSED;
-            c->wsi = NULL;
-        }
+        if (c)
+            on_closed(c);
         return 0;
     default:
         return 0;
+    }
+}
+
+/* ---- the lean receive path: raw non-blocking sockets on one epoll, no libwebsockets ----
+ * One shared read buffer: a connection's carry (the head of an incomplete frame, usually empty)
+ * is copied in front of each read, so a connection holds only that carry between reads. */
+
+static unsigned char rxbuf[MAX_FRAME + 16 + RX_READ];
+
+static int raw_resolve(void)
+{
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", g.o.port);
+    int rc = getaddrinfo(g.o.host, port, &hints, &ai);
+    if (rc != 0 || !ai) {
+        fprintf(stderr, "sb_load: cannot resolve %s: %s\n", g.o.host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&g.addr, ai->ai_addr, ai->ai_addrlen);
+    g.addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int raw_connect(struct conn *c)
+{
+    int fd = socket(g.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&g.addr, g.addrlen) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(g.ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    c->fd = fd;
+    c->hs = HS_TCP;
+    c->carry_len = 0;
+    return 0;
+}
+
+static void raw_close(struct conn *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd); /* also leaves the epoll set */
+        c->fd = -1;
+    }
+    c->carry_len = 0;
+    c->frag_len = 0;
+}
+
+/* The server ended the connection (or broke the protocol). */
+static void raw_lost(struct conn *c, const char *why)
+{
+    if (c->state == CS_CONNECTING && g.failed < ERRORS_SHOWN)
+        fprintf(stderr, "sb_load: connection %u failed: %s\n", c->idx, why);
+    raw_close(c);
+    on_closed(c);
+}
+
+/* Sends one small masked client frame; the socket's buffer has room for it in practice (join,
+ * CONNECT/SUB, PONG, close): a short write is reported as a failure. */
+static int raw_send(struct conn *c, uint8_t opcode, const void *p, size_t len)
+{
+    unsigned char out[2048];
+    unsigned char mask[4];
+    uint32_t x = g.mask_rng; /* xorshift32: masking keys need not be strong here */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    g.mask_rng = x;
+    memcpy(mask, &x, 4);
+    size_t n = bench_ws_client_frame(out, sizeof(out), opcode, p, len, mask);
+    if (!n)
+        return -1;
+    ssize_t w = send(c->fd, out, n, MSG_NOSIGNAL);
+    if (w != (ssize_t)n) {
+        fprintf(stderr, "sb_load: connection %u: short write of a %zu-byte frame\n", c->idx, n);
+        g.bad_frames++;
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends what the connection owes: NATS CONNECT/SUB/PING, PONGs, a join. */
+static void raw_flush(struct conn *c)
+{
+    char buf[1024];
+    if (c->want_hello) {
+        int n = snprintf(buf, sizeof(buf),
+                         "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n"
+                         "SUB %s %u\r\nPING\r\n",
+                         g.o.room, c->idx + 1);
+        c->want_hello = 0;
+        if (n <= 0 || raw_send(c, 1, buf, (size_t)n) != 0)
+            goto lost;
+    }
+    while (c->want_pong) {
+        c->want_pong--;
+        if (raw_send(c, 1, "PONG\r\n", 6) != 0)
+            goto lost;
+    }
+    if (c->want_join) {
+        size_t n = build_join(buf, sizeof(buf));
+        c->want_join = 0;
+        if (!n || raw_send(c, 1, buf, n) != 0)
+            goto lost;
+    }
+    return;
+lost:
+    raw_lost(c, "write failed");
+}
+
+static void conn_flush(struct conn *c, struct lws *wsi)
+{
+    if (c->fd >= 0)
+        raw_flush(c);
+    else if (wsi)
+        lws_callback_on_writable(wsi);
+}
+
+static void raw_send_upgrade(struct conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+        raw_lost(c, strerror(err ? err : errno));
+        return;
+    }
+    char path[512], req[1024];
+    conn_path(c, path, sizeof(path));
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n\r\n",
+                     path, g.o.host, g.o.port, g.o.host);
+    if (n <= 0 || (size_t)n >= sizeof(req) || send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        raw_lost(c, "cannot send the upgrade request");
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(g.ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->hs = HS_HEADERS;
+}
+
+/* Appends a data frame's payload to the message being reassembled (fragmented messages). */
+static int frag_append(struct conn *c, const unsigned char *p, size_t n)
+{
+    if (c->frag_len + n > MAX_FRAME) {
+        fprintf(stderr, "sb_load: message over %u bytes on connection %u\n", MAX_FRAME, c->idx);
+        g.bad_frames++;
+        return -1;
+    }
+    if (c->frag_len + n > c->frag_cap) {
+        size_t cap = c->frag_cap ? c->frag_cap : 4096;
+        while (cap < c->frag_len + n)
+            cap *= 2;
+        char *q = realloc(c->frag, cap);
+        if (!q)
+            return -1;
+        c->frag = q;
+        c->frag_cap = cap;
+    }
+    memcpy(c->frag + c->frag_len, p, n);
+    c->frag_len += n;
+    return 0;
+}
+
+/* One server frame; -1 when the connection is gone. */
+static int raw_frame(struct conn *c, const struct bench_ws_frame *f)
+{
+    switch (f->opcode) {
+    case 0:                          /* continuation */
+    case 1:                          /* text */
+    case 2:                          /* binary */
+        if (g.o.proto == PROTO_NATS) /* a byte stream: frame boundaries do not matter */
+            return on_stream(NULL, c, (const char *)f->payload, f->payload_len, nats_parse) == 0 &&
+                           c->fd >= 0
+                       ? 0
+                       : -1;
+        if (f->fin && f->opcode != 0 && c->frag_len == 0) {
+            on_frame(c, (const char *)f->payload, f->payload_len);
+            return c->fd >= 0 ? 0 : -1;
+        }
+        if (frag_append(c, f->payload, f->payload_len) != 0)
+            return -1;
+        if (f->fin) {
+            on_frame(c, c->frag, c->frag_len);
+            c->frag_len = 0;
+        }
+        return c->fd >= 0 ? 0 : -1;
+    case 9: /* ping */
+        return raw_send(c, 10, f->payload, f->payload_len);
+    case 10: /* pong */
+        return 0;
+    case 8: /* close: answer with the same status, then the connection is over */
+        raw_send(c, 8, f->payload, f->payload_len < 2 ? f->payload_len : 2);
+        return -1;
+    default:
+        g.bad_frames++;
+        return -1;
+    }
+}
+
+/* Readable: one read of up to RX_READ bytes behind the carry, then every whole frame in it. */
+static void raw_read(struct conn *c)
+{
+    size_t have = c->carry_len;
+    if (have)
+        memcpy(rxbuf, c->carry, have);
+    ssize_t r = read(c->fd, rxbuf + have, RX_READ);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (r <= 0) {
+        raw_lost(c, r == 0 ? "closed by the server" : strerror(errno));
+        return;
+    }
+    size_t len = have + (size_t)r, off = 0;
+    if (c->hs == HS_HEADERS) {
+        const unsigned char *end = memmem(rxbuf, len, "\r\n\r\n", 4);
+        if (!end) {
+            if (len > HS_MAX) {
+                raw_lost(c, "upgrade answer too long");
+                return;
+            }
+            goto keep;
+        }
+        if (len < 12 || memcmp(rxbuf, "HTTP/1.1 101", 12) != 0) {
+            char why[128];
+            const unsigned char *nl = memchr(rxbuf, '\r', len);
+            snprintf(why, sizeof(why), "upgrade refused: %.*s", (int)(nl ? nl - rxbuf : 40),
+                     (const char *)rxbuf);
+            raw_lost(c, why);
+            return;
+        }
+        off = (size_t)(end - rxbuf) + 4;
+        c->hs = HS_OPEN;
+        if (c->state == CS_CONNECTING) {
+            c->state = CS_UPGRADED;
+            c->t_upgrade = now_ns();
+            bench_hist_record(&g.h_upgrade, c->t_upgrade - c->t_start);
+            if (g.o.proto == PROTO_WS)
+                mark_connected(c, c->t_upgrade);
+        }
+    }
+    while (off < len) {
+        struct bench_ws_frame f;
+        enum bench_ws_res res = bench_ws_parse(rxbuf + off, len - off, MAX_FRAME, &f);
+        if (res == BENCH_WS_MORE)
+            break;
+        if (res == BENCH_WS_BAD) {
+            fprintf(stderr, "sb_load: bad WebSocket frame on connection %u\n", c->idx);
+            g.bad_frames++;
+            raw_lost(c, "bad frame");
+            return;
+        }
+        off += f.frame_len;
+        if (raw_frame(c, &f) != 0) {
+            if (c->fd >= 0)
+                raw_lost(c, "closed");
+            return;
+        }
+    }
+keep:
+    len -= off;
+    if (len > c->carry_cap) {
+        size_t cap = len < 256 ? 256 : len;
+        unsigned char *q = realloc(c->carry, cap);
+        if (!q) {
+            raw_lost(c, "out of memory");
+            return;
+        }
+        c->carry = q;
+        c->carry_cap = (uint32_t)cap;
+    }
+    memmove(c->carry, rxbuf + off, len);
+    c->carry_len = (uint32_t)len;
+}
+
+static void raw_event(struct conn *c, uint32_t events)
+{
+    if (c->fd < 0)
+        return;
+    if (c->hs == HS_TCP) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            raw_send_upgrade(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        raw_read(c);
+}
+
+/* The main loop of the lean path: epoll over the receivers (and the publisher's socket), then
+ * one non-blocking lws service for the publisher and the timers. */
+static void raw_loop(void)
+{
+    struct epoll_event evs[EPOLL_BATCH];
+    while (g.phase != PH_DONE) {
+        int n = epoll_wait(g.ep, evs, EPOLL_BATCH, 1);
+        for (int i = 0; i < n && g.phase != PH_DONE; i++)
+            if (evs[i].data.ptr)
+                raw_event(evs[i].data.ptr, evs[i].events);
+        if (lws_service(g.ctx, -1) < 0)
+            break;
     }
 }
 
@@ -1178,6 +1547,9 @@ static void usage(FILE *f)
             "  --then-fraction F    after the flat-out run (--rate 0), publish again for\n"
             "                       --duration at F x its msg/s (e.g. 0.5: latency at half the\n"
             "                       peak); RESULT's flat_* fields are the flat-out run's\n"
+            "  --recv R             receivers' WebSocket path: lean (default: raw sockets on\n"
+            "                       one epoll, 64 KiB reads, own frame parser) or lws\n"
+            "                       (libwebsockets, the old path); SSE always uses lws\n"
             "  --dp-pid is the server's PID for the other protocols\n");
 }
 
@@ -1253,6 +1625,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"proto", required_argument, 0, 'X'},
         {"transport", required_argument, 0, 'T'},
         {"then-fraction", required_argument, 0, 'F'},
+        {"recv", required_argument, 0, 'Q'},
         {0, 0, 0, 0},
     };
     int ch, li = -1;
@@ -1336,6 +1709,14 @@ static int parse_options(int argc, char **argv, struct options *o)
                 o->proto = PROTO_NATS;
             else if (strcmp(optarg, "ws") == 0)
                 o->proto = PROTO_WS;
+            else
+                bad = 1;
+            break;
+        case 'Q':
+            if (strcmp(optarg, "lws") == 0)
+                o->recv_lws = true;
+            else if (strcmp(optarg, "lean") == 0)
+                o->recv_lws = false;
             else
                 bad = 1;
             break;
@@ -1429,8 +1810,19 @@ int main(int argc, char **argv)
         return 3;
     }
     memset(g.pad, 'x', (size_t)g.o.size);
-    for (uint32_t i = 0; i < g.total; i++)
+    for (uint32_t i = 0; i < g.total; i++) {
         g.conns[i].idx = i;
+        g.conns[i].fd = -1;
+    }
+    g.raw = !g.o.recv_lws && !g.o.sse;
+    if (g.raw) {
+        g.mask_rng = (uint32_t)now_ns() | 1u;
+        g.ep = epoll_create1(EPOLL_CLOEXEC);
+        if (g.ep < 0 || raw_resolve() != 0) {
+            fprintf(stderr, "sb_load: cannot set up the lean receive path\n");
+            return 3;
+        }
+    }
     bench_hist_init(&g.h_upgrade);
     bench_hist_init(&g.h_connected);
     bench_hist_init(&g.h_cp);
@@ -1476,9 +1868,13 @@ int main(int argc, char **argv)
     start_connects();
     lws_sul_schedule(g.ctx, 0, &g.tick, tick_cb, TICK_US_IDLE);
 
-    while (g.phase != PH_DONE) {
-        if (lws_service(g.ctx, 0) < 0)
-            break;
+    if (g.raw) {
+        raw_loop();
+    } else {
+        while (g.phase != PH_DONE) {
+            if (lws_service(g.ctx, 0) < 0)
+                break;
+        }
     }
     if (g.t_pub0 && !g.t_pub1)
         g.t_pub1 = now_ns();
@@ -1487,8 +1883,13 @@ int main(int argc, char **argv)
     int rc = report();
     lws_sul_cancel(&g.tick);
     lws_context_destroy(g.ctx);
-    for (uint32_t i = 0; i < g.total; i++)
+    for (uint32_t i = 0; i < g.total; i++) {
+        raw_close(&g.conns[i]);
         free(g.conns[i].frag);
+        free(g.conns[i].carry);
+    }
+    if (g.raw)
+        close(g.ep);
     free(g.conns);
     free(g.pad);
     return rc;

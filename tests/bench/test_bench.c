@@ -196,6 +196,124 @@ static void test_nats_bad_size(void **state)
     assert_int_equal(bench_nats_next(S("MSG bench 1 \r\n"), 1000, &used, &d, &dl), BENCH_NATS_BAD);
 }
 
+/* A server frame: FIN + opcode, unmasked, with the shortest length form. */
+static size_t server_frame(unsigned char *out, uint8_t opcode, const unsigned char *p, size_t len)
+{
+    size_t hl;
+    out[0] = (unsigned char)(0x80u | opcode);
+    if (len < 126) {
+        out[1] = (unsigned char)len;
+        hl = 2;
+    } else if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (unsigned char)(len >> 8);
+        out[3] = (unsigned char)len;
+        hl = 4;
+    } else {
+        out[1] = 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (unsigned char)((uint64_t)len >> (8 * (7 - i)));
+        hl = 10;
+    }
+    memcpy(out + hl, p, len);
+    return hl + len;
+}
+
+static void test_ws_batched_frames(void **state)
+{
+    (void)state;
+    unsigned char buf[256];
+    size_t n = server_frame(buf, 1, (const unsigned char *)"hello", 5);
+    n += server_frame(buf + n, 9, (const unsigned char *)"pi", 2);
+    n += server_frame(buf + n, 1, (const unsigned char *)"", 0);
+    struct bench_ws_frame f;
+    size_t off = 0;
+    assert_int_equal(bench_ws_parse(buf, n, 1 << 20, &f), BENCH_WS_FRAME);
+    assert_int_equal(f.opcode, 1);
+    assert_int_equal(f.fin, 1);
+    assert_int_equal(f.payload_len, 5);
+    assert_memory_equal(f.payload, "hello", 5);
+    assert_int_equal(f.frame_len, 7);
+    off += f.frame_len;
+    assert_int_equal(bench_ws_parse(buf + off, n - off, 1 << 20, &f), BENCH_WS_FRAME);
+    assert_int_equal(f.opcode, 9);
+    assert_memory_equal(f.payload, "pi", 2);
+    off += f.frame_len;
+    assert_int_equal(bench_ws_parse(buf + off, n - off, 1 << 20, &f), BENCH_WS_FRAME);
+    assert_int_equal(f.payload_len, 0);
+    off += f.frame_len;
+    assert_int_equal(off, n);
+    assert_int_equal(bench_ws_parse(buf + off, 0, 1 << 20, &f), BENCH_WS_MORE);
+}
+
+static void test_ws_split_frames_need_more(void **state)
+{
+    (void)state;
+    static unsigned char payload[70000], buf[70100];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (unsigned char)('a' + i % 26);
+    size_t lens[] = {10, 300, 70000}; /* 7-bit, 16-bit and 64-bit lengths */
+    size_t hls[] = {2, 4, 10};
+    for (int k = 0; k < 3; k++) {
+        size_t n = server_frame(buf, 1, payload, lens[k]);
+        assert_int_equal(n, hls[k] + lens[k]);
+        struct bench_ws_frame f;
+        for (size_t cut = 0; cut < n; cut += (cut < 12 ? 1 : 997))
+            assert_int_equal(bench_ws_parse(buf, cut, 1 << 20, &f), BENCH_WS_MORE);
+        assert_int_equal(bench_ws_parse(buf, n, 1 << 20, &f), BENCH_WS_FRAME);
+        assert_int_equal(f.payload_len, lens[k]);
+        assert_int_equal(f.frame_len, n);
+        assert_ptr_equal(f.payload, buf + hls[k]);
+        assert_memory_equal(f.payload, payload, lens[k]);
+    }
+}
+
+static void test_ws_bad_frames(void **state)
+{
+    (void)state;
+    struct bench_ws_frame f;
+    const unsigned char masked[] = {0x81, 0x81, 1, 2, 3, 4, 'x'};
+    assert_int_equal(bench_ws_parse(masked, sizeof(masked), 100, &f), BENCH_WS_BAD);
+    const unsigned char rsv[] = {0xc1, 0x01, 'x'};
+    assert_int_equal(bench_ws_parse(rsv, sizeof(rsv), 100, &f), BENCH_WS_BAD);
+    const unsigned char top[] = {0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(bench_ws_parse(top, sizeof(top), 100, &f), BENCH_WS_BAD);
+    const unsigned char big[] = {0x82, 126, 0x01, 0x00}; /* 256 > max 100 */
+    assert_int_equal(bench_ws_parse(big, sizeof(big), 100, &f), BENCH_WS_BAD);
+    const unsigned char frag_ping[] = {0x09, 0x00};
+    assert_int_equal(bench_ws_parse(frag_ping, sizeof(frag_ping), 100, &f), BENCH_WS_BAD);
+    const unsigned char long_ping[] = {0x89, 126, 0x00, 0x80};
+    assert_int_equal(bench_ws_parse(long_ping, sizeof(long_ping), 1000, &f), BENCH_WS_BAD);
+    const unsigned char cont[] = {0x01, 0x01, 'a', 0x80, 0x01, 'b'}; /* text, then continuation */
+    assert_int_equal(bench_ws_parse(cont, sizeof(cont), 100, &f), BENCH_WS_FRAME);
+    assert_int_equal(f.fin, 0);
+    assert_int_equal(bench_ws_parse(cont + 3, 3, 100, &f), BENCH_WS_FRAME);
+    assert_int_equal(f.opcode, 0);
+    assert_int_equal(f.fin, 1);
+}
+
+static void test_ws_client_frame_masks(void **state)
+{
+    (void)state;
+    static unsigned char payload[70000], out[70100];
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t lens[] = {5, 200, 70000};
+    size_t hls[] = {2, 4, 10};
+    for (int k = 0; k < 3; k++) {
+        memset(payload, 'q', lens[k]);
+        size_t n = bench_ws_client_frame(out, sizeof(out), 1, payload, lens[k], mask);
+        assert_int_equal(n, hls[k] + 4 + lens[k]);
+        assert_int_equal(out[0], 0x81);
+        assert_true(out[1] & 0x80);
+        assert_memory_equal(out + hls[k], mask, 4);
+        for (size_t i = 0; i < lens[k]; i++)
+            assert_int_equal(out[hls[k] + 4 + i] ^ mask[i & 3], 'q');
+    }
+    assert_int_equal(out[1] & 0x7f, 127);
+    assert_int_equal(bench_ws_client_frame(out, 10, 1, payload, 5, mask), 0);
+    assert_int_equal(bench_ws_client_frame(out, 11, 1, payload, 5, mask), 11);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +329,10 @@ int main(void)
         cmocka_unit_test(test_nats_ops_and_batching),
         cmocka_unit_test(test_nats_split_msg_needs_more),
         cmocka_unit_test(test_nats_bad_size),
+        cmocka_unit_test(test_ws_batched_frames),
+        cmocka_unit_test(test_ws_split_frames_need_more),
+        cmocka_unit_test(test_ws_bad_frames),
+        cmocka_unit_test(test_ws_client_frame_masks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
