@@ -1320,7 +1320,8 @@ keep:
         c->carry = q;
         c->carry_cap = (uint32_t)cap;
     }
-    memmove(c->carry, rxbuf + off, len);
+    if (len)
+        memmove(c->carry, rxbuf + off, len);
     c->carry_len = (uint32_t)len;
 }
 
