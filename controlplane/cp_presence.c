@@ -252,6 +252,7 @@ void cp_presence_set_offline(struct cp_presence *p, struct cp_user *u, int64_t n
     }
     replace(&u->status, "offline");
     u->last_seen = now_ms;
+    u->offline_since = now_ms;
 }
 
 enum sb_err cp_presence_update(struct cp_user *u, const char *status, const char *custom_status,

@@ -38,8 +38,9 @@ struct cp_user {
     char *status; /* "online", "away", "busy", "offline" */
     char *custom_status, *device_type, *device_name, *activity_type, *activity_detail;
     char *availability;
-    int64_t last_seen;  /* Unix ms: last connect, disconnect or presence change */
-    int64_t offline_at; /* monotonic ms when the grace period ends; 0: not pending */
+    int64_t last_seen;     /* Unix ms: last connect, disconnect or presence change */
+    int64_t offline_since; /* Unix ms the user last went offline (0: never) */
+    int64_t offline_at;    /* monotonic ms when the grace period ends; 0: not pending */
     /* Presence timeout (cp_users.c). Unix ms. */
     int64_t last_activity;    /* newest activity seen here or read from the record */
     int64_t activity_written; /* when this replica last wrote activity into the record */

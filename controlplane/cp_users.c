@@ -281,8 +281,13 @@ static bool rmw_edit(struct rmw *op)
         for (size_t i = 0; u != NULL && i < u->n_conns; i++)
             if (u->conns[i]->connected_at < since)
                 since = u->conns[i]->connected_at;
-        bool stale_set = r->status[0] != '\0' && !r->auto_away && since != INT64_MAX &&
-                         r->updated_at < since - STALE_MARGIN_MS;
+        /* Or set before this replica saw the user go offline: the reset at offline may still
+         * be on its way to the store when the user comes back. */
+        bool before_offline =
+            u != NULL && u->offline_since > 0 && r->updated_at <= u->offline_since;
+        bool stale_set =
+            r->status[0] != '\0' && !r->auto_away &&
+            ((since != INT64_MAX && r->updated_at < since - STALE_MARGIN_MS) || before_offline);
         if (!stale_set && !r->auto_away)
             return false;
         if (cp_presence_record_set(&r->status, "") != SB_OK) {
