@@ -74,25 +74,7 @@ static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
 static void send_membership(struct cp_ctx *c, const char *user_id, const char *channel_id,
                             bool added, int64_t revision)
 {
-    struct cp_user *u = cp_presence_user(&c->presence, user_id);
-    if (u == NULL || u->n_conns == 0)
-        return;
-    Switchboard__Internal__V1__Membership m = SWITCHBOARD__INTERNAL__V1__MEMBERSHIP__INIT;
-    m.user_id = (char *)user_id;
-    m.channel_id = (char *)channel_id;
-    m.added = added;
-    m.revision = revision;
-    ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
-    item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP;
-    item.membership = &m;
-    uint64_t gen = ++c->mark_gen;
-    for (size_t j = 0; j < u->n_conns; j++) {
-        struct cp_node *n = conn_node(c, u->conns[j]);
-        if (n == NULL || n->mark == gen)
-            continue;
-        n->mark = gen;
-        cp_fanout_queue(c, n, &item);
-    }
+    cp_fanout_membership_item(c, user_id, NULL, channel_id, added, revision);
 }
 
 static json_t *meta_json(const struct cp_kv *meta, size_t n)

@@ -154,6 +154,12 @@ void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *roo
 void cp_fanout_membership_rev(struct cp_ctx *c, const char *user_id, const char *room_id,
                               bool added, int64_t revision);
 
+/* The same for a room (channel_id NULL) or a channel (room_id NULL): Membership{user_id,
+ * room_id or channel_id, added, revision} once to every node hosting one of the user's
+ * connections. */
+void cp_fanout_membership_item(struct cp_ctx *c, const char *user_id, const char *room_id,
+                               const char *channel_id, bool added, int64_t revision);
+
 /* ---------------------------------------------------------------- idempotency (cp_idem.c) */
 
 /* How long BroadcastToRoom remembers an idempotency key (API.md: two minutes). */

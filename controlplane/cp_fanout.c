@@ -365,12 +365,21 @@ void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *roo
 void cp_fanout_membership_rev(struct cp_ctx *c, const char *user_id, const char *room_id,
                               bool added, int64_t revision)
 {
+    cp_fanout_membership_item(c, user_id, room_id, NULL, added, revision);
+}
+
+void cp_fanout_membership_item(struct cp_ctx *c, const char *user_id, const char *room_id,
+                               const char *channel_id, bool added, int64_t revision)
+{
     struct cp_user *u = cp_presence_user(&c->presence, user_id);
     if (u == NULL || u->n_conns == 0)
         return;
     Switchboard__Internal__V1__Membership m = SWITCHBOARD__INTERNAL__V1__MEMBERSHIP__INIT;
     m.user_id = (char *)user_id;
-    m.room_id = (char *)room_id;
+    if (room_id != NULL)
+        m.room_id = (char *)room_id;
+    if (channel_id != NULL)
+        m.channel_id = (char *)channel_id;
     m.added = added;
     m.revision = revision;
     Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
