@@ -9,6 +9,8 @@
 
 #include "dp_map.h"
 
+#define PREFETCH_AHEAD 8
+
 struct user {
     char *id;
     struct dp_session **s;
@@ -24,7 +26,7 @@ struct rev {
 
 struct dp_router {
     struct dp_map *users; /* user_id -> struct user */
-    struct dp_map *rooms; /* room_id -> dp_map(user_id -> struct user) */
+    struct dp_map *rooms; /* room_id -> struct set */
     struct dp_map *channels;
     struct dp_map *seqs; /* room_id -> struct rev: last room seq delivered here */
 };
@@ -59,15 +61,75 @@ struct dp_router *dp_router_create(void)
     return r;
 }
 
+/* The local members of one room (or subscribers of one channel): the users, and every session
+ * of theirs in one flat array, which is what a fan-out walks. Walking the users map instead
+ * cost three dependent cache misses per member (map node, user, session array) before the
+ * session itself: at 10,000 members that walk was a quarter of the data plane's time. The
+ * array is kept up to date as members and sessions come and go (removal scans it: one
+ * sequential pass per change). If it cannot grow, it is marked stale and rebuilt at the next
+ * visit, or the walk falls back to the map. */
+struct set {
+    struct dp_map *users; /* user_id -> struct user */
+    struct dp_session **flat;
+    size_t n_flat, cap_flat;
+    bool stale;
+};
+
+static void set_free(struct set *set)
+{
+    dp_map_destroy(set->users);
+    free(set->flat);
+    free(set);
+}
+
+static bool flat_reserve(struct set *set, size_t more)
+{
+    if (set->n_flat + more <= set->cap_flat)
+        return true;
+    size_t cap = set->cap_flat ? set->cap_flat : 4;
+    while (cap < set->n_flat + more)
+        cap *= 2;
+    struct dp_session **v = realloc(set->flat, cap * sizeof(*v));
+    if (v == NULL)
+        return false;
+    set->flat = v;
+    set->cap_flat = cap;
+    return true;
+}
+
+static void flat_add(struct set *set, struct dp_session *const *ss, size_t n)
+{
+    if (set->stale)
+        return;
+    if (!flat_reserve(set, n)) {
+        set->stale = true;
+        return;
+    }
+    memcpy(set->flat + set->n_flat, ss, n * sizeof(*ss));
+    set->n_flat += n;
+}
+
+static void flat_remove(struct set *set, const struct dp_session *s)
+{
+    for (size_t i = 0; i < set->n_flat; i++) {
+        if (set->flat[i] == s) {
+            set->flat[i] = set->flat[--set->n_flat];
+            return;
+        }
+    }
+}
+
 static void set_remove(struct dp_map *index, const char *key, struct user *u, struct dp_map *seqs)
 {
-    struct dp_map *set = dp_map_get(index, key);
+    struct set *set = dp_map_get(index, key);
     if (set == NULL)
         return;
-    dp_map_remove(set, u->id);
-    if (dp_map_size(set) == 0) {
+    if (dp_map_remove(set->users, u->id) != NULL)
+        for (size_t i = 0; i < u->n; i++)
+            flat_remove(set, u->s[i]);
+    if (dp_map_size(set->users) == 0) {
         dp_map_remove(index, key);
-        dp_map_destroy(set);
+        set_free(set);
         /* No local member left: the room's seq is forgotten with it (a room deleted and
          * created again starts from 1). */
         if (seqs != NULL)
@@ -77,24 +139,48 @@ static void set_remove(struct dp_map *index, const char *key, struct user *u, st
 
 static enum sb_err set_add(struct dp_map *index, const char *key, struct user *u)
 {
-    struct dp_map *set = dp_map_get(index, key);
+    struct set *set = dp_map_get(index, key);
     if (set == NULL) {
-        set = dp_map_create();
+        set = calloc(1, sizeof(*set));
         if (set == NULL)
             return SB_ENOMEM;
-        if (dp_map_put(index, key, set) != SB_OK) {
-            dp_map_destroy(set);
+        set->users = dp_map_create();
+        if (set->users == NULL || dp_map_put(index, key, set) != SB_OK) {
+            set_free(set);
             return SB_ENOMEM;
         }
     }
-    if (dp_map_put(set, u->id, u) != SB_OK) {
-        if (dp_map_size(set) == 0) {
+    if (dp_map_get(set->users, u->id) != NULL)
+        return SB_OK;
+    if (dp_map_put(set->users, u->id, u) != SB_OK) {
+        if (dp_map_size(set->users) == 0) {
             dp_map_remove(index, key);
-            dp_map_destroy(set);
+            set_free(set);
         }
         return SB_ENOMEM;
     }
+    flat_add(set, u->s, u->n);
     return SB_OK;
+}
+
+/* A session of `u` came or went: every set of the user follows. */
+static void sets_session(struct dp_router *r, struct user *u, struct dp_session *s, bool add)
+{
+    struct dp_map *idx[2] = {r->rooms, r->channels};
+    struct dp_map *mine[2] = {u->rooms, u->channels};
+    for (int k = 0; k < 2; k++) {
+        struct dp_map_iter it = {0};
+        const char *key;
+        while (dp_map_next(mine[k], &it, &key, NULL)) {
+            struct set *set = dp_map_get(idx[k], key);
+            if (set == NULL)
+                continue;
+            if (add)
+                flat_add(set, &s, 1);
+            else
+                flat_remove(set, s);
+        }
+    }
 }
 
 static void clear_user(struct dp_router *r, struct user *u)
@@ -174,6 +260,7 @@ enum sb_err dp_router_add_session(struct dp_router *r, const char *user_id, stru
         u->cap = cap;
     }
     u->s[u->n++] = s;
+    sets_session(r, u, s, true);
     return SB_OK;
 }
 
@@ -185,6 +272,7 @@ void dp_router_remove_session(struct dp_router *r, const char *user_id, struct d
     for (size_t i = 0; i < u->n; i++) {
         if (u->s[i] == s) {
             u->s[i] = u->s[--u->n];
+            sets_session(r, u, s, false);
             break;
         }
     }
@@ -238,13 +326,38 @@ void dp_router_clear_memberships(struct dp_router *r)
         clear_user(r, v);
 }
 
-static void visit_set(struct dp_map *set, dp_router_visit_fn *fn, void *arg)
+static void visit_set(struct set *set, dp_router_visit_fn *fn, void *arg)
 {
     if (set == NULL)
         return;
+    if (set->stale) {
+        /* rebuild; if that fails too, walk the users */
+        set->n_flat = 0;
+        set->stale = false;
+        struct dp_map_iter it = {0};
+        void *v;
+        while (!set->stale && dp_map_next(set->users, &it, NULL, &v)) {
+            struct user *u = v;
+            flat_add(set, u->s, u->n);
+        }
+    }
+    if (!set->stale) {
+        /* The walk is bound by cache misses on the sessions (one per member at 10,000): fetch
+         * the hot head of a session (its first two cache lines, see struct dp_session) a few
+         * members ahead, so the loads overlap instead of waiting one after another. */
+        for (size_t i = 0; i < set->n_flat; i++) {
+            if (i + PREFETCH_AHEAD < set->n_flat) {
+                const char *p = (const char *)set->flat[i + PREFETCH_AHEAD];
+                __builtin_prefetch(p, 1);
+                __builtin_prefetch(p + 64, 1);
+            }
+            fn(set->flat[i], arg);
+        }
+        return;
+    }
     struct dp_map_iter it = {0};
     void *v;
-    while (dp_map_next(set, &it, NULL, &v)) {
+    while (dp_map_next(set->users, &it, NULL, &v)) {
         struct user *u = v;
         for (size_t i = 0; i < u->n; i++)
             fn(u->s[i], arg);

@@ -56,21 +56,13 @@ struct dp_pending {
 };
 
 struct dp_session {
-    char connection_id[SB_ID_LEN];
-    /* Heap strings sized to their ids (fixed arrays of SB_IDENT_MAX + 1 cost ~390 bytes per
-     * connection); change them with dp_session_set_ids. Never NULL. */
-    char *session_id;        /* fresh, or the resumed one after ConnOpened */
-    char *resume_session_id; /* asked for with ?session_id= ("" : none) */
-    char *user_id;
-    enum dp_transport transport;
+    /* What a fan-out touches for every member comes first, so it spans as few cache lines as
+     * possible: at 10,000 members the fan-out is a walk over 10,000 sessions and its cost is
+     * mostly cache misses. */
+    uint64_t mark; /* fan-out de-duplication */
     enum dp_session_state state;
-    const struct dp_session_ops *ops;
-    void *wsi; /* the transport's handle (struct lws *) */
-    int64_t connected_at_ms;
-    uint64_t open_request_id; /* of the last ConnOpen sent (0: none yet) */
-    uint64_t open_gen;        /* primary generation that ConnOpen went to */
-    bool indexed;             /* in the router */
-
+    enum dp_overflow policy;
+    bool overflowed;
     /* bounded outbox: a ring of shared frames. It lives in `inl` while at most DP_SESSION_INLINE
      * frames are queued (the steady state of a fan-out: no allocation per delivery), moves to the
      * heap when more are queued and back into `inl` once drained, so an idle connection holds no
@@ -79,15 +71,28 @@ struct dp_session {
     size_t head, count, cap;
     size_t bytes;
     size_t max_frames, max_bytes;
-    enum dp_overflow policy;
-    uint64_t dropped;
-    bool overflowed;
-    size_t write_off; /* bytes of ring[head] already written (partial SSE/WS writes) */
     /* Monotonic ms when the outbox last went from empty to non-empty or last made progress
      * (a frame written); 0 while empty. dp_hub_sweep closes sessions stalled too long: one
      * timestamp per session instead of an lws timeout re-armed on every frame, which costs a
      * walk of lws' sorted timer list each time (O(N^2) per fan-out to N connections). */
     int64_t stall_since_ms;
+    const struct dp_session_ops *ops;
+    void *wsi; /* the transport's handle (struct lws *) */
+    struct dp_buf *inl[DP_SESSION_INLINE];
+
+    char connection_id[SB_ID_LEN];
+    /* Heap strings sized to their ids (fixed arrays of SB_IDENT_MAX + 1 cost ~390 bytes per
+     * connection); change them with dp_session_set_ids. Never NULL. */
+    char *session_id;        /* fresh, or the resumed one after ConnOpened */
+    char *resume_session_id; /* asked for with ?session_id= ("" : none) */
+    char *user_id;
+    enum dp_transport transport;
+    int64_t connected_at_ms;
+    uint64_t open_request_id; /* of the last ConnOpen sent (0: none yet) */
+    uint64_t open_gen;        /* primary generation that ConnOpen went to */
+    bool indexed;             /* in the router */
+    uint64_t dropped;
+    size_t write_off; /* bytes of ring[head] already written (partial SSE/WS writes) */
 
     /* close after the outbox drains */
     bool close_pending;
@@ -100,9 +105,6 @@ struct dp_session {
 
     /* SSE: last seq seen per room on this stream */
     struct dp_sse_pos pos;
-
-    uint64_t mark; /* fan-out de-duplication */
-    struct dp_buf *inl[DP_SESSION_INLINE];
 };
 
 /* Outboxes currently on the heap, and outboxes moved back inline since the counter was last

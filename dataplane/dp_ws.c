@@ -114,7 +114,8 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
             dp_session_pop(s);
         dp_metrics.frames_out_total += n;
         dp_metrics.bytes_out_total += total;
-        if (lws_send_pipe_choked(wsi))
+        /* not lws_send_pipe_choked(): that is a poll() system call per write */
+        if (lws_partial_buffered(wsi))
             break;
     }
     if (dp_session_queued(s) > 0) {

@@ -148,6 +148,113 @@ static void test_dp_router_seq_drops_repeats(void **state)
     dp_router_destroy(r);
 }
 
+/* The flat list of sessions a room or channel visit walks is kept in step with sessions coming
+ * and going and members joining and leaving: random operations against a model. */
+#define M_USERS 12
+#define M_SESS  40
+#define M_SETS  4 /* rooms 0-1, channels 2-3 */
+
+struct model {
+    int owner[M_SESS]; /* user of a live session, -1: not live */
+    bool member[M_USERS][M_SETS];
+};
+
+static bool user_live(const struct model *m, int u)
+{
+    for (int i = 0; i < M_SESS; i++)
+        if (m->owner[i] == u)
+            return true;
+    return false;
+}
+
+struct seen_big {
+    struct dp_session *v[M_SESS * 2];
+    int n;
+};
+
+static void collect_big(struct dp_session *s, void *arg)
+{
+    struct seen_big *seen = arg;
+    if (seen->n < M_SESS * 2)
+        seen->v[seen->n++] = s;
+}
+
+static void check_sets(struct dp_router *r, const struct model *m, char *base)
+{
+    for (int k = 0; k < M_SETS; k++) {
+        char key[8];
+        snprintf(key, sizeof(key), "s%d", k % 2);
+        struct seen_big seen = {0};
+        if (k < 2)
+            dp_router_visit_room(r, key, collect_big, &seen);
+        else
+            dp_router_visit_channel(r, key, collect_big, &seen);
+        int want = 0;
+        for (int i = 0; i < M_SESS; i++) {
+            bool in = m->owner[i] >= 0 && m->member[m->owner[i]][k];
+            int times = 0;
+            for (int j = 0; j < seen.n; j++)
+                times += seen.v[j] == (struct dp_session *)(base + i);
+            assert_int_equal(times, in ? 1 : 0);
+            want += in;
+        }
+        assert_int_equal(seen.n, want);
+    }
+}
+
+static void test_dp_router_visits_follow_sessions_and_members(void **state)
+{
+    (void)state;
+    static char sess[M_SESS];
+    struct model m;
+    for (int i = 0; i < M_SESS; i++)
+        m.owner[i] = -1;
+    memset(m.member, 0, sizeof(m.member));
+    struct dp_router *r = dp_router_create();
+    assert_non_null(r);
+    uint32_t x = 12345;
+    for (int step = 0; step < 4000; step++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t v = x >> 8;
+        int u = (int)(v % M_USERS), i = (int)((v / M_USERS) % M_SESS);
+        int k = (int)((v / (M_USERS * M_SESS)) % M_SETS);
+        char uid[8], key[8];
+        snprintf(uid, sizeof(uid), "u%d", u);
+        snprintf(key, sizeof(key), "s%d", k % 2);
+        switch ((v >> 16) % 4) {
+        case 0: /* a session opens */
+            if (m.owner[i] < 0) {
+                assert_int_equal(dp_router_add_session(r, uid, (struct dp_session *)&sess[i]),
+                                 SB_OK);
+                m.owner[i] = u;
+            }
+            break;
+        case 1: /* a session closes; the user's memberships go with the last one */
+            if (m.owner[i] >= 0) {
+                int o = m.owner[i];
+                snprintf(uid, sizeof(uid), "u%d", o);
+                dp_router_remove_session(r, uid, (struct dp_session *)&sess[i]);
+                m.owner[i] = -1;
+                if (!user_live(&m, o))
+                    memset(m.member[o], 0, sizeof(m.member[o]));
+            }
+            break;
+        default: { /* join or leave */
+            bool join = ((v >> 16) % 4) == 2;
+            if (k < 2)
+                assert_int_equal(dp_router_set_room(r, uid, key, join), SB_OK);
+            else
+                assert_int_equal(dp_router_set_channel(r, uid, key, join), SB_OK);
+            if (user_live(&m, u))
+                m.member[u][k] = join;
+            break;
+        }
+        }
+        check_sets(r, &m, sess);
+    }
+    dp_router_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_dp_router_clear_and_visit_user),
         cmocka_unit_test(test_dp_router_membership_revision_keeps_newest),
         cmocka_unit_test(test_dp_router_seq_drops_repeats),
+        cmocka_unit_test(test_dp_router_visits_follow_sessions_and_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
