@@ -93,7 +93,7 @@ if [ "$DO_BUILD" = 1 ]; then
             >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
     fi
     cmake --build "$BUILD" -j"$(nproc)" --target switchboard-controlplane switchboard-dataplane \
-        sb_load >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
+        sb_load bench_floor >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
 fi
 find_bin() {
     local f
@@ -104,6 +104,7 @@ find_bin() {
 CP_BIN=$(find_bin switchboard-controlplane)
 DP_BIN=$(find_bin switchboard-dataplane)
 LOAD_BIN=$(find_bin sb_load)
+FLOOR_BIN=$(find_bin bench_floor)
 
 # ---- machine ----
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -283,6 +284,14 @@ for r in $(seq "$REPEAT"); do
         for s in $SERVERS; do
             run_load "$s" "$LIGHT_N" light "$r" "$s N=$LIGHT_N 100 msg/s #$r" --rate 100 --duration "$DURATION"
         done
+        # The same load with no server: one send() per connection from the servers' core, read
+        # on the client's core. The least latency any server writing one send() per subscriber
+        # can have on this machine (target 3).
+        log "no server (bench_floor) N=$LIGHT_N 100 msg/s #$r"
+        floor_args=(--conns "$LIGHT_N" --rate 100 --duration "$DURATION")
+        [ ${#SRV_PIN[@]} = 0 ] && floor_args+=(--sender-cpu -1 --receiver-cpu -1)
+        R[floor,$LIGHT_N,light,$r]=$("$FLOOR_BIN" "${floor_args[@]}" 2>&1 | tee -a "$TMP/floor.log" |
+            grep '^FLOOR ' || echo "FLOOR complete=0")
     fi
     if [ "$SSE_N" != 0 ] && [[ " $SERVERS " == *" switchboard "* ]]; then
         run_load switchboard "$SSE_N" sse "$r" "switchboard SSE N=$SSE_N #$r" --transport sse --rate 0 --duration "$DURATION"
@@ -370,6 +379,11 @@ done
 if [ "$LIGHT_N" != 0 ]; then
     row "N=$LIGHT_N 100 msg/s: p50 ms" ms light "$LIGHT_N" p50_us
     row "N=$LIGHT_N 100 msg/s: p99 ms" ms light "$LIGHT_N" p99_us
+    for q in p50 p99; do
+        printf '| %-46s | %11s | %11s | %11s | %7s | %7s |\n' \
+            "N=$LIGHT_N 100 msg/s: $q ms, no server (floor)" \
+            "$(fmt "$(med floor "$LIGHT_N" light "${q}_us")" ms)" - - - -
+    done
 fi
 if [ "$SSE_N" != 0 ] && HAS switchboard; then
     sse=$(med switchboard "$SSE_N" sse deliveries_per_s)
@@ -381,6 +395,7 @@ echo
 echo "Ratios are switchboard / other (for RSS, latency and CPU per delivery lower is better, for rates"
 echo "higher). Server CPU for Switchboard = data plane + control plane; with the client near 100% of"
 echo "its core, deliveries/s is the client's limit and CPU per delivery compares the servers."
+if [ "$LIGHT_N" != 0 ]; then echo "'no server (floor)': tests/bench/bench_floor, a bare loop of one send() per connection."; fi
 echo "Medians of $REPEAT run(s); figures of incomplete runs are left out ('-' if none)." \
     "Elapsed: $(($(date +%s) - T_START)) s."
 

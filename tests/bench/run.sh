@@ -244,8 +244,13 @@ if [ "$MODE" = smoke ]; then
     # CI-friendly: 50 members, WebSocket joins, 100 msg/s for 2 s; no timing assertions.
     run_one "smoke" 50 100 2 --timeout 20 "${SETUP_ARGS[@]}"
     print_table
-    if [ "$FAILED" = 0 ] && [ "$(field "${RESULTS[0]}" complete)" = 1 ]; then
-        echo "smoke: PASS (every delivery arrived, in order, gap-free)"
+    # compare.sh's no-server floor (bench_floor) must keep working too
+    floor_ok=1
+    FLOOR_BIN=$(find_bin bench_floor)
+    "$FLOOR_BIN" --conns 50 --rate 100 --duration 1 --timeout 10 | tee "$TMP/floor.out" | head -n1
+    grep -q '^FLOOR complete=1 ' "$TMP/floor.out" || floor_ok=0
+    if [ "$FAILED" = 0 ] && [ "$(field "${RESULTS[0]}" complete)" = 1 ] && [ "$floor_ok" = 1 ]; then
+        echo "smoke: PASS (every delivery arrived, in order, gap-free; bench_floor complete)"
         exit 0
     fi
     echo "smoke: FAIL"
