@@ -24,9 +24,16 @@ const char *bench_scan_value(const char *buf, size_t len, const char *key)
     const char *end = buf + len;
     const char *p = buf;
     while (p < end) {
-        const char *hit = memmem(p, (size_t)(end - p), pat, plen);
-        if (!hit)
+        /* memchr + memcmp rather than memmem: memmem's set-up per call was the load client's
+         * largest cost (16% of its samples at 10,000 connections, three scans per frame) */
+        const char *hit = memchr(p, '"', (size_t)(end - p));
+        if (!hit || (size_t)(end - hit) < plen)
             return NULL;
+        /* most quotes in a frame start other keys or strings: two byte checks reject them */
+        if (hit[1] != pat[1] || hit[plen - 1] != '"' || memcmp(hit, pat, plen) != 0) {
+            p = hit + 1;
+            continue;
+        }
         const char *q = skip_blanks(hit + plen, end);
         if (q < end && *q == ':') {
             q = skip_blanks(q + 1, end);
@@ -37,11 +44,54 @@ const char *bench_scan_value(const char *buf, size_t len, const char *key)
     return NULL;
 }
 
+size_t bench_scan_keys(const char *buf, size_t len, const char *const *keys, size_t n,
+                       const char **vals)
+{
+    size_t found = 0, klen[BENCH_SCAN_KEYS_MAX];
+    if (n > BENCH_SCAN_KEYS_MAX)
+        n = BENCH_SCAN_KEYS_MAX;
+    for (size_t k = 0; k < n; k++) {
+        vals[k] = NULL;
+        klen[k] = strlen(keys[k]);
+    }
+    const char *end = buf + len, *p = buf;
+    while (found < n && p < end) {
+        const char *open = memchr(p, '"', (size_t)(end - p));
+        if (!open)
+            break;
+        const char *close = memchr(open + 1, '"', (size_t)(end - open - 1));
+        if (!close)
+            break;
+        const char *q = skip_blanks(close + 1, end);
+        if (q >= end || *q != ':') { /* a string value: skipped whole */
+            p = close + 1;
+            continue;
+        }
+        size_t tl = (size_t)(close - open - 1);
+        const char *v = skip_blanks(q + 1, end);
+        for (size_t k = 0; k < n; k++) {
+            if (vals[k] == NULL && klen[k] == tl && memcmp(open + 1, keys[k], tl) == 0) {
+                if (v < end) {
+                    vals[k] = v;
+                    found++;
+                }
+                break;
+            }
+        }
+        p = v;
+    }
+    return found;
+}
+
 int bench_scan_i64(const char *buf, size_t len, const char *key, int64_t *out)
 {
-    const char *end = buf + len;
     const char *p = bench_scan_value(buf, len, key);
-    if (!p)
+    return p ? bench_parse_i64(p, buf + len, out) : -1;
+}
+
+int bench_parse_i64(const char *p, const char *end, int64_t *out)
+{
+    if (!p || p >= end)
         return -1;
     int neg = 0;
     if (*p == '-') {

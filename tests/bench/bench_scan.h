@@ -25,6 +25,18 @@ enum bench_frame {
  * any blanks), or NULL when absent or truncated. `key` is given without quotes. */
 const char *bench_scan_value(const char *buf, size_t len, const char *key);
 
+/* One pass for several keys: vals[k] gets the value of the first `"keys[k]"` (as
+ * bench_scan_value gives it) or NULL. String values are skipped whole, so a key is only found
+ * where a key stands (a quoted token followed by a colon); no escapes are expected. At most
+ * BENCH_SCAN_KEYS_MAX keys. Returns how many were found. */
+#define BENCH_SCAN_KEYS_MAX 8
+size_t bench_scan_keys(const char *buf, size_t len, const char *const *keys, size_t n,
+                       const char **vals);
+
+/* Parses the integer at p (a value from bench_scan_value/bench_scan_keys; NULL allowed) up to
+ * end into *out. 0 on success, -1 when not a number. */
+int bench_parse_i64(const char *p, const char *end, int64_t *out);
+
 /* Reads the integer value of `key` into *out. 0 on success, -1 when absent or not a number. */
 int bench_scan_i64(const char *buf, size_t len, const char *key, int64_t *out);
 

@@ -583,9 +583,12 @@ static void count_delivery(int64_t n, uint32_t k)
 
 static void on_message(struct conn *c, const char *buf, size_t len, int64_t t)
 {
+    static const char *const keys[] = {BENCH_KEY_SENT_NS, BENCH_KEY_COUNTER, "seq"};
+    const char *v[3];
     int64_t sent_ns, n, seq;
-    if (bench_scan_i64(buf, len, BENCH_KEY_SENT_NS, &sent_ns) != 0 ||
-        bench_scan_i64(buf, len, BENCH_KEY_COUNTER, &n) != 0) {
+    bench_scan_keys(buf, len, keys, 3, v); /* one pass over the frame for the three */
+    const char *end = buf + len;
+    if (bench_parse_i64(v[0], end, &sent_ns) != 0 || bench_parse_i64(v[1], end, &n) != 0) {
         g.frames_other++; /* a message that is not ours */
         g.t_last_other = t;
         return;
@@ -601,7 +604,7 @@ static void on_message(struct conn *c, const char *buf, size_t len, int64_t t)
             c->bad_gap = 1;
     }
     c->next_n = n + 1;
-    if (bench_scan_i64(buf, len, "seq", &seq) == 0) {
+    if (bench_parse_i64(v[2], end, &seq) == 0) {
         if (c->last_seq != 0 && seq != c->last_seq + 1) {
             if (seq <= c->last_seq)
                 c->bad_order = 1;

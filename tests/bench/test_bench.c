@@ -314,12 +314,51 @@ static void test_ws_client_frame_masks(void **state)
     assert_int_equal(bench_ws_client_frame(out, 11, 1, payload, 5, mask), 11);
 }
 
+/* The one-pass scan agrees with bench_scan_value key by key, on a real frame and on odd ones. */
+static void test_scan_keys_matches_scan_value(void **state)
+{
+    (void)state;
+    static const char *const frames[] = {
+        "{\"type\":\"message\",\"room_id\":\"bench\",\"seq\":42,\"user_id\":\"u-sbt\","
+        "\"data\":{\"sbt\":123456789,\"sbn\":7,\"pad\":\"xxxx\\\"seq\\\":1\"},\"ts\":5}",
+        "{\"sbn\" : 3, \"sbt\":\t9}",
+        "{\"note\":\"sbt\",\"sbt\":1}",
+        "{\"seq\":",
+        "{\"sbt\":5,\"sbt\":6,\"seq\"",
+        "\"",
+        "",
+    };
+    static const char *const keys[] = {"sbt", "sbn", "seq"};
+    for (size_t f = 0; f < sizeof(frames) / sizeof(frames[0]); f++) {
+        const char *v[3];
+        size_t len = strlen(frames[f]);
+        size_t found = bench_scan_keys(frames[f], len, keys, 3, v);
+        size_t want = 0;
+        for (size_t k = 0; k < 3; k++) {
+            const char *w = bench_scan_value(frames[f], len, keys[k]);
+            assert_ptr_equal(v[k], w);
+            want += w != NULL;
+        }
+        assert_int_equal(found, want);
+    }
+    const char *v[3];
+    const char *fr = frames[0];
+    bench_scan_keys(fr, strlen(fr), keys, 3, v);
+    int64_t x = 0;
+    assert_int_equal(bench_parse_i64(v[0], fr + strlen(fr), &x), 0);
+    assert_int_equal(x, 123456789);
+    assert_int_equal(bench_parse_i64(v[2], fr + strlen(fr), &x), 0);
+    assert_int_equal(x, 42);
+    assert_int_equal(bench_parse_i64(NULL, fr, &x), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_type_message),
         cmocka_unit_test(test_scan_type_unknown_or_truncated),
         cmocka_unit_test(test_scan_i64_reads_fields),
+        cmocka_unit_test(test_scan_keys_matches_scan_value),
         cmocka_unit_test(test_scan_i64_value_equal_to_key_is_skipped),
         cmocka_unit_test(test_scan_i64_rejects_overflow_and_truncation),
         cmocka_unit_test(test_scan_str_reads_and_bounds),
