@@ -15,6 +15,7 @@ struct dp_metrics {
     uint64_t frames_invalid_total;       /* answered invalid_message / message_too_large */
     uint64_t frames_out_total;           /* frames written to client sockets */
     uint64_t bytes_out_total;
+    uint64_t writes_out_total;           /* socket writes carrying them (frames are batched) */
     uint64_t deliveries_total;           /* Delivery items received from the control plane */
     uint64_t delivery_targets_total;     /* frames queued for sessions by those deliveries */
     uint64_t outbox_dropped_total;       /* frames dropped by the "drop" overflow policy */

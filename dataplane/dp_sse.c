@@ -100,7 +100,9 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
             dp_session_pop(s);
         dp_metrics.frames_out_total += n;
         dp_metrics.bytes_out_total += off;
-        if (lws_send_pipe_choked(wsi))
+        dp_metrics.writes_out_total++;
+        /* not lws_send_pipe_choked(): that is a poll() system call per write */
+        if (lws_partial_buffered(wsi))
             break;
     }
     if (dp_session_queued(s) > 0) {

@@ -114,6 +114,7 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
             dp_session_pop(s);
         dp_metrics.frames_out_total += n;
         dp_metrics.bytes_out_total += total;
+        dp_metrics.writes_out_total++;
         /* not lws_send_pipe_choked(): that is a poll() system call per write */
         if (lws_partial_buffered(wsi))
             break;

@@ -4,7 +4,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startSystem, stopsCleanly } = require('../lib/harness');
+const { startSystem, stopsCleanly, httpGet } = require('../lib/harness');
 const { WsClient } = require('../lib/wsclient');
 const F = require('../lib/frames');
 const { uniq, createRoom } = require('../lib/util');
@@ -358,6 +358,16 @@ describe('websocket frames', { timeout: 90000 }, () => {
     assert.ok(['not_subscribed', 'channel_not_found'].includes(u.code), JSON.stringify(u));
     F.assertError(u, u.code, 'u1');
     assert.ok(c.isOpen);
+  });
+
+  it('/metrics counts the socket writes that carry the frames written', async () => {
+    const m = await httpGet(`${sys.httpBase}/metrics`);
+    assert.equal(m.status, 200);
+    const value = (name) => Number((m.body.match(new RegExp(`^${name} (\\d+)$`, 'm')) || [])[1]);
+    const frames = value('switchboard_dp_frames_out_total');
+    const writes = value('switchboard_dp_writes_out_total');
+    assert.ok(frames > 0, `frames_out_total ${frames}`); // the tests above had frames written
+    assert.ok(writes > 0 && writes <= frames, `writes ${writes}, frames ${frames}`);
   });
 
   stopsCleanly(shutdown);
