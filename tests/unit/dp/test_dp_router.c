@@ -182,7 +182,7 @@ static void collect_big(struct dp_session *s, void *arg)
 static void check_sets(struct dp_router *r, const struct model *m, char *base)
 {
     for (int k = 0; k < M_SETS; k++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof(key), "s%d", k % 2);
         struct seen_big seen = {0};
         if (k < 2)
@@ -218,7 +218,7 @@ static void test_dp_router_visits_follow_sessions_and_members(void **state)
         uint32_t v = x >> 8;
         int u = (int)(v % M_USERS), i = (int)((v / M_USERS) % M_SESS);
         int k = (int)((v / (M_USERS * M_SESS)) % M_SETS);
-        char uid[8], key[8];
+        char uid[16], key[16];
         snprintf(uid, sizeof(uid), "u%d", u);
         snprintf(key, sizeof(key), "s%d", k % 2);
         switch ((v >> 16) % 4) {
