@@ -135,6 +135,14 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
 size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
                           const char *frame, size_t len);
 
+/* Sends a Delivery {room_ids, exclude_user_ids: [exclude]} to every node: each delivers to its
+ * local members of those rooms, each connection once. Presence goes this way: the control plane
+ * needs the subject's rooms, not every co-member (O(rooms of one user) instead of O(the rooms'
+ * sizes) per announcement). False when some node lacks the feature (an older data plane during
+ * a rolling upgrade): then nothing is sent and the caller uses cp_fanout_users. */
+bool cp_fanout_rooms(struct cp_ctx *c, const char *const *rooms, size_t n_rooms,
+                     const char *exclude, const char *frame, size_t len);
+
 /* What cp_fanout_everyone / cp_fanout_users would return, without sending anything. */
 size_t cp_fanout_count_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude);
 size_t cp_fanout_count_users(struct cp_ctx *c, const char *const *users, size_t n_users);

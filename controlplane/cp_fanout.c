@@ -67,19 +67,42 @@ static bool encode_delivery(struct cp_buf *enc, Switchboard__Internal__V1__Deliv
     return true;
 }
 
+/* The frame and the one excluded user (NULL: none; `ex` is the caller's one-slot array) of a
+ * Delivery being built. */
+static void delivery_frame(Switchboard__Internal__V1__Delivery *d, char *ex[1], const char *exclude,
+                           const char *frame, size_t len)
+{
+    ex[0] = (char *)exclude;
+    if (exclude != NULL) {
+        d->n_exclude_user_ids = 1;
+        d->exclude_user_ids = ex;
+    }
+    d->frame.data = (uint8_t *)frame;
+    d->frame.len = len;
+}
+
+/* Queues `enc` to every node that may host a connection (on etcd: every node; a node's
+ * connections may be registered with another replica). */
+static void queue_all_nodes(struct cp_ctx *c, const struct cp_buf *enc)
+{
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&c->nodes, &it);
+    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
+        struct cp_node *n = e->value;
+        if (n->n_conns > 0 || c->distributed)
+            queue_raw(c, n, enc);
+    }
+}
+
 size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
                       const char *room_id, const char *exclude, const char *frame, size_t len,
                       int64_t seq)
 {
     Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
     d.room_id = (char *)room_id;
-    char *ex[1] = {(char *)exclude};
-    if (exclude != NULL) {
-        d.n_exclude_user_ids = 1;
-        d.exclude_user_ids = ex;
-    }
-    d.frame.data = (uint8_t *)frame;
-    d.frame.len = len;
+    char *ex[1];
+    delivery_frame(&d, ex, exclude, frame, len);
     d.seq = seq;
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
@@ -307,18 +330,35 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
         return 0;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->nodes, &it);
-    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
-        struct cp_node *n = e->value;
-        if (n->n_conns > 0 || c->distributed)
-            queue_raw(c, n, &enc);
-    }
+    queue_all_nodes(c, &enc);
     cp_buf_fini(&enc);
     size_t total = cp_fanout_count_everyone(c, exclude, n_exclude);
     c->messages_delivered += (int64_t)total;
     return total;
+}
+
+bool cp_fanout_rooms(struct cp_ctx *c, const char *const *rooms, size_t n_rooms,
+                     const char *exclude, const char *frame, size_t len)
+{
+    struct cp_map_iter it;
+    struct cp_map_entry *e;
+    cp_map_iter_init(&c->nodes, &it);
+    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL)
+        if (!((struct cp_node *)e->value)->room_ids)
+            return false;
+    if (n_rooms == 0)
+        return true;
+    Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
+    d.n_room_ids = n_rooms;
+    d.room_ids = (char **)rooms;
+    char *ex[1];
+    delivery_frame(&d, ex, exclude, frame, len);
+    struct cp_buf enc;
+    if (!encode_delivery(&enc, &d))
+        return true; /* logged; as if sent, like the other fan-outs */
+    queue_all_nodes(c, &enc);
+    cp_buf_fini(&enc);
+    return true;
 }
 
 bool cp_fanout_connection(struct cp_ctx *c, const struct cp_conn *conn, const char *frame,

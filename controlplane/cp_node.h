@@ -25,6 +25,7 @@ struct cp_node {
     char *id;          /* from Hello; NULL before it (owned) */
     char *address;     /* owned */
     char *version;     /* owned */
+    bool room_ids;     /* Hello.features has "delivery_room_ids" */
     struct cp_buf out; /* encoded items not yet handed to gRPC */
     size_t out_limit;  /* bytes; overflow -> `overflowed` and kill */
     bool overflowed;   /* nothing is queued any more */

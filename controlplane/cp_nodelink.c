@@ -659,6 +659,9 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
         done(arg, "out of memory");
         return;
     }
+    for (size_t i = 0; i < h->n_features; i++)
+        if (strcmp(nz(h->features[i]), "delivery_room_ids") == 0)
+            n->room_ids = true;
     n->last_heartbeat = sb_time_now_ms(); /* Hello is the first sign of life */
     struct cp_node *old = cp_map_get(&c->nodes, n->id);
     if (old != NULL && old != n) {

@@ -96,6 +96,22 @@ static void peers_done(void *arg, const struct cp_status *st, const char *const 
     frame_op_free(op);
 }
 
+/* The user's rooms: each node delivers to its local members of them (cp_fanout_rooms). Only if
+ * some node is an older data plane without that Delivery target, fall back to listing every
+ * co-member (user_peers: a read of every member of every room of the user). */
+static void rooms_done(void *arg, const struct cp_status *st, const char *const *ids, size_t n)
+{
+    struct frame_op *op = arg;
+    if (st->code != SB_CODE_NONE) {
+        SB_LOG_WARN("cp", "presence not announced", "user=%s code=%s", op->user_id,
+                    sb_code_name(st->code));
+    } else if (!cp_fanout_rooms(op->c, ids, n, op->user_id, op->frame, op->len)) {
+        op->c->store->ops->user_peers(op->c->store, op->user_id, peers_done, op);
+        return;
+    }
+    frame_op_free(op);
+}
+
 /* Sends {"type":"presence",...} to every user who shares a room with `user_id` (never to the
  * user, never to anyone else). The single place presence frames leave from. */
 static void announce_view(struct cp_ctx *c, const struct cp_presence_view *v)
@@ -111,7 +127,7 @@ static void announce_view(struct cp_ctx *c, const struct cp_presence_view *v)
         SB_LOG_ERROR("cp", "out of memory announcing presence", "user=%s", v->user_id);
         return;
     }
-    c->store->ops->user_peers(c->store, op->user_id, peers_done, op);
+    c->store->ops->user_rooms(c->store, op->user_id, rooms_done, op);
 }
 
 static void announce_rec(struct cp_ctx *c, const char *user_id, const char *status,

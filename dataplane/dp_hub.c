@@ -785,6 +785,10 @@ static void on_delivery(struct dp_hub *h, const Switchboard__Internal__V1__Deliv
         dp_router_visit_user(h->router, d->exclude_user_ids[i], mark_served, h);
     if (d->room_id[0] != '\0') {
         dp_router_visit_room(h->router, d->room_id, fan_one, &f);
+    } else if (d->n_room_ids > 0) {
+        /* presence: the members of the subject's rooms, each connection once (marks) */
+        for (size_t i = 0; i < d->n_room_ids; i++)
+            dp_router_visit_room(h->router, d->room_ids[i], fan_one, &f);
     } else if (d->channel_id[0] != '\0' && d->n_user_ids == 0) {
         dp_router_visit_channel(h->router, d->channel_id, fan_one, &f);
     } else if (d->n_user_ids > 0) {

@@ -485,6 +485,9 @@ static void dial(struct ep *e)
     hello.node_id = l->node_id;
     hello.address = l->address;
     hello.version = SB_VERSION;
+    static char *features[] = {"delivery_room_ids"};
+    hello.n_features = sizeof(features) / sizeof(features[0]);
+    hello.features = features;
     NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO;
     it.hello = &hello;

@@ -182,6 +182,49 @@ static void test_unknown_rev_falls_back(void **state)
         cp_fanout_room_cached(&f->c, f->members, f->n_members, 0, "r3", "{}", 2, f->seq), 1);
 }
 
+/* Presence by rooms (cp_fanout_rooms): one Delivery {room_ids, exclude_user_ids} to every node,
+ * which resolves the members itself; nothing, and false, while some node is an older data
+ * plane without that Delivery target (the caller then lists the users). */
+static void test_fanout_rooms_needs_every_node(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(cp_map_put(&f->c.nodes, "dp-1", &f->n1), SB_OK);
+    assert_int_equal(cp_map_put(&f->c.nodes, "dp-2", &f->n2), SB_OK);
+    open_conn(f, "c-a", "alice", &f->n1);
+    open_conn(f, "c-b", "bob", &f->n2);
+    const char *rooms[] = {"r1", "r2"};
+    f->n1.room_ids = true;
+    assert_false(cp_fanout_rooms(&f->c, rooms, 2, "alice", "{}", 2)); /* dp-2 is older */
+    assert_int_equal(f->n1.out.len, 0);
+    assert_int_equal(f->n2.out.len, 0);
+    f->n2.room_ids = true;
+    assert_true(cp_fanout_rooms(&f->c, rooms, 2, "alice", "{}", 2));
+    struct cp_node *nodes[] = {&f->n1, &f->n2};
+    for (int k = 0; k < 2; k++) {
+        Switchboard__Internal__V1__ControlBatch *b =
+            switchboard__internal__v1__control_batch__unpack(NULL, nodes[k]->out.len,
+                                                             (const uint8_t *)nodes[k]->out.data);
+        assert_non_null(b);
+        assert_int_equal(b->n_items, 1);
+        const Switchboard__Internal__V1__Delivery *d = b->items[0]->delivery;
+        assert_non_null(d);
+        assert_int_equal(d->n_room_ids, 2);
+        assert_string_equal(d->room_ids[0], "r1");
+        assert_string_equal(d->room_ids[1], "r2");
+        assert_int_equal(d->n_exclude_user_ids, 1);
+        assert_string_equal(d->exclude_user_ids[0], "alice");
+        assert_int_equal(d->n_user_ids, 0);
+        assert_string_equal(d->room_id, "");
+        switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
+    }
+    /* a user in no room: nothing to send, and not a reason to fall back */
+    size_t l1 = f->n1.out.len;
+    assert_true(cp_fanout_rooms(&f->c, rooms, 0, "alice", "{}", 2));
+    assert_int_equal(f->n1.out.len, l1);
+    cp_map_remove(&f->c.nodes, "dp-1");
+    cp_map_remove(&f->c.nodes, "dp-2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +232,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cache_survives_room_recreation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_rev_falls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_rooms_needs_every_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
