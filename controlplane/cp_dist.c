@@ -45,29 +45,6 @@ static void on_conn(void *ud, const char *node_id, const char *user_id, const ch
         cp_users_announce(c, cp_presence_user(&c->presence, user_id));
 }
 
-static const char *jget(json_t *j, const char *k)
-{
-    json_t *v = json_object_get(j, k);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static void on_presence(void *ud, const char *user_id, const char *value, size_t len)
-{
-    struct cp_ctx *c = ud;
-    struct cp_user *u = cp_presence_user(&c->presence, user_id);
-    if (u == NULL || value == NULL)
-        return;
-    json_t *j = json_loadb(value, len, 0, NULL);
-    if (j == NULL)
-        return;
-    /* A status set through another replica: keep it while the user stays online. */
-    if (u->online)
-        cp_presence_update(u, jget(j, "status"), jget(j, "custom_status"), jget(j, "device_type"),
-                           jget(j, "device_name"), jget(j, "activity_type"),
-                           jget(j, "activity_detail"), sb_time_now_ms());
-    json_decref(j);
-}
-
 static void on_relist_begin(void *ud)
 {
     struct cp_ctx *c = ud;
@@ -157,7 +134,6 @@ void cp_dist_hooks(struct cp_ctx *c, struct cp_store_etcd_hooks *out)
     out->ud = c;
     out->member = on_member;
     out->conn = on_conn;
-    out->presence = on_presence;
     out->relist_begin = on_relist_begin;
     out->relist_end = on_relist_end;
     out->node_lease_lost = on_node_lease_lost;

@@ -12,7 +12,7 @@
  *   sb/seq/<room_id>                            last sequence number of a room
  *   sb/history/<room_id>/<seq:020>              one history message
  *   sb/locks/room/<room_id>                     name of the room's sequencing lock
- *   sb/presence/<user_id>                       presence record
+ *   sb/presence/<user_id>                       presence record of older versions (parsed, ignored)
  *   sb/sequencer/<room_id>                      room sequencer claim (create-if-absent, on the
  *                                               holder CP's lease; docs/distributed.md)
  *   sb/leader/<role>                            singleton role claim, e.g. "presence"

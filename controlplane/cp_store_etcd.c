@@ -888,8 +888,8 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
                           put ? kv->value_len : 0);
         break;
     case CP_KEYS_KIND_PRESENCE:
-        if (s->hooks.presence != NULL)
-            s->hooks.presence(s->hooks.ud, p.a, put ? kv->value : NULL, put ? kv->value_len : 0);
+        /* written by versions before presence records became presence/<user> documents
+         * (docs/presence.md); nothing writes or reads them now */
         break;
     case CP_KEYS_KIND_SEQ: {
         struct eroom *r = put ? room_get_or_add(s, p.a) : cp_map_get(&s->rooms, p.a);

@@ -31,8 +31,6 @@ struct cp_store_etcd_hooks {
      * deleted (value NULL). */
     void (*conn)(void *ud, const char *node_id, const char *user_id, const char *conn_id,
                  const char *value, size_t len);
-    /* sb/presence/<user> put (JSON) or deleted (NULL). */
-    void (*presence)(void *ud, const char *user_id, const char *value, size_t len);
     /* A full re-list starts (every conn not re-announced before relist_end is gone). */
     void (*relist_begin)(void *ud);
     void (*relist_end)(void *ud);
