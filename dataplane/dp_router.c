@@ -99,7 +99,7 @@ static bool flat_reserve(struct set *set, size_t more)
 
 static void flat_add(struct set *set, struct dp_session *const *ss, size_t n)
 {
-    if (set->stale)
+    if (set->stale || n == 0)
         return;
     if (!flat_reserve(set, n)) {
         set->stale = true;
