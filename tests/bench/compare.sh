@@ -65,6 +65,8 @@ fi
 [ "$NO_PLOT" = 1 ] && PLOT=""
 
 log() { echo "compare.sh: $*" >&2; }
+# shellcheck source=tests/bench/bench_lib.sh
+. "$ROOT/tests/bench/bench_lib.sh"
 T_START=$(date +%s)
 
 # ---- tools: nats-server (Debian package), gnuplot for the plot ----
@@ -95,12 +97,6 @@ if [ "$DO_BUILD" = 1 ]; then
     cmake --build "$BUILD" -j"$(nproc)" --target switchboard-controlplane switchboard-dataplane \
         sb_load bench_floor >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
 fi
-find_bin() {
-    local f
-    f=$(find "$BUILD" -type f -name "$1" -perm -u+x 2>/dev/null | head -n1)
-    [ -n "$f" ] || { log "no $1 under $BUILD (build it first)"; exit 3; }
-    echo "$f"
-}
 CP_BIN=$(find_bin switchboard-controlplane)
 DP_BIN=$(find_bin switchboard-dataplane)
 LOAD_BIN=$(find_bin sb_load)
@@ -124,16 +120,11 @@ SRV_PID=""
 CP_PID=""
 
 stop_servers() {
-    local p
-    for p in $SRV_PID $CP_PID; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $SRV_PID $CP_PID; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
+    stop_pids $SRV_PID $CP_PID
     SRV_PID=""
     CP_PID=""
 }
+
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
     stop_servers
@@ -142,25 +133,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_tcp() { # port pid seconds
-    for _ in $(seq $(($3 * 20))); do
-        kill -0 "$2" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-wait_ready() { # port pid seconds: the data plane is linked to the control plane
-    for _ in $(seq $(($3 * 20))); do
-        kill -0 "$2" 2>/dev/null || return 1
-        curl -sf -o /dev/null "http://127.0.0.1:$1/readyz" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # Starts one server; sets SRV_PID (the process whose RSS/CPU is measured), CP_PID (Switchboard's
@@ -258,14 +230,6 @@ run_load() { # server N kind rep label [sb_load args...]
         log "$label: sb_load exit status $rc; $(head -c 600 "$TMP/$tag.err" | tr '\n' ' ')"
         [ "$KEEP_LOGS" = 1 ] || cp "$TMP/$tag.out" "$TMP/$tag.err" /tmp/ 2>/dev/null || true
     fi
-}
-
-field() { # "RESULT k=v ..." key
-    local kv
-    for kv in $1; do
-        case "$kv" in "$2="*) echo "${kv#*=}"; return ;; esac
-    done
-    echo "-"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \

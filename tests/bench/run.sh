@@ -45,6 +45,8 @@ while [ $# -gt 0 ]; do
 done
 
 log() { echo "run.sh: $*" >&2; }
+# shellcheck source=tests/bench/bench_lib.sh
+. "$ROOT/tests/bench/bench_lib.sh"
 
 if [ "$DO_BUILD" = 1 ]; then
     mkdir -p "$BUILD"
@@ -56,12 +58,6 @@ if [ "$DO_BUILD" = 1 ]; then
         sb_load >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
 fi
 
-find_bin() {
-    local f
-    f=$(find "$BUILD" -type f -name "$1" -perm -u+x 2>/dev/null | head -n1)
-    [ -n "$f" ] || { log "no $1 under $BUILD (build it first)"; exit 3; }
-    echo "$f"
-}
 CP_BIN=$(find_bin switchboard-controlplane)
 DP_BIN=$(find_bin switchboard-dataplane)
 LOAD_BIN=$(find_bin sb_load)
@@ -103,16 +99,7 @@ CP_PID=""
 DP_PID=""
 
 stop_daemons() {
-    local p
-    for p in $DP_PID $CP_PID; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in $DP_PID $CP_PID; do
-        # bounded wait, then SIGKILL
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
+    stop_pids $DP_PID $CP_PID
     DP_PID=""
     CP_PID=""
 }
@@ -124,39 +111,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() { # a port nobody listens on; the kernel picks it when python3 is there
-    if command -v python3 >/dev/null; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-        return
-    fi
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 10000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    log "no free port found"; exit 3
-}
-
-wait_tcp() { # port pid seconds
-    local i
-    for i in $(seq $(($3 * 20))); do
-        kill -0 "$2" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-wait_ready() { # port pid seconds: the data plane is linked to the control plane
-    local i
-    for i in $(seq $(($3 * 20))); do
-        kill -0 "$2" 2>/dev/null || return 1
-        curl -sf -o /dev/null "http://127.0.0.1:$1/readyz" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 start_daemons() { # tag
     local tag=$1
@@ -210,14 +164,6 @@ run_one() { # label conns rate duration [extra sb_load args...]
         FAILED=1
         log "$label: sb_load exit status $rc"
     fi
-}
-
-field() { # "RESULT k=v ..." key
-    local kv
-    for kv in $1; do
-        case "$kv" in "$2="*) echo "${kv#*=}"; return ;; esac
-    done
-    echo "-"
 }
 
 print_table() {
