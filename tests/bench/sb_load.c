@@ -847,6 +847,29 @@ static int on_stream(struct lws *wsi, struct conn *c, const char *in, size_t len
     return 0;
 }
 
+/* Appends a data frame's payload to the message being reassembled (fragmented messages). */
+static int frag_append(struct conn *c, const unsigned char *p, size_t n)
+{
+    if (c->frag_len + n > MAX_FRAME) {
+        fprintf(stderr, "sb_load: message over %u bytes on connection %u\n", MAX_FRAME, c->idx);
+        g.bad_frames++;
+        return -1;
+    }
+    if (c->frag_len + n > c->frag_cap) {
+        size_t cap = c->frag_cap ? c->frag_cap : 4096;
+        while (cap < c->frag_len + n)
+            cap *= 2;
+        char *q = realloc(c->frag, cap);
+        if (!q)
+            return -1;
+        c->frag = q;
+        c->frag_cap = cap;
+    }
+    memcpy(c->frag + c->frag_len, p, n);
+    c->frag_len += n;
+    return 0;
+}
+
 static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t len)
 {
     if (g.o.proto == PROTO_NATS)
@@ -856,23 +879,8 @@ static int on_receive(struct lws *wsi, struct conn *c, const char *in, size_t le
         on_frame(c, in, len);
         return 0;
     }
-    if (c->frag_len + len > MAX_FRAME) {
-        fprintf(stderr, "sb_load: frame over %u bytes on connection %u\n", MAX_FRAME, c->idx);
-        g.bad_frames++;
+    if (frag_append(c, (const unsigned char *)in, len) != 0)
         return -1;
-    }
-    if (c->frag_len + len > c->frag_cap) {
-        size_t cap = c->frag_cap ? c->frag_cap : 4096;
-        while (cap < c->frag_len + len)
-            cap *= 2;
-        char *p = realloc(c->frag, cap);
-        if (!p)
-            return -1;
-        c->frag = p;
-        c->frag_cap = cap;
-    }
-    memcpy(c->frag + c->frag_len, in, len);
-    c->frag_len += len;
     if (final) {
         on_frame(c, c->frag, c->frag_len);
         c->frag_len = 0;
@@ -1191,29 +1199,6 @@ static void raw_send_upgrade(struct conn *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(g.ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->hs = HS_HEADERS;
-}
-
-/* Appends a data frame's payload to the message being reassembled (fragmented messages). */
-static int frag_append(struct conn *c, const unsigned char *p, size_t n)
-{
-    if (c->frag_len + n > MAX_FRAME) {
-        fprintf(stderr, "sb_load: message over %u bytes on connection %u\n", MAX_FRAME, c->idx);
-        g.bad_frames++;
-        return -1;
-    }
-    if (c->frag_len + n > c->frag_cap) {
-        size_t cap = c->frag_cap ? c->frag_cap : 4096;
-        while (cap < c->frag_len + n)
-            cap *= 2;
-        char *q = realloc(c->frag, cap);
-        if (!q)
-            return -1;
-        c->frag = q;
-        c->frag_cap = cap;
-    }
-    memcpy(c->frag + c->frag_len, p, n);
-    c->frag_len += n;
-    return 0;
 }
 
 /* One server frame; -1 when the connection is gone. */
