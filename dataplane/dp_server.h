@@ -12,6 +12,7 @@
 #include "dp_config.h"
 #include "dp_hub.h"
 #include "dp_link.h"
+#include "dp_wsrx.h"
 
 struct dp_server {
     const struct dp_config *cfg;
@@ -50,10 +51,7 @@ struct dp_pss {
     struct dp_pss_ident *id;
     const char *reject_code; /* set when the upgrade is refused after the handshake */
     int reject_close;
-    char *rx;
-    size_t rx_len, rx_cap;
-    size_t rx_total;
-    bool rx_discard;
+    struct dp_wsrx rx;
     bool hard_close; /* beyond hard_frame_limit: close with 1009 */
     bool close_sent;
     int64_t last_rx_us;   /* last frame or pong received (idle_timeout_ms) */

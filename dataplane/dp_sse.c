@@ -80,11 +80,15 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
                     idline[il++] = '\n';
                 }
             } else if (b->channel) {
-                /* Channels have no history: the id repeats the rooms' position (empty when
-                 * none), so Last-Event-ID keeps resuming rooms and never names a channel. */
+                /* Channels have no history: the id repeats the rooms' position ("-" before
+                 * any room message), so Last-Event-ID keeps resuming rooms and never names a
+                 * channel. */
                 memcpy(idline, "id: ", 4);
-                il = 4 + dp_sse_fmt_pos_encode(&s->pos, idline + 4, sizeof(idline) - 6);
-                idline[il++] = '\n';
+                size_t pl = dp_sse_fmt_pos_encode(&s->pos, idline + 4, sizeof(idline) - 6);
+                if (pl > 0) {
+                    il = 4 + pl;
+                    idline[il++] = '\n';
+                }
             }
             p = dp_server_scratch(srv, off + il + evlen);
             if (p == NULL)

@@ -137,6 +137,12 @@ size_t dp_sse_fmt_pos_encode(const struct dp_sse_pos *pos, char *out, size_t cap
     size_t o = 0;
     if (cap == 0)
         return 0;
+    if (pos->n == 0) {
+        if (cap < sizeof(DP_SSE_POS_EMPTY))
+            return 0;
+        memcpy(out, DP_SSE_POS_EMPTY, sizeof(DP_SSE_POS_EMPTY));
+        return sizeof(DP_SSE_POS_EMPTY) - 1;
+    }
     for (size_t i = 0; i < pos->n; i++) {
         char num[24];
         int nl = snprintf(num, sizeof(num), "%lld", (long long)pos->v[i].seq);
@@ -192,6 +198,8 @@ enum sb_err dp_sse_fmt_pos_parse(const char *s, size_t len, struct dp_sse_pos *p
     pos->n = 0;
     if (s == NULL || len == 0)
         return SB_EINVAL;
+    if (len == sizeof(DP_SSE_POS_EMPTY) - 1 && memcmp(s, DP_SSE_POS_EMPTY, len) == 0)
+        return SB_OK;
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && s[i] != ',')

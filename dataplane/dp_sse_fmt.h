@@ -10,6 +10,10 @@
 #include "sb_err.h"
 #include "sb_ident.h"
 
+/* The position of a stream that has seen no room message yet: an `id:` needs a value, and an
+ * empty one would clear the client's Last-Event-ID. Not a valid entry ("room:seq"). */
+#define DP_SSE_POS_EMPTY "-"
+
 /* Most rooms one stream position tracks (the rest are left out of the id). */
 #define DP_SSE_POS_MAX 64
 
@@ -38,13 +42,14 @@ enum sb_err dp_sse_fmt_pos_set(struct dp_sse_pos *pos, const char *room_id, int6
 /* Returns the seq recorded for `room_id`, or -1. Pure. */
 int64_t dp_sse_fmt_pos_get(const struct dp_sse_pos *pos, const char *room_id);
 
-/* Writes the position as "r1:17,r2:5" into `out` (cap bytes, NUL-terminated). Returns the length,
- * or 0 if the position is empty or does not fit. Pure. */
+/* Writes the position as "r1:17,r2:5" (DP_SSE_POS_EMPTY when it has no room) into `out` (cap
+ * bytes, NUL-terminated). Returns the length, or 0 if it does not fit. Pure. */
 size_t dp_sse_fmt_pos_encode(const struct dp_sse_pos *pos, char *out, size_t cap);
 
 /* Parses `s` (len bytes, e.g. a Last-Event-ID header) into `pos` (cleared first). Entries are
  * "room_id:seq" separated by ',', split at the last ':' (ids may contain ':'); seq is decimal
- * 0..INT64_MAX; repeated rooms keep the highest seq. SB_EINVAL on any malformed entry (pos is
+ * 0..INT64_MAX; repeated rooms keep the highest seq; DP_SSE_POS_EMPTY is the empty position.
+ * SB_EINVAL on any malformed entry (pos is
  * then empty), SB_EFULL beyond DP_SSE_POS_MAX rooms. Pure. */
 enum sb_err dp_sse_fmt_pos_parse(const char *s, size_t len, struct dp_sse_pos *pos);
 

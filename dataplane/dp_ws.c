@@ -8,6 +8,7 @@
 #include "dp_auth.h"
 #include "dp_metrics.h"
 #include "dp_server.h"
+#include "dp_wsrx.h"
 #include "sb_log.h"
 
 #define MOD        "dp_ws"
@@ -137,71 +138,47 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     struct dp_session *s = pss->s;
     if (s == NULL || pss->hard_close)
         return 0;
-    size_t remaining = lws_remaining_packet_payload(wsi);
-    if (lws_is_first_fragment(wsi) && pss->rx_total == 0) {
-        pss->rx_len = 0;
-        pss->rx_discard = lws_frame_is_binary(wsi);
-    }
-    pss->rx_total += len;
-    if ((int64_t)(pss->rx_total + remaining) > srv->cfg->hard_frame_limit) {
-        SB_LOG_INFO(MOD, "frame beyond the hard limit, closing", "conn=%s bytes=%zu",
-                    s->connection_id, pss->rx_total + remaining);
+    const struct dp_wsrx_chunk c = {in, len, lws_remaining_packet_payload(wsi),
+                                    lws_is_final_fragment(wsi) != 0, lws_frame_is_binary(wsi) != 0};
+    const char *msg = NULL;
+    size_t n = 0;
+    enum dp_wsrx_verdict v = dp_wsrx_feed(&pss->rx, (uint64_t)srv->cfg->max_frame_size,
+                                          (uint64_t)srv->cfg->hard_frame_limit, &c, &msg, &n);
+    switch (v) {
+    case DP_WSRX_MORE:
+        return 0;
+    case DP_WSRX_CLOSE:
+        dp_metrics.frames_in_total++;
+        dp_metrics.frames_invalid_total++;
+        SB_LOG_INFO(MOD, "message beyond the hard limit, closing", "conn=%s received=%llu",
+                    s->connection_id, (unsigned long long)pss->rx.total);
         /* Close from the writeable callback, reading (and dropping) what still comes: closing
          * with unread input would reset the TCP connection and lose the close frame. */
         pss->hard_close = true;
-        pss->rx_len = 0;
         lws_callback_on_writable(wsi);
         return 0;
-    }
-    if (!pss->rx_discard && (int64_t)(pss->rx_total + remaining) > srv->cfg->max_frame_size)
-        pss->rx_discard = true; /* drop the rest without buffering it */
-    if (!pss->rx_discard && pss->rx_len == 0 && len == pss->rx_total &&
-        lws_is_final_fragment(wsi)) {
-        /* The whole message in one callback (the common case): parse it in place, no copy and
-         * no per-connection reassembly buffer kept. */
-        pss->rx_total = 0;
-        dp_hub_client_frame(srv->hub, s, in, len, NULL);
-        return 0;
-    }
-    if (!pss->rx_discard && len > 0) {
-        if (pss->rx_len + len > pss->rx_cap) {
-            size_t cap = pss->rx_cap ? pss->rx_cap : 1024;
-            while (cap < pss->rx_len + len)
-                cap *= 2;
-            char *rx = realloc(pss->rx, cap);
-            if (rx == NULL)
-                return -1;
-            pss->rx = rx;
-            pss->rx_cap = cap;
-        }
-        memcpy(pss->rx + pss->rx_len, in, len);
-        pss->rx_len += len;
-    }
-    if (!lws_is_final_fragment(wsi))
-        return 0;
-    size_t total = pss->rx_total;
-    pss->rx_total = 0;
-    if (lws_frame_is_binary(wsi)) {
+    case DP_WSRX_ENOMEM:
+        return -1;
+    case DP_WSRX_MESSAGE:
+        dp_hub_client_frame(srv->hub, s, msg, n, NULL);
+        break;
+    case DP_WSRX_BINARY:
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
         dp_hub_send_error(srv->hub, s, NULL, NULL, "invalid_message",
                           "binary frames are not supported: send JSON text frames");
-    } else if (pss->rx_discard) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "frame of %zu bytes exceeds the limit of %lld bytes", total,
+        break;
+    case DP_WSRX_TOO_LARGE: {
+        char why[128];
+        snprintf(why, sizeof(why), "frame of %zu bytes exceeds the limit of %lld bytes", n,
                  (long long)srv->cfg->max_frame_size);
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
-        dp_hub_send_error(srv->hub, s, NULL, NULL, "message_too_large", msg);
-    } else {
-        dp_hub_client_frame(srv->hub, s, pss->rx, pss->rx_len, NULL);
+        dp_hub_send_error(srv->hub, s, NULL, NULL, "message_too_large", why);
+        break;
     }
-    pss->rx_len = 0;
-    pss->rx_discard = false;
-    /* Reassembly buffers are rare (messages larger than the rx buffer): not kept idle. */
-    free(pss->rx);
-    pss->rx = NULL;
-    pss->rx_cap = 0;
+    }
+    dp_wsrx_release(&pss->rx);
     return 0;
 }
 
@@ -324,10 +301,8 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
             dp_hub_session_closed(srv->hub, pss->s);
             pss->s = NULL;
         }
-        if (pss != NULL) {
-            free(pss->rx);
-            pss->rx = NULL;
-        }
+        if (pss != NULL)
+            dp_wsrx_fini(&pss->rx);
         return 0;
     default:
         *handled = false;

@@ -336,7 +336,7 @@ describe('channels', { timeout: 180000 }, () => {
     const r = await call(sys.api.messages, 'BroadcastToChannel', { channel_id: id, data: json({ s: 1 }) });
     const ev = await c.next((e) => e.event === 'message');
     F.assertFrame(ev.data, channelFrame({ id: r.message_id, channel_id: id, data: { s: 1 } }));
-    assert.notEqual(ev.id, undefined, `no id: line: ${ev.raw}`);
+    assert.ok(ev.id, `no id: line with a value: ${ev.raw}`);
 
     const p = await ssePost(sys.httpBase, c.connected.connection_id, { type: 'publish', channel_id: id, data: 'via post', ref: 'pp' }, { query: `user_id=${user}` });
     F.assertFrame(p.frame, { type: 'ack', ref: 'pp', id: F.MSG_ID });

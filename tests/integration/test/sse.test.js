@@ -10,6 +10,7 @@ const { WsClient } = require('../lib/wsclient');
 const { SseClient, ssePost } = require('../lib/sseclient');
 const F = require('../lib/frames');
 const { uniq, createRoom } = require('../lib/util');
+const { call } = require('../lib/grpc');
 const { withTimeout } = require('../lib/wsclient');
 
 describe('SSE', { timeout: 90000 }, () => {
@@ -206,6 +207,55 @@ describe('SSE', { timeout: 90000 }, () => {
     const e = await withTimeout(msg, 5000, 'eventsource message');
     assert.equal(JSON.parse(e.data).id, ack.id);
     assert.ok(e.lastEventId, 'lastEventId set from id:');
+    es.close();
+  });
+
+  it('channel messages carry an id: on a stream without rooms, which a reconnect can send back', async () => {
+    const ch = uniq('ssech');
+    await call(sys.api.channels, 'CreateChannel', { channel_id: ch });
+    const user = uniq('chreader');
+    const publish = async (n) =>
+      (await call(sys.api.messages, 'BroadcastToChannel', { channel_id: ch, data: Buffer.from(JSON.stringify({ n })) }))
+        .message_id;
+    const subscribed = async (c) => {
+      await c.next((e) => e.event === 'ack', 5000);
+    };
+    const first = await sse(user, `&channels=${ch}`);
+    await subscribed(first);
+    const id1 = await publish(1);
+    const ev = await first.next((e) => e.event === 'message' && e.data.id === id1, 5000);
+    assert.ok(ev.id, `no id: value on a channel message: ${JSON.stringify(ev.raw)}`);
+    first.close();
+    // The reconnect sends it back: no invalid_message, and the channel still delivers.
+    const again = await sse(user, `&channels=${ch}`, { 'Last-Event-ID': ev.id });
+    await subscribed(again);
+    const id2 = await publish(2);
+    const ev2 = await again.next((e) => e.event === 'message' && e.data.id === id2, 5000);
+    assert.equal(ev2.id, ev.id);
+    assert.equal(again.events.filter((e) => e.event === 'error').length, 0, JSON.stringify(again.events));
+    // With a room seen on the stream, channel messages repeat the rooms' position.
+    const room = uniq('chroom');
+    await createRoom(sys, room);
+    const mixed = await sse(user, `&rooms=${room}&channels=${ch}`, { 'Last-Event-ID': ev.id });
+    await mixed.next((e) => e.event === 'ack', 5000);
+    await mixed.next((e) => e.event === 'ack', 5000);
+    const writer = await ws(uniq('chwriter'));
+    await writer.request({ type: 'join', room_id: room });
+    await writer.request({ type: 'message', room_id: room, data: 'r' });
+    const rm = await mixed.next((e) => e.event === 'message' && e.data.room_id === room, 5000);
+    assert.equal(rm.id, `${room}:1`);
+    const id3 = await publish(3);
+    const ev3 = await mixed.next((e) => e.event === 'message' && e.data.id === id3, 5000);
+    assert.equal(ev3.id, `${room}:1`);
+    // And the npm eventsource client sees a lastEventId on a channel-only stream.
+    const es = new EventSource(`${sys.httpBase}/sse?user_id=${uniq('eschan')}&channels=${ch}`);
+    closers.push(() => es.close());
+    await withTimeout(new Promise((resolve) => es.addEventListener('ack', resolve)), 5000, 'eventsource ack');
+    const got = new Promise((resolve) => es.addEventListener('message', (e) => resolve(e)));
+    const id4 = await publish(4);
+    const e4 = await withTimeout(got, 5000, 'eventsource channel message');
+    assert.equal(JSON.parse(e4.data).id, id4);
+    assert.ok(e4.lastEventId, 'lastEventId set from id:');
     es.close();
   });
 

@@ -40,7 +40,15 @@ static void test_dp_sse_fmt_pos_roundtrip(void **state)
 {
     struct dp_sse_pos p = {0};
     char buf[256];
-    assert_int_equal(dp_sse_fmt_pos_encode(&p, buf, sizeof(buf)), 0);
+    /* the empty position has a value of its own, which parses back to empty */
+    assert_int_equal(dp_sse_fmt_pos_encode(&p, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, DP_SSE_POS_EMPTY);
+    assert_int_equal(dp_sse_fmt_pos_encode(&p, buf, 1), 0); /* does not fit */
+    struct dp_sse_pos e = {0};
+    assert_int_equal(dp_sse_fmt_pos_set(&e, "x", 1), SB_OK);
+    assert_int_equal(dp_sse_fmt_pos_parse(DP_SSE_POS_EMPTY, 1, &e), SB_OK);
+    assert_int_equal(e.n, 0);
+    dp_sse_fmt_pos_fini(&e);
     assert_int_equal(dp_sse_fmt_pos_set(&p, "r1", 17), SB_OK);
     assert_int_equal(dp_sse_fmt_pos_set(&p, "a:b", 5), SB_OK);
     assert_int_equal(dp_sse_fmt_pos_set(&p, "r1", 3), SB_OK); /* never goes back */
@@ -74,7 +82,10 @@ static void test_dp_sse_fmt_pos_parse_rejects(void **state)
                          "r 1:1",
                          "r1:9223372036854775808",
                          "r1:00000000000000000001",
-                         "r1:1;r2:2"};
+                         "r1:1;r2:2",
+                         "--",
+                         "-,r1:1",
+                         "r1:1,-"};
     struct dp_sse_pos q = {0};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (dp_sse_fmt_pos_parse(bad[i], strlen(bad[i]), &q) != SB_EINVAL)
