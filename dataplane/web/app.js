@@ -10,6 +10,7 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 10000;
   const HISTORY_ON_JOIN = 50;
+  const ROOM_RETRY_MS = 3000; // a join refused with room_not_found is tried again this often
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -46,6 +47,8 @@
     typingTimer: null,
     refs: 0,
     pending: new Map(), // ref -> what it was for
+    roomMissing: false, // the last join said room_not_found: waiting for the room to exist
+    joinTimer: null,
   };
 
   // ---------------------------------------------------------------- rendering
@@ -296,6 +299,11 @@
         }
         if (purpose === 'join') {
           state.backoff = BACKOFF_MIN_MS;
+          if (state.roomMissing) {
+            state.roomMissing = false;
+            setStatus(`connected as ${state.user}`, 'on');
+            renderNotice(`Room ${state.room} exists now: joined.`, 'info');
+          }
           if (state.lastSeq === 0) send({ type: 'history', room_id: state.room, limit: HISTORY_ON_JOIN }, 'history');
         }
         break;
@@ -341,14 +349,17 @@
       case 'error': {
         const purpose = state.pending.get(f.ref);
         state.pending.delete(f.ref);
-        showError(f);
+        // While waiting for a missing room, each retry's refusal is not news.
+        if (!(purpose === 'join' && f.code === 'room_not_found' && state.roomMissing)) showError(f);
         if (f.code === 'unavailable') {
           state.serverAway = true;
           setStatus('server unavailable, retrying…', 'wait');
         }
         // A message that was not sent goes back into the box rather than being lost.
         if (purpose && purpose.text !== undefined && el.input.value === '') el.input.value = purpose.text;
-        if (purpose === 'join' && f.code !== 'history_gap' && f.code !== 'unavailable') {
+        if (purpose === 'join' && f.code === 'room_not_found') {
+          roomMissing();
+        } else if (purpose === 'join' && f.code !== 'history_gap' && f.code !== 'unavailable') {
           setStatus(`could not join: ${f.code}`, 'off');
         }
         if (purpose === 'join' && f.code === 'unavailable') {
@@ -360,6 +371,26 @@
       default:
         break; // pong and future frame types
     }
+  }
+
+  // Rooms are made by the backend (gRPC), or by the first join when the control plane runs with
+  // --auto-create-rooms: say how once, and join again by ourselves until the room exists.
+  function roomMissing() {
+    setStatus(`room ${state.room} does not exist yet: waiting for it`, 'wait');
+    if (!state.roomMissing) {
+      state.roomMissing = true;
+      renderNotice(
+        `Room ${state.room} does not exist. Rooms are created by your backend over gRPC ` +
+          `(switchboard.v1.Rooms/CreateRoom with {"id":"${state.room}"}), or by the first join ` +
+          'when the control plane runs with --auto-create-rooms (as scripts/run.sh and ' +
+          `deploy/local/cluster.sh start it). This page joins by itself once the room exists.`,
+        'bad'
+      );
+    }
+    clearTimeout(state.joinTimer);
+    state.joinTimer = setTimeout(() => {
+      if (state.wanted && state.roomMissing) sendJoin();
+    }, ROOM_RETRY_MS);
   }
 
   function onRoomMessage(m) {
@@ -423,7 +454,8 @@
     } catch (_) {
       /* private mode */
     }
-    Object.assign(state, { user, room, lastSeq: 0, wanted: true, backoff: BACKOFF_MIN_MS });
+    clearTimeout(state.joinTimer);
+    Object.assign(state, { user, room, lastSeq: 0, wanted: true, backoff: BACKOFF_MIN_MS, roomMissing: false });
     state.seen.clear();
     state.people.clear();
     el.messages.replaceChildren();
@@ -441,6 +473,7 @@
     send({ type: 'leave', room_id: state.room });
     state.wanted = false;
     clearTimeout(state.retryTimer);
+    clearTimeout(state.joinTimer);
     const ws = state.ws;
     state.ws = null;
     if (ws) setTimeout(() => ws.close(1000), 100);

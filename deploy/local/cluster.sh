@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A local Switchboard cluster on loopback for a person to try: one etcd (Debian's etcd-server,
 # data in a temporary directory), two control planes on the etcd store (cp-1, cp-2) and two data
-# planes in development mode (dp-1, dp-2), each linked to both control planes.
+# planes in development mode (dp-1, dp-2), each linked to both control planes. The development
+# defaults are those of scripts/run.sh: clients say who they are with ?user_id= (--dev-mode) and
+# the first join of a room creates it (--auto-create-rooms), so the printed page works as is.
 #
 #   deploy/local/cluster.sh start    # starts everything, waits until ready, prints the URLs
 #   deploy/local/cluster.sh status   # which processes run, readiness of each data plane
@@ -96,7 +98,7 @@ start() {
     for i in "${!CP_PORTS[@]}"; do
         n=cp-$((i + 1))
         launch "$n" "$CP_BIN" --listen "127.0.0.1:${CP_PORTS[$i]}" --store etcd \
-            --etcd-endpoints "$ETCD_URL" --id "$n" --lease-ttl-ms "$TTL_MS"
+            --etcd-endpoints "$ETCD_URL" --id "$n" --lease-ttl-ms "$TTL_MS" --auto-create-rooms
         cps+=("127.0.0.1:${CP_PORTS[$i]}")
     done
     for i in "${!CP_PORTS[@]}"; do wait_until "cp-$((i + 1))" 30 tcp_open "${CP_PORTS[$i]}"; done
@@ -123,6 +125,11 @@ start() {
         echo "       WebSocket ws://127.0.0.1:${DP_PORTS[$i]}/ws?user_id=alice"
         echo "       SSE       http://127.0.0.1:${DP_PORTS[$i]}/sse?user_id=alice&rooms=lobby"
     done
+    echo "Open a page on dp-1 and another on dp-2, pick two names and one room: they chat across"
+    echo "the data planes. Rooms are created by their first join (development default,"
+    echo "--auto-create-rooms); or create one over gRPC, from the repository root:"
+    echo "  npx --yes @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --schema proto \\"
+    echo "    -d '{\"id\":\"lobby\"}' http://127.0.0.1:${CP_PORTS[0]}/switchboard.v1.Rooms/CreateRoom"
     echo "Stop with: $0 stop"
 }
 

@@ -6,61 +6,33 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
-const IT_DIR = path.resolve(__dirname, '..', 'integration');
+const { IT_DIR, launch, openAs: open, people } = require('./pages');
 const { startSystem, stopsCleanly, BUILD_DIR } = require(path.join(IT_DIR, 'lib', 'harness'));
-const { chromium } = require(require.resolve('playwright-core', { paths: [IT_DIR] }));
+const { call } = require(path.join(IT_DIR, 'lib', 'grpc'));
 
-const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SHOTS = process.env.SB_TEST_LOG_DIR || path.join(BUILD_DIR, 'test-logs');
 
-describe('demo page in chromium', { timeout: 120000 }, () => {
-  let sys;
-  let browser;
-  const problems = []; // console errors, CSP violations, page exceptions
-
+// Registers the before/after hooks of a describe block: one system started with `opts`, one
+// browser. Returns the live state; t.openAs opens a page on the system's data plane.
+function pageSystem(opts) {
+  const t = { sys: null, browser: null, problems: [] }; // problems: console errors, CSP, exceptions
   before(async () => {
-    sys = await startSystem({ cpArgs: ['--auto-create-rooms'] });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 30000 });
+    t.sys = await startSystem(opts);
+    t.browser = await launch();
   });
-
-  const shutdown = async () => {
-    if (browser) await browser.close().catch(() => {});
-    browser = null;
-    if (sys) await sys.stop();
+  t.shutdown = async () => {
+    if (t.browser) await t.browser.close().catch(() => {});
+    t.browser = null;
+    if (t.sys) await t.sys.stop();
   };
-  after(shutdown);
+  after(t.shutdown);
+  t.openAs = (user, room, o) => open(t.browser, t.sys.httpBase, user, room, t.problems, o);
+  return t;
+}
 
-  async function openAs(user, room) {
-    const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(10000);
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`${user} console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`${user} pageerror: ${e.message}`));
-    const res = await page.goto(`${sys.httpBase}/`);
-    assert.equal(res.status(), 200);
-    await page.fill('#name', user);
-    await page.fill('#room', room);
-    await page.click('#join-btn');
-    await page.waitForSelector('#chat-view:not([hidden])');
-    await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'));
-    return page;
-  }
-
-  function people(page) {
-    return page.$$eval('#online li', (lis) => lis.map((li) => `${li.dataset.user}:${li.dataset.status}`));
-  }
+describe('demo page in chromium', { timeout: 120000 }, () => {
+  const t = pageSystem({ cpArgs: ['--auto-create-rooms'] });
+  const { openAs, problems } = t;
 
   it('two users chat in one room: message, typing indicator, people online', async () => {
     const alice = await openAs('alice', 'browser-room');
@@ -112,14 +84,13 @@ describe('demo page in chromium', { timeout: 120000 }, () => {
     await carol.press('#message-input', 'Enter');
     await dave.waitForSelector('#messages li.message:has-text("before the restart")');
 
-    const problem = await sys.dp.stop();
+    const problem = await t.sys.dp.stop();
     assert.equal(problem, null, problem);
     await carol.waitForFunction(() => /reconnecting/.test(document.querySelector('#status').textContent));
     // Sent while the pages are away: they must get it through join with since.
-    const { call } = require(path.join(IT_DIR, 'lib', 'grpc'));
     const data = Buffer.from(JSON.stringify({ text: 'while you were away' }));
-    await call(sys.api.messages, 'BroadcastToRoom', { room_id: 'recover-room', data, user_id: 'backend' });
-    await sys.dp.start();
+    await call(t.sys.api.messages, 'BroadcastToRoom', { room_id: 'recover-room', data, user_id: 'backend' });
+    await t.sys.dp.start();
 
     for (const page of [carol, dave]) {
       await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'), null, {
@@ -140,5 +111,30 @@ describe('demo page in chromium', { timeout: 120000 }, () => {
     assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
   });
 
-  stopsCleanly(shutdown);
+  stopsCleanly(t.shutdown);
+});
+
+describe('demo page without --auto-create-rooms', { timeout: 60000 }, () => {
+  const t = pageSystem({});
+  const { openAs, problems } = t;
+
+  it('a room that does not exist: the page says how to create one and joins once it exists', async () => {
+    const page = await openAs('erin', 'made-later', { joined: false });
+    const hint = await page.waitForSelector('#messages li.notice:has-text("does not exist")');
+    const text = await hint.textContent();
+    assert.match(text, /Rooms\/CreateRoom/);
+    assert.match(text, /--auto-create-rooms/);
+    await page.waitForFunction(() => /does not exist yet/.test(document.querySelector('#status').textContent));
+    await call(t.sys.api.rooms, 'CreateRoom', { id: 'made-later' });
+    await page.waitForSelector('#messages li.notice:has-text("exists now")', { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'));
+    await page.fill('#message-input', 'first in the new room');
+    await page.press('#message-input', 'Enter');
+    await page.waitForSelector('#messages li.message.mine:has-text("first in the new room")');
+    // The hint was given once, however many times the join was retried.
+    assert.equal(await page.$$eval('#messages li.notice:has-text("does not exist")', (l) => l.length), 1);
+    assert.deepEqual(problems, []);
+  });
+
+  stopsCleanly(t.shutdown);
 });

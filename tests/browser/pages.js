@@ -1,0 +1,54 @@
+// What the browser tests share: Debian's chromium through npm playwright-core (never a
+// downloaded browser), and opening the demo page as one person in one room.
+'use strict';
+
+const assert = require('node:assert/strict');
+const path = require('node:path');
+
+const IT_DIR = path.resolve(__dirname, '..', 'integration');
+const { chromium } = require(require.resolve('playwright-core', { paths: [IT_DIR] }));
+
+const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function launch() {
+  return chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 30000 });
+}
+
+// Opens `base`'s page in a new context, fills the form and joins; console errors, CSP
+// violations and page exceptions are pushed to `problems`. With `joined` false, returns once
+// the chat view shows (the join may still be refused).
+async function openAs(browser, base, user, room, problems, { joined = true } = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${user} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${user} pageerror: ${e.message}`));
+  const res = await page.goto(`${base}/`);
+  assert.equal(res.status(), 200);
+  await page.fill('#name', user);
+  await page.fill('#room', room);
+  await page.click('#join-btn');
+  await page.waitForSelector('#chat-view:not([hidden])');
+  if (joined) {
+    await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'));
+  }
+  return page;
+}
+
+function people(page) {
+  return page.$$eval('#online li', (lis) => lis.map((li) => `${li.dataset.user}:${li.dataset.status}`));
+}
+
+module.exports = { IT_DIR, launch, openAs, people };
