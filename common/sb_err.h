@@ -53,11 +53,26 @@ enum sb_code {
     SB_CODE_COUNT
 };
 
+/* One row of the error table: what both daemons and the Peer path read for a code. */
+struct sb_code_info {
+    const char *name; /* PROTOCOL.md's string: "room_full"; "" for SB_CODE_NONE */
+    int grpc_status;  /* grpc_status_code of API.md (0, OK, for SB_CODE_NONE) */
+    int http_status;  /* an SSE POST answer's HTTP status (200 for SB_CODE_NONE) */
+};
+
+/* Returns the code's row (static); the row of SB_CODE_INTERNAL if out of range. */
+const struct sb_code_info *sb_code_info(enum sb_code code);
+
 /* Returns a static string such as "room_full"; "" for SB_CODE_NONE, "internal" if out of range. */
 const char *sb_code_name(enum sb_code code);
 
 /* Returns the code whose name is `name`, or SB_CODE_NONE if `name` is NULL, empty or unknown. */
 enum sb_code sb_code_from_name(const char *name);
+
+/* Reads the code back from a gRPC status message "code: sentence" (as the control plane writes
+ * them): the code, and in *sentence (may be NULL) the text after ": ". SB_CODE_NONE when the
+ * message does not start with a known code. */
+enum sb_code sb_code_from_status_message(const char *msg, const char **sentence);
 
 /* Returns a static lower-case description of `err`, for logs. */
 const char *sb_err_str(enum sb_err err);

@@ -163,20 +163,6 @@ void cp_buf_json_str(struct cp_buf *b, const char *s, size_t n)
     cp_buf_putc(b, '"');
 }
 
-void cp_buf_varint(struct cp_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        if (v != 0)
-            byte |= 0x80;
-        tmp[n++] = byte;
-    } while (v != 0);
-    cp_buf_append(b, tmp, n);
-}
-
 char *cp_buf_take(struct cp_buf *b, size_t *len_out)
 {
     if (b->failed) {

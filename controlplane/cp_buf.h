@@ -39,8 +39,6 @@ void cp_buf_json_str(struct cp_buf *b, const char *s, size_t n);
  * ENOMEM (b->failed set). */
 void *cp_buf_extend(struct cp_buf *b, size_t n);
 
-/* Appends a protobuf varint. */
-void cp_buf_varint(struct cp_buf *b, uint64_t v);
 
 /* Takes the storage (caller frees with free()); the buffer is left empty. Returns NULL and
  * empties the buffer if an append failed. *len_out gets the length. */

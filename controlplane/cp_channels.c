@@ -64,7 +64,7 @@ static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
         return conn->node;
     if (conn->node_id == NULL || conn->node_id[0] == '\0')
         return NULL;
-    return cp_map_get(&c->nodes, conn->node_id);
+    return sb_map_get(&c->nodes, conn->node_id);
 }
 
 /* Membership{user, channel, added, revision} to every node hosting one of the user's

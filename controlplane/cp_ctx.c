@@ -18,8 +18,8 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
     sb_id_new("cp", c->id);
     cp_presence_init(&c->presence);
     cp_typing_init(&c->typing, set->typing_timeout_ms);
-    cp_map_init(&c->nodes);
-    cp_map_init(&c->idem);
+    sb_map_init(&c->nodes);
+    sb_map_init(&c->idem);
     return SB_OK;
 }
 
@@ -30,7 +30,7 @@ void cp_ctx_fini(struct cp_ctx *c)
     cp_channels_fini(c);
     cp_typing_fini(&c->typing);
     cp_presence_fini(&c->presence);
-    cp_map_fini(&c->nodes);
+    sb_map_fini(&c->nodes);
     if (c->store != NULL)
         c->store->ops->destroy(c->store);
     c->store = NULL;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cp_map.h"
+#include "sb_map.h"
 #include "cp_node.h"
 #include "cp_presence.h"
 #include "cp_store.h"
@@ -55,14 +55,14 @@ struct cp_ctx {
     struct cp_store *store;
     struct cp_presence presence;
     struct cp_typing typing;
-    struct cp_map nodes;        /* node id -> struct cp_node (after Hello) */
+    struct sb_map nodes;        /* node id -> struct cp_node (after Hello) */
     struct cp_node *dirty_head; /* nodes with queued items to flush */
     uint64_t mark_gen;          /* fan-out de-duplication stamps */
     struct cp_fanout_slot fanout_cache[CP_FANOUT_SLOTS]; /* by room id hash */
     /* Scratch buffers of the publish path (frame text, encoded Delivery), reused from one
      * message to the next (cp_ctx_scratch_done). */
     struct cp_buf scratch_frame, scratch_enc;
-    struct cp_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
+    struct sb_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *channels;              /* cp_channels.c: channel idempotency records to expire */
     void *links;                 /* cp_link.c's open streams */

@@ -57,10 +57,10 @@ static void on_relist_end(void *ud)
     /* Connections the new listing did not show are gone. */
     size_t n = 0, cap = c->presence.n_conns;
     char **ids = cap ? calloc(cap, sizeof(*ids)) : NULL;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.conns, &it);
-    while (ids != NULL && (e = cp_map_iter_next(&c->presence.conns, &it)) != NULL && n < cap) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.conns, &it);
+    while (ids != NULL && (e = sb_map_iter_next(&c->presence.conns, &it)) != NULL && n < cap) {
         struct cp_conn *conn = e->value;
         if (conn->node == NULL && conn->gen != c->relist_gen)
             ids[n++] = strdup(conn->id);
@@ -81,7 +81,7 @@ struct relost {
 static void readopted(void *arg, const struct cp_status *st, int64_t lease, bool renewed)
 {
     struct relost *r = arg;
-    struct cp_node *n = cp_map_get(&r->c->nodes, r->node_id);
+    struct cp_node *n = sb_map_get(&r->c->nodes, r->node_id);
     if (st->code == SB_CODE_NONE && n != NULL) {
         Switchboard__Internal__V1__Adopted a = SWITCHBOARD__INTERNAL__V1__ADOPTED__INIT;
         a.lease_id = lease;
@@ -99,7 +99,7 @@ static void readopted(void *arg, const struct cp_status *st, int64_t lease, bool
 static void on_node_lease_lost(void *ud, const char *node_id)
 {
     struct cp_ctx *c = ud;
-    struct cp_node *n = cp_map_get(&c->nodes, node_id);
+    struct cp_node *n = sb_map_get(&c->nodes, node_id);
     if (n == NULL)
         return;
     size_t len = strlen(node_id);

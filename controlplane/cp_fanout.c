@@ -25,7 +25,7 @@ static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
         return conn->node;
     if (conn->node_id == NULL || conn->node_id[0] == '\0')
         return NULL;
-    return cp_map_get(&c->nodes, conn->node_id);
+    return sb_map_get(&c->nodes, conn->node_id);
 }
 
 struct cp_node *cp_ctx_pop_dirty(struct cp_ctx *c)
@@ -85,10 +85,10 @@ static void delivery_frame(Switchboard__Internal__V1__Delivery *d, char *ex[1], 
  * connections may be registered with another replica). */
 static void queue_all_nodes(struct cp_ctx *c, const struct cp_buf *enc)
 {
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->nodes, &it);
-    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->nodes, &it);
+    while ((e = sb_map_iter_next(&c->nodes, &it)) != NULL) {
         struct cp_node *n = e->value;
         if (n->n_conns > 0 || c->distributed)
             queue_raw(c, n, enc);
@@ -340,10 +340,10 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
 bool cp_fanout_rooms(struct cp_ctx *c, const char *const *rooms, size_t n_rooms,
                      const char *exclude, const char *frame, size_t len)
 {
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->nodes, &it);
-    while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL)
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->nodes, &it);
+    while ((e = sb_map_iter_next(&c->nodes, &it)) != NULL)
         if (!((struct cp_node *)e->value)->room_ids)
             return false;
     if (n_rooms == 0)

@@ -30,7 +30,7 @@ static void purge(struct cp_ctx *c, int64_t mono_ms)
     struct idem *e = c->idem_head;
     while (e != NULL && e->expires <= mono_ms) {
         struct idem *next = e->next;
-        cp_map_remove(&c->idem, e->key);
+        sb_map_remove(&c->idem, e->key);
         free(e->message_id);
         free(e);
         e = next;
@@ -47,7 +47,7 @@ int cp_idem_get(struct cp_ctx *c, const char *room_id, const char *key, int64_t 
     char *k = make_key(room_id, key);
     if (k == NULL)
         return 0;
-    struct idem *e = cp_map_get(&c->idem, k);
+    struct idem *e = sb_map_get(&c->idem, k);
     free(k);
     if (e == NULL)
         return 0;
@@ -74,8 +74,8 @@ enum sb_err cp_idem_put(struct cp_ctx *c, const char *room_id, const char *key,
     e->seq = seq;
     e->expires = mono_ms + CP_IDEM_TTL_MS;
     e->next = NULL;
-    if (e->message_id == NULL || cp_map_get(&c->idem, e->key) != NULL ||
-        cp_map_put(&c->idem, e->key, e) != SB_OK) {
+    if (e->message_id == NULL || sb_map_get(&c->idem, e->key) != NULL ||
+        sb_map_put(&c->idem, e->key, e) != SB_OK) {
         free(e->message_id);
         free(e);
         return SB_ENOMEM;
@@ -99,5 +99,5 @@ void cp_idem_fini(struct cp_ctx *c)
         e = next;
     }
     c->idem_head = c->idem_tail = NULL;
-    cp_map_fini(&c->idem);
+    sb_map_fini(&c->idem);
 }

@@ -11,17 +11,6 @@
 #include "cp_buf.h"
 #include "cp_store.h"
 
-/* True if `data` (len bytes) is exactly one valid JSON value (any type, whitespace around it
- * allowed), in UTF-8. */
-bool cp_json_is_valid(const char *data, size_t len);
-
-/* The same answer from a full jansson parse (the reference the fast scanner of
- * cp_json_is_valid is tested against). */
-bool cp_json_is_valid_jansson(const char *data, size_t len);
-
-/* True if `s` is valid UTF-8 (strings that end up in frames must be). */
-bool cp_json_is_utf8(const char *s);
-
 /* {"type":"message","id":..,"seq":..,"room_id":..,"user_id":..,"data":..,"thread_id":..,
  *  "metadata":{..},"timestamp":".."}; user_id/thread_id/metadata only when set. Then, for a
  * tombstone: no "data", and "deleted":true,"deleted_at":..; else "edited_at" when edited and

@@ -8,6 +8,7 @@
 #include "cp_msgext.h"
 #include "cp_perm.h"
 #include "sb_ident.h"
+#include "sb_json.h"
 #include "sb_log.h"
 #include "sb_time.h"
 #include "switchboard/internal/v1/nodelink.pb-c.h"
@@ -370,7 +371,7 @@ bool cp_msg_update_client(struct cp_ctx *c, const Switchboard__Internal__V1__Cli
                           op->data.len, (long long)c->set.max_message_size);
             return false;
         }
-        if (!cp_json_is_valid((const char *)op->data.data, op->data.len)) {
+        if (!sb_json_is_valid((const char *)op->data.data, op->data.len)) {
             cp_status_set(st, SB_CODE_INVALID_MESSAGE, "data is not valid JSON");
             return false;
         }

@@ -15,6 +15,7 @@
 #include "cp_session.h"
 #include "cp_users.h"
 #include "sb_ident.h"
+#include "sb_json.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -293,7 +294,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         const Switchboard__Internal__V1__PublishOp *p = req->message;
         if (!check_room(c, n, req, nz(p->room_id)))
             break;
-        if (!cp_json_is_valid((const char *)p->data.data, p->data.len)) {
+        if (!sb_json_is_valid((const char *)p->data.data, p->data.len)) {
             reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "data is not valid JSON");
             break;
         }
@@ -386,7 +387,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         const Switchboard__Internal__V1__PublishOp *p = req->publish;
         if (!check_channel(c, n, req, nz(p->channel_id)))
             break;
-        if (!cp_json_is_valid((const char *)p->data.data, p->data.len)) {
+        if (!sb_json_is_valid((const char *)p->data.data, p->data.len)) {
             reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "data is not valid JSON");
             break;
         }
@@ -663,14 +664,14 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
         if (strcmp(nz(h->features[i]), "delivery_room_ids") == 0)
             n->room_ids = true;
     n->last_heartbeat = sb_time_now_ms(); /* Hello is the first sign of life */
-    struct cp_node *old = cp_map_get(&c->nodes, n->id);
+    struct cp_node *old = sb_map_get(&c->nodes, n->id);
     if (old != NULL && old != n) {
         SB_LOG_WARN("cp", "node reconnected: replacing its old stream", "node=%s", n->id);
         old->registered = false;
         if (old->kill != NULL)
             old->kill(old, "replaced by a newer stream of the same node");
     }
-    if (cp_map_put(&c->nodes, n->id, n) != SB_OK) {
+    if (sb_map_put(&c->nodes, n->id, n) != SB_OK) {
         done(arg, "out of memory");
         return;
     }
@@ -820,9 +821,9 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
 
 void cp_nodelink_node_ended(struct cp_ctx *c, struct cp_node *n)
 {
-    bool current = n->registered && n->id != NULL && cp_map_get(&c->nodes, n->id) == n;
+    bool current = n->registered && n->id != NULL && sb_map_get(&c->nodes, n->id) == n;
     if (current)
-        cp_map_remove(&c->nodes, n->id);
+        sb_map_remove(&c->nodes, n->id);
     n->registered = false;
     if (c->distributed) {
         /* The node's connections live under its lease: a clean shutdown revokes it (they go

@@ -13,7 +13,7 @@
 #include <grpc/support/time.h>
 
 #include "cp_json.h"
-#include "cp_map.h"
+#include "sb_map.h"
 #include "cp_store_etcd.h"
 #include "cp_tag.h"
 #include "sb_log.h"
@@ -55,7 +55,7 @@ struct pcall {
 };
 
 struct peers {
-    struct cp_map channels; /* address -> grpc_channel */
+    struct sb_map channels; /* address -> grpc_channel */
     struct pcall *calls;
     struct pubreq *retry_head;
     bool stopping;
@@ -67,7 +67,7 @@ static struct peers *peers_of(struct cp_ctx *c)
         struct peers *p = calloc(1, sizeof(*p));
         if (p == NULL)
             return NULL;
-        cp_map_init(&p->channels);
+        sb_map_init(&p->channels);
         c->peers = p;
     }
     return c->peers;
@@ -157,16 +157,15 @@ static void pcall_done(struct cp_tag *t, bool ok)
         }
     }
     char *det = grpc_slice_to_c_string(pc->details);
-    /* Errors the client must see as they are (the holder checked the room) end here;
-     * anything about reachability or sequencing is retried. */
-    enum sb_code code = SB_CODE_NONE;
-    if (pc->status == GRPC_STATUS_NOT_FOUND)
-        code = SB_CODE_ROOM_NOT_FOUND;
-    else if (pc->status == GRPC_STATUS_INVALID_ARGUMENT)
-        code = SB_CODE_INVALID_MESSAGE;
-    if (code != SB_CODE_NONE) {
-        const char *colon = det ? strstr(det, ": ") : NULL;
-        cp_status_set(&st, code, "%s", colon ? colon + 2 : (det ? det : ""));
+    /* Errors the client must see as they are (the holder checked the room: the status
+     * message starts with the protocol code) end here; anything about reachability or
+     * sequencing (no code, unavailable, internal, a lost compare) is retried. */
+    const char *sentence = "";
+    enum sb_code code =
+        pc->status == GRPC_STATUS_OK ? SB_CODE_NONE : sb_code_from_status_message(det, &sentence);
+    if (code != SB_CODE_NONE && code != SB_CODE_UNAVAILABLE && code != SB_CODE_INTERNAL &&
+        code != SB_CODE_CONFLICT && (int)pc->status == sb_code_info(code)->grpc_status) {
+        cp_status_set(&st, code, "%s", sentence);
         finish(pr, &st, NULL, 0);
     } else {
         cp_status_set(&st, SB_CODE_UNAVAILABLE, "peer status %d: %s", (int)pc->status,
@@ -181,7 +180,7 @@ static void pcall_done(struct cp_tag *t, bool ok)
 
 static grpc_channel *channel_for(struct peers *p, const char *address)
 {
-    grpc_channel *ch = cp_map_get(&p->channels, address);
+    grpc_channel *ch = sb_map_get(&p->channels, address);
     if (ch != NULL)
         return ch;
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
@@ -193,7 +192,7 @@ static grpc_channel *channel_for(struct peers *p, const char *address)
     grpc_channel_args ca = {sizeof(args) / sizeof(args[0]), args};
     ch = grpc_channel_create(address, creds, &ca);
     grpc_channel_credentials_release(creds);
-    if (ch != NULL && cp_map_put(&p->channels, address, ch) != SB_OK) {
+    if (ch != NULL && sb_map_put(&p->channels, address, ch) != SB_OK) {
         grpc_channel_destroy(ch);
         ch = NULL;
     }
@@ -466,12 +465,12 @@ void cp_peer_fini(struct cp_ctx *c)
         p->retry_head = pr->next_retry;
         pubreq_free(pr);
     }
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&p->channels, &it);
-    while ((e = cp_map_iter_next(&p->channels, &it)) != NULL)
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&p->channels, &it);
+    while ((e = sb_map_iter_next(&p->channels, &it)) != NULL)
         grpc_channel_destroy(e->value);
-    cp_map_fini(&p->channels);
+    sb_map_fini(&p->channels);
     free(p);
     c->peers = NULL;
 }

@@ -10,8 +10,8 @@
 void cp_presence_init(struct cp_presence *p)
 {
     memset(p, 0, sizeof(*p));
-    cp_map_init(&p->conns);
-    cp_map_init(&p->users);
+    sb_map_init(&p->conns);
+    sb_map_init(&p->users);
 }
 
 static void conn_free(struct cp_conn *c)
@@ -39,27 +39,27 @@ static void user_free(struct cp_user *u)
 
 void cp_presence_fini(struct cp_presence *p)
 {
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&p->conns, &it);
-    while ((e = cp_map_iter_next(&p->conns, &it)) != NULL)
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&p->conns, &it);
+    while ((e = sb_map_iter_next(&p->conns, &it)) != NULL)
         conn_free(e->value);
-    cp_map_iter_init(&p->users, &it);
-    while ((e = cp_map_iter_next(&p->users, &it)) != NULL)
+    sb_map_iter_init(&p->users, &it);
+    while ((e = sb_map_iter_next(&p->users, &it)) != NULL)
         user_free(e->value);
-    cp_map_fini(&p->conns);
-    cp_map_fini(&p->users);
+    sb_map_fini(&p->conns);
+    sb_map_fini(&p->users);
     memset(p, 0, sizeof(*p));
 }
 
 struct cp_user *cp_presence_user(const struct cp_presence *p, const char *user_id)
 {
-    return cp_map_get(&p->users, user_id);
+    return sb_map_get(&p->users, user_id);
 }
 
 struct cp_conn *cp_presence_conn(const struct cp_presence *p, const char *conn_id)
 {
-    return cp_map_get(&p->conns, conn_id);
+    return sb_map_get(&p->conns, conn_id);
 }
 
 static int replace(char **field, const char *v)
@@ -92,7 +92,7 @@ static void grace_unlink(struct cp_presence *p, struct cp_user *u)
 
 static struct cp_user *user_get_or_add(struct cp_presence *p, const char *user_id)
 {
-    struct cp_user *u = cp_map_get(&p->users, user_id);
+    struct cp_user *u = sb_map_get(&p->users, user_id);
     if (u != NULL)
         return u;
     u = calloc(1, sizeof(*u));
@@ -100,7 +100,7 @@ static struct cp_user *user_get_or_add(struct cp_presence *p, const char *user_i
         return NULL;
     u->id = strdup(user_id);
     u->status = strdup("offline");
-    if (u->id == NULL || u->status == NULL || cp_map_put(&p->users, user_id, u) != SB_OK) {
+    if (u->id == NULL || u->status == NULL || sb_map_put(&p->users, user_id, u) != SB_OK) {
         user_free(u);
         return NULL;
     }
@@ -122,7 +122,7 @@ static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const c
                              struct cp_node *node, const char *node_id, uint64_t gen,
                              int64_t now_ms, bool *came_online)
 {
-    struct cp_conn *c = cp_map_get(&p->conns, conn_id);
+    struct cp_conn *c = sb_map_get(&p->conns, conn_id);
     if (c != NULL && strcmp(c->user->id, user_id) == 0 &&
         (node != NULL || strcmp(c->node_id ? c->node_id : "", node_id ? node_id : "") == 0)) {
         /* Resync: the same connection now reaches us through `node`. */
@@ -166,7 +166,7 @@ static enum sb_err open_impl(struct cp_presence *p, const char *conn_id, const c
     c->node_id = strdup(node_id ? node_id : "");
     c->gen = gen;
     if (c->id == NULL || c->session_id == NULL || c->transport == NULL || c->node_id == NULL ||
-        cp_map_put(&p->conns, conn_id, c) != SB_OK) {
+        sb_map_put(&p->conns, conn_id, c) != SB_OK) {
         conn_free(c);
         return SB_ENOMEM;
     }
@@ -211,7 +211,7 @@ enum sb_err cp_presence_open_remote(struct cp_presence *p, const char *conn_id, 
 void cp_presence_close(struct cp_presence *p, const char *conn_id, int64_t now_ms, int64_t mono_ms,
                        int64_t grace_ms, struct cp_user **user_out, bool *last)
 {
-    struct cp_conn *c = cp_map_remove(&p->conns, conn_id);
+    struct cp_conn *c = sb_map_remove(&p->conns, conn_id);
     *user_out = NULL;
     *last = false;
     if (c == NULL)

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cp_map.h"
+#include "sb_map.h"
 #include "cp_node.h"
 #include "sb_bucket.h"
 
@@ -51,8 +51,8 @@ struct cp_user {
 };
 
 struct cp_presence {
-    struct cp_map conns; /* id -> struct cp_conn */
-    struct cp_map users; /* id -> struct cp_user (offline users keep a small record) */
+    struct sb_map conns; /* id -> struct cp_conn */
+    struct sb_map users; /* id -> struct cp_user (offline users keep a small record) */
     struct cp_user *grace_head, *grace_tail; /* ordered by offline_at (one fixed grace) */
     size_t n_conns;
     size_t n_online;

@@ -38,13 +38,13 @@ static void add_node(struct stats *st, const char *id, const char *address, int6
 static void etcd_node(void *arg, const struct cp_store_etcd_node *n)
 {
     struct stats *st = arg;
-    struct cp_node *local = cp_map_get(&st->c->nodes, n->id);
+    struct cp_node *local = sb_map_get(&st->c->nodes, n->id);
     /* Count the connections the cache holds for the node (the node's own figure lags). */
     int64_t conns = 0;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&st->c->presence.conns, &it);
-    while ((e = cp_map_iter_next(&st->c->presence.conns, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&st->c->presence.conns, &it);
+    while ((e = sb_map_iter_next(&st->c->presence.conns, &it)) != NULL) {
         struct cp_conn *cn = e->value;
         if (cn->node_id != NULL && strcmp(cn->node_id, n->id) == 0)
             conns++;
@@ -84,10 +84,10 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
     if (c->distributed) {
         cp_store_etcd_nodes(c->store, etcd_node, &st);
     } else {
-        struct cp_map_iter it;
-        struct cp_map_entry *e;
-        cp_map_iter_init(&c->nodes, &it);
-        while ((e = cp_map_iter_next(&c->nodes, &it)) != NULL) {
+        struct sb_map_iter it;
+        struct sb_map_entry *e;
+        sb_map_iter_init(&c->nodes, &it);
+        while ((e = sb_map_iter_next(&c->nodes, &it)) != NULL) {
             struct cp_node *n = e->value;
             add_node(&st, n->id, n->address, (int64_t)n->n_conns, n->last_heartbeat,
                      n->messages_delivered);
@@ -436,10 +436,10 @@ void cp_rpc_connections_list(struct cp_ctx *c, struct cp_call *call, const Proto
         goto oom;
     lc->c = c;
     lc->call = call;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.conns, &it);
-    while ((e = cp_map_iter_next(&c->presence.conns, &it)) != NULL && lc->n_conns < cap) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.conns, &it);
+    while ((e = sb_map_iter_next(&c->presence.conns, &it)) != NULL && lc->n_conns < cap) {
         const struct cp_conn *cn = e->value;
         const char *node = cn->node_id != NULL && cn->node_id[0] ? cn->node_id
                            : cn->node != NULL && cn->node->id    ? cn->node->id

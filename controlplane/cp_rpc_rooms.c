@@ -11,6 +11,7 @@
 #include "cp_perm.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
+#include "sb_json.h"
 #include "sb_time.h"
 #include "switchboard/v1/rooms.pb-c.h"
 
@@ -45,7 +46,7 @@ bool cp_rpc_check_optional_id(struct cp_call *call, const char *what, const char
 
 bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data)
 {
-    if (!cp_json_is_valid((const char *)data->data, data->len)) {
+    if (!sb_json_is_valid((const char *)data->data, data->len)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid JSON", what);
         return false;
     }
@@ -70,7 +71,7 @@ bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, si
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is longer than %zu bytes", what, max);
         return false;
     }
-    if (!cp_json_is_utf8(s)) {
+    if (!sb_json_is_utf8(s)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid UTF-8", what);
         return false;
     }

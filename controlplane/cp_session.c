@@ -48,10 +48,10 @@ void cp_session_resolve(struct cp_ctx *c, const char *user_id, const char *reque
         return;
     }
     /* Still open on another connection (the old one not noticed gone yet, or a second tab). */
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.conns, &it);
-    while ((e = cp_map_iter_next(&c->presence.conns, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.conns, &it);
+    while ((e = sb_map_iter_next(&c->presence.conns, &it)) != NULL) {
         const struct cp_conn *conn = e->value;
         if (conn->session_id != NULL && strcmp(conn->session_id, requested) == 0) {
             bool mine = strcmp(conn->user->id, user_id) == 0;

@@ -1,5 +1,6 @@
-/* Outcomes of control-plane operations: a protocol error code plus a sentence, and THE single
- * place that maps protocol codes (enum sb_code) to gRPC status codes. Pure; any thread. */
+/* Outcomes of control-plane operations: a protocol error code plus a sentence, and their gRPC
+ * form (status code from the error table of sb_err.h, message "code: sentence"). Pure; any
+ * thread. */
 #ifndef CP_STATUS_H
 #define CP_STATUS_H
 
@@ -24,7 +25,7 @@ void cp_status_ok(struct cp_status *st);
 void cp_status_set(struct cp_status *st, enum sb_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Maps a protocol code to the gRPC status of API.md (SB_CODE_NONE -> GRPC_STATUS_OK). */
+/* The gRPC status of a protocol code (the error table; SB_CODE_NONE -> GRPC_STATUS_OK). */
 grpc_status_code cp_status_grpc_code(enum sb_code code);
 
 /* Writes the gRPC status message "code: sentence" (e.g. "room_not_found: room r1 does not

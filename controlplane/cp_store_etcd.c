@@ -15,7 +15,7 @@
 #include "cp_etcd.h"
 #include "cp_history.h"
 #include "cp_keys.h"
-#include "cp_map.h"
+#include "sb_map.h"
 #include "sb_id.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -114,15 +114,15 @@ struct estore {
     bool lease_renewing;
     struct cp_etcd_watch *watch;
     struct cp_barrier barrier;
-    struct cp_map rooms;      /* id -> struct eroom */
-    struct cp_map user_rooms; /* user -> struct idset */
-    struct cp_map nodes;      /* node id -> struct enode */
-    struct cp_map cps;        /* cp id -> address (char *) */
-    struct cp_map holders;    /* room -> struct holder */
-    struct cp_map seqrooms;   /* room -> struct seqroom */
-    struct cp_map idem;       /* "room\nkey" -> struct idem */
-    struct cp_map idem_pend;  /* "room\nkey" -> struct draft (in flight) */
-    struct cp_map leases;     /* node id -> struct nodelease */
+    struct sb_map rooms;      /* id -> struct eroom */
+    struct sb_map user_rooms; /* user -> struct idset */
+    struct sb_map nodes;      /* node id -> struct enode */
+    struct sb_map cps;        /* cp id -> address (char *) */
+    struct sb_map holders;    /* room -> struct holder */
+    struct sb_map seqrooms;   /* room -> struct seqroom */
+    struct sb_map idem;       /* "room\nkey" -> struct idem */
+    struct sb_map idem_pend;  /* "room\nkey" -> struct draft (in flight) */
+    struct sb_map leases;     /* node id -> struct nodelease */
     char *leader;
     bool is_leader;
     bool claiming_leader;
@@ -509,7 +509,7 @@ static void eroom_free(struct eroom *r)
 
 static struct eroom *room_get_or_add(struct estore *s, const char *id)
 {
-    struct eroom *r = cp_map_get(&s->rooms, id);
+    struct eroom *r = sb_map_get(&s->rooms, id);
     if (r != NULL)
         return r;
     r = calloc(1, sizeof(*r));
@@ -520,7 +520,7 @@ static struct eroom *room_get_or_add(struct estore *s, const char *id)
     r->room.description = strdup("");
     r->room.owner_id = strdup("");
     if (!r->room.id || !r->room.name || !r->room.description || !r->room.owner_id ||
-        cp_map_put(&s->rooms, id, r) != SB_OK) {
+        sb_map_put(&s->rooms, id, r) != SB_OK) {
         eroom_free(r);
         return NULL;
     }
@@ -530,7 +530,7 @@ static struct eroom *room_get_or_add(struct estore *s, const char *id)
 /* A live room (NULL when absent or deleted). member_count and last_seq refreshed. */
 static struct eroom *room_live(struct estore *s, const char *id)
 {
-    struct eroom *r = cp_map_get(&s->rooms, id);
+    struct eroom *r = sb_map_get(&s->rooms, id);
     if (r == NULL || !r->exists)
         return NULL;
     r->room.member_count = (int32_t)r->n_members;
@@ -541,7 +541,7 @@ static struct eroom *room_live(struct estore *s, const char *id)
 static void room_maybe_drop(struct estore *s, struct eroom *r)
 {
     if (!r->exists && r->n_members == 0 && r->last_seq == 0) {
-        cp_map_remove(&s->rooms, r->room.id);
+        sb_map_remove(&s->rooms, r->room.id);
         eroom_free(r);
     }
 }
@@ -679,7 +679,7 @@ static bool apply_member_put(struct estore *s, const char *room, const char *use
 
 static bool apply_member_del(struct estore *s, const char *room, const char *user)
 {
-    struct eroom *r = cp_map_get(&s->rooms, room);
+    struct eroom *r = sb_map_get(&s->rooms, room);
     if (r == NULL)
         return false;
     bool found;
@@ -723,12 +723,12 @@ static ssize_t idset_find(const struct idset *x, const char *id, bool *found)
 
 static void apply_user_room(struct estore *s, const char *user, const char *room, bool put)
 {
-    struct idset *x = cp_map_get(&s->user_rooms, user);
+    struct idset *x = sb_map_get(&s->user_rooms, user);
     if (x == NULL) {
         if (!put)
             return;
         x = calloc(1, sizeof(*x));
-        if (x == NULL || cp_map_put(&s->user_rooms, user, x) != SB_OK) {
+        if (x == NULL || sb_map_put(&s->user_rooms, user, x) != SB_OK) {
             free(x);
             return;
         }
@@ -755,7 +755,7 @@ static void apply_user_room(struct estore *s, const char *user, const char *room
         memmove(&x->ids[i], &x->ids[i + 1], (x->n - (size_t)i - 1) * sizeof(*x->ids));
         x->n--;
         if (x->n == 0) {
-            cp_map_remove(&s->user_rooms, user);
+            sb_map_remove(&s->user_rooms, user);
             idset_free(x);
         }
     }
@@ -835,7 +835,7 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
                          .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room},
                      rev);
         } else {
-            struct eroom *r = cp_map_get(&s->rooms, p.a);
+            struct eroom *r = sb_map_get(&s->rooms, p.a);
             bool existed = r != NULL && r->exists;
             if (r != NULL) {
                 r->exists = false;
@@ -850,12 +850,12 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
     case CP_KEYS_KIND_MEMBER: {
         /* A room delete removes the room key first, then its members: like the memory store,
          * only the room's deletion is reported, not each member leaving. */
-        struct eroom *r0 = cp_map_get(&s->rooms, p.a);
+        struct eroom *r0 = sb_map_get(&s->rooms, p.a);
         bool room_exists = r0 != NULL && r0->exists;
         if (put ? apply_member_put(s, p.a, p.b, kv) : apply_member_del(s, p.a, p.b)) {
             if (s->hooks.member != NULL)
                 s->hooks.member(s->hooks.ud, p.a, p.b, put, rev);
-            struct eroom *r = put ? cp_map_get(&s->rooms, p.a) : NULL;
+            struct eroom *r = put ? sb_map_get(&s->rooms, p.a) : NULL;
             const struct cp_member *m = r != NULL ? member_get(r, p.b) : NULL;
             if (m != NULL)
                 emit(s,
@@ -892,7 +892,7 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
          * (docs/presence.md); nothing writes or reads them now */
         break;
     case CP_KEYS_KIND_SEQ: {
-        struct eroom *r = put ? room_get_or_add(s, p.a) : cp_map_get(&s->rooms, p.a);
+        struct eroom *r = put ? room_get_or_add(s, p.a) : sb_map_get(&s->rooms, p.a);
         if (r != NULL) {
             int64_t v = put ? strtoll(kv->value, NULL, 10) : 0;
             r->last_seq = v;
@@ -902,7 +902,7 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
         break;
     }
     case CP_KEYS_KIND_NODE: {
-        struct enode *n = cp_map_remove(&s->nodes, p.a);
+        struct enode *n = sb_map_remove(&s->nodes, p.a);
         if (n != NULL)
             enode_free(n);
         if (!put)
@@ -913,33 +913,33 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
             n->address = sdup(j ? jstr(j, "address") : "");
             n->last_heartbeat = j ? jint(j, "last_heartbeat") : 0;
             n->connections = j ? jint(j, "connections") : 0;
-            if (n->address == NULL || cp_map_put(&s->nodes, p.a, n) != SB_OK)
+            if (n->address == NULL || sb_map_put(&s->nodes, p.a, n) != SB_OK)
                 enode_free(n);
         }
         json_decref(j);
         break;
     }
     case CP_KEYS_KIND_CP: {
-        char *old = cp_map_remove(&s->cps, p.a);
+        char *old = sb_map_remove(&s->cps, p.a);
         free(old);
         if (put) {
             char *a = malloc(kv->value_len + 1);
             if (a != NULL) {
                 memcpy(a, kv->value, kv->value_len);
                 a[kv->value_len] = '\0';
-                if (cp_map_put(&s->cps, p.a, a) != SB_OK)
+                if (sb_map_put(&s->cps, p.a, a) != SB_OK)
                     free(a);
             }
         }
         break;
     }
     case CP_KEYS_KIND_SEQUENCER: {
-        struct holder *h = cp_map_remove(&s->holders, p.a);
+        struct holder *h = sb_map_remove(&s->holders, p.a);
         if (h != NULL) {
             free(h->cp_id);
             free(h);
         }
-        struct seqroom *sr = cp_map_get(&s->seqrooms, p.a);
+        struct seqroom *sr = sb_map_get(&s->seqrooms, p.a);
         if (put) {
             h = calloc(1, sizeof(*h));
             if (h != NULL) {
@@ -950,7 +950,7 @@ static void apply_kv(struct estore *s, enum cp_etcd_event_type type, const struc
                 }
                 h->create_rev = kv->create_revision;
                 h->lease = kv->lease;
-                if (h->cp_id == NULL || cp_map_put(&s->holders, p.a, h) != SB_OK) {
+                if (h->cp_id == NULL || sb_map_put(&s->holders, p.a, h) != SB_OK) {
                     free(h->cp_id);
                     free(h);
                     h = NULL;
@@ -1084,36 +1084,36 @@ static void watch_reset_cb(void *ud, int64_t compact_revision)
 
 static void clear_cache(struct estore *s)
 {
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->rooms, &it);
-    while ((e = cp_map_iter_next(&s->rooms, &it)) != NULL)
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->rooms, &it);
+    while ((e = sb_map_iter_next(&s->rooms, &it)) != NULL)
         eroom_free(e->value);
-    cp_map_fini(&s->rooms);
-    cp_map_init(&s->rooms);
-    cp_map_iter_init(&s->user_rooms, &it);
-    while ((e = cp_map_iter_next(&s->user_rooms, &it)) != NULL)
+    sb_map_fini(&s->rooms);
+    sb_map_init(&s->rooms);
+    sb_map_iter_init(&s->user_rooms, &it);
+    while ((e = sb_map_iter_next(&s->user_rooms, &it)) != NULL)
         idset_free(e->value);
-    cp_map_fini(&s->user_rooms);
-    cp_map_init(&s->user_rooms);
-    cp_map_iter_init(&s->nodes, &it);
-    while ((e = cp_map_iter_next(&s->nodes, &it)) != NULL)
+    sb_map_fini(&s->user_rooms);
+    sb_map_init(&s->user_rooms);
+    sb_map_iter_init(&s->nodes, &it);
+    while ((e = sb_map_iter_next(&s->nodes, &it)) != NULL)
         enode_free(e->value);
-    cp_map_fini(&s->nodes);
-    cp_map_init(&s->nodes);
-    cp_map_iter_init(&s->cps, &it);
-    while ((e = cp_map_iter_next(&s->cps, &it)) != NULL)
+    sb_map_fini(&s->nodes);
+    sb_map_init(&s->nodes);
+    sb_map_iter_init(&s->cps, &it);
+    while ((e = sb_map_iter_next(&s->cps, &it)) != NULL)
         free(e->value);
-    cp_map_fini(&s->cps);
-    cp_map_init(&s->cps);
-    cp_map_iter_init(&s->holders, &it);
-    while ((e = cp_map_iter_next(&s->holders, &it)) != NULL) {
+    sb_map_fini(&s->cps);
+    sb_map_init(&s->cps);
+    sb_map_iter_init(&s->holders, &it);
+    while ((e = sb_map_iter_next(&s->holders, &it)) != NULL) {
         struct holder *h = e->value;
         free(h->cp_id);
         free(h);
     }
-    cp_map_fini(&s->holders);
-    cp_map_init(&s->holders);
+    sb_map_fini(&s->holders);
+    sb_map_init(&s->holders);
 }
 
 /* Three ranges at one revision: everything under sb/ except documents and history (which no
@@ -1418,10 +1418,10 @@ static void s_room_list(struct cp_store *st, const struct cp_room_query *q, cp_s
         cb(arg, &ok, NULL, 0, false);
         return;
     }
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->rooms, &it);
-    while ((e = cp_map_iter_next(&s->rooms, &it)) != NULL && n < cap) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->rooms, &it);
+    while ((e = sb_map_iter_next(&s->rooms, &it)) != NULL && n < cap) {
         struct eroom *r = e->value;
         if (!r->exists)
             continue;
@@ -1847,7 +1847,7 @@ static void s_user_rooms(struct cp_store *st, const char *user_id, cp_store_ids_
     struct estore *s = ES(st);
     struct cp_status ok;
     cp_status_ok(&ok);
-    struct idset *x = cp_map_get(&s->user_rooms, user_id);
+    struct idset *x = sb_map_get(&s->user_rooms, user_id);
     cb(arg, &ok, x ? (const char *const *)x->ids : NULL, x ? x->n : 0);
 }
 
@@ -1860,7 +1860,7 @@ static void s_user_peers(struct cp_store *st, const char *user_id, cp_store_ids_
 {
     struct estore *s = ES(st);
     struct cp_status ok;
-    struct idset *x = cp_map_get(&s->user_rooms, user_id);
+    struct idset *x = sb_map_get(&s->user_rooms, user_id);
     size_t cap = 0;
     for (size_t i = 0; x != NULL && i < x->n; i++) {
         struct eroom *r = room_live(s, x->ids[i]);
@@ -1992,12 +1992,12 @@ static struct cp_message *message_parse(const char *v, size_t n)
 
 static struct seqroom *seqroom_get(struct estore *s, const char *room_id, bool add)
 {
-    struct seqroom *sr = cp_map_get(&s->seqrooms, room_id);
+    struct seqroom *sr = sb_map_get(&s->seqrooms, room_id);
     if (sr != NULL || !add)
         return sr;
     sr = calloc(1, sizeof(*sr));
     if (sr == NULL || (sr->room_id = strdup(room_id)) == NULL ||
-        cp_map_put(&s->seqrooms, room_id, sr) != SB_OK) {
+        sb_map_put(&s->seqrooms, room_id, sr) != SB_OK) {
         if (sr != NULL)
             free(sr->room_id);
         free(sr);
@@ -2011,8 +2011,8 @@ static void idem_pend_drop(struct estore *s, struct draft *d)
     if (d->msg->idem_key == NULL)
         return;
     char *k = idem_map_key(d->msg->room_id, d->msg->idem_key);
-    if (k != NULL && cp_map_get(&s->idem_pend, k) == d)
-        cp_map_remove(&s->idem_pend, k);
+    if (k != NULL && sb_map_get(&s->idem_pend, k) == d)
+        sb_map_remove(&s->idem_pend, k);
     free(k);
 }
 
@@ -2124,7 +2124,7 @@ static struct idem *idem_find(struct estore *s, const struct draft *d)
     if (d->msg->idem_key == NULL)
         return NULL;
     char *k = idem_map_key(d->msg->room_id, d->msg->idem_key);
-    struct idem *e = k ? cp_map_get(&s->idem, k) : NULL;
+    struct idem *e = k ? sb_map_get(&s->idem, k) : NULL;
     free(k);
     return e != NULL && e->expires > mono(s) ? e : NULL;
 }
@@ -2243,12 +2243,12 @@ static void load_idem(struct estore *s, const struct cp_etcd_result *r)
             continue;
         }
         char *k = idem_map_key(p.a, jstr(j, "k"));
-        if (k != NULL && cp_map_get(&s->idem, k) == NULL) {
+        if (k != NULL && sb_map_get(&s->idem, k) == NULL) {
             struct idem *e = calloc(1, sizeof(*e));
             if (e != NULL && (e->message_id = strdup(jstr(j, "id"))) != NULL) {
                 e->seq = jint(j, "seq");
                 e->expires = mono(s) + IDEM_TTL_MS;
-                if (cp_map_put(&s->idem, k, e) != SB_OK) {
+                if (sb_map_put(&s->idem, k, e) != SB_OK) {
                     free(e->message_id);
                     free(e);
                 }
@@ -2292,7 +2292,7 @@ static void claim_tail(struct estore *s, struct seqroom *sr, const struct cp_etc
         json_t *j = json_parse(idemr->kvs[i].value, idemr->kvs[i].value_len);
         int64_t seq = j ? jint(j, "seq") : 0;
         char *k = j ? idem_map_key(sr->room_id, jstr(j, "k")) : NULL;
-        struct idem *e = k ? cp_map_get(&s->idem, k) : NULL;
+        struct idem *e = k ? sb_map_get(&s->idem, k) : NULL;
         for (size_t m = 0; e != NULL && e->stored == NULL && m < n; m++)
             if (msgs[m] != NULL && msgs[m]->seq == seq && strcmp(msgs[m]->id, e->message_id) == 0)
                 e->stored = cp_message_dup(msgs[m]);
@@ -2436,7 +2436,7 @@ static void idem_record(struct estore *s, const struct draft *d)
     if (d->msg->idem_key == NULL)
         return;
     char *k = idem_map_key(d->msg->room_id, d->msg->idem_key);
-    if (k == NULL || cp_map_get(&s->idem, k) != NULL) {
+    if (k == NULL || sb_map_get(&s->idem, k) != NULL) {
         free(k);
         return;
     }
@@ -2444,7 +2444,7 @@ static void idem_record(struct estore *s, const struct draft *d)
     if (e != NULL && (e->message_id = strdup(d->msg->id)) != NULL) {
         e->seq = d->msg->seq;
         e->expires = mono(s) + IDEM_TTL_MS;
-        if (cp_map_put(&s->idem, k, e) == SB_OK)
+        if (sb_map_put(&s->idem, k, e) == SB_OK)
             e = NULL;
     }
     if (e != NULL) {
@@ -2691,7 +2691,7 @@ static void sr_kick(struct estore *s, struct seqroom *sr)
     if (sr->pend_head == NULL || sr->committing)
         return;
     if (sr->state == SR_NONE) {
-        struct holder *h = cp_map_get(&s->holders, sr->room_id);
+        struct holder *h = sb_map_get(&s->holders, sr->room_id);
         if (h != NULL && h->cp_id != NULL && strcmp(h->cp_id, s->id) != 0) {
             struct draft *list;
             struct cp_status st;
@@ -2757,14 +2757,14 @@ static void s_message_append(struct cp_store *st, const struct cp_message *draft
             draft_answer(s, d, &stt, NULL);
             return;
         }
-        struct draft *first = k ? cp_map_get(&s->idem_pend, k) : NULL;
+        struct draft *first = k ? sb_map_get(&s->idem_pend, k) : NULL;
         if (first != NULL) {
             d->next = first->dups;
             first->dups = d;
             free(k);
             return;
         }
-        if (k == NULL || cp_map_put(&s->idem_pend, k, d) != SB_OK) {
+        if (k == NULL || sb_map_put(&s->idem_pend, k, d) != SB_OK) {
             free(d->msg->idem_key); /* cannot track it: publish without dedup */
             d->msg->idem_key = NULL;
         }
@@ -4135,10 +4135,10 @@ static void lease_lost_run(void *arg)
                     "lease=%lld", (long long)id);
         s->lease = 0;
         s->is_leader = false;
-        struct cp_map_iter it;
-        struct cp_map_entry *e;
-        cp_map_iter_init(&s->seqrooms, &it);
-        while ((e = cp_map_iter_next(&s->seqrooms, &it)) != NULL) {
+        struct sb_map_iter it;
+        struct sb_map_entry *e;
+        sb_map_iter_init(&s->seqrooms, &it);
+        while ((e = sb_map_iter_next(&s->seqrooms, &it)) != NULL) {
             struct seqroom *sr = e->value;
             sr->state = SR_NONE;
             sr->fence = 0;
@@ -4149,10 +4149,10 @@ static void lease_lost_run(void *arg)
         replica_lease_start(s);
         return;
     }
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->leases, &it);
-    while ((e = cp_map_iter_next(&s->leases, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->leases, &it);
+    while ((e = sb_map_iter_next(&s->leases, &it)) != NULL) {
         struct nodelease *nl = e->value;
         if (nl->lease != id)
             continue;
@@ -4319,7 +4319,7 @@ static void adopt_put_answer(struct estore *s, void *ud, enum sb_err e, const ch
 
 static void adopt_finish(struct estore *s, struct adopt_op *op)
 {
-    struct nodelease *nl = cp_map_get(&s->leases, op->node_id);
+    struct nodelease *nl = sb_map_get(&s->leases, op->node_id);
     if (nl != NULL && nl->lease != op->lease) {
         cp_store_etcd_release(&s->base, op->node_id, false);
         nl = NULL;
@@ -4328,7 +4328,7 @@ static void adopt_finish(struct estore *s, struct adopt_op *op)
         nl = calloc(1, sizeof(*nl));
         if (nl == NULL || (nl->node_id = strdup(op->node_id)) == NULL ||
             (nl->address = strdup(op->address)) == NULL ||
-            cp_map_put(&s->leases, op->node_id, nl) != SB_OK) {
+            sb_map_put(&s->leases, op->node_id, nl) != SB_OK) {
             if (nl != NULL) {
                 free(nl->node_id);
                 free(nl->address);
@@ -4421,14 +4421,14 @@ void cp_store_etcd_adopt(struct cp_store *st, const char *node_id, const char *a
 int64_t cp_store_etcd_node_lease(const struct cp_store *st, const char *node_id)
 {
     const struct estore *s = (const struct estore *)st;
-    struct nodelease *nl = cp_map_get(&s->leases, node_id);
+    struct nodelease *nl = sb_map_get(&s->leases, node_id);
     return nl ? nl->lease : 0;
 }
 
 void cp_store_etcd_release(struct cp_store *st, const char *node_id, bool revoke)
 {
     struct estore *s = ES(st);
-    struct nodelease *nl = cp_map_remove(&s->leases, node_id);
+    struct nodelease *nl = sb_map_remove(&s->leases, node_id);
     if (nl == NULL)
         return;
     if (nl->ka != NULL)
@@ -4445,7 +4445,7 @@ void cp_store_etcd_heartbeat(struct cp_store *st, const char *node_id, const cha
                              int64_t connections)
 {
     struct estore *s = ES(st);
-    struct nodelease *nl = cp_map_get(&s->leases, node_id);
+    struct nodelease *nl = sb_map_get(&s->leases, node_id);
     if (nl == NULL || s->stopped)
         return;
     char k[CP_KEYS_MAX];
@@ -4494,7 +4494,7 @@ void cp_store_etcd_conn_put(struct cp_store *st, const char *node_id, const char
 {
     struct estore *s = ES(st);
     struct cp_status stt;
-    struct nodelease *nl = cp_map_get(&s->leases, node_id);
+    struct nodelease *nl = sb_map_get(&s->leases, node_id);
     char k[CP_KEYS_MAX];
     if (nl == NULL) {
         cp_status_set(&stt, SB_CODE_UNAVAILABLE, "node %s has no lease on this control plane",
@@ -4556,7 +4556,7 @@ bool cp_store_etcd_is_presence_leader(const struct cp_store *st)
 
 const char *cp_store_etcd_cp_address(const struct cp_store *st, const char *cp_id)
 {
-    return cp_map_get(&((const struct estore *)st)->cps, cp_id);
+    return sb_map_get(&((const struct estore *)st)->cps, cp_id);
 }
 
 const char *cp_store_etcd_id(const struct cp_store *st)
@@ -4568,10 +4568,10 @@ size_t cp_store_etcd_room_count(const struct cp_store *st)
 {
     const struct estore *s = (const struct estore *)st;
     size_t n = 0;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->rooms, &it);
-    while ((e = cp_map_iter_next(&s->rooms, &it)) != NULL)
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->rooms, &it);
+    while ((e = sb_map_iter_next(&s->rooms, &it)) != NULL)
         n += ((struct eroom *)e->value)->exists ? 1 : 0;
     return n;
 }
@@ -4580,10 +4580,10 @@ void cp_store_etcd_nodes(const struct cp_store *st,
                          void (*fn)(void *arg, const struct cp_store_etcd_node *n), void *arg)
 {
     const struct estore *s = (const struct estore *)st;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->nodes, &it);
-    while ((e = cp_map_iter_next(&s->nodes, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->nodes, &it);
+    while ((e = sb_map_iter_next(&s->nodes, &it)) != NULL) {
         struct enode *n = e->value;
         struct cp_store_etcd_node v = {e->key, n->address, n->last_heartbeat, n->connections};
         fn(arg, &v);
@@ -4601,10 +4601,10 @@ static void fail_all_drafts(struct estore *s)
 {
     struct cp_status st;
     cp_status_set(&st, SB_CODE_UNAVAILABLE, "control plane shutting down");
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->seqrooms, &it);
-    while ((e = cp_map_iter_next(&s->seqrooms, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->seqrooms, &it);
+    while ((e = sb_map_iter_next(&s->seqrooms, &it)) != NULL) {
         struct seqroom *sr = e->value;
         struct draft *list;
         sr_take_pending(sr, &list);
@@ -4650,10 +4650,10 @@ void cp_store_etcd_tick(struct cp_store *st, int64_t now)
     static int64_t last_purge;
     if (now - last_purge > 5000) {
         last_purge = now;
-        struct cp_map_iter it;
-        struct cp_map_entry *e;
-        cp_map_iter_init(&s->idem, &it);
-        while ((e = cp_map_iter_next(&s->idem, &it)) != NULL) {
+        struct sb_map_iter it;
+        struct sb_map_entry *e;
+        sb_map_iter_init(&s->idem, &it);
+        while ((e = sb_map_iter_next(&s->idem, &it)) != NULL) {
             struct idem *x = e->value;
             if (x->expires <= now) {
                 idem_free(x);
@@ -4663,15 +4663,15 @@ void cp_store_etcd_tick(struct cp_store *st, int64_t now)
         /* Remove the freed entries (cannot remove while iterating). */
         for (;;) {
             const char *dead = NULL;
-            cp_map_iter_init(&s->idem, &it);
-            while ((e = cp_map_iter_next(&s->idem, &it)) != NULL)
+            sb_map_iter_init(&s->idem, &it);
+            while ((e = sb_map_iter_next(&s->idem, &it)) != NULL)
                 if (e->value == NULL) {
                     dead = e->key;
                     break;
                 }
             if (dead == NULL)
                 break;
-            cp_map_remove(&s->idem, dead);
+            sb_map_remove(&s->idem, dead);
         }
         if (s->lease == 0)
             replica_lease_start(s);
@@ -4692,34 +4692,34 @@ static void s_destroy(struct cp_store *st)
     cp_handoff_drain(s->h);
     cp_etcd_destroy(s->e);
     clear_cache(s);
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&s->seqrooms, &it);
-    while ((e = cp_map_iter_next(&s->seqrooms, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&s->seqrooms, &it);
+    while ((e = sb_map_iter_next(&s->seqrooms, &it)) != NULL) {
         struct seqroom *sr = e->value;
         free(sr->room_id);
         free(sr);
     }
-    cp_map_iter_init(&s->idem, &it);
-    while ((e = cp_map_iter_next(&s->idem, &it)) != NULL) {
+    sb_map_iter_init(&s->idem, &it);
+    while ((e = sb_map_iter_next(&s->idem, &it)) != NULL) {
         idem_free(e->value);
     }
-    cp_map_iter_init(&s->leases, &it);
-    while ((e = cp_map_iter_next(&s->leases, &it)) != NULL) {
+    sb_map_iter_init(&s->leases, &it);
+    while ((e = sb_map_iter_next(&s->leases, &it)) != NULL) {
         struct nodelease *nl = e->value;
         free(nl->node_id);
         free(nl->address);
         free(nl);
     }
-    cp_map_fini(&s->rooms);
-    cp_map_fini(&s->user_rooms);
-    cp_map_fini(&s->nodes);
-    cp_map_fini(&s->cps);
-    cp_map_fini(&s->holders);
-    cp_map_fini(&s->seqrooms);
-    cp_map_fini(&s->idem);
-    cp_map_fini(&s->idem_pend);
-    cp_map_fini(&s->leases);
+    sb_map_fini(&s->rooms);
+    sb_map_fini(&s->user_rooms);
+    sb_map_fini(&s->nodes);
+    sb_map_fini(&s->cps);
+    sb_map_fini(&s->holders);
+    sb_map_fini(&s->seqrooms);
+    sb_map_fini(&s->idem);
+    sb_map_fini(&s->idem_pend);
+    sb_map_fini(&s->leases);
     free(s->leader);
     free(s->id);
     free(s->advertise);
@@ -4769,15 +4769,15 @@ enum sb_err cp_store_etcd_open(const struct cp_store_etcd_config *cfg, struct cp
     /* Markers of a previous run under the same id may still live (180 s): start elsewhere. */
     s->txn_marker = (uint64_t)sb_time_now_ms() << 20;
     cp_barrier_init(&s->barrier);
-    cp_map_init(&s->rooms);
-    cp_map_init(&s->user_rooms);
-    cp_map_init(&s->nodes);
-    cp_map_init(&s->cps);
-    cp_map_init(&s->holders);
-    cp_map_init(&s->seqrooms);
-    cp_map_init(&s->idem);
-    cp_map_init(&s->idem_pend);
-    cp_map_init(&s->leases);
+    sb_map_init(&s->rooms);
+    sb_map_init(&s->user_rooms);
+    sb_map_init(&s->nodes);
+    sb_map_init(&s->cps);
+    sb_map_init(&s->holders);
+    sb_map_init(&s->seqrooms);
+    sb_map_init(&s->idem);
+    sb_map_init(&s->idem_pend);
+    sb_map_init(&s->leases);
     struct cp_etcd_config ec = {.endpoints = cfg->endpoints, .watch_idle_ms = 30000};
     enum sb_err err = s->id && s->advertise ? cp_etcd_create(&ec, &s->e) : SB_ENOMEM;
     if (err == SB_OK)

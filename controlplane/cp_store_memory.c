@@ -8,7 +8,7 @@
 
 #include "cp_history.h"
 #include "cp_keys.h"
-#include "cp_map.h"
+#include "sb_map.h"
 #include "sb_time.h"
 
 struct mroom {
@@ -35,7 +35,7 @@ struct mem {
     struct cp_store base;
     struct mroom **rooms; /* sorted by id */
     size_t n_rooms, cap_rooms;
-    struct cp_map users; /* user_id -> struct muser */
+    struct sb_map users; /* user_id -> struct muser */
     struct mdoc *docs;   /* sorted by key */
     size_t n_docs, cap_docs;
     int64_t rev;               /* change counter: doc versions, event revisions */
@@ -123,12 +123,12 @@ static int grow_array(void **arr, size_t *cap, size_t need, size_t elem)
 
 static int user_index_add(struct mem *m, const char *user, char *room_id)
 {
-    struct muser *u = cp_map_get(&m->users, user);
+    struct muser *u = sb_map_get(&m->users, user);
     if (u == NULL) {
         u = calloc(1, sizeof(*u));
         if (u == NULL)
             return -1;
-        if (cp_map_put(&m->users, user, u) != SB_OK) {
+        if (sb_map_put(&m->users, user, u) != SB_OK) {
             free(u);
             return -1;
         }
@@ -147,7 +147,7 @@ static int user_index_add(struct mem *m, const char *user, char *room_id)
 
 static void user_index_remove(struct mem *m, const char *user, const char *room_id)
 {
-    struct muser *u = cp_map_get(&m->users, user);
+    struct muser *u = sb_map_get(&m->users, user);
     if (u == NULL)
         return;
     bool found;
@@ -157,7 +157,7 @@ static void user_index_remove(struct mem *m, const char *user, const char *room_
         u->n--;
     }
     if (u->n == 0) {
-        cp_map_remove(&m->users, user);
+        sb_map_remove(&m->users, user);
         free(u->rooms);
         free(u);
     }
@@ -487,7 +487,7 @@ static void user_rooms(struct cp_store *s, const char *user_id, cp_store_ids_fn 
     struct mem *m = (struct mem *)s;
     struct cp_status st;
     cp_status_ok(&st);
-    struct muser *u = cp_map_get(&m->users, user_id);
+    struct muser *u = sb_map_get(&m->users, user_id);
     if (u == NULL)
         cb(arg, &st, NULL, 0);
     else
@@ -503,7 +503,7 @@ static void user_peers(struct cp_store *s, const char *user_id, cp_store_ids_fn 
 {
     struct mem *m = (struct mem *)s;
     struct cp_status st;
-    struct muser *u = cp_map_get(&m->users, user_id);
+    struct muser *u = sb_map_get(&m->users, user_id);
     size_t total = 0;
     for (size_t i = 0; u != NULL && i < u->n; i++) {
         struct mroom *r = room_find(m, u->rooms[i]);
@@ -970,7 +970,7 @@ static void destroy(struct cp_store *s)
         free(m->docs[i].value);
     }
     free(m->docs);
-    cp_map_fini(&m->users);
+    sb_map_fini(&m->users);
     free(m);
 }
 
@@ -1003,6 +1003,6 @@ struct cp_store *cp_store_memory_create(void)
     if (m == NULL)
         return NULL;
     m->base.ops = &memory_ops;
-    cp_map_init(&m->users);
+    sb_map_init(&m->users);
     return &m->base;
 }

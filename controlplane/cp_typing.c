@@ -9,7 +9,7 @@
 void cp_typing_init(struct cp_typing *t, int64_t timeout_ms)
 {
     memset(t, 0, sizeof(*t));
-    cp_map_init(&t->entries);
+    sb_map_init(&t->entries);
     t->timeout_ms = timeout_ms;
 }
 
@@ -52,7 +52,7 @@ void cp_typing_fini(struct cp_typing *t)
         entry_free(e);
         e = next;
     }
-    cp_map_fini(&t->entries);
+    sb_map_fini(&t->entries);
     t->head = t->tail = NULL;
 }
 
@@ -69,7 +69,7 @@ int cp_typing_start(struct cp_typing *t, const char *room_id, const char *user_i
     if (key == NULL)
         return -1;
     make_key(key, klen + 1, room_id, user_id);
-    struct cp_typing_entry *e = cp_map_get(&t->entries, key);
+    struct cp_typing_entry *e = sb_map_get(&t->entries, key);
     if (e != NULL) {
         free(key);
         unlink_entry(t, e);
@@ -86,7 +86,7 @@ int cp_typing_start(struct cp_typing *t, const char *room_id, const char *user_i
     free(key);
     e->room_id = strdup(room_id);
     e->user_id = strdup(user_id);
-    if (e->room_id == NULL || e->user_id == NULL || cp_map_put(&t->entries, e->key, e) != SB_OK) {
+    if (e->room_id == NULL || e->user_id == NULL || sb_map_put(&t->entries, e->key, e) != SB_OK) {
         entry_free(e);
         return -1;
     }
@@ -97,7 +97,7 @@ int cp_typing_start(struct cp_typing *t, const char *room_id, const char *user_i
 
 static void remove_entry(struct cp_typing *t, struct cp_typing_entry *e)
 {
-    cp_map_remove(&t->entries, e->key);
+    sb_map_remove(&t->entries, e->key);
     unlink_entry(t, e);
     entry_free(e);
 }
@@ -110,7 +110,7 @@ struct cp_typing_entry *cp_typing_find(const struct cp_typing *t, const char *ro
     if (key == NULL)
         return NULL;
     make_key(key, klen + 1, room_id, user_id);
-    struct cp_typing_entry *e = cp_map_get(&t->entries, key);
+    struct cp_typing_entry *e = sb_map_get(&t->entries, key);
     free(key);
     return e;
 }
@@ -122,7 +122,7 @@ bool cp_typing_stop(struct cp_typing *t, const char *room_id, const char *user_i
     if (key == NULL)
         return false;
     make_key(key, klen + 1, room_id, user_id);
-    struct cp_typing_entry *e = cp_map_get(&t->entries, key);
+    struct cp_typing_entry *e = sb_map_get(&t->entries, key);
     free(key);
     if (e == NULL)
         return false;
@@ -134,7 +134,7 @@ void cp_typing_expire(struct cp_typing *t, int64_t mono_ms, cp_typing_stopped_fn
 {
     while (t->head != NULL && t->head->expires <= mono_ms) {
         struct cp_typing_entry *e = t->head;
-        cp_map_remove(&t->entries, e->key);
+        sb_map_remove(&t->entries, e->key);
         unlink_entry(t, e);
         if (fn != NULL)
             fn(arg, e->room_id, e->user_id);
@@ -150,7 +150,7 @@ void cp_typing_stop_matching(struct cp_typing *t, const char *room_id, const cha
         struct cp_typing_entry *next = e->next;
         if ((room_id == NULL || strcmp(e->room_id, room_id) == 0) &&
             (user_id == NULL || strcmp(e->user_id, user_id) == 0)) {
-            cp_map_remove(&t->entries, e->key);
+            sb_map_remove(&t->entries, e->key);
             unlink_entry(t, e);
             if (fn != NULL)
                 fn(arg, e->room_id, e->user_id);

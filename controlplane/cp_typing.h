@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cp_map.h"
+#include "sb_map.h"
 
 struct cp_typing_entry {
     char *room_id;
@@ -21,7 +21,7 @@ struct cp_typing_entry {
 };
 
 struct cp_typing {
-    struct cp_map entries;               /* key -> entry */
+    struct sb_map entries;               /* key -> entry */
     struct cp_typing_entry *head, *tail; /* by expiry (one fixed timeout) */
     int64_t timeout_ms;
 };

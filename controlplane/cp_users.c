@@ -667,10 +667,10 @@ void cp_users_node_gone(struct cp_ctx *c, struct cp_node *node)
                      node->id ? node->id : "-");
         return;
     }
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.conns, &it);
-    while ((e = cp_map_iter_next(&c->presence.conns, &it)) != NULL && n < cap) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.conns, &it);
+    while ((e = sb_map_iter_next(&c->presence.conns, &it)) != NULL && n < cap) {
         struct cp_conn *conn = e->value;
         if (conn->node == node)
             ids[n++] = conn->id;
@@ -909,10 +909,10 @@ void cp_users_online(struct cp_ctx *c, const char *room_id, cp_users_ids_fn *cb,
     size_t cap = c->presence.n_online;
     op->ids = cap ? calloc(cap, sizeof(*op->ids)) : NULL;
     bool ok = cap == 0 || op->ids != NULL;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.users, &it);
-    while (ok && (e = cp_map_iter_next(&c->presence.users, &it)) != NULL && op->n < cap) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.users, &it);
+    while (ok && (e = sb_map_iter_next(&c->presence.users, &it)) != NULL && op->n < cap) {
         struct cp_user *u = e->value;
         if (u->online)
             ok = online_add(op, u->id);
@@ -1257,10 +1257,10 @@ static void idle_scan(struct cp_ctx *c)
     int64_t now = sb_time_now_ms();
     size_t n = 0, cap = c->presence.n_online;
     char **ids = cap ? malloc(cap * sizeof(*ids)) : NULL;
-    struct cp_map_iter it;
-    struct cp_map_entry *e;
-    cp_map_iter_init(&c->presence.users, &it);
-    while (ids != NULL && n < cap && (e = cp_map_iter_next(&c->presence.users, &it)) != NULL) {
+    struct sb_map_iter it;
+    struct sb_map_entry *e;
+    sb_map_iter_init(&c->presence.users, &it);
+    while (ids != NULL && n < cap && (e = sb_map_iter_next(&c->presence.users, &it)) != NULL) {
         struct cp_user *u = e->value;
         if (!u->online || u->n_conns == 0 || now - u->last_activity < timeout)
             continue;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp_map.h"
+#include "sb_map.h"
 #include "dp_metrics.h"
 #include "dp_router.h"
 #include "sb_log.h"
@@ -34,7 +34,7 @@ struct dp_hub {
     struct dp_link *link;
     struct closed *closed; /* ring of CLOSED_RING */
     size_t closed_next, closed_n;
-    struct dp_map *sessions; /* connection_id -> session */
+    struct sb_map *sessions; /* connection_id -> session */
     struct dp_router *router;
     struct dp_buf *ping; /* shared ": ping" SSE comment */
     uint64_t gen;
@@ -43,41 +43,8 @@ struct dp_hub {
 
 int dp_hub_http_status(const char *code)
 {
-    static const struct {
-        const char *code;
-        int status;
-    } map[] = {
-        /* clang-format off */
-        {"invalid_message", 400},
-        {"message_too_large", 413},
-        {"rate_limited", 429},
-        {"unauthorized", 401},
-        {"permission_denied", 403},
-        {"banned", 403},
-        {"room_not_found", 404},
-        {"channel_not_found", 404},
-        {"invite_not_found", 404},
-        {"message_not_found", 404},
-        {"not_room_member", 403},
-        {"not_subscribed", 409},
-        {"room_already_exists", 409},
-        {"already_room_member", 409},
-        {"already_subscribed", 409},
-        {"room_full", 409},
-        {"room_archived", 409},
-        {"room_limit_reached", 409},
-        {"channel_limit_reached", 409},
-        {"connection_limit_reached", 429},
-        {"invite_expired", 410},
-        {"history_gap", 410},
-        {"unavailable", 503},
-        {"internal", 500},
-        /* clang-format on */
-    };
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(map[i].code, code) == 0)
-            return map[i].status;
-    return 400;
+    enum sb_code c = sb_code_from_name(code);
+    return c == SB_CODE_NONE ? 400 : sb_code_info(c)->http_status;
 }
 
 /* ---- output helpers ---- */
@@ -203,7 +170,7 @@ struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, co
                                        const char *resume, const struct dp_session_ops *ops,
                                        void *wsi)
 {
-    if ((int64_t)dp_map_size(h->sessions) >= h->cfg->max_connections)
+    if ((int64_t)sb_map_size(h->sessions) >= h->cfg->max_connections)
         return NULL;
     struct dp_session *s = dp_session_create(t, user_id, ops, (size_t)h->cfg->outbox_max_frames,
                                              (size_t)h->cfg->outbox_max_bytes, h->cfg->overflow);
@@ -216,7 +183,7 @@ struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, co
         dp_session_destroy(s);
         return NULL;
     }
-    if (dp_map_put(h->sessions, s->connection_id, s) != SB_OK) {
+    if (sb_map_put(h->sessions, s->connection_id, s) != SB_OK) {
         dp_session_destroy(s);
         return NULL;
     }
@@ -255,7 +222,7 @@ void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s)
 {
     if (s == NULL)
         return;
-    dp_map_remove(h->sessions, s->connection_id);
+    sb_map_remove(h->sessions, s->connection_id);
     if (s->indexed)
         dp_router_remove_session(h->router, s->user_id, s);
     fail_pending(h, s, "unavailable", "connection closed", false);
@@ -282,9 +249,9 @@ void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s)
 
 void dp_hub_sweep(struct dp_hub *h, int64_t now_ms)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+    while (sb_map_next(h->sessions, &it, NULL, &v)) {
         struct dp_session *s = v;
         if (s->count == 0 || s->stall_since_ms == 0 || s->overflowed ||
             now_ms - s->stall_since_ms < h->cfg->send_timeout_ms)
@@ -300,20 +267,20 @@ void dp_hub_sweep(struct dp_hub *h, int64_t now_ms)
 
 void dp_hub_visit_sessions(struct dp_hub *h, void (*fn)(struct dp_session *s, void *arg), void *arg)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(h->sessions, &it, NULL, &v))
+    while (sb_map_next(h->sessions, &it, NULL, &v))
         fn(v, arg);
 }
 
 size_t dp_hub_session_count(const struct dp_hub *h)
 {
-    return dp_map_size(h->sessions);
+    return sb_map_size(h->sessions);
 }
 
 struct dp_session *dp_hub_find(struct dp_hub *h, const char *connection_id)
 {
-    return dp_map_get(h->sessions, connection_id);
+    return sb_map_get(h->sessions, connection_id);
 }
 
 void dp_hub_post_abandoned(struct dp_hub *h, struct dp_post *post)
@@ -584,7 +551,7 @@ void dp_hub_sse_subscribe(struct dp_hub *h, struct dp_session *s, const char *ch
 
 static void on_conn_opened(struct dp_hub *h, const Switchboard__Internal__V1__ConnOpened *co)
 {
-    struct dp_session *s = dp_map_get(h->sessions, co->connection_id);
+    struct dp_session *s = sb_map_get(h->sessions, co->connection_id);
     if (s == NULL || s->open_request_id != co->request_id)
         return; /* closed meanwhile (its ConnClose follows) or a stale answer */
     if (co->error_code[0] != '\0') {
@@ -641,7 +608,7 @@ static void push_replay(struct dp_session *s, const ProtobufCBinaryData *m)
 
 static void on_reply(struct dp_hub *h, const Switchboard__Internal__V1__Reply *r)
 {
-    struct dp_session *s = dp_map_get(h->sessions, r->connection_id);
+    struct dp_session *s = sb_map_get(h->sessions, r->connection_id);
     if (s == NULL)
         return;
     struct dp_pending *p = dp_session_pending_take(s, r->request_id);
@@ -797,14 +764,14 @@ static void on_delivery(struct dp_hub *h, const Switchboard__Internal__V1__Deliv
             dp_router_visit_user(h->router, d->user_ids[i], fan_one, &f);
     } else if (d->n_connection_ids > 0) {
         for (size_t i = 0; i < d->n_connection_ids; i++) {
-            struct dp_session *s = dp_map_get(h->sessions, d->connection_ids[i]);
+            struct dp_session *s = sb_map_get(h->sessions, d->connection_ids[i]);
             if (s != NULL)
                 fan_one(s, &f);
         }
     } else if (d->everyone) {
-        struct dp_map_iter it = {0};
+        struct sb_map_iter it = {0};
         void *v;
-        while (dp_map_next(h->sessions, &it, NULL, &v))
+        while (sb_map_next(h->sessions, &it, NULL, &v))
             fan_one(v, &f);
     }
     dp_buf_unref(b);
@@ -812,7 +779,7 @@ static void on_delivery(struct dp_hub *h, const Switchboard__Internal__V1__Deliv
 
 static void on_kick(struct dp_hub *h, const Switchboard__Internal__V1__Kick *k)
 {
-    struct dp_session *s = dp_map_get(h->sessions, k->connection_id);
+    struct dp_session *s = sb_map_get(h->sessions, k->connection_id);
     if (s == NULL)
         return;
     SB_LOG_INFO(MOD, "connection kicked", "conn=%s user=%s", s->connection_id, s->user_id);
@@ -877,10 +844,10 @@ static void link_ready(void *arg, bool renewed, uint64_t gen)
             send_conn_close(h, c->connection_id, c->user_id);
         }
     }
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
     size_t n_open = 0, n_sent = 0;
-    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+    while (sb_map_next(h->sessions, &it, NULL, &v)) {
         struct dp_session *s = v;
         if (s->state == DP_SESSION_OPEN && renewed) {
             send_conn_open(h, s, true);
@@ -918,9 +885,9 @@ static void link_down(void *arg)
 {
     struct dp_hub *h = arg;
     dp_metrics.link_up = 0;
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+    while (sb_map_next(h->sessions, &it, NULL, &v)) {
         struct dp_session *s = v;
         fail_pending(h, s, "unavailable", "control plane unavailable; retry", true);
         if (s->state == DP_SESSION_OPENING) {
@@ -935,7 +902,7 @@ static void link_down(void *arg)
 static void link_stats(void *arg, int32_t *connections, int64_t *delivered)
 {
     struct dp_hub *h = arg;
-    *connections = (int32_t)dp_map_size(h->sessions);
+    *connections = (int32_t)sb_map_size(h->sessions);
     *delivered = (int64_t)h->delivered;
 }
 
@@ -958,9 +925,9 @@ void dp_hub_set_link(struct dp_hub *h, struct dp_link *link)
 
 void dp_hub_sse_ping(struct dp_hub *h)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(h->sessions, &it, NULL, &v)) {
+    while (sb_map_next(h->sessions, &it, NULL, &v)) {
         struct dp_session *s = v;
         if (s->transport == DP_TRANSPORT_SSE && s->state != DP_SESSION_CLOSING)
             dp_session_push(s, h->ping);
@@ -969,9 +936,9 @@ void dp_hub_sse_ping(struct dp_hub *h)
 
 void dp_hub_close_all(struct dp_hub *h, int code, const char *reason)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(h->sessions, &it, NULL, &v))
+    while (sb_map_next(h->sessions, &it, NULL, &v))
         dp_session_close_after_drain(v, code, reason);
 }
 
@@ -981,7 +948,7 @@ struct dp_hub *dp_hub_create(const struct dp_config *cfg)
     if (h == NULL)
         return NULL;
     h->cfg = cfg;
-    h->sessions = dp_map_create();
+    h->sessions = sb_map_create();
     h->router = dp_router_create();
     h->ping = dp_buf_create("", 0, NULL, 0);
     h->closed = calloc(CLOSED_RING, sizeof(*h->closed));
@@ -1002,17 +969,17 @@ void dp_hub_destroy(struct dp_hub *h)
     if (h == NULL)
         return;
     if (h->sessions != NULL) {
-        struct dp_map_iter it = {0};
+        struct sb_map_iter it = {0};
         void *v;
-        while (dp_map_next(h->sessions, &it, NULL, &v)) {
+        while (sb_map_next(h->sessions, &it, NULL, &v)) {
             struct dp_session *s = v;
-            dp_map_remove(h->sessions, s->connection_id);
+            sb_map_remove(h->sessions, s->connection_id);
             if (s->indexed)
                 dp_router_remove_session(h->router, s->user_id, s);
             dp_session_destroy(s);
         }
     }
-    dp_map_destroy(h->sessions);
+    sb_map_destroy(h->sessions);
     dp_router_destroy(h->router);
     dp_buf_unref(h->ping);
     free(h->closed);

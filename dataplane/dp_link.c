@@ -19,6 +19,7 @@
 #include <libwebsockets.h>
 
 #include "dp_endpoints.h"
+#include "sb_batch.h"
 #include "sb_log.h"
 #include "sb_pb.h"
 #include "sb_time.h"
@@ -283,7 +284,7 @@ static void flush(struct ep *e)
 /* Appends one packed item to the stream's queue as NodeBatch.items (field 1). */
 static enum sb_err queue_packed(struct ep *e, const unsigned char *item, size_t n)
 {
-    size_t need = e->q_len + 1 + 10 + n;
+    size_t need = e->q_len + SB_BATCH_HEADER_MAX + n;
     if (e->q_len > 0 && need > e->l->max_queue)
         return SB_EFULL;
     if (need > e->q_cap) {
@@ -296,13 +297,7 @@ static enum sb_err queue_packed(struct ep *e, const unsigned char *item, size_t 
         e->q = q;
         e->q_cap = cap;
     }
-    e->q[e->q_len++] = 0x0a; /* NodeBatch.items, field 1, length-delimited */
-    uint64_t v = n;
-    do {
-        unsigned char b = v & 0x7f;
-        v >>= 7;
-        e->q[e->q_len++] = v ? (b | 0x80) : b;
-    } while (v);
+    e->q_len += sb_batch_header_put(e->q + e->q_len, n);
     memcpy(e->q + e->q_len, item, n);
     e->q_len += n;
     return SB_OK;

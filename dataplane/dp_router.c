@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp_map.h"
+#include "sb_map.h"
 
 #define PREFETCH_AHEAD 8
 
@@ -15,9 +15,9 @@ struct user {
     char *id;
     struct dp_session **s;
     size_t n, cap;
-    struct dp_map *rooms;    /* room_id -> user (marker) */
-    struct dp_map *channels; /* channel_id -> user (marker) */
-    struct dp_map *revs;     /* "r:<room>" / "c:<channel>" -> struct rev: Membership revisions */
+    struct sb_map *rooms;    /* room_id -> user (marker) */
+    struct sb_map *channels; /* channel_id -> user (marker) */
+    struct sb_map *revs;     /* "r:<room>" / "c:<channel>" -> struct rev: Membership revisions */
 };
 
 struct rev {
@@ -25,24 +25,24 @@ struct rev {
 };
 
 struct dp_router {
-    struct dp_map *users; /* user_id -> struct user */
-    struct dp_map *rooms; /* room_id -> struct set */
-    struct dp_map *channels;
-    struct dp_map *seqs; /* room_id -> struct rev: last room seq delivered here */
+    struct sb_map *users; /* user_id -> struct user */
+    struct sb_map *rooms; /* room_id -> struct set */
+    struct sb_map *channels;
+    struct sb_map *seqs; /* room_id -> struct rev: last room seq delivered here */
 };
 
-static void free_revs(struct dp_map *m)
+static void free_revs(struct sb_map *m)
 {
     if (m == NULL)
         return;
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     const char *k;
     void *v;
-    while (dp_map_next(m, &it, &k, &v)) {
-        dp_map_remove(m, k);
+    while (sb_map_next(m, &it, &k, &v)) {
+        sb_map_remove(m, k);
         free(v);
     }
-    dp_map_destroy(m);
+    sb_map_destroy(m);
 }
 
 struct dp_router *dp_router_create(void)
@@ -50,10 +50,10 @@ struct dp_router *dp_router_create(void)
     struct dp_router *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->users = dp_map_create();
-    r->rooms = dp_map_create();
-    r->channels = dp_map_create();
-    r->seqs = dp_map_create();
+    r->users = sb_map_create();
+    r->rooms = sb_map_create();
+    r->channels = sb_map_create();
+    r->seqs = sb_map_create();
     if (r->users == NULL || r->rooms == NULL || r->channels == NULL || r->seqs == NULL) {
         dp_router_destroy(r);
         return NULL;
@@ -69,7 +69,7 @@ struct dp_router *dp_router_create(void)
  * sequential pass per change). If it cannot grow, it is marked stale and rebuilt at the next
  * visit, or the walk falls back to the map. */
 struct set {
-    struct dp_map *users; /* user_id -> struct user */
+    struct sb_map *users; /* user_id -> struct user */
     struct dp_session **flat;
     size_t n_flat, cap_flat;
     bool stale;
@@ -77,7 +77,7 @@ struct set {
 
 static void set_free(struct set *set)
 {
-    dp_map_destroy(set->users);
+    sb_map_destroy(set->users);
     free(set->flat);
     free(set);
 }
@@ -119,42 +119,42 @@ static void flat_remove(struct set *set, const struct dp_session *s)
     }
 }
 
-static void set_remove(struct dp_map *index, const char *key, struct user *u, struct dp_map *seqs)
+static void set_remove(struct sb_map *index, const char *key, struct user *u, struct sb_map *seqs)
 {
-    struct set *set = dp_map_get(index, key);
+    struct set *set = sb_map_get(index, key);
     if (set == NULL)
         return;
-    if (dp_map_remove(set->users, u->id) != NULL)
+    if (sb_map_remove(set->users, u->id) != NULL)
         for (size_t i = 0; i < u->n; i++)
             flat_remove(set, u->s[i]);
-    if (dp_map_size(set->users) == 0) {
-        dp_map_remove(index, key);
+    if (sb_map_size(set->users) == 0) {
+        sb_map_remove(index, key);
         set_free(set);
         /* No local member left: the room's seq is forgotten with it (a room deleted and
          * created again starts from 1). */
         if (seqs != NULL)
-            free(dp_map_remove(seqs, key));
+            free(sb_map_remove(seqs, key));
     }
 }
 
-static enum sb_err set_add(struct dp_map *index, const char *key, struct user *u)
+static enum sb_err set_add(struct sb_map *index, const char *key, struct user *u)
 {
-    struct set *set = dp_map_get(index, key);
+    struct set *set = sb_map_get(index, key);
     if (set == NULL) {
         set = calloc(1, sizeof(*set));
         if (set == NULL)
             return SB_ENOMEM;
-        set->users = dp_map_create();
-        if (set->users == NULL || dp_map_put(index, key, set) != SB_OK) {
+        set->users = sb_map_create();
+        if (set->users == NULL || sb_map_put(index, key, set) != SB_OK) {
             set_free(set);
             return SB_ENOMEM;
         }
     }
-    if (dp_map_get(set->users, u->id) != NULL)
+    if (sb_map_get(set->users, u->id) != NULL)
         return SB_OK;
-    if (dp_map_put(set->users, u->id, u) != SB_OK) {
-        if (dp_map_size(set->users) == 0) {
-            dp_map_remove(index, key);
+    if (sb_map_put(set->users, u->id, u) != SB_OK) {
+        if (sb_map_size(set->users) == 0) {
+            sb_map_remove(index, key);
             set_free(set);
         }
         return SB_ENOMEM;
@@ -166,13 +166,13 @@ static enum sb_err set_add(struct dp_map *index, const char *key, struct user *u
 /* A session of `u` came or went: every set of the user follows. */
 static void sets_session(struct dp_router *r, struct user *u, struct dp_session *s, bool add)
 {
-    struct dp_map *idx[2] = {r->rooms, r->channels};
-    struct dp_map *mine[2] = {u->rooms, u->channels};
+    struct sb_map *idx[2] = {r->rooms, r->channels};
+    struct sb_map *mine[2] = {u->rooms, u->channels};
     for (int k = 0; k < 2; k++) {
-        struct dp_map_iter it = {0};
+        struct sb_map_iter it = {0};
         const char *key;
-        while (dp_map_next(mine[k], &it, &key, NULL)) {
-            struct set *set = dp_map_get(idx[k], key);
+        while (sb_map_next(mine[k], &it, &key, NULL)) {
+            struct set *set = sb_map_get(idx[k], key);
             if (set == NULL)
                 continue;
             if (add)
@@ -185,23 +185,23 @@ static void sets_session(struct dp_router *r, struct user *u, struct dp_session 
 
 static void clear_user(struct dp_router *r, struct user *u)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     const char *k;
-    while (dp_map_next(u->rooms, &it, &k, NULL)) {
+    while (sb_map_next(u->rooms, &it, &k, NULL)) {
         set_remove(r->rooms, k, u, r->seqs);
-        dp_map_remove(u->rooms, k);
+        sb_map_remove(u->rooms, k);
     }
     memset(&it, 0, sizeof(it));
-    while (dp_map_next(u->channels, &it, &k, NULL)) {
+    while (sb_map_next(u->channels, &it, &k, NULL)) {
         set_remove(r->channels, k, u, NULL);
-        dp_map_remove(u->channels, k);
+        sb_map_remove(u->channels, k);
     }
 }
 
 static void free_user(struct user *u)
 {
-    dp_map_destroy(u->rooms);
-    dp_map_destroy(u->channels);
+    sb_map_destroy(u->rooms);
+    sb_map_destroy(u->channels);
     free_revs(u->revs);
     free(u->s);
     free(u->id);
@@ -213,32 +213,32 @@ void dp_router_destroy(struct dp_router *r)
     if (r == NULL)
         return;
     if (r->users != NULL) {
-        struct dp_map_iter it = {0};
+        struct sb_map_iter it = {0};
         void *v;
-        while (dp_map_next(r->users, &it, NULL, &v)) {
+        while (sb_map_next(r->users, &it, NULL, &v)) {
             clear_user(r, v);
             free_user(v);
         }
     }
-    dp_map_destroy(r->users);
-    dp_map_destroy(r->rooms); /* empty now: every set went with its last user */
-    dp_map_destroy(r->channels);
+    sb_map_destroy(r->users);
+    sb_map_destroy(r->rooms); /* empty now: every set went with its last user */
+    sb_map_destroy(r->channels);
     free_revs(r->seqs);
     free(r);
 }
 
 enum sb_err dp_router_add_session(struct dp_router *r, const char *user_id, struct dp_session *s)
 {
-    struct user *u = dp_map_get(r->users, user_id);
+    struct user *u = sb_map_get(r->users, user_id);
     if (u == NULL) {
         u = calloc(1, sizeof(*u));
         if (u == NULL)
             return SB_ENOMEM;
         u->id = strdup(user_id);
-        u->rooms = dp_map_create();
-        u->channels = dp_map_create();
+        u->rooms = sb_map_create();
+        u->channels = sb_map_create();
         if (u->id == NULL || u->rooms == NULL || u->channels == NULL ||
-            dp_map_put(r->users, user_id, u) != SB_OK) {
+            sb_map_put(r->users, user_id, u) != SB_OK) {
             free_user(u);
             return SB_ENOMEM;
         }
@@ -251,7 +251,7 @@ enum sb_err dp_router_add_session(struct dp_router *r, const char *user_id, stru
         struct dp_session **v = realloc(u->s, cap * sizeof(*v));
         if (v == NULL) {
             if (u->n == 0) {
-                dp_map_remove(r->users, user_id);
+                sb_map_remove(r->users, user_id);
                 free_user(u);
             }
             return SB_ENOMEM;
@@ -266,7 +266,7 @@ enum sb_err dp_router_add_session(struct dp_router *r, const char *user_id, stru
 
 void dp_router_remove_session(struct dp_router *r, const char *user_id, struct dp_session *s)
 {
-    struct user *u = dp_map_get(r->users, user_id);
+    struct user *u = sb_map_get(r->users, user_id);
     if (u == NULL)
         return;
     for (size_t i = 0; i < u->n; i++) {
@@ -278,29 +278,29 @@ void dp_router_remove_session(struct dp_router *r, const char *user_id, struct d
     }
     if (u->n == 0) {
         clear_user(r, u);
-        dp_map_remove(r->users, user_id);
+        sb_map_remove(r->users, user_id);
         free_user(u);
     }
 }
 
-static enum sb_err set_member(struct dp_router *r, struct dp_map *index, bool rooms,
+static enum sb_err set_member(struct dp_router *r, struct sb_map *index, bool rooms,
                               const char *user_id, const char *key, bool member)
 {
-    struct user *u = dp_map_get(r->users, user_id);
+    struct user *u = sb_map_get(r->users, user_id);
     if (u == NULL)
         return SB_OK;
-    struct dp_map *mine = rooms ? u->rooms : u->channels;
+    struct sb_map *mine = rooms ? u->rooms : u->channels;
     if (!member) {
-        if (dp_map_remove(mine, key) != NULL)
+        if (sb_map_remove(mine, key) != NULL)
             set_remove(index, key, u, rooms ? r->seqs : NULL);
         return SB_OK;
     }
-    if (dp_map_get(mine, key) != NULL)
+    if (sb_map_get(mine, key) != NULL)
         return SB_OK;
-    if (dp_map_put(mine, key, u) != SB_OK)
+    if (sb_map_put(mine, key, u) != SB_OK)
         return SB_ENOMEM;
     if (set_add(index, key, u) != SB_OK) {
-        dp_map_remove(mine, key);
+        sb_map_remove(mine, key);
         return SB_ENOMEM;
     }
     return SB_OK;
@@ -320,9 +320,9 @@ enum sb_err dp_router_set_channel(struct dp_router *r, const char *user_id, cons
 
 void dp_router_clear_memberships(struct dp_router *r)
 {
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(r->users, &it, NULL, &v))
+    while (sb_map_next(r->users, &it, NULL, &v))
         clear_user(r, v);
 }
 
@@ -334,9 +334,9 @@ static void visit_set(struct set *set, dp_router_visit_fn *fn, void *arg)
         /* rebuild; if that fails too, walk the users */
         set->n_flat = 0;
         set->stale = false;
-        struct dp_map_iter it = {0};
+        struct sb_map_iter it = {0};
         void *v;
-        while (!set->stale && dp_map_next(set->users, &it, NULL, &v)) {
+        while (!set->stale && sb_map_next(set->users, &it, NULL, &v)) {
             struct user *u = v;
             flat_add(set, u->s, u->n);
         }
@@ -355,9 +355,9 @@ static void visit_set(struct set *set, dp_router_visit_fn *fn, void *arg)
         }
         return;
     }
-    struct dp_map_iter it = {0};
+    struct sb_map_iter it = {0};
     void *v;
-    while (dp_map_next(set->users, &it, NULL, &v)) {
+    while (sb_map_next(set->users, &it, NULL, &v)) {
         struct user *u = v;
         for (size_t i = 0; i < u->n; i++)
             fn(u->s[i], arg);
@@ -367,19 +367,19 @@ static void visit_set(struct set *set, dp_router_visit_fn *fn, void *arg)
 void dp_router_visit_room(struct dp_router *r, const char *room_id, dp_router_visit_fn *fn,
                           void *arg)
 {
-    visit_set(dp_map_get(r->rooms, room_id), fn, arg);
+    visit_set(sb_map_get(r->rooms, room_id), fn, arg);
 }
 
 void dp_router_visit_channel(struct dp_router *r, const char *channel_id, dp_router_visit_fn *fn,
                              void *arg)
 {
-    visit_set(dp_map_get(r->channels, channel_id), fn, arg);
+    visit_set(sb_map_get(r->channels, channel_id), fn, arg);
 }
 
 void dp_router_visit_user(struct dp_router *r, const char *user_id, dp_router_visit_fn *fn,
                           void *arg)
 {
-    struct user *u = dp_map_get(r->users, user_id);
+    struct user *u = sb_map_get(r->users, user_id);
     if (u == NULL)
         return;
     for (size_t i = 0; i < u->n; i++)
@@ -388,27 +388,27 @@ void dp_router_visit_user(struct dp_router *r, const char *user_id, dp_router_vi
 
 bool dp_router_is_member(const struct dp_router *r, const char *user_id, const char *room_id)
 {
-    struct user *u = dp_map_get(r->users, user_id);
-    return u != NULL && dp_map_get(u->rooms, room_id) != NULL;
+    struct user *u = sb_map_get(r->users, user_id);
+    return u != NULL && sb_map_get(u->rooms, room_id) != NULL;
 }
 
 size_t dp_router_room_count(const struct dp_router *r)
 {
-    return dp_map_size(r->rooms);
+    return sb_map_size(r->rooms);
 }
 
 size_t dp_router_user_count(const struct dp_router *r)
 {
-    return dp_map_size(r->users);
+    return sb_map_size(r->users);
 }
 
 /* Records `v` under `key` in *m (created on demand) when it is above what is there. */
-static enum sb_err note(struct dp_map **m, const char *key, int64_t v, bool *newer)
+static enum sb_err note(struct sb_map **m, const char *key, int64_t v, bool *newer)
 {
     *newer = true;
-    if (*m == NULL && (*m = dp_map_create()) == NULL)
+    if (*m == NULL && (*m = sb_map_create()) == NULL)
         return SB_ENOMEM;
-    struct rev *x = dp_map_get(*m, key);
+    struct rev *x = sb_map_get(*m, key);
     if (x != NULL) {
         *newer = v > x->v;
         if (*newer)
@@ -418,7 +418,7 @@ static enum sb_err note(struct dp_map **m, const char *key, int64_t v, bool *new
     if ((x = malloc(sizeof(*x))) == NULL)
         return SB_ENOMEM;
     x->v = v;
-    if (dp_map_put(*m, key, x) != SB_OK) {
+    if (sb_map_put(*m, key, x) != SB_OK) {
         free(x);
         return SB_ENOMEM;
     }
@@ -430,7 +430,7 @@ bool dp_router_membership_is_newer(struct dp_router *r, const char *user_id, boo
 {
     if (revision <= 0)
         return true;
-    struct user *u = dp_map_get(r->users, user_id);
+    struct user *u = sb_map_get(r->users, user_id);
     if (u == NULL)
         return true; /* nothing local to change anyway */
     char key[2 + 256];
@@ -442,7 +442,7 @@ bool dp_router_membership_is_newer(struct dp_router *r, const char *user_id, boo
 
 bool dp_router_seq_is_new(struct dp_router *r, const char *room_id, int64_t seq)
 {
-    if (seq <= 0 || dp_map_get(r->rooms, room_id) == NULL)
+    if (seq <= 0 || sb_map_get(r->rooms, room_id) == NULL)
         return true;
     bool newer = true;
     note(&r->seqs, room_id, seq, &newer);

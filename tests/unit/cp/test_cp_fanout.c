@@ -188,8 +188,8 @@ static void test_unknown_rev_falls_back(void **state)
 static void test_fanout_rooms_needs_every_node(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(cp_map_put(&f->c.nodes, "dp-1", &f->n1), SB_OK);
-    assert_int_equal(cp_map_put(&f->c.nodes, "dp-2", &f->n2), SB_OK);
+    assert_int_equal(sb_map_put(&f->c.nodes, "dp-1", &f->n1), SB_OK);
+    assert_int_equal(sb_map_put(&f->c.nodes, "dp-2", &f->n2), SB_OK);
     open_conn(f, "c-a", "alice", &f->n1);
     open_conn(f, "c-b", "bob", &f->n2);
     const char *rooms[] = {"r1", "r2"};
@@ -221,8 +221,8 @@ static void test_fanout_rooms_needs_every_node(void **state)
     size_t l1 = f->n1.out.len;
     assert_true(cp_fanout_rooms(&f->c, rooms, 0, "alice", "{}", 2));
     assert_int_equal(f->n1.out.len, l1);
-    cp_map_remove(&f->c.nodes, "dp-1");
-    cp_map_remove(&f->c.nodes, "dp-2");
+    sb_map_remove(&f->c.nodes, "dp-1");
+    sb_map_remove(&f->c.nodes, "dp-2");
 }
 
 int main(void)
