@@ -39,7 +39,6 @@ void cp_buf_json_str(struct cp_buf *b, const char *s, size_t n);
  * ENOMEM (b->failed set). */
 void *cp_buf_extend(struct cp_buf *b, size_t n);
 
-
 /* Takes the storage (caller frees with free()); the buffer is left empty. Returns NULL and
  * empties the buffer if an append failed. *len_out gets the length. */
 char *cp_buf_take(struct cp_buf *b, size_t *len_out);
