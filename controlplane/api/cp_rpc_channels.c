@@ -30,8 +30,8 @@ static bool check_meta(struct cp_call *call, size_t n, const char *const *keys,
             cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "metadata keys must not be empty");
             return false;
         }
-        if (!cp_rpc_check_text(call, "metadata key", keys[i], MAX_META_KEY) ||
-            !cp_rpc_check_text(call, "metadata value", values[i], MAX_META_VALUE))
+        if (!cp_check_text(call, "metadata key", keys[i], MAX_META_KEY) ||
+            !cp_check_text(call, "metadata value", values[i], MAX_META_VALUE))
             return false;
     }
     return true;
@@ -110,7 +110,7 @@ static void created(void *arg, const struct cp_status *st, const struct cp_chann
 void cp_rpc_channels_create(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__CreateChannelRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_id(call, "channel_id", req->channel_id))
         return;
     struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
     if (req->n_metadata > 0 && kv == NULL) {
@@ -140,7 +140,7 @@ static void empty_done(void *arg, const struct cp_status *st)
 void cp_rpc_channels_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteChannelRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_id(call, "channel_id", req->channel_id))
         return;
     cp_channels_delete(c, req->channel_id, empty_done, call);
 }
@@ -203,9 +203,9 @@ void cp_rpc_channels_list(struct cp_ctx *c, struct cp_call *call, const Protobuf
 void cp_rpc_channels_subscribe(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SubscribeRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_text(call, "filter", req->filter, CP_FILTER_MAX))
+    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+        !cp_check_id(call, "user_id", req->user_id) ||
+        !cp_check_text(call, "filter", req->filter, CP_FILTER_MAX))
         return;
     struct cp_subscribe s = {.channel_id = req->channel_id,
                              .user_id = req->user_id,
@@ -217,8 +217,8 @@ void cp_rpc_channels_subscribe(struct cp_ctx *c, struct cp_call *call, const Pro
 void cp_rpc_channels_unsubscribe(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__UnsubscribeRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+        !cp_check_id(call, "user_id", req->user_id))
         return;
     cp_channels_unsubscribe(c, req->channel_id, req->user_id, empty_done, call);
 }
@@ -240,7 +240,7 @@ static void subscribers(void *arg, const struct cp_status *st, const char *const
 void cp_rpc_channels_subscribers(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__ListSubscribersRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_id(call, "channel_id", req->channel_id))
         return;
     cp_channels_subscribers(c, req->channel_id, subscribers, call);
 }
@@ -263,10 +263,10 @@ static void broadcast_done(void *arg, const struct cp_status *st, const char *me
 void cp_rpc_messages_to_channel(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastToChannelRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "channel_id", req->channel_id) ||
-        !cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
     if (req->n_metadata > 0 && kv == NULL) {

@@ -161,8 +161,8 @@ void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const Prot
 void cp_rpc_connections_kick(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__KickConnectionRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
-        !cp_rpc_check_text(call, "reason", req->reason, MAX_REASON))
+    if (!cp_check_id(call, "connection_id", req->connection_id) ||
+        !cp_check_text(call, "reason", req->reason, MAX_REASON))
         return;
     struct cp_conn *conn = cp_presence_conn(&c->presence, req->connection_id);
     if (conn == NULL) {
@@ -424,8 +424,8 @@ static char *dup0(const char *s)
 void cp_rpc_connections_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__ListConnectionsRequest *req = (const void *)m;
-    if (!cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "node_id", req->node_id))
+    if (!cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "node_id", req->node_id))
         return;
     const char *want_user = req->user_id && req->user_id[0] ? req->user_id : NULL;
     const char *want_node = req->node_id && req->node_id[0] ? req->node_id : NULL;

@@ -240,8 +240,8 @@ static void history_done(void *arg, const struct cp_status *st, const struct cp_
 void cp_rpc_messages_history(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetHistoryRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_optional_id(call, "thread_id", req->thread_id))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_optional_id(call, "thread_id", req->thread_id))
         return;
     if (req->limit < 0 || req->before_seq < 0 || req->after_seq < 0 || req->before_time < 0 ||
         req->after_time < 0) {
@@ -335,10 +335,10 @@ static void save_stored(void *arg, const struct cp_status *st, const char *messa
 void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SaveMessageRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "thread_id", req->thread_id))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "thread_id", req->thread_id))
         return;
     if (req->n_metadata > MAX_METADATA) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "metadata has more than %d entries",
@@ -346,8 +346,8 @@ void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         return;
     }
     for (size_t i = 0; i < req->n_metadata; i++) {
-        if (!cp_rpc_check_text(call, "metadata key", req->metadata[i]->key, MAX_META_KEY) ||
-            !cp_rpc_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
+        if (!cp_check_text(call, "metadata key", req->metadata[i]->key, MAX_META_KEY) ||
+            !cp_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
             return;
     }
     struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
@@ -422,10 +422,10 @@ static void upd_start(struct cp_ctx *c, struct cp_call *call, const struct cp_ms
 void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__EditMessageRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "message_id", req->message_id) ||
-        !cp_rpc_check_optional_id(call, "editor_id", req->editor_id) ||
-        !cp_rpc_check_data(c, call, &req->data))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "message_id", req->message_id) ||
+        !cp_check_optional_id(call, "editor_id", req->editor_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size))
         return;
     struct cp_msg_update t = {.kind = CP_MSG_EDIT,
                               .room_id = req->room_id,
@@ -439,9 +439,9 @@ void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufC
 void cp_rpc_history_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteMessageRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "message_id", req->message_id) ||
-        !cp_rpc_check_optional_id(call, "deleter_id", req->deleter_id))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "message_id", req->message_id) ||
+        !cp_check_optional_id(call, "deleter_id", req->deleter_id))
         return;
     struct cp_msg_update t = {.kind = CP_MSG_DELETE,
                               .room_id = req->room_id,
@@ -453,9 +453,8 @@ void cp_rpc_history_delete(struct cp_ctx *c, struct cp_call *call, const Protobu
 static void react(struct cp_ctx *c, struct cp_call *call, const char *room_id,
                   const char *message_id, const char *user_id, const char *emoji, bool add)
 {
-    if (!cp_rpc_check_id(call, "room_id", room_id) ||
-        !cp_rpc_check_id(call, "message_id", message_id) ||
-        !cp_rpc_check_id(call, "user_id", user_id))
+    if (!cp_check_id(call, "room_id", room_id) || !cp_check_id(call, "message_id", message_id) ||
+        !cp_check_id(call, "user_id", user_id))
         return;
     if (!cp_msgext_emoji_valid(emoji)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
@@ -744,9 +743,9 @@ static void search_step(struct search *s)
 void cp_rpc_history_search(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SearchMessagesRequest *req = (const void *)m;
-    if (!cp_rpc_check_optional_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_text(call, "query", req->query, MAX_QUERY))
+    if (!cp_check_optional_id(call, "room_id", req->room_id) ||
+        !cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_text(call, "query", req->query, MAX_QUERY))
         return;
     if (!set(req->query)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "query is required");

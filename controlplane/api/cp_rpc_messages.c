@@ -137,8 +137,8 @@ static void deliver_once(struct cp_ctx *c, struct cp_call *call, enum direct_kin
 void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastRequest *req = (const void *)m;
-    if (!cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+    if (!cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     if (req->n_exclude_user_ids > MAX_EXCLUDE) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "exclude_user_ids has more than %d ids",
@@ -146,7 +146,7 @@ void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const Pro
         return;
     }
     for (size_t i = 0; i < req->n_exclude_user_ids; i++) {
-        if (!cp_rpc_check_id(call, "exclude_user_ids[]", req->exclude_user_ids[i]))
+        if (!cp_check_id(call, "exclude_user_ids[]", req->exclude_user_ids[i]))
             return;
     }
     int64_t count = (int64_t)cp_fanout_count_everyone(c, (const char *const *)req->exclude_user_ids,
@@ -186,11 +186,11 @@ static void published(void *arg, const struct cp_status *st, const char *message
 void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastToRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "thread_id", req->thread_id) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "thread_id", req->thread_id) ||
+        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     if (req->n_metadata > MAX_METADATA) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "metadata has more than %d entries",
@@ -198,8 +198,8 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
         return;
     }
     for (size_t i = 0; i < req->n_metadata; i++) {
-        if (!cp_rpc_check_text(call, "metadata key", req->metadata[i]->key, MAX_META_KEY) ||
-            !cp_rpc_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
+        if (!cp_check_text(call, "metadata key", req->metadata[i]->key, MAX_META_KEY) ||
+            !cp_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
             return;
     }
     const char *idem =
@@ -242,10 +242,10 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
 void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SendToUserRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+    if (!cp_check_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "sender_id", req->sender_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     const char *users[1] = {req->user_id};
     deliver_once(c, call, DIRECT_USER, m, req->idempotency_key,
@@ -256,10 +256,10 @@ void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
                                    const ProtobufCMessage *m)
 {
     const Switchboard__V1__SendToConnectionRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "connection_id", req->connection_id) ||
-        !cp_rpc_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_rpc_check_data(c, call, &req->data) ||
-        !cp_rpc_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
+    if (!cp_check_id(call, "connection_id", req->connection_id) ||
+        !cp_check_optional_id(call, "sender_id", req->sender_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size) ||
+        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
         return;
     if (cp_presence_conn(&c->presence, req->connection_id) == NULL) {
         fail_no_connection(call, req->connection_id);

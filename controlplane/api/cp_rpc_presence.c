@@ -72,7 +72,7 @@ static void reply_typing_ids(void *arg, const struct cp_status *st, const char *
 void cp_rpc_presence_online(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetOnlineUsersRequest *req = (const void *)m;
-    if (!cp_rpc_check_optional_id(call, "room_id", req->room_id))
+    if (!cp_check_optional_id(call, "room_id", req->room_id))
         return;
     cp_users_online(c, req->room_id, reply_ids, call);
 }
@@ -80,7 +80,7 @@ void cp_rpc_presence_online(struct cp_ctx *c, struct cp_call *call, const Protob
 void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetPresenceRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "user_id", req->user_id))
         return;
     cp_users_get(c, req->user_id, reply_state, call);
 }
@@ -88,7 +88,7 @@ void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufC
 void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SetPresenceRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "user_id", req->user_id))
         return;
     if (req->status == NULL || !cp_presence_status_valid(req->status)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
@@ -104,12 +104,12 @@ void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufC
                                         .activity_type = a ? a->type : NULL,
                                         .activity_detail = a ? a->detail : NULL,
                                         .availability = req->availability};
-    if (!cp_rpc_check_text(call, "custom_status", set.custom_status, TEXT_MAX) ||
-        !cp_rpc_check_text(call, "device.type", set.device_type, TEXT_MAX) ||
-        !cp_rpc_check_text(call, "device.name", set.device_name, TEXT_MAX) ||
-        !cp_rpc_check_text(call, "activity.type", set.activity_type, TEXT_MAX) ||
-        !cp_rpc_check_text(call, "activity.detail", set.activity_detail, TEXT_MAX) ||
-        !cp_rpc_check_text(call, "availability", set.availability, TEXT_MAX))
+    if (!cp_check_text(call, "custom_status", set.custom_status, TEXT_MAX) ||
+        !cp_check_text(call, "device.type", set.device_type, TEXT_MAX) ||
+        !cp_check_text(call, "device.name", set.device_name, TEXT_MAX) ||
+        !cp_check_text(call, "activity.type", set.activity_type, TEXT_MAX) ||
+        !cp_check_text(call, "activity.detail", set.activity_detail, TEXT_MAX) ||
+        !cp_check_text(call, "availability", set.availability, TEXT_MAX))
         return;
     cp_users_presence(c, req->user_id, &set, reply_state, call);
 }
@@ -129,7 +129,7 @@ static void reply_empty(void *arg, const struct cp_status *st)
 void cp_rpc_presence_activity(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__TrackActivityRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "user_id", req->user_id))
         return;
     cp_users_activity(c, req->user_id, reply_empty, call);
 }
@@ -137,7 +137,7 @@ void cp_rpc_presence_activity(struct cp_ctx *c, struct cp_call *call, const Prot
 static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, const char *user_id,
                    bool on)
 {
-    if (!cp_rpc_check_id(call, "room_id", room_id) || !cp_rpc_check_id(call, "user_id", user_id))
+    if (!cp_check_id(call, "room_id", room_id) || !cp_check_id(call, "user_id", user_id))
         return;
     if (on)
         cp_users_activity(c, user_id, NULL, NULL);
@@ -159,7 +159,7 @@ void cp_rpc_presence_typing_stop(struct cp_ctx *c, struct cp_call *call, const P
 void cp_rpc_presence_typing_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetTypingUsersRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_check_id(call, "room_id", req->room_id))
         return;
     cp_users_typing_list(c, req->room_id, reply_typing_ids, call);
 }

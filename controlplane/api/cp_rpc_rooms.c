@@ -21,67 +21,10 @@
 #define MAX_META_KEY    128
 #define MAX_META_VALUE  1024
 
-/* ---------------------------------------------------------------- validation */
-
-bool cp_rpc_check_id(struct cp_call *call, const char *what, const char *value)
-{
-    if (value == NULL || value[0] == '\0') {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is required", what);
-        return false;
-    }
-    if (!sb_ident_is_valid(value)) {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
-                      "%s must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", what, SB_IDENT_MAX);
-        return false;
-    }
-    return true;
-}
-
-bool cp_rpc_check_optional_id(struct cp_call *call, const char *what, const char *value)
-{
-    if (value == NULL || value[0] == '\0')
-        return true;
-    return cp_rpc_check_id(call, what, value);
-}
-
-bool cp_rpc_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data)
-{
-    if (!sb_json_is_valid((const char *)data->data, data->len)) {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid JSON", what);
-        return false;
-    }
-    return true;
-}
-
-bool cp_rpc_check_data(struct cp_ctx *c, struct cp_call *call, const ProtobufCBinaryData *data)
-{
-    struct cp_status st;
-    if (!cp_limits_size_ok(c, data->len, &st)) {
-        cp_call_fail(call, &st);
-        return false;
-    }
-    return cp_rpc_check_json(call, "data", data);
-}
-
-bool cp_rpc_check_text(struct cp_call *call, const char *what, const char *s, size_t max)
-{
-    if (s == NULL)
-        return true;
-    if (strlen(s) > max) {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is longer than %zu bytes", what, max);
-        return false;
-    }
-    if (!sb_json_is_utf8(s)) {
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid UTF-8", what);
-        return false;
-    }
-    return true;
-}
-
 bool cp_rpc_rooms_check_meta_kv(struct cp_call *call, const char *k, const char *v)
 {
-    return cp_rpc_check_text(call, "metadata key", k, MAX_META_KEY) &&
-           cp_rpc_check_text(call, "metadata value", v, MAX_META_VALUE);
+    return cp_check_text(call, "metadata key", k, MAX_META_KEY) &&
+           cp_check_text(call, "metadata value", v, MAX_META_VALUE);
 }
 
 /* ---------------------------------------------------------------- conversion */
@@ -166,12 +109,12 @@ void cp_rpc_rooms_create(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     if (id == NULL || id[0] == '\0') {
         sb_id_new("r", gen);
         id = gen;
-    } else if (!cp_rpc_check_id(call, "id", id)) {
+    } else if (!cp_check_id(call, "id", id)) {
         return;
     }
-    if (!cp_rpc_check_optional_id(call, "owner_id", req->owner_id) ||
-        !cp_rpc_check_text(call, "name", req->name, MAX_NAME) ||
-        !cp_rpc_check_text(call, "description", req->description, MAX_DESCRIPTION))
+    if (!cp_check_optional_id(call, "owner_id", req->owner_id) ||
+        !cp_check_text(call, "name", req->name, MAX_NAME) ||
+        !cp_check_text(call, "description", req->description, MAX_DESCRIPTION))
         return;
     if (req->max_members < 0) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "max_members must not be negative");
@@ -213,7 +156,7 @@ void cp_rpc_rooms_create(struct cp_ctx *c, struct cp_call *call, const ProtobufC
 void cp_rpc_rooms_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_check_id(call, "room_id", req->room_id))
         return;
     c->store->ops->room_get(c->store, req->room_id, cp_rpc_rooms_room_done, call);
 }
@@ -264,7 +207,7 @@ void cp_rpc_rooms_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "page_token is not one this server gave");
         return;
     }
-    if (!cp_rpc_check_text(call, "name_prefix", req->name_prefix, MAX_NAME))
+    if (!cp_check_text(call, "name_prefix", req->name_prefix, MAX_NAME))
         return;
     struct cp_room_query q = {
         .after_id = req->page_token,
@@ -349,8 +292,8 @@ static void acting_start(struct cp_ctx *c, struct cp_call *call, const char *roo
 void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_optional_id(call, "actor_id", req->actor_id))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_optional_id(call, "actor_id", req->actor_id))
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0')
         acting_start(c, call, req->room_id, req->actor_id, NULL, CP_PERM_DELETE_ROOM);
@@ -396,8 +339,7 @@ void cp_rpc_rooms_join(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
 {
     const Switchboard__V1__JoinRoomRequest *req = (const void *)m;
     enum cp_role role;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "room_id", req->room_id) || !cp_check_id(call, "user_id", req->user_id))
         return;
     if (cp_role_parse(req->role, &role) != SB_OK) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
@@ -416,9 +358,9 @@ void cp_rpc_rooms_join(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
 void cp_rpc_rooms_leave(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__LeaveRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "actor_id", req->actor_id))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "actor_id", req->actor_id))
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0' &&
         strcmp(req->actor_id, req->user_id) != 0)
@@ -471,7 +413,7 @@ static void members_done(void *arg, const struct cp_status *st, const struct cp_
 void cp_rpc_rooms_members(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__GetRoomMembersRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_check_id(call, "room_id", req->room_id))
         return;
     struct members_call *mc = malloc(sizeof(*mc));
     if (mc == NULL) {

@@ -222,7 +222,7 @@ static bool allowed(struct adm *a, enum cp_perm_action action, bool has_target, 
 
 static bool check_actor(struct cp_call *call, const char *what, const char *v)
 {
-    return cp_rpc_check_optional_id(call, what, v);
+    return cp_check_optional_id(call, what, v);
 }
 
 /* ---------------------------------------------------------------- UpdateRoom */
@@ -303,10 +303,10 @@ static void update_go(struct adm *a)
 void cp_rpc_rooms_update(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__UpdateRoomRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
         !check_actor(call, "actor_id", req->actor_id) ||
-        !cp_rpc_check_text(call, "name", req->name, MAX_NAME) ||
-        !cp_rpc_check_text(call, "description", req->description, MAX_DESCRIPTION))
+        !cp_check_text(call, "name", req->name, MAX_NAME) ||
+        !cp_check_text(call, "description", req->description, MAX_DESCRIPTION))
         return;
     if (req->max_members < 0) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "max_members must not be negative");
@@ -377,7 +377,7 @@ static void archive_go(struct adm *a)
 static void archive_start(struct cp_ctx *c, struct cp_call *call, const char *room_id,
                           const char *actor_id, const void *req, bool archive)
 {
-    if (!cp_rpc_check_id(call, "room_id", room_id) || !check_actor(call, "actor_id", actor_id))
+    if (!cp_check_id(call, "room_id", room_id) || !check_actor(call, "actor_id", actor_id))
         return;
     struct adm *a = adm_new(c, call, req);
     if (a == NULL)
@@ -481,8 +481,8 @@ static void transfer_room(void *arg, const struct cp_status *st, const struct cp
 void cp_rpc_rooms_transfer(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__TransferRoomOwnershipRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "new_owner_id", req->new_owner_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "new_owner_id", req->new_owner_id) ||
         !check_actor(call, "actor_id", req->actor_id))
         return;
     struct adm *a = adm_new(c, call, req);
@@ -541,8 +541,8 @@ void cp_rpc_rooms_set_role(struct cp_ctx *c, struct cp_call *call, const Protobu
 {
     const Switchboard__V1__SetMemberRoleRequest *req = (const void *)m;
     enum cp_role role;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "user_id", req->user_id) ||
         !check_actor(call, "actor_id", req->actor_id))
         return;
     if (cp_role_parse(req->role, &role) != SB_OK) {
@@ -659,10 +659,10 @@ static void ban_go(struct adm *a)
 void cp_rpc_rooms_ban(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BanMemberRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "user_id", req->user_id) ||
         !check_actor(call, "moderator_id", req->moderator_id) ||
-        !cp_rpc_check_text(call, "reason", req->reason, MAX_REASON))
+        !cp_check_text(call, "reason", req->reason, MAX_REASON))
         return;
     if (req->duration_ms < 0) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
@@ -708,8 +708,8 @@ static void unban_go(struct adm *a)
 void cp_rpc_rooms_unban(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__UnbanMemberRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "user_id", req->user_id) ||
         !check_actor(call, "moderator_id", req->moderator_id))
         return;
     struct adm *a = adm_new(c, call, req);
@@ -817,7 +817,7 @@ static void bans_room(void *arg, const struct cp_status *st, const struct cp_roo
 void cp_rpc_rooms_bans(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__ListBansRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_check_id(call, "room_id", req->room_id))
         return;
     struct adm *a = adm_new(c, call, req);
     if (a == NULL)
@@ -903,8 +903,8 @@ static void invite_room(void *arg, const struct cp_status *st, const struct cp_r
 void cp_rpc_rooms_invite(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__CreateInviteRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_id(call, "invitee_id", req->invitee_id) ||
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_id(call, "invitee_id", req->invitee_id) ||
         !check_actor(call, "inviter_id", req->inviter_id))
         return;
     if (req->ttl_ms < 0 || req->ttl_ms > INVITE_TTL_MAX) {
@@ -988,8 +988,8 @@ static void accept_read(void *arg, const struct cp_status *st, const struct cp_d
 void cp_rpc_rooms_accept(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__AcceptInviteRequest *req = (const void *)m;
-    if (!cp_rpc_check_id(call, "invite_id", req->invite_id) ||
-        !cp_rpc_check_id(call, "user_id", req->user_id))
+    if (!cp_check_id(call, "invite_id", req->invite_id) ||
+        !cp_check_id(call, "user_id", req->user_id))
         return;
     struct adm *a = adm_new(c, call, req);
     if (a == NULL)
@@ -1117,7 +1117,7 @@ void cp_rpc_rooms_bulk_join(struct cp_ctx *c, struct cp_call *call, const Protob
 {
     const Switchboard__V1__BulkJoinRoomRequest *req = (const void *)m;
     enum cp_role role;
-    if (!cp_rpc_check_id(call, "room_id", req->room_id))
+    if (!cp_check_id(call, "room_id", req->room_id))
         return;
     if (cp_role_parse(req->role, &role) != SB_OK) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,

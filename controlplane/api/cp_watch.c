@@ -511,7 +511,7 @@ void cp_rpc_connections_watch(struct cp_ctx *c, struct cp_call *call, const Prot
         return;
     }
     for (size_t i = 0; i < req->n_room_ids; i++)
-        if (!cp_rpc_check_id(call, "room_ids[]", req->room_ids[i]))
+        if (!cp_check_id(call, "room_ids[]", req->room_ids[i]))
             return;
     for (size_t i = 0; i < req->n_channel_ids; i++) {
         if (!sb_ident_is_valid_channel(req->channel_ids[i])) {

@@ -35,11 +35,13 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "cp_call.h"
 #include "cp_dist.h"
 #include "cp_handoff.h"
 #include "cp_link.h"
 #include "cp_peer.h"
 #include "cp_rpc.h"
+#include "cp_rpc_peer.h"
 #include "cp_store_etcd.h"
 #include "cp_session.h"
 #include "cp_tag.h"
@@ -199,23 +201,6 @@ struct cp_server {
     atomic_int wake_closed; /* no more wakes (the queue is shutting down) */
 };
 
-/* A unary (or refused) call from its request to its final batch. */
-struct cp_call {
-    struct cp_tag tag;
-    struct cp_server *srv;
-    struct cp_method *m; /* NULL: the generic request for unknown methods */
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_call_details details;
-    grpc_byte_buffer *payload;
-    grpc_byte_buffer *resp;
-    ProtobufCMessage *req;
-    int cancelled;
-    grpc_slice status_details;
-    int finishing;
-};
-
 static void call_event(struct cp_tag *t, bool ok);
 
 /* ---------------------------------------------------------------- posting requests */
@@ -230,8 +215,9 @@ static void post(struct cp_server *s, struct cp_method *m)
         return;
     }
     c->tag.fn = call_event;
-    c->srv = s;
-    c->m = m;
+    c->owner = s;
+    c->method = m;
+    c->generic = m == NULL;
     grpc_metadata_array_init(&c->md);
     grpc_call_error err;
     if (m == NULL) {
@@ -253,101 +239,12 @@ static void post(struct cp_server *s, struct cp_method *m)
     }
 }
 
-static void call_free(struct cp_call *c)
-{
-    if (c->req != NULL)
-        protobuf_c_message_free_unpacked(c->req, NULL);
-    if (c->payload != NULL)
-        grpc_byte_buffer_destroy(c->payload);
-    if (c->resp != NULL)
-        grpc_byte_buffer_destroy(c->resp);
-    if (c->finishing)
-        grpc_slice_unref(c->status_details);
-    grpc_metadata_array_destroy(&c->md);
-    if (c->m == NULL)
-        grpc_call_details_destroy(&c->details);
-    if (c->call != NULL)
-        grpc_call_unref(c->call);
-    free(c);
-}
-
-/* ---------------------------------------------------------------- finishing unary calls */
-
-static void finish(struct cp_call *c, grpc_status_code code, const char *msg,
-                   grpc_byte_buffer *resp)
-{
-    c->finishing = 1;
-    c->resp = resp;
-    c->status_details = grpc_slice_from_copied_string(msg);
-    grpc_op ops[4];
-    memset(ops, 0, sizeof(ops));
-    size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (resp != NULL) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = resp;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &c->status_details;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
-    grpc_call_error err = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
-    if (err != GRPC_CALL_OK) {
-        SB_LOG_ERROR("cp", "cannot finish a call", "err=%d", (int)err);
-        call_free(c);
-    }
-}
-
-void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp)
-{
-    grpc_byte_buffer *bb = sb_pb_pack(resp);
-    if (bb == NULL) {
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    finish(call, GRPC_STATUS_OK, "", bb);
-}
-
-grpc_call *cp_call_detach(struct cp_call *call)
-{
-    grpc_call *g = call->call;
-    call->call = NULL;
-    call_free(call);
-    return g;
-}
-
-void cp_call_status(struct cp_call *call, grpc_status_code code, const char *msg)
-{
-    finish(call, code, msg, NULL);
-}
-
-void cp_call_fail(struct cp_call *call, const struct cp_status *st)
-{
-    char msg[CP_STATUS_MSG_MAX + 64];
-    struct cp_status s = *st;
-    if (s.code == SB_CODE_NONE)
-        cp_status_set(&s, SB_CODE_INTERNAL, "failed without a reason");
-    cp_status_grpc_message(&s, msg, sizeof(msg));
-    finish(call, cp_status_grpc_code(s.code), msg, NULL);
-}
-
-void cp_call_failf(struct cp_call *call, enum sb_code code, const char *fmt, ...)
-{
-    struct cp_status st;
-    st.code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st.msg, sizeof(st.msg), fmt, ap);
-    va_end(ap);
-    cp_call_fail(call, &st);
-}
-
 /* ---------------------------------------------------------------- dispatch */
 
 static void dispatch(struct cp_call *c)
 {
-    struct cp_method *m = c->m;
+    struct cp_server *s = c->owner;
+    struct cp_method *m = c->method;
     char msg[512];
     if (m == NULL) {
         char path[256];
@@ -362,12 +259,12 @@ static void dispatch(struct cp_call *c)
         }
         snprintf(msg, sizeof(msg), "unimplemented: unknown method %s", path);
         SB_LOG_DEBUG("cp", "unknown method", "path=\"%s\"", path);
-        finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        cp_call_status(c, GRPC_STATUS_UNIMPLEMENTED, msg);
         return;
     }
     if (m->fn == NULL) {
         cp_status_unimplemented(m->name, m->issue, msg, sizeof(msg));
-        finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        cp_call_status(c, GRPC_STATUS_UNIMPLEMENTED, msg);
         return;
     }
     enum sb_err err = sb_pb_unpack(c->payload, m->req, CP_MAX_MESSAGE_SIZE, &c->req);
@@ -375,27 +272,27 @@ static void dispatch(struct cp_call *c)
         cp_call_failf(c, SB_CODE_INVALID_MESSAGE, "the request is not a valid %s", m->req->name);
         return;
     }
-    m->fn(&c->srv->ctx, c, c->req);
+    m->fn(&s->ctx, c, c->req);
 }
 
 static void call_event(struct cp_tag *t, bool ok)
 {
     struct cp_call *c = CP_CONTAINER_OF(t, struct cp_call, tag);
-    struct cp_server *s = c->srv;
+    struct cp_server *s = c->owner;
     if (c->finishing) {
-        call_free(c);
+        cp_call_free(c);
         return;
     }
     if (!ok) {
         /* The server is shutting down: the request was never matched. */
-        call_free(c);
+        cp_call_free(c);
         return;
     }
-    post(s, c->m); /* keep one request posted per method (and the generic one) */
-    if (c->m != NULL && c->m->kind == LINK) {
+    post(s, c->method); /* keep one request posted per method (and the generic one) */
+    if (c->method != NULL && c->method->kind == LINK) {
         grpc_call *call = c->call;
         c->call = NULL;
-        call_free(c);
+        cp_call_free(c);
         cp_link_accept(&s->ctx, s->cq, call);
         return;
     }

@@ -42,3 +42,12 @@ const char *cp_status_unimplemented(const char *method, int issue, char *out, si
     snprintf(out, out_len, "unimplemented: %s lands with issue %d", method, issue);
     return out;
 }
+
+bool cp_status_size_ok(struct cp_status *st, size_t len, int64_t max)
+{
+    if (max <= 0 || (int64_t)len <= max)
+        return true;
+    cp_status_set(st, SB_CODE_MESSAGE_TOO_LARGE, "data is %zu bytes; the limit is %lld", len,
+                  (long long)max);
+    return false;
+}

@@ -4,7 +4,9 @@
 #ifndef CP_STATUS_H
 #define CP_STATUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <grpc/status.h>
 
@@ -24,6 +26,10 @@ void cp_status_ok(struct cp_status *st);
 /* Sets `st` to `code` with a printf-formatted sentence (truncated to fit). */
 void cp_status_set(struct cp_status *st, enum sb_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* True when `len` bytes of message data fit `max` (0: no limit); else sets `st` to
+ * message_too_large with the sizes and returns false. */
+bool cp_status_size_ok(struct cp_status *st, size_t len, int64_t max);
 
 /* The gRPC status of a protocol code (the error table; SB_CODE_NONE -> GRPC_STATUS_OK). */
 grpc_status_code cp_status_grpc_code(enum sb_code code);

@@ -27,13 +27,7 @@ bool cp_limits_conn_ok(struct cp_ctx *c, const char *user_id, const char *conn_i
 
 bool cp_limits_size_ok(const struct cp_ctx *c, size_t len, struct cp_status *st)
 {
-    int64_t max = c->set.max_message_size;
-    if (max <= 0 || (int64_t)len <= max)
-        return true;
-    char why[96];
-    snprintf(why, sizeof(why), "data is %zu bytes; the limit is %lld", len, (long long)max);
-    cp_status_set(st, SB_CODE_MESSAGE_TOO_LARGE, "%s", why);
-    return false;
+    return cp_status_size_ok(st, len, c->set.max_message_size);
 }
 
 bool cp_limits_client_request(struct cp_ctx *c, struct cp_user *u,

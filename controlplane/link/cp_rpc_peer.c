@@ -1,10 +1,11 @@
 /* switchboard.internal.v1.Peer/Publish: another replica forwards a publish into a room this
  * replica sequences (docs/distributed.md). Answers FAILED_PRECONDITION "not_sequencer: ..."
  * when this replica does not (or no longer) sequence the room; never forwards again. */
-#include "cp_rpc.h"
+#include "cp_rpc_peer.h"
 
 #include <stdlib.h>
 
+#include "cp_check.h"
 #include "cp_peer.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
@@ -37,10 +38,10 @@ void cp_rpc_peer_publish(struct cp_ctx *c, struct cp_call *call, const ProtobufC
                        "not_sequencer: this control plane runs the memory store");
         return;
     }
-    if (!cp_rpc_check_id(call, "room_id", req->room_id) ||
-        !cp_rpc_check_optional_id(call, "user_id", req->user_id) ||
-        !cp_rpc_check_optional_id(call, "thread_id", req->thread_id) ||
-        !cp_rpc_check_data(c, call, &req->data))
+    if (!cp_check_id(call, "room_id", req->room_id) ||
+        !cp_check_optional_id(call, "user_id", req->user_id) ||
+        !cp_check_optional_id(call, "thread_id", req->thread_id) ||
+        !cp_check_data(call, &req->data, c->set.max_message_size))
         return;
     if (req->n_metadata > MAX_METADATA) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "too many metadata entries");

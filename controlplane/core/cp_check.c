@@ -1,0 +1,62 @@
+/* Field checks of gRPC requests (see cp_check.h). */
+#include "cp_check.h"
+
+#include <string.h>
+
+#include "sb_ident.h"
+#include "sb_json.h"
+
+bool cp_check_id(struct cp_call *call, const char *what, const char *value)
+{
+    if (value == NULL || value[0] == '\0') {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is required", what);
+        return false;
+    }
+    if (!sb_ident_is_valid(value)) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
+                      "%s must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", what, SB_IDENT_MAX);
+        return false;
+    }
+    return true;
+}
+
+bool cp_check_optional_id(struct cp_call *call, const char *what, const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return true;
+    return cp_check_id(call, what, value);
+}
+
+bool cp_check_json(struct cp_call *call, const char *what, const ProtobufCBinaryData *data)
+{
+    if (!sb_json_is_valid((const char *)data->data, data->len)) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid JSON", what);
+        return false;
+    }
+    return true;
+}
+
+bool cp_check_data(struct cp_call *call, const ProtobufCBinaryData *data, int64_t max_size)
+{
+    struct cp_status st;
+    if (!cp_status_size_ok(&st, data->len, max_size)) {
+        cp_call_fail(call, &st);
+        return false;
+    }
+    return cp_check_json(call, "data", data);
+}
+
+bool cp_check_text(struct cp_call *call, const char *what, const char *s, size_t max)
+{
+    if (s == NULL)
+        return true;
+    if (strlen(s) > max) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is longer than %zu bytes", what, max);
+        return false;
+    }
+    if (!sb_json_is_utf8(s)) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is not valid UTF-8", what);
+        return false;
+    }
+    return true;
+}
