@@ -101,7 +101,7 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
     resp.nodes = st.ptrs;
     resp.n_nodes = st.n;
     resp.messages_published = c->messages_published;
-    resp.messages_delivered = c->messages_delivered;
+    resp.messages_delivered = c->fan.messages_delivered;
     cp_call_reply(call, &resp.base);
     free(st.infos);
     free(st.ptrs);
@@ -171,7 +171,7 @@ void cp_rpc_connections_kick(struct cp_ctx *c, struct cp_call *call, const Proto
         return;
     }
     const char *reason = req->reason != NULL && req->reason[0] != '\0' ? req->reason : "kicked";
-    if (!cp_fanout_kick(c, conn, reason)) {
+    if (!cp_fanout_kick(&c->fan, conn, reason)) {
         cp_call_failf(call, SB_CODE_UNAVAILABLE,
                       "the node of connection %s is not linked to this control plane",
                       req->connection_id);

@@ -78,11 +78,11 @@ static void deliver(struct cp_ctx *c, struct cp_call *call, enum direct_kind kin
     }
     size_t delivered = 0;
     if (kind == DIRECT_EVERYONE) {
-        delivered = cp_fanout_everyone(c, (const char *const *)bc->exclude_user_ids,
+        delivered = cp_fanout_everyone(&c->fan, (const char *const *)bc->exclude_user_ids,
                                        bc->n_exclude_user_ids, b.data, b.len);
     } else if (kind == DIRECT_USER) {
         const char *users[1] = {tu->user_id};
-        delivered = cp_fanout_users(c, users, 1, b.data, b.len);
+        delivered = cp_fanout_users(&c->fan, users, 1, b.data, b.len);
     } else {
         struct cp_conn *conn = cp_presence_conn(&c->presence, tc->connection_id);
         if (conn == NULL) {
@@ -90,7 +90,7 @@ static void deliver(struct cp_ctx *c, struct cp_call *call, enum direct_kind kin
             fail_no_connection(call, tc->connection_id);
             return;
         }
-        if (!cp_fanout_connection(c, conn, b.data, b.len)) {
+        if (!cp_fanout_connection(&c->fan, conn, b.data, b.len)) {
             cp_buf_fini(&b);
             cp_call_failf(call, SB_CODE_UNAVAILABLE,
                           "the node of connection %s is not linked to this control plane",
@@ -149,8 +149,8 @@ void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const Pro
         if (!cp_check_id(call, "exclude_user_ids[]", req->exclude_user_ids[i]))
             return;
     }
-    int64_t count = (int64_t)cp_fanout_count_everyone(c, (const char *const *)req->exclude_user_ids,
-                                                      req->n_exclude_user_ids);
+    int64_t count = (int64_t)cp_fanout_count_everyone(
+        &c->fan, (const char *const *)req->exclude_user_ids, req->n_exclude_user_ids);
     deliver_once(c, call, DIRECT_EVERYONE, m, req->idempotency_key, count);
 }
 
@@ -249,7 +249,7 @@ void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const Proto
         return;
     const char *users[1] = {req->user_id};
     deliver_once(c, call, DIRECT_USER, m, req->idempotency_key,
-                 (int64_t)cp_fanout_count_users(c, users, 1));
+                 (int64_t)cp_fanout_count_users(&c->fan, users, 1));
 }
 
 void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,

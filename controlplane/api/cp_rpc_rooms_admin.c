@@ -591,7 +591,7 @@ static void notify_banned(struct adm *a)
     frame_end(&b);
     if (!b.failed) {
         const char *users[1] = {a->target_id};
-        cp_fanout_users(a->c, users, 1, b.data, b.len);
+        cp_fanout_users(&a->c->fan, users, 1, b.data, b.len);
     }
     cp_buf_fini(&b);
 }

@@ -362,8 +362,9 @@ void cp_watch_store_event(void *ctx, const struct cp_store_event *sev)
     }
 }
 
-void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int connections)
+void cp_watch_presence(void *ud, const struct cp_presence_view *v, int connections)
 {
+    struct cp_ctx *c = ud;
     if (c->watchers == NULL)
         return;
     Switchboard__V1__PresenceState ps = SWITCHBOARD__V1__PRESENCE_STATE__INIT;
@@ -392,10 +393,11 @@ void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int c
     publish(c, T_PRESENCE, &ev);
 }
 
-void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const char *message_id,
+void cp_watch_channel_message(void *ud, const char *channel_id, const char *message_id,
                               const char *user_id, const char *data, size_t data_len,
                               const struct cp_kv *metadata, size_t n_metadata, int64_t timestamp)
 {
+    struct cp_ctx *c = ud;
     if (c->watchers == NULL)
         return;
     Switchboard__V1__Message__MetadataEntry *ents;
@@ -419,6 +421,9 @@ void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const ch
 
 void cp_watch_attach(struct cp_ctx *c)
 {
+    c->hooks.ud = c;
+    c->hooks.presence = cp_watch_presence;
+    c->hooks.channel_message = cp_watch_channel_message;
     if (c->store != NULL && c->store->ops->observe != NULL)
         c->store->ops->observe(c->store, cp_watch_store_event, c);
     else

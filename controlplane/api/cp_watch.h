@@ -21,19 +21,20 @@ extern const char *const cp_watch_types[];
  * validates the filters (INVALID_ARGUMENT "invalid_message: ..." finishes the call), then keeps
  * the call as a watcher. */
 
-/* Makes the Store's observer feed the watchers (the Store has one observer: this). */
+/* Makes the Store's observer and the flows' presence and channel-message hooks (struct
+ * cp_hooks) feed the watchers (the Store has one observer: this). */
 void cp_watch_attach(struct cp_ctx *c);
 
 /* Store observer (set by cp_watch_attach; exposed for tests). */
 void cp_watch_store_event(void *ctx, const struct cp_store_event *ev);
 
-/* A presence change that the control plane announces (cp_users_announce): a "presence" event.
- * `connections` is the user's open connection count. */
-void cp_watch_presence(struct cp_ctx *c, const struct cp_presence_view *v, int connections);
+/* A presence change that the control plane announces (the cp_hooks presence hook; `ud` is
+ * the cp_ctx): a "presence" event. `connections` is the user's open connection count. */
+void cp_watch_presence(void *ud, const struct cp_presence_view *v, int connections);
 
-/* A channel message that was delivered: a "channel_message" event. For the channel flows to
- * call after a publish (user_id may be NULL; data is the JSON text as given). */
-void cp_watch_channel_message(struct cp_ctx *c, const char *channel_id, const char *message_id,
+/* A channel message that was delivered (the cp_hooks channel_message hook; `ud` is the
+ * cp_ctx): a "channel_message" event (user_id may be NULL; data is the JSON text as given). */
+void cp_watch_channel_message(void *ud, const char *channel_id, const char *message_id,
                               const char *user_id, const char *data, size_t data_len,
                               const struct cp_kv *metadata, size_t n_metadata, int64_t timestamp);
 

@@ -44,6 +44,9 @@
 #include "cp_rpc_peer.h"
 #include "cp_store_etcd.h"
 #include "cp_session.h"
+#include "cp_users.h"
+#include "cp_retention.h"
+#include "cp_once.h"
 #include "cp_tag.h"
 #include "cp_watch.h"
 #include "sb_log.h"
@@ -334,8 +337,74 @@ static void wake_event(struct cp_tag *t, bool ok)
 static void flush_links(struct cp_server *s)
 {
     struct cp_node *n;
-    while ((n = cp_ctx_pop_dirty(&s->ctx)) != NULL)
+    while ((n = cp_fanout_pop_dirty(&s->ctx.fan)) != NULL)
         cp_link_flush(n);
+}
+
+/* ---------------------------------------------------------------- composition */
+
+/* The timers of every layer, in the order they run at each loop pass. */
+static void users_tick(void *c, int64_t now)
+{
+    cp_users_tick(c, now);
+}
+
+static int64_t users_next(const void *c)
+{
+    return cp_users_next_deadline(c);
+}
+
+static void retention_tick(void *c, int64_t now)
+{
+    cp_retention_tick(c, now);
+}
+
+static int64_t retention_next(const void *c)
+{
+    return cp_retention_next_deadline(c);
+}
+
+static void store_tick(void *c, int64_t now)
+{
+    cp_store_etcd_tick(((struct cp_ctx *)c)->store, now);
+}
+
+static void peer_tick(void *c, int64_t now)
+{
+    cp_peer_tick(c, now);
+}
+
+static void link_tick(void *c, int64_t now)
+{
+    cp_link_tick(c, now);
+}
+
+static void session_tick(void *c, int64_t now)
+{
+    cp_session_tick(c, now);
+}
+
+static void once_tick(void *c, int64_t now)
+{
+    cp_once_tick(c, now);
+}
+
+/* Registers what flows up from the flows (timers, WatchEvents, publish forwarding) once the
+ * store is open: the only place that knows every layer. */
+static void wire(struct cp_server *s)
+{
+    struct cp_ctx *c = &s->ctx;
+    cp_ctx_add_timer(c, users_tick, users_next, c);
+    cp_ctx_add_timer(c, retention_tick, retention_next, c);
+    if (c->distributed) {
+        cp_ctx_add_timer(c, store_tick, NULL, c);
+        cp_ctx_add_timer(c, peer_tick, NULL, c);
+        c->publish_via = cp_peer_publish;
+    }
+    cp_ctx_add_timer(c, link_tick, NULL, c);
+    cp_ctx_add_timer(c, once_tick, NULL, c);
+    cp_ctx_add_timer(c, session_tick, NULL, c);
+    cp_watch_attach(c);
 }
 
 static void *loop(void *arg)
@@ -360,7 +429,6 @@ static void *loop(void *arg)
             cp_handoff_drain(s->handoff);
         now = sb_time_mono_ms();
         cp_ctx_tick(&s->ctx, now);
-        cp_link_tick(&s->ctx, now);
         if (atomic_load(&s->stopping) && !s->links_stopped) {
             s->links_stopped = 1;
             s->ctx.stopping = 1;
@@ -368,7 +436,6 @@ static void *loop(void *arg)
             cp_watch_stop_all(&s->ctx);
             cp_peer_stop(&s->ctx);
         }
-        cp_session_tick(&s->ctx, now);
         flush_links(s);
     }
     return NULL;
@@ -414,6 +481,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
             .lease_ttl_ms = o->lease_ttl_ms > 0 ? o->lease_ttl_ms : 10000};
         cp_dist_hooks(&s->ctx, &ec.hooks);
         s->ctx.distributed = true;
+        s->ctx.fan.by_id = true;
         s->ctx.lease_ttl_ms = ec.lease_ttl_ms;
         if (serr == SB_OK)
             serr = cp_store_etcd_open(&ec, s->handoff, &store);
@@ -436,7 +504,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         return serr;
     }
     s->ctx.store = store;
-    cp_watch_attach(&s->ctx);
+    wire(s);
     s->grace_ms = o->shutdown_grace_ms;
     s->shutdown_tag.fn = shutdown_event;
     pthread_mutex_init(&s->mu, NULL);

@@ -1,55 +1,62 @@
 /* Fan-out: one encoded Delivery per event, appended to each concerned node's queue. Nodes are
  * found through the members' connections and de-duplicated with a generation stamp, so a
  * room message costs one lookup per member and one queue append per node. */
-#include "cp_ctx.h"
+#include "cp_fanout.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "sb_log.h"
 
-static void mark_dirty(struct cp_ctx *c, struct cp_node *n)
+static void mark_dirty(struct cp_fanout *f, struct cp_node *n)
 {
     if (n->dirty)
         return;
     n->dirty = true;
-    n->dirty_next = c->dirty_head;
-    c->dirty_head = n;
+    n->dirty_next = f->dirty_head;
+    f->dirty_head = n;
 }
 
 /* The stream that reaches a connection's node: memory mode keeps the pointer; connections
  * known from etcd name their node, linked here or not (then nothing is sent to it). */
-static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
+static struct cp_node *conn_node(struct cp_fanout *f, const struct cp_conn *conn)
 {
     if (conn->node != NULL)
         return conn->node;
     if (conn->node_id == NULL || conn->node_id[0] == '\0')
         return NULL;
-    return sb_map_get(&c->nodes, conn->node_id);
+    return sb_map_get(f->nodes, conn->node_id);
 }
 
-struct cp_node *cp_ctx_pop_dirty(struct cp_ctx *c)
+void cp_fanout_init(struct cp_fanout *f, struct cp_presence *presence, struct sb_map *nodes)
 {
-    struct cp_node *n = c->dirty_head;
+    memset(f, 0, sizeof(*f));
+    f->presence = presence;
+    f->nodes = nodes;
+}
+
+struct cp_node *cp_fanout_pop_dirty(struct cp_fanout *f)
+{
+    struct cp_node *n = f->dirty_head;
     if (n != NULL) {
-        c->dirty_head = n->dirty_next;
+        f->dirty_head = n->dirty_next;
         n->dirty_next = NULL;
         n->dirty = false;
     }
     return n;
 }
 
-void cp_fanout_queue(struct cp_ctx *c, struct cp_node *n,
+void cp_fanout_queue(struct cp_fanout *f, struct cp_node *n,
                      const Switchboard__Internal__V1__ControlItem *item)
 {
     if (cp_node_queue(n, item) == SB_OK)
-        mark_dirty(c, n);
+        mark_dirty(f, n);
 }
 
-static void queue_raw(struct cp_ctx *c, struct cp_node *n, const struct cp_buf *enc)
+static void queue_raw(struct cp_fanout *f, struct cp_node *n, const struct cp_buf *enc)
 {
     if (cp_node_queue_raw(n, enc->data, enc->len) == SB_OK)
-        mark_dirty(c, n);
+        mark_dirty(f, n);
 }
 
 static bool encode_delivery(struct cp_buf *enc, Switchboard__Internal__V1__Delivery *d)
@@ -83,19 +90,19 @@ static void delivery_frame(Switchboard__Internal__V1__Delivery *d, char *ex[1], 
 
 /* Queues `enc` to every node that may host a connection (on etcd: every node; a node's
  * connections may be registered with another replica). */
-static void queue_all_nodes(struct cp_ctx *c, const struct cp_buf *enc)
+static void queue_all_nodes(struct cp_fanout *f, const struct cp_buf *enc)
 {
     struct sb_map_iter it;
     struct sb_map_entry *e;
-    sb_map_iter_init(&c->nodes, &it);
-    while ((e = sb_map_iter_next(&c->nodes, &it)) != NULL) {
+    sb_map_iter_init(f->nodes, &it);
+    while ((e = sb_map_iter_next(f->nodes, &it)) != NULL) {
         struct cp_node *n = e->value;
-        if (n->n_conns > 0 || c->distributed)
-            queue_raw(c, n, enc);
+        if (n->n_conns > 0 || f->by_id)
+            queue_raw(f, n, enc);
     }
 }
 
-size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+size_t cp_fanout_room(struct cp_fanout *f, const struct cp_member *members, size_t n_members,
                       const char *room_id, const char *exclude, const char *frame, size_t len,
                       int64_t seq)
 {
@@ -107,20 +114,20 @@ size_t cp_fanout_room(struct cp_ctx *c, const struct cp_member *members, size_t 
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
         return 0;
-    uint64_t gen = ++c->mark_gen;
+    uint64_t gen = ++f->mark_gen;
     size_t nodes = 0;
     for (size_t i = 0; i < n_members; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, members[i].user_id);
+        struct cp_user *u = cp_presence_user(f->presence, members[i].user_id);
         for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = conn_node(c, u->conns[j]);
+            struct cp_node *n = conn_node(f, u->conns[j]);
             if (n == NULL || n->mark == gen)
                 continue;
             n->mark = gen;
-            queue_raw(c, n, &enc);
+            queue_raw(f, n, &enc);
             nodes++;
         }
         if (u != NULL && (exclude == NULL || strcmp(u->id, exclude) != 0))
-            c->messages_delivered += (int64_t)u->n_conns;
+            f->messages_delivered += (int64_t)u->n_conns;
     }
     cp_buf_fini(&enc);
     return nodes;
@@ -136,8 +143,9 @@ static size_t slot_index(const char *room_id)
 
 /* Recomputes `sl` for `room_id` from the members' connections; false on ENOMEM (then the
  * slot is left empty). */
-static bool slot_fill(struct cp_ctx *c, struct cp_fanout_slot *sl, const struct cp_member *members,
-                      size_t n_members, uint64_t members_rev, const char *room_id)
+static bool slot_fill(struct cp_fanout *f, struct cp_fanout_slot *sl,
+                      const struct cp_member *members, size_t n_members, uint64_t members_rev,
+                      const char *room_id)
 {
     if (sl->room_id == NULL || strcmp(sl->room_id, room_id) != 0) {
         free(sl->room_id);
@@ -148,11 +156,11 @@ static bool slot_fill(struct cp_ctx *c, struct cp_fanout_slot *sl, const struct 
     sl->members_rev = 0;
     sl->n_nodes = 0;
     sl->conns = 0;
-    uint64_t gen = ++c->mark_gen;
+    uint64_t gen = ++f->mark_gen;
     for (size_t i = 0; i < n_members; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, members[i].user_id);
+        struct cp_user *u = cp_presence_user(f->presence, members[i].user_id);
         for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = conn_node(c, u->conns[j]);
+            struct cp_node *n = conn_node(f, u->conns[j]);
             if (n == NULL || n->mark == gen)
                 continue;
             n->mark = gen;
@@ -172,21 +180,21 @@ static bool slot_fill(struct cp_ctx *c, struct cp_fanout_slot *sl, const struct 
             sl->conns += (int64_t)u->n_conns;
     }
     sl->members_rev = members_rev;
-    sl->conn_gen = c->presence.conn_gen;
+    sl->conn_gen = f->presence->conn_gen;
     return true;
 }
 
-size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, size_t n_members,
+size_t cp_fanout_room_cached(struct cp_fanout *f, const struct cp_member *members, size_t n_members,
                              uint64_t members_rev, const char *room_id, const char *frame,
                              size_t len, int64_t seq)
 {
-    if (members_rev == 0 || c->distributed)
-        return cp_fanout_room(c, members, n_members, room_id, NULL, frame, len, seq);
-    struct cp_fanout_slot *sl = &c->fanout_cache[slot_index(room_id)];
+    if (members_rev == 0 || f->by_id)
+        return cp_fanout_room(f, members, n_members, room_id, NULL, frame, len, seq);
+    struct cp_fanout_slot *sl = &f->cache[slot_index(room_id)];
     bool hit = sl->room_id != NULL && sl->members_rev == members_rev &&
-               sl->conn_gen == c->presence.conn_gen && strcmp(sl->room_id, room_id) == 0;
-    if (!hit && !slot_fill(c, sl, members, n_members, members_rev, room_id))
-        return cp_fanout_room(c, members, n_members, room_id, NULL, frame, len, seq);
+               sl->conn_gen == f->presence->conn_gen && strcmp(sl->room_id, room_id) == 0;
+    if (!hit && !slot_fill(f, sl, members, n_members, members_rev, room_id))
+        return cp_fanout_room(f, members, n_members, room_id, NULL, frame, len, seq);
     Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
     d.room_id = (char *)room_id;
     d.frame.data = (uint8_t *)frame;
@@ -195,22 +203,22 @@ size_t cp_fanout_room_cached(struct cp_ctx *c, const struct cp_member *members, 
     Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
     item.delivery = &d;
-    struct cp_buf *enc = &c->scratch_enc;
+    struct cp_buf *enc = &f->scratch_enc;
     cp_buf_reset(enc);
     cp_node_encode_item(enc, &item);
     if (enc->failed) {
         SB_LOG_ERROR("cp", "out of memory encoding a delivery", NULL);
-        cp_ctx_scratch_done(enc);
+        cp_fanout_scratch_done(enc);
         return 0;
     }
     for (size_t k = 0; k < sl->n_nodes; k++)
-        queue_raw(c, sl->nodes[k], enc);
-    cp_ctx_scratch_done(enc);
-    c->messages_delivered += sl->conns;
+        queue_raw(f, sl->nodes[k], enc);
+    cp_fanout_scratch_done(enc);
+    f->messages_delivered += sl->conns;
     return sl->n_nodes;
 }
 
-void cp_ctx_scratch_done(struct cp_buf *b)
+void cp_fanout_scratch_done(struct cp_buf *b)
 {
     if (b->cap > (1u << 20) || b->failed)
         cp_buf_fini(b);
@@ -218,29 +226,29 @@ void cp_ctx_scratch_done(struct cp_buf *b)
         cp_buf_reset(b);
 }
 
-void cp_fanout_cache_fini(struct cp_ctx *c)
+void cp_fanout_fini(struct cp_fanout *f)
 {
-    cp_buf_fini(&c->scratch_frame);
-    cp_buf_fini(&c->scratch_enc);
+    cp_buf_fini(&f->scratch_frame);
+    cp_buf_fini(&f->scratch_enc);
     for (size_t i = 0; i < CP_FANOUT_SLOTS; i++) {
-        free(c->fanout_cache[i].room_id);
-        free(c->fanout_cache[i].nodes);
-        memset(&c->fanout_cache[i], 0, sizeof(c->fanout_cache[i]));
+        free(f->cache[i].room_id);
+        free(f->cache[i].nodes);
+        memset(&f->cache[i], 0, sizeof(f->cache[i]));
     }
 }
 
-size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_users,
+size_t cp_fanout_users(struct cp_fanout *f, const char *const *users, size_t n_users,
                        const char *frame, size_t len)
 {
     /* Group the users by node: mark the nodes, then build one id list per node. */
-    uint64_t gen = ++c->mark_gen;
+    uint64_t gen = ++f->mark_gen;
     struct cp_node **nodes = NULL;
     char **ids = NULL;
     size_t n_nodes = 0, cap = 0, conns = 0;
     for (size_t i = 0; i < n_users; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+        struct cp_user *u = cp_presence_user(f->presence, users[i]);
         for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = conn_node(c, u->conns[j]);
+            struct cp_node *n = conn_node(f, u->conns[j]);
             conns++;
             if (n == NULL || n->mark == gen)
                 continue;
@@ -264,9 +272,9 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
     for (size_t k = 0; k < n_nodes; k++) {
         size_t n_ids = 0;
         for (size_t i = 0; i < n_users; i++) {
-            struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+            struct cp_user *u = cp_presence_user(f->presence, users[i]);
             for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-                if (conn_node(c, u->conns[j]) == nodes[k]) {
+                if (conn_node(f, u->conns[j]) == nodes[k]) {
                     ids[n_ids++] = (char *)users[i];
                     break;
                 }
@@ -279,23 +287,23 @@ size_t cp_fanout_users(struct cp_ctx *c, const char *const *users, size_t n_user
         d.frame.len = len;
         struct cp_buf enc;
         if (encode_delivery(&enc, &d)) {
-            queue_raw(c, nodes[k], &enc);
+            queue_raw(f, nodes[k], &enc);
             cp_buf_fini(&enc);
         }
     }
-    c->messages_delivered += (int64_t)conns;
+    f->messages_delivered += (int64_t)conns;
 out:
     free(ids);
     free(nodes);
     return conns;
 }
 
-size_t cp_fanout_count_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude)
+size_t cp_fanout_count_everyone(struct cp_fanout *f, const char *const *exclude, size_t n_exclude)
 {
     /* Every connection, minus those of excluded users (each user counted once). */
-    size_t total = c->presence.n_conns;
+    size_t total = f->presence->n_conns;
     for (size_t i = 0; i < n_exclude; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, exclude[i]);
+        struct cp_user *u = cp_presence_user(f->presence, exclude[i]);
         if (u == NULL || u->n_conns == 0)
             continue;
         bool seen = false;
@@ -307,18 +315,18 @@ size_t cp_fanout_count_everyone(struct cp_ctx *c, const char *const *exclude, si
     return total;
 }
 
-size_t cp_fanout_count_users(struct cp_ctx *c, const char *const *users, size_t n_users)
+size_t cp_fanout_count_users(struct cp_fanout *f, const char *const *users, size_t n_users)
 {
     size_t conns = 0;
     for (size_t i = 0; i < n_users; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, users[i]);
+        struct cp_user *u = cp_presence_user(f->presence, users[i]);
         if (u != NULL)
             conns += u->n_conns;
     }
     return conns;
 }
 
-size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n_exclude,
+size_t cp_fanout_everyone(struct cp_fanout *f, const char *const *exclude, size_t n_exclude,
                           const char *frame, size_t len)
 {
     Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
@@ -330,20 +338,20 @@ size_t cp_fanout_everyone(struct cp_ctx *c, const char *const *exclude, size_t n
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
         return 0;
-    queue_all_nodes(c, &enc);
+    queue_all_nodes(f, &enc);
     cp_buf_fini(&enc);
-    size_t total = cp_fanout_count_everyone(c, exclude, n_exclude);
-    c->messages_delivered += (int64_t)total;
+    size_t total = cp_fanout_count_everyone(f, exclude, n_exclude);
+    f->messages_delivered += (int64_t)total;
     return total;
 }
 
-bool cp_fanout_rooms(struct cp_ctx *c, const char *const *rooms, size_t n_rooms,
+bool cp_fanout_rooms(struct cp_fanout *f, const char *const *rooms, size_t n_rooms,
                      const char *exclude, const char *frame, size_t len)
 {
     struct sb_map_iter it;
     struct sb_map_entry *e;
-    sb_map_iter_init(&c->nodes, &it);
-    while ((e = sb_map_iter_next(&c->nodes, &it)) != NULL)
+    sb_map_iter_init(f->nodes, &it);
+    while ((e = sb_map_iter_next(f->nodes, &it)) != NULL)
         if (!((struct cp_node *)e->value)->room_ids)
             return false;
     if (n_rooms == 0)
@@ -356,15 +364,15 @@ bool cp_fanout_rooms(struct cp_ctx *c, const char *const *rooms, size_t n_rooms,
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
         return true; /* logged; as if sent, like the other fan-outs */
-    queue_all_nodes(c, &enc);
+    queue_all_nodes(f, &enc);
     cp_buf_fini(&enc);
     return true;
 }
 
-bool cp_fanout_connection(struct cp_ctx *c, const struct cp_conn *conn, const char *frame,
+bool cp_fanout_connection(struct cp_fanout *f, const struct cp_conn *conn, const char *frame,
                           size_t len)
 {
-    struct cp_node *n = conn_node(c, conn);
+    struct cp_node *n = conn_node(f, conn);
     if (n == NULL)
         return false;
     Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
@@ -376,15 +384,15 @@ bool cp_fanout_connection(struct cp_ctx *c, const struct cp_conn *conn, const ch
     struct cp_buf enc;
     if (!encode_delivery(&enc, &d))
         return false;
-    queue_raw(c, n, &enc);
+    queue_raw(f, n, &enc);
     cp_buf_fini(&enc);
-    c->messages_delivered++;
+    f->messages_delivered++;
     return true;
 }
 
-bool cp_fanout_kick(struct cp_ctx *c, const struct cp_conn *conn, const char *reason)
+bool cp_fanout_kick(struct cp_fanout *f, const struct cp_conn *conn, const char *reason)
 {
-    struct cp_node *n = conn_node(c, conn);
+    struct cp_node *n = conn_node(f, conn);
     if (n == NULL)
         return false;
     Switchboard__Internal__V1__Kick k = SWITCHBOARD__INTERNAL__V1__KICK__INIT;
@@ -393,25 +401,25 @@ bool cp_fanout_kick(struct cp_ctx *c, const struct cp_conn *conn, const char *re
     Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_KICK;
     item.kick = &k;
-    cp_fanout_queue(c, n, &item);
+    cp_fanout_queue(f, n, &item);
     return true;
 }
 
-void cp_fanout_membership(struct cp_ctx *c, const char *user_id, const char *room_id, bool added)
+void cp_fanout_membership(struct cp_fanout *f, const char *user_id, const char *room_id, bool added)
 {
-    cp_fanout_membership_rev(c, user_id, room_id, added, ++c->membership_rev);
+    cp_fanout_membership_rev(f, user_id, room_id, added, ++f->membership_rev);
 }
 
-void cp_fanout_membership_rev(struct cp_ctx *c, const char *user_id, const char *room_id,
+void cp_fanout_membership_rev(struct cp_fanout *f, const char *user_id, const char *room_id,
                               bool added, int64_t revision)
 {
-    cp_fanout_membership_item(c, user_id, room_id, NULL, added, revision);
+    cp_fanout_membership_item(f, user_id, room_id, NULL, added, revision);
 }
 
-void cp_fanout_membership_item(struct cp_ctx *c, const char *user_id, const char *room_id,
+void cp_fanout_membership_item(struct cp_fanout *f, const char *user_id, const char *room_id,
                                const char *channel_id, bool added, int64_t revision)
 {
-    struct cp_user *u = cp_presence_user(&c->presence, user_id);
+    struct cp_user *u = cp_presence_user(f->presence, user_id);
     if (u == NULL || u->n_conns == 0)
         return;
     Switchboard__Internal__V1__Membership m = SWITCHBOARD__INTERNAL__V1__MEMBERSHIP__INIT;
@@ -425,12 +433,12 @@ void cp_fanout_membership_item(struct cp_ctx *c, const char *user_id, const char
     Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP;
     item.membership = &m;
-    uint64_t gen = ++c->mark_gen;
+    uint64_t gen = ++f->mark_gen;
     for (size_t j = 0; j < u->n_conns; j++) {
-        struct cp_node *n = conn_node(c, u->conns[j]);
+        struct cp_node *n = conn_node(f, u->conns[j]);
         if (n == NULL || n->mark == gen)
             continue;
         n->mark = gen;
-        cp_fanout_queue(c, n, &item);
+        cp_fanout_queue(f, n, &item);
     }
 }

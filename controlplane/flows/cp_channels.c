@@ -14,7 +14,6 @@
 #include "cp_glob.h"
 #include "cp_json.h"
 #include "cp_keys.h"
-#include "cp_watch.h"
 #include "sb_id.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -74,7 +73,7 @@ static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
 static void send_membership(struct cp_ctx *c, const char *user_id, const char *channel_id,
                             bool added, int64_t revision)
 {
-    cp_fanout_membership_item(c, user_id, NULL, channel_id, added, revision);
+    cp_fanout_membership_item(&c->fan, user_id, NULL, channel_id, added, revision);
 }
 
 static json_t *meta_json(const struct cp_kv *meta, size_t n)
@@ -132,7 +131,7 @@ void cp_channels_frame(struct cp_buf *b, const char *id, const char *channel_id,
 static size_t deliver(struct cp_ctx *c, const char *channel_id, const char *const *users,
                       size_t n_users, bool all, const char *frame, size_t len)
 {
-    uint64_t gen = ++c->mark_gen;
+    uint64_t gen = ++c->fan.mark_gen;
     struct cp_node **nodes = NULL;
     char **ids = NULL;
     size_t n_nodes = 0, cap = 0, conns = 0;
@@ -184,9 +183,9 @@ static size_t deliver(struct cp_ctx *c, const char *channel_id, const char *cons
         ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
         item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
         item.delivery = &d;
-        cp_fanout_queue(c, nodes[k], &item);
+        cp_fanout_queue(&c->fan, nodes[k], &item);
     }
-    c->messages_delivered += (int64_t)conns;
+    c->fan.messages_delivered += (int64_t)conns;
 out:
     free(ids);
     free(nodes);
@@ -1373,8 +1372,9 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     if (n_users > 0)
         deliver(op->c, op->ch, users, n_users, n_users == n, b.data, b.len);
     op->c->messages_published++;
-    cp_watch_channel_message(op->c, op->ch, op->id, op->user, op->data, op->data_len, op->meta,
-                             op->n_meta, now); /* WatchEvents: "channel_message" */
+    if (op->c->hooks.channel_message != NULL)
+        op->c->hooks.channel_message(op->c->hooks.ud, op->ch, op->id, op->user, op->data,
+                                     op->data_len, op->meta, op->n_meta, now);
     cp_buf_fini(&b);
     free(users);
     pub_finish(op, st, op->id);

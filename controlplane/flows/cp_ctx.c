@@ -1,14 +1,10 @@
-/* Lifetime of the shared state and the timer tick. */
+/* Lifetime of the shared state, and the timers the composition root registers. */
 #include "cp_ctx.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "cp_channels.h"
-#include "cp_peer.h"
-#include "cp_retention.h"
-#include "cp_store_etcd.h"
-#include "cp_users.h"
 
 enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct cp_store *store)
 {
@@ -19,6 +15,7 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
     cp_presence_init(&c->presence);
     cp_typing_init(&c->typing, set->typing_timeout_ms);
     sb_map_init(&c->nodes);
+    cp_fanout_init(&c->fan, &c->presence, &c->nodes);
     sb_map_init(&c->idem);
     return SB_OK;
 }
@@ -26,7 +23,7 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
 void cp_ctx_fini(struct cp_ctx *c)
 {
     cp_idem_fini(c);
-    cp_fanout_cache_fini(c);
+    cp_fanout_fini(&c->fan);
     cp_channels_fini(c);
     cp_typing_fini(&c->typing);
     cp_presence_fini(&c->presence);
@@ -36,24 +33,30 @@ void cp_ctx_fini(struct cp_ctx *c)
     c->store = NULL;
 }
 
+enum sb_err cp_ctx_add_timer(struct cp_ctx *c, cp_timer_fn *tick, cp_deadline_fn *next, void *ud)
+{
+    if (c->n_timers >= CP_TIMERS_MAX)
+        return SB_EFULL;
+    c->timers[c->n_timers].tick = tick;
+    c->timers[c->n_timers].next = next;
+    c->timers[c->n_timers].ud = ud;
+    c->n_timers++;
+    return SB_OK;
+}
+
 void cp_ctx_tick(struct cp_ctx *c, int64_t mono_ms)
 {
-    cp_users_tick(c, mono_ms);
-    cp_retention_tick(c, mono_ms);
-    if (c->distributed && c->store != NULL) {
-        cp_store_etcd_tick(c->store, mono_ms);
-        cp_peer_tick(c, mono_ms);
-    }
+    for (size_t i = 0; i < c->n_timers; i++)
+        c->timers[i].tick(c->timers[i].ud, mono_ms);
 }
 
 int64_t cp_ctx_next_deadline(const struct cp_ctx *c)
 {
-    int64_t a = cp_typing_next_deadline(&c->typing);
-    int64_t b = cp_presence_next_deadline(&c->presence);
-    int64_t r = cp_retention_next_deadline(c);
-    if (a == 0 || (b != 0 && b < a))
-        a = b;
-    if (a == 0 || (r != 0 && r < a))
-        a = r;
+    int64_t a = 0;
+    for (size_t i = 0; i < c->n_timers; i++) {
+        int64_t d = c->timers[i].next != NULL ? c->timers[i].next(c->timers[i].ud) : 0;
+        if (d != 0 && (a == 0 || d < a))
+            a = d;
+    }
     return a;
 }

@@ -20,7 +20,7 @@ bool cp_dist_announces_presence(const struct cp_ctx *c)
 
 static void on_member(void *ud, const char *room_id, const char *user_id, bool added, int64_t rev)
 {
-    cp_fanout_membership_rev(ud, user_id, room_id, added, rev);
+    cp_fanout_membership_rev(&((struct cp_ctx *)ud)->fan, user_id, room_id, added, rev);
 }
 
 static void on_conn(void *ud, const char *node_id, const char *user_id, const char *conn_id,
@@ -89,7 +89,7 @@ static void readopted(void *arg, const struct cp_status *st, int64_t lease, bool
         Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
         item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_ADOPTED;
         item.adopted = &a;
-        cp_fanout_queue(r->c, n, &item);
+        cp_fanout_queue(&r->c->fan, n, &item);
         SB_LOG_INFO("cp", "node lease re-granted after loss", "node=%s lease=%lld", r->node_id,
                     (long long)lease);
     }
@@ -124,7 +124,7 @@ static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_m
         SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld", m->room_id,
                      (long long)m->seq);
     else
-        cp_fanout_room(c, members, n_members, m->room_id, NULL, b.data, b.len, m->seq);
+        cp_fanout_room(&c->fan, members, n_members, m->room_id, NULL, b.data, b.len, m->seq);
     cp_buf_fini(&b);
 }
 

@@ -193,7 +193,7 @@ static void upd_fanout(void *arg, const struct cp_status *st, const struct cp_me
             SB_LOG_ERROR("cp", "out of memory building an update frame", "room=%s id=%s",
                          u->room_id, u->message_id);
         else
-            cp_fanout_room(u->c, members, n, u->room_id, NULL, b.data, b.len, 0);
+            cp_fanout_room(&u->c->fan, members, n, u->room_id, NULL, b.data, b.len, 0);
         cp_buf_fini(&b);
     }
     struct cp_status ok;

@@ -9,7 +9,6 @@
 #include <jansson.h>
 
 #include "cp_json.h"
-#include "cp_peer.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -39,7 +38,7 @@ static void create_done(void *arg, const struct cp_status *st, const struct cp_r
 {
     struct create_op *op = arg;
     if (st->code == SB_CODE_NONE && room->owner_id[0] != '\0' && !op->c->distributed)
-        cp_fanout_membership(op->c, room->owner_id, room->id, true);
+        cp_fanout_membership(&op->c->fan, room->owner_id, room->id, true);
     op->cb(op->arg, st, room);
     free(op);
 }
@@ -72,7 +71,7 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
     struct delete_op *op = arg;
     if (st->code == SB_CODE_NONE) {
         for (size_t i = 0; i < n && !op->c->distributed; i++)
-            cp_fanout_membership(op->c, members[i].user_id, op->room_id, false);
+            cp_fanout_membership(&op->c->fan, members[i].user_id, op->room_id, false);
         cp_typing_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
         /* Bans die with the room: a room created again with the id starts clean. */
         char prefix[CP_ROOMS_KEY_MAX];
@@ -151,13 +150,13 @@ static void join_added(void *arg, const struct cp_status *st, const struct cp_jo
         /* Membership first: the joiner's nodes index the room before any delivery (etcd
          * mode: sent from the watch, which the store's barrier already passed). */
         if (!op->c->distributed)
-            cp_fanout_membership(op->c, op->user_id, op->room_id, true);
+            cp_fanout_membership(&op->c->fan, op->user_id, op->room_id, true);
         struct cp_buf b;
         cp_buf_init(&b);
         cp_json_membership(&b, "join", op->room_id, op->user_id, sb_time_now_ms());
         if (!b.failed)
-            cp_fanout_room(op->c, res->members, res->n_members, op->room_id, op->user_id, b.data,
-                           b.len, 0);
+            cp_fanout_room(&op->c->fan, res->members, res->n_members, op->room_id, op->user_id,
+                           b.data, b.len, 0);
         cp_buf_fini(&b);
         if (res->created_room)
             SB_LOG_INFO("cp", "room auto-created", "room=%s owner=%s", op->room_id, op->user_id);
@@ -298,18 +297,18 @@ static void leave_done(void *arg, const struct cp_status *st, const struct cp_me
     if (st->code == SB_CODE_NONE) {
         struct cp_ctx *c = op->c;
         if (!c->distributed)
-            cp_fanout_membership(c, op->user_id, op->room_id, false);
+            cp_fanout_membership(&c->fan, op->user_id, op->room_id, false);
         struct cp_buf b;
         cp_buf_init(&b);
         if (cp_typing_stop(&c->typing, op->room_id, op->user_id)) {
             cp_json_typing(&b, op->room_id, op->user_id, false);
             if (!b.failed)
-                cp_fanout_room(c, members, n, op->room_id, op->user_id, b.data, b.len, 0);
+                cp_fanout_room(&c->fan, members, n, op->room_id, op->user_id, b.data, b.len, 0);
             cp_buf_reset(&b);
         }
         cp_json_membership(&b, "leave", op->room_id, op->user_id, sb_time_now_ms());
         if (!b.failed)
-            cp_fanout_room(c, members, n, op->room_id, op->user_id, b.data, b.len, 0);
+            cp_fanout_room(&c->fan, members, n, op->room_id, op->user_id, b.data, b.len, 0);
         cp_buf_fini(&b);
     }
     op->cb(op->arg, st);
@@ -365,7 +364,7 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     c->messages_published++;
-    struct cp_buf *fb = &c->scratch_frame;
+    struct cp_buf *fb = &c->fan.scratch_frame;
     cp_buf_reset(fb);
     cp_json_message(fb, res->message);
     if (fb->failed) {
@@ -373,10 +372,10 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
                      res->message->room_id, (long long)res->message->seq);
     } else {
-        cp_fanout_room_cached(c, res->members, res->n_members, res->members_rev,
+        cp_fanout_room_cached(&c->fan, res->members, res->n_members, res->members_rev,
                               res->message->room_id, fb->data, fb->len, res->message->seq);
     }
-    cp_ctx_scratch_done(fb);
+    cp_fanout_scratch_done(fb);
     op->cb(op->arg, st, res->message->id, res->message->seq);
     free(op);
 }
@@ -385,8 +384,8 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
                       void *arg)
 {
     struct cp_status st;
-    if (c->distributed) {
-        cp_peer_publish(c, p, cb, arg);
+    if (c->publish_via != NULL) {
+        c->publish_via(c, p, cb, arg);
         return;
     }
     struct publish_op *op = malloc(sizeof(*op));
@@ -444,7 +443,7 @@ static void notice_members(void *arg, const struct cp_status *st, const struct c
 {
     struct notice_op *op = arg;
     if (st->code == SB_CODE_NONE)
-        cp_fanout_room(op->c, members, n, op->room_id, NULL, op->frame, op->len, 0);
+        cp_fanout_room(&op->c->fan, members, n, op->room_id, NULL, op->frame, op->len, 0);
     free(op->room_id);
     free(op);
 }

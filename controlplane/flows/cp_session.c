@@ -118,7 +118,6 @@ static void listed(void *arg, const struct cp_status *st, const struct cp_doc *d
 
 void cp_session_tick(struct cp_ctx *c, int64_t mono_ms)
 {
-    cp_once_tick(c, mono_ms);
     if (c->store == NULL || c->store->ops->doc_list == NULL || c->stopping)
         return;
     int64_t every = c->set.session_ttl_ms;

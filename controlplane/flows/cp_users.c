@@ -14,7 +14,6 @@
 #include "cp_dist.h"
 #include "cp_json.h"
 #include "cp_session.h"
-#include "cp_watch.h"
 #include "sb_ident.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -89,7 +88,7 @@ static void peers_done(void *arg, const struct cp_status *st, const char *const 
 {
     struct frame_op *op = arg;
     if (st->code == SB_CODE_NONE && n > 0)
-        cp_fanout_users(op->c, ids, n, op->frame, op->len);
+        cp_fanout_users(&op->c->fan, ids, n, op->frame, op->len);
     else if (st->code != SB_CODE_NONE)
         SB_LOG_WARN("cp", "presence not announced", "user=%s code=%s", op->user_id,
                     sb_code_name(st->code));
@@ -105,7 +104,7 @@ static void rooms_done(void *arg, const struct cp_status *st, const char *const 
     if (st->code != SB_CODE_NONE) {
         SB_LOG_WARN("cp", "presence not announced", "user=%s code=%s", op->user_id,
                     sb_code_name(st->code));
-    } else if (!cp_fanout_rooms(op->c, ids, n, op->user_id, op->frame, op->len)) {
+    } else if (!cp_fanout_rooms(&op->c->fan, ids, n, op->user_id, op->frame, op->len)) {
         op->c->store->ops->user_peers(op->c->store, op->user_id, peers_done, op);
         return;
     }
@@ -117,7 +116,8 @@ static void rooms_done(void *arg, const struct cp_status *st, const char *const 
 static void announce_view(struct cp_ctx *c, const struct cp_presence_view *v)
 {
     const struct cp_user *u = cp_presence_user(&c->presence, v->user_id);
-    cp_watch_presence(c, v, u != NULL ? (int)u->n_conns : 0); /* WatchEvents "presence" */
+    if (c->hooks.presence != NULL)
+        c->hooks.presence(c->hooks.ud, v, u != NULL ? (int)u->n_conns : 0);
     struct cp_buf b;
     cp_buf_init(&b);
     cp_json_presence(&b, v);
@@ -475,7 +475,7 @@ static void typing_frame(struct cp_ctx *c, const struct cp_member *members, size
     cp_buf_init(&b);
     cp_json_typing(&b, room_id, user_id, typing);
     if (!b.failed)
-        cp_fanout_room(c, members, n, room_id, user_id, b.data, b.len, 0);
+        cp_fanout_room(&c->fan, members, n, room_id, user_id, b.data, b.len, 0);
     cp_buf_fini(&b);
 }
 
@@ -521,7 +521,7 @@ static void room_frame_done(void *arg, const struct cp_status *st, const struct 
 {
     struct frame_op *op = arg;
     if (st->code == SB_CODE_NONE)
-        cp_fanout_room(op->c, members, n, op->room_id, op->user_id, op->frame, op->len, 0);
+        cp_fanout_room(&op->c->fan, members, n, op->room_id, op->user_id, op->frame, op->len, 0);
     frame_op_free(op);
 }
 
@@ -1285,4 +1285,11 @@ void cp_users_tick(struct cp_ctx *c, int64_t mono_ms)
     while ((u = cp_presence_grace_due(&c->presence, mono_ms)) != NULL)
         went_offline(c, u);
     idle_scan(c);
+}
+
+int64_t cp_users_next_deadline(const struct cp_ctx *c)
+{
+    int64_t a = cp_typing_next_deadline(&c->typing);
+    int64_t b = cp_presence_next_deadline(&c->presence);
+    return a == 0 || (b != 0 && b < a) ? b : a;
 }

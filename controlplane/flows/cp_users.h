@@ -85,6 +85,9 @@ void cp_users_announce(struct cp_ctx *c, struct cp_user *u);
  * presence timeout (announcing replica only). */
 void cp_users_tick(struct cp_ctx *c, int64_t mono_ms);
 
+/* Monotonic ms of the next typing expiry or presence grace end, 0 when none. */
+int64_t cp_users_next_deadline(const struct cp_ctx *c);
+
 /* Delivers typing:false for (room, user) to the room's other members and removes the typing
  * document. */
 void cp_users_typing_stopped(void *ctx, const char *room_id, const char *user_id);

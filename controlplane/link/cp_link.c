@@ -73,7 +73,7 @@ static void list_remove(struct stream *s)
 static void stream_free(struct stream *s)
 {
     /* Off the flush list: it may still name this node. */
-    struct cp_node **pp = &s->c->dirty_head;
+    struct cp_node **pp = &s->c->fan.dirty_head;
     while (*pp != NULL) {
         if (*pp == &s->node) {
             *pp = s->node.dirty_next;

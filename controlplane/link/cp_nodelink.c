@@ -98,7 +98,7 @@ static void queue_reply(struct cp_ctx *c, struct cp_node *n, uint64_t request_id
     ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_REPLY;
     item.reply = &r;
-    cp_fanout_queue(c, n, &item);
+    cp_fanout_queue(&c->fan, n, &item);
 }
 
 static void reply_error(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
@@ -457,7 +457,7 @@ static void send_conn_opened(struct op *op, const struct cp_status *st, const ch
     ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_CONN_OPENED;
     item.conn_opened = &o;
-    cp_fanout_queue(op->c, op->n, &item);
+    cp_fanout_queue(&op->c->fan, op->n, &item);
     op_finish(op);
 }
 
@@ -682,7 +682,7 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
     ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_WELCOME;
     item.welcome = &w;
-    cp_fanout_queue(c, n, &item);
+    cp_fanout_queue(&c->fan, n, &item);
     SB_LOG_INFO("cp", "node linked", "node=%s address=%s version=\"%s\"", n->id, n->address,
                 n->version);
     done(arg, NULL);
@@ -716,7 +716,7 @@ static void queue_adopted(struct cp_ctx *c, struct cp_node *n, int64_t lease, bo
     ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
     item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_ADOPTED;
     item.adopted = &a;
-    cp_fanout_queue(c, n, &item);
+    cp_fanout_queue(&c->fan, n, &item);
 }
 
 static void adopted(void *arg, const struct cp_status *st, int64_t lease, bool renewed)

@@ -309,8 +309,8 @@ static void appended(void *arg, const struct cp_status *st, const struct cp_appe
                 SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
                              res->message->room_id, (long long)res->message->seq);
             else
-                cp_fanout_room(c, res->members, res->n_members, res->message->room_id, NULL, b.data,
-                               b.len, res->message->seq);
+                cp_fanout_room(&c->fan, res->members, res->n_members, res->message->room_id, NULL,
+                               b.data, b.len, res->message->seq);
             cp_buf_fini(&b);
         }
         finish(pr, st, res->message->id, res->message->seq);

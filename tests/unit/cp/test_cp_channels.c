@@ -144,7 +144,7 @@ static int setup(void **state)
     cp_users_conn_open(&f->c, &f->b, "c-a2", "alice", "s", "websocket", 1, ignore_rooms, NULL);
     cp_users_conn_open(&f->c, &f->b, "c-b1", "bob", "s", "websocket", 1, ignore_rooms, NULL);
     cp_users_conn_open(&f->c, &f->a, "c-c1", "carol", "s", "websocket", 1, ignore_rooms, NULL);
-    while (cp_ctx_pop_dirty(&f->c) != NULL)
+    while (cp_fanout_pop_dirty(&f->c.fan) != NULL)
         ;
     cp_node_consume(&f->a, f->a.out.len);
     cp_node_consume(&f->b, f->b.out.len);

@@ -115,8 +115,8 @@ static size_t publish(struct fixture *f, const char *room)
     f->c.store->ops->message_append(f->c.store, &draft, NULL, 100, appended, f);
     assert_true(f->rev != 0);
     size_t cached =
-        cp_fanout_room_cached(&f->c, f->members, f->n_members, f->rev, room, "{}", 2, f->seq);
-    size_t plain = cp_fanout_room(&f->c, f->members, f->n_members, room, NULL, "{}", 2, f->seq);
+        cp_fanout_room_cached(&f->c.fan, f->members, f->n_members, f->rev, room, "{}", 2, f->seq);
+    size_t plain = cp_fanout_room(&f->c.fan, f->members, f->n_members, room, NULL, "{}", 2, f->seq);
     assert_int_equal(cached, plain);
     return cached;
 }
@@ -130,12 +130,12 @@ static void test_cache_follows_connections_and_members(void **state)
     assert_int_equal(publish(f, "r1"), 0); /* nobody connected */
     open_conn(f, "c-a", "alice", &f->n1);
     assert_int_equal(publish(f, "r1"), 1);
-    int64_t before = f->c.messages_delivered;
+    int64_t before = f->c.fan.messages_delivered;
     size_t len1 = f->n1.out.len;
     assert_int_equal(publish(f, "r1"), 1); /* cached: same answer, one Delivery more */
     assert_true(f->n1.out.len > len1);
     /* cached + plain each counted alice's connection once */
-    assert_int_equal(f->c.messages_delivered - before, 2);
+    assert_int_equal(f->c.fan.messages_delivered - before, 2);
     open_conn(f, "c-b", "bob", &f->n2);
     assert_int_equal(publish(f, "r1"), 2);
     open_conn(f, "c-b2", "bob", &f->n1);
@@ -179,7 +179,7 @@ static void test_unknown_rev_falls_back(void **state)
     open_conn(f, "c-a", "alice", &f->n1);
     publish(f, "r3");
     assert_int_equal(
-        cp_fanout_room_cached(&f->c, f->members, f->n_members, 0, "r3", "{}", 2, f->seq), 1);
+        cp_fanout_room_cached(&f->c.fan, f->members, f->n_members, 0, "r3", "{}", 2, f->seq), 1);
 }
 
 /* Presence by rooms (cp_fanout_rooms): one Delivery {room_ids, exclude_user_ids} to every node,
@@ -194,11 +194,11 @@ static void test_fanout_rooms_needs_every_node(void **state)
     open_conn(f, "c-b", "bob", &f->n2);
     const char *rooms[] = {"r1", "r2"};
     f->n1.room_ids = true;
-    assert_false(cp_fanout_rooms(&f->c, rooms, 2, "alice", "{}", 2)); /* dp-2 is older */
+    assert_false(cp_fanout_rooms(&f->c.fan, rooms, 2, "alice", "{}", 2)); /* dp-2 is older */
     assert_int_equal(f->n1.out.len, 0);
     assert_int_equal(f->n2.out.len, 0);
     f->n2.room_ids = true;
-    assert_true(cp_fanout_rooms(&f->c, rooms, 2, "alice", "{}", 2));
+    assert_true(cp_fanout_rooms(&f->c.fan, rooms, 2, "alice", "{}", 2));
     struct cp_node *nodes[] = {&f->n1, &f->n2};
     for (int k = 0; k < 2; k++) {
         Switchboard__Internal__V1__ControlBatch *b =
@@ -219,7 +219,7 @@ static void test_fanout_rooms_needs_every_node(void **state)
     }
     /* a user in no room: nothing to send, and not a reason to fall back */
     size_t l1 = f->n1.out.len;
-    assert_true(cp_fanout_rooms(&f->c, rooms, 0, "alice", "{}", 2));
+    assert_true(cp_fanout_rooms(&f->c.fan, rooms, 0, "alice", "{}", 2));
     assert_int_equal(f->n1.out.len, l1);
     sb_map_remove(&f->c.nodes, "dp-1");
     sb_map_remove(&f->c.nodes, "dp-2");

@@ -78,7 +78,7 @@ static void handle(struct fixture *f, struct cp_node *n, NodeItem *item)
     int before = f->done;
     cp_nodelink_handle(&f->c, n, item, done_fn, f);
     assert_int_equal(f->done, before + 1); /* memory store: inline */
-    while (cp_ctx_pop_dirty(&f->c) != NULL)
+    while (cp_fanout_pop_dirty(&f->c.fan) != NULL)
         ;
 }
 
@@ -260,7 +260,7 @@ static void test_nodelink_join_message_flow(void **state)
     b = take(&f->b);
     assert_int_equal(b->n_items, 1);
     switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
-    cp_ctx_tick(&f->c, sb_time_mono_ms() + 1000);
+    cp_users_tick(&f->c, sb_time_mono_ms() + 1000);
     b = take(&f->b);
     assert_int_equal(b->n_items, 1);
     assert_true(bytes_have(b->items[0]->delivery->frame, "\"typing\":false"));
