@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cp_channels.h"
-#include "cp_store_etcd.h"
 #include "switchboard/v1/connections.pb-c.h"
 
 struct stats {
@@ -35,7 +34,7 @@ static void add_node(struct stats *st, const char *id, const char *address, int6
     st->n++;
 }
 
-static void etcd_node(void *arg, const struct cp_store_etcd_node *n)
+static void cluster_node(void *arg, const struct cp_cluster_node *n)
 {
     struct stats *st = arg;
     struct cp_node *local = sb_map_get(&st->c->nodes, n->id);
@@ -53,7 +52,7 @@ static void etcd_node(void *arg, const struct cp_store_etcd_node *n)
              local ? local->messages_delivered : 0);
 }
 
-static void count_node(void *arg, const struct cp_store_etcd_node *n)
+static void count_node(void *arg, const struct cp_cluster_node *n)
 {
     (void)n;
     (*(size_t *)arg)++;
@@ -69,9 +68,9 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
 {
     struct stats st = {0};
     st.c = c;
-    if (c->distributed)
-        cp_store_etcd_nodes(c->store, count_node, &st.cap);
-    else
+    /* The cluster's node registry when it has one, else the nodes linked here. */
+    bool registry = c->cluster->ops->nodes(c->cluster, count_node, &st.cap);
+    if (!registry)
         st.cap = c->nodes.count;
     st.infos = st.cap ? calloc(st.cap, sizeof(*st.infos)) : NULL;
     st.ptrs = st.cap ? calloc(st.cap, sizeof(*st.ptrs)) : NULL;
@@ -81,8 +80,8 @@ static void reply(struct cp_ctx *c, struct cp_call *call, int64_t rooms, int64_t
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
         return;
     }
-    if (c->distributed) {
-        cp_store_etcd_nodes(c->store, etcd_node, &st);
+    if (registry) {
+        c->cluster->ops->nodes(c->cluster, cluster_node, &st);
     } else {
         struct sb_map_iter it;
         struct sb_map_entry *e;
@@ -131,8 +130,9 @@ static void channels_counted(void *arg, const struct cp_status *st, int64_t n)
         return;
     }
     rc->channels = n;
-    if (c->distributed) {
-        reply(c, rc->call, (int64_t)cp_store_etcd_room_count(c->store), n);
+    int64_t rooms = c->cluster->ops->room_count(c->cluster);
+    if (rooms >= 0) {
+        reply(c, rc->call, rooms, n);
         free(rc);
         return;
     }

@@ -42,6 +42,7 @@
 #include "cp_peer.h"
 #include "cp_rpc.h"
 #include "cp_rpc_peer.h"
+#include "cp_cluster_etcd.h"
 #include "cp_store_etcd.h"
 #include "cp_session.h"
 #include "cp_users.h"
@@ -72,17 +73,16 @@ struct cp_method {
     enum method_kind kind;
     const ProtobufCMessageDescriptor *req;
     cp_rpc_fn *fn; /* NULL: unimplemented */
-    int issue;     /* the issue it lands with, when unimplemented */
     void *handle;  /* from grpc_server_register_method */
 };
 
 #define RPC(svc, m, desc, fn)                                                                      \
     {                                                                                              \
-        "/switchboard.v1." svc "/" m, svc "." m, UNARY, &desc, fn, 0, NULL                         \
+        "/switchboard.v1." svc "/" m, svc "." m, UNARY, &desc, fn, NULL                            \
     }
 #define STREAM_RPC(svc, m, desc, fn)                                                               \
     {                                                                                              \
-        "/switchboard.v1." svc "/" m, svc "." m, STREAM, &desc, fn, 0, NULL                        \
+        "/switchboard.v1." svc "/" m, svc "." m, STREAM, &desc, fn, NULL                           \
     }
 
 static struct cp_method methods[] = {
@@ -175,12 +175,12 @@ static struct cp_method methods[] = {
     STREAM_RPC("Connections", "WatchEvents", switchboard__v1__watch_events_request__descriptor,
                cp_rpc_connections_watch),
     {"/grpc.health.v1.Health/Check", "Health.Check", UNARY,
-     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, 0, NULL},
+     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_check, NULL},
     {"/grpc.health.v1.Health/Watch", "Health.Watch", STREAM,
-     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_watch, 0, NULL},
-    {"/switchboard.internal.v1.NodeLink/Link", "NodeLink.Link", LINK, NULL, NULL, 0, NULL},
+     &grpc__health__v1__health_check_request__descriptor, cp_rpc_health_watch, NULL},
+    {"/switchboard.internal.v1.NodeLink/Link", "NodeLink.Link", LINK, NULL, NULL, NULL},
     {"/switchboard.internal.v1.Peer/Publish", "Peer.Publish", UNARY,
-     &switchboard__internal__v1__peer_publish_request__descriptor, cp_rpc_peer_publish, 0, NULL},
+     &switchboard__internal__v1__peer_publish_request__descriptor, cp_rpc_peer_publish, NULL},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -266,7 +266,7 @@ static void dispatch(struct cp_call *c)
         return;
     }
     if (m->fn == NULL) {
-        cp_status_unimplemented(m->name, m->issue, msg, sizeof(msg));
+        snprintf(msg, sizeof(msg), "unimplemented: %s", m->name);
         cp_call_status(c, GRPC_STATUS_UNIMPLEMENTED, msg);
         return;
     }
@@ -364,9 +364,10 @@ static int64_t retention_next(const void *c)
     return cp_retention_next_deadline(c);
 }
 
-static void store_tick(void *c, int64_t now)
+static void cluster_tick(void *c, int64_t now)
 {
-    cp_store_etcd_tick(((struct cp_ctx *)c)->store, now);
+    struct cp_cluster *cl = ((struct cp_ctx *)c)->cluster;
+    cl->ops->tick(cl, now);
 }
 
 static void peer_tick(void *c, int64_t now)
@@ -396,8 +397,8 @@ static void wire(struct cp_server *s)
     struct cp_ctx *c = &s->ctx;
     cp_ctx_add_timer(c, users_tick, users_next, c);
     cp_ctx_add_timer(c, retention_tick, retention_next, c);
+    cp_ctx_add_timer(c, cluster_tick, NULL, c);
     if (c->distributed) {
-        cp_ctx_add_timer(c, store_tick, NULL, c);
         cp_ctx_add_timer(c, peer_tick, NULL, c);
         c->publish_via = cp_peer_publish;
     }
@@ -479,12 +480,18 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
             .cp_id = s->ctx.id,
             .advertise = (o->advertise && o->advertise[0]) ? o->advertise : o->listen,
             .lease_ttl_ms = o->lease_ttl_ms > 0 ? o->lease_ttl_ms : 10000};
-        cp_dist_hooks(&s->ctx, &ec.hooks);
+        struct cp_cluster_hooks hooks;
+        cp_dist_hooks(&s->ctx, &hooks);
+        cp_cluster_etcd_hooks(&hooks, &ec.hooks);
         s->ctx.distributed = true;
         s->ctx.fan.by_id = true;
         s->ctx.lease_ttl_ms = ec.lease_ttl_ms;
         if (serr == SB_OK)
             serr = cp_store_etcd_open(&ec, s->handoff, &store);
+        if (serr == SB_OK && (s->ctx.cluster = cp_cluster_etcd_create(store)) == NULL) {
+            store->ops->destroy(store);
+            serr = SB_ENOMEM;
+        }
     } else {
         store = cp_store_memory_create();
         serr = store ? SB_OK : SB_ENOMEM;
@@ -636,6 +643,9 @@ void cp_server_stop(struct cp_server *s)
     cp_link_free_all(&s->ctx);
     cp_watch_free_all(&s->ctx);
     cp_peer_fini(&s->ctx);
+    if (s->ctx.distributed)
+        cp_cluster_etcd_destroy(s->ctx.cluster);
+    s->ctx.cluster = cp_cluster_single();
     cp_ctx_fini(&s->ctx);
     cp_handoff_destroy(s->handoff);
     pthread_mutex_destroy(&s->mu);

@@ -37,12 +37,6 @@ const char *cp_status_grpc_message(const struct cp_status *st, char *out, size_t
     return out;
 }
 
-const char *cp_status_unimplemented(const char *method, int issue, char *out, size_t out_len)
-{
-    snprintf(out, out_len, "unimplemented: %s lands with issue %d", method, issue);
-    return out;
-}
-
 bool cp_status_size_ok(struct cp_status *st, size_t len, int64_t max)
 {
     if (max <= 0 || (int64_t)len <= max)

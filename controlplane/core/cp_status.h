@@ -38,8 +38,4 @@ grpc_status_code cp_status_grpc_code(enum sb_code code);
  * exist") into `out`; returns `out`. */
 const char *cp_status_grpc_message(const struct cp_status *st, char *out, size_t out_len);
 
-/* Writes "unimplemented: Rooms.UpdateRoom lands with issue 4" into `out`; returns `out`. The
- * status code to use with it is GRPC_STATUS_UNIMPLEMENTED. `method` is "Service.Method". */
-const char *cp_status_unimplemented(const char *method, int issue, char *out, size_t out_len);
-
 #endif

@@ -116,4 +116,11 @@ void cp_fanout_membership_rev(struct cp_fanout *f, const char *user_id, const ch
 void cp_fanout_membership_item(struct cp_fanout *f, const char *user_id, const char *room_id,
                                const char *channel_id, bool added, int64_t revision);
 
+/* Sends the frame to the nodes hosting connections of `users`. When every subscriber is a
+ * receiver (`all`), each node gets Delivery{channel_id} and fans out through its channel
+ * index; otherwise Delivery{channel_id, user_ids: the receivers it hosts}, so a filtered-out
+ * subscriber's connections never see the frame. Returns the connections reached. */
+size_t cp_fanout_channel(struct cp_fanout *f, const char *channel_id, const char *const *users,
+                         size_t n_users, bool all, const char *frame, size_t len);
+
 #endif

@@ -244,3 +244,36 @@ void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p)
     ts_field(b, p->timestamp);
     cp_buf_putc(b, '}');
 }
+
+void cp_json_channel_message(struct cp_buf *b, const char *id, const char *channel_id,
+                             const char *user_id, const char *data, size_t data_len,
+                             const struct cp_kv *metadata, size_t n_metadata, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"message\",\"id\":");
+    cp_buf_json_str(b, id, strlen(id));
+    cp_buf_puts(b, ",\"channel_id\":");
+    cp_buf_json_str(b, channel_id, strlen(channel_id));
+    if (user_id != NULL && user_id[0] != '\0') {
+        cp_buf_puts(b, ",\"user_id\":");
+        cp_buf_json_str(b, user_id, strlen(user_id));
+    }
+    cp_buf_puts(b, ",\"data\":");
+    cp_buf_append(b, data, data_len);
+    if (n_metadata > 0) {
+        cp_buf_puts(b, ",\"metadata\":{");
+        for (size_t i = 0; i < n_metadata; i++) {
+            if (i > 0)
+                cp_buf_putc(b, ',');
+            const char *v = metadata[i].value ? metadata[i].value : "";
+            cp_buf_json_str(b, metadata[i].key, strlen(metadata[i].key));
+            cp_buf_putc(b, ':');
+            cp_buf_json_str(b, v, strlen(v));
+        }
+        cp_buf_putc(b, '}');
+    }
+    char t[SB_TIME_RFC3339_LEN];
+    size_t tn = sb_time_format_rfc3339(ts, t, sizeof(t));
+    cp_buf_puts(b, ",\"timestamp\":");
+    cp_buf_json_str(b, t, tn);
+    cp_buf_putc(b, '}');
+}

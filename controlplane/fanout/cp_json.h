@@ -57,4 +57,10 @@ struct cp_presence_view {
  *  ["activity":{..}],["availability"],"timestamp":..}. */
 void cp_json_presence(struct cp_buf *b, const struct cp_presence_view *p);
 
+/* The channel message frame: {"type":"message","id":..,"channel_id":..,"user_id":..,
+ * "data":..,"metadata":{..},"timestamp":".."}; user_id and metadata only when set. */
+void cp_json_channel_message(struct cp_buf *b, const char *id, const char *channel_id,
+                             const char *user_id, const char *data, size_t data_len,
+                             const struct cp_kv *metadata, size_t n_metadata, int64_t ts);
+
 #endif

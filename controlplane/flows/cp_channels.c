@@ -55,17 +55,6 @@ static void copy_id(char dst[SB_IDENT_MAX + 1], const char *src)
     snprintf(dst, SB_IDENT_MAX + 1, "%s", src != NULL ? src : "");
 }
 
-/* The node that reaches a connection (memory mode: its stream; etcd mode: by node id when the
- * node is linked here). */
-static struct cp_node *conn_node(struct cp_ctx *c, const struct cp_conn *conn)
-{
-    if (conn->node != NULL)
-        return conn->node;
-    if (conn->node_id == NULL || conn->node_id[0] == '\0')
-        return NULL;
-    return sb_map_get(&c->nodes, conn->node_id);
-}
-
 /* Membership{user, channel, added, revision} to every node hosting one of the user's
  * connections. Revisions are Store versions: a subscription's put version when added, that
  * version + 1 when removed (the delete's own revision is at least that, and any later put is
@@ -87,109 +76,6 @@ static json_t *meta_json(const struct cp_kv *meta, size_t n)
         }
     }
     return o;
-}
-
-/* ---------------------------------------------------------------- frames and delivery */
-
-void cp_channels_frame(struct cp_buf *b, const char *id, const char *channel_id,
-                       const char *user_id, const char *data, size_t data_len,
-                       const struct cp_kv *metadata, size_t n_metadata, int64_t ts)
-{
-    cp_buf_puts(b, "{\"type\":\"message\",\"id\":");
-    cp_buf_json_str(b, id, strlen(id));
-    cp_buf_puts(b, ",\"channel_id\":");
-    cp_buf_json_str(b, channel_id, strlen(channel_id));
-    if (user_id != NULL && user_id[0] != '\0') {
-        cp_buf_puts(b, ",\"user_id\":");
-        cp_buf_json_str(b, user_id, strlen(user_id));
-    }
-    cp_buf_puts(b, ",\"data\":");
-    cp_buf_append(b, data, data_len);
-    if (n_metadata > 0) {
-        cp_buf_puts(b, ",\"metadata\":{");
-        for (size_t i = 0; i < n_metadata; i++) {
-            if (i > 0)
-                cp_buf_putc(b, ',');
-            const char *v = metadata[i].value ? metadata[i].value : "";
-            cp_buf_json_str(b, metadata[i].key, strlen(metadata[i].key));
-            cp_buf_putc(b, ':');
-            cp_buf_json_str(b, v, strlen(v));
-        }
-        cp_buf_putc(b, '}');
-    }
-    char t[SB_TIME_RFC3339_LEN];
-    size_t tn = sb_time_format_rfc3339(ts, t, sizeof(t));
-    cp_buf_puts(b, ",\"timestamp\":");
-    cp_buf_json_str(b, t, tn);
-    cp_buf_putc(b, '}');
-}
-
-/* Sends the frame to the nodes hosting connections of `users`. When every subscriber is a
- * receiver (`all`), each node gets Delivery{channel_id} and fans out through its channel
- * index; otherwise Delivery{channel_id, user_ids: the receivers it hosts}, so a filtered-out
- * subscriber's connections never see the frame. Returns the connections reached. */
-static size_t deliver(struct cp_ctx *c, const char *channel_id, const char *const *users,
-                      size_t n_users, bool all, const char *frame, size_t len)
-{
-    uint64_t gen = ++c->fan.mark_gen;
-    struct cp_node **nodes = NULL;
-    char **ids = NULL;
-    size_t n_nodes = 0, cap = 0, conns = 0;
-    for (size_t i = 0; i < n_users; i++) {
-        struct cp_user *u = cp_presence_user(&c->presence, users[i]);
-        for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = conn_node(c, u->conns[j]);
-            conns++;
-            if (n == NULL || n->mark == gen)
-                continue;
-            n->mark = gen;
-            if (n_nodes == cap) {
-                size_t nc = cap ? cap * 2 : 4;
-                struct cp_node **p = realloc(nodes, nc * sizeof(*p));
-                if (p == NULL) {
-                    SB_LOG_ERROR("cp", "out of memory delivering to a channel", "channel=%s",
-                                 channel_id);
-                    goto out;
-                }
-                nodes = p;
-                cap = nc;
-            }
-            nodes[n_nodes++] = n;
-        }
-    }
-    if (n_nodes == 0)
-        goto out;
-    if (!all && (ids = malloc(n_users * sizeof(*ids))) == NULL)
-        goto out;
-    for (size_t k = 0; k < n_nodes; k++) {
-        Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
-        d.channel_id = (char *)channel_id;
-        d.frame.data = (uint8_t *)frame;
-        d.frame.len = len;
-        if (!all) {
-            size_t n_ids = 0;
-            for (size_t i = 0; i < n_users; i++) {
-                struct cp_user *u = cp_presence_user(&c->presence, users[i]);
-                for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-                    if (conn_node(c, u->conns[j]) == nodes[k]) {
-                        ids[n_ids++] = (char *)users[i];
-                        break;
-                    }
-                }
-            }
-            d.user_ids = ids;
-            d.n_user_ids = n_ids;
-        }
-        ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
-        item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
-        item.delivery = &d;
-        cp_fanout_queue(&c->fan, nodes[k], &item);
-    }
-    c->fan.messages_delivered += (int64_t)conns;
-out:
-    free(ids);
-    free(nodes);
-    return conns;
 }
 
 /* ---------------------------------------------------------------- parsed records */
@@ -1359,8 +1245,8 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
     struct cp_buf b;
     cp_buf_init(&b);
     int64_t now = sb_time_now_ms();
-    cp_channels_frame(&b, op->id, op->ch, op->user, op->data, op->data_len, op->meta, op->n_meta,
-                      now);
+    cp_json_channel_message(&b, op->id, op->ch, op->user, op->data, op->data_len, op->meta,
+                            op->n_meta, now);
     if (b.failed) {
         cp_buf_fini(&b);
         free(users);
@@ -1370,7 +1256,7 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
         return;
     }
     if (n_users > 0)
-        deliver(op->c, op->ch, users, n_users, n_users == n, b.data, b.len);
+        cp_fanout_channel(&op->c->fan, op->ch, users, n_users, n_users == n, b.data, b.len);
     op->c->messages_published++;
     if (op->c->hooks.channel_message != NULL)
         op->c->hooks.channel_message(op->c->hooks.ud, op->ch, op->id, op->user, op->data,

@@ -96,10 +96,4 @@ void cp_channels_fini(struct cp_ctx *c);
 /* Number of channels (GetStats). */
 void cp_channels_count(struct cp_ctx *c, cp_channels_count_fn *cb, void *arg);
 
-/* The channel message frame: {"type":"message","id":..,"channel_id":..,"user_id":..,
- * "data":..,"metadata":{..},"timestamp":".."}; user_id and metadata only when set. */
-void cp_channels_frame(struct cp_buf *b, const char *id, const char *channel_id,
-                       const char *user_id, const char *data, size_t data_len,
-                       const struct cp_kv *metadata, size_t n_metadata, int64_t ts);
-
 #endif

@@ -11,6 +11,7 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
     memset(c, 0, sizeof(*c));
     c->set = *set;
     c->store = store;
+    c->cluster = cp_cluster_single();
     sb_id_new("cp", c->id);
     cp_presence_init(&c->presence);
     cp_typing_init(&c->typing, set->typing_timeout_ms);

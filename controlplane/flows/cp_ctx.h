@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sb_map.h"
+#include "cp_cluster.h"
 #include "cp_fanout.h"
 #include "cp_node.h"
 #include "cp_presence.h"
@@ -23,7 +24,7 @@ struct cp_settings {
     int64_t heartbeat_interval_ms;
     bool auto_create_rooms;  /* a client join of a missing room creates it */
     size_t node_queue_limit; /* bytes queued per NodeLink stream before it is cancelled */
-    /* issue 4 (docs/configuration.md): limits, presence, typing, retention, sessions */
+    /* limits, presence, typing, retention, sessions (docs/configuration.md) */
     int max_connections_per_user;  /* connection_limit_reached beyond; 0: unlimited */
     int max_rooms_per_user;        /* room_limit_reached beyond; 0: unlimited */
     int max_channels_per_user;     /* channel_limit_reached beyond; 0: unlimited */
@@ -67,6 +68,7 @@ struct cp_ctx {
     struct cp_settings set;
     char id[SB_ID_LEN]; /* this replica's id, sent in Welcome */
     struct cp_store *store;
+    struct cp_cluster *cluster; /* what the store shares with other replicas (borrowed) */
     struct cp_presence presence;
     struct cp_typing typing;
     struct sb_map nodes;         /* node id -> struct cp_node (after Hello) */
@@ -110,6 +112,13 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
 
 /* Frees every state. Nodes must have been unregistered by their owners first. */
 void cp_ctx_fini(struct cp_ctx *c);
+
+/* True when this replica announces connection-driven presence changes and runs cluster-wide
+ * sweeps: the store is open and this replica is its cluster's leader (one replica: always). */
+static inline bool cp_ctx_is_leader(const struct cp_ctx *c)
+{
+    return c->store != NULL && c->cluster->ops->is_leader(c->cluster);
+}
 
 /* Registers a timer (see cp_timer_fn), run in registration order. SB_EFULL beyond
  * CP_TIMERS_MAX. */

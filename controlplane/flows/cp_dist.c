@@ -12,12 +12,6 @@
 #include "sb_log.h"
 #include "sb_time.h"
 
-bool cp_dist_announces_presence(const struct cp_ctx *c)
-{
-    /* While the store opens (initial list) c->store is not set yet: nobody announces. */
-    return !c->distributed || (c->store != NULL && cp_store_etcd_is_presence_leader(c->store));
-}
-
 static void on_member(void *ud, const char *room_id, const char *user_id, bool added, int64_t rev)
 {
     cp_fanout_membership_rev(&((struct cp_ctx *)ud)->fan, user_id, room_id, added, rev);
@@ -41,7 +35,7 @@ static void on_conn(void *ud, const char *node_id, const char *user_id, const ch
                                 node_id, c->relist_gen, sb_time_now_ms(), &came_online) != SB_OK)
         SB_LOG_ERROR("cp", "out of memory recording a connection", "conn=%s", conn_id);
     json_decref(j);
-    if (came_online && cp_dist_announces_presence(c))
+    if (came_online && cp_ctx_is_leader(c))
         cp_users_announce(c, cp_presence_user(&c->presence, user_id));
 }
 
@@ -108,7 +102,7 @@ static void on_node_lease_lost(void *ud, const char *node_id)
         return;
     r->c = c;
     memcpy(r->node_id, node_id, len + 1);
-    cp_store_etcd_adopt(c->store, node_id, n->address, 0, readopted, r);
+    c->cluster->ops->adopt(c->cluster, node_id, n->address, 0, readopted, r);
 }
 
 /* A message the previous sequencer of its room stored, maybe without delivering it: once more to
@@ -128,7 +122,7 @@ static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_m
     cp_buf_fini(&b);
 }
 
-void cp_dist_hooks(struct cp_ctx *c, struct cp_store_etcd_hooks *out)
+void cp_dist_hooks(struct cp_ctx *c, struct cp_cluster_hooks *out)
 {
     memset(out, 0, sizeof(*out));
     out->ud = c;

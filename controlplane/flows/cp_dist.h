@@ -8,13 +8,8 @@
 #define CP_DIST_H
 
 #include "cp_ctx.h"
-#include "cp_store_etcd.h"
 
-/* Hooks for cp_store_etcd_open that feed `c`. */
-void cp_dist_hooks(struct cp_ctx *c, struct cp_store_etcd_hooks *out);
-
-/* True when this replica announces connection-driven presence changes (always in memory mode;
- * the presence leader in etcd mode). */
-bool cp_dist_announces_presence(const struct cp_ctx *c);
+/* The cluster hooks (the distributed store's watch) that feed `c`. */
+void cp_dist_hooks(struct cp_ctx *c, struct cp_cluster_hooks *out);
 
 #endif

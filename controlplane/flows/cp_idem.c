@@ -1,7 +1,7 @@
 /* Idempotency keys of BroadcastToRoom: (room, key) -> first message id and seq, kept for two
  * minutes in a map plus a FIFO for expiry (one fixed TTL). Checked and recorded on the
  * completion-queue thread; with the inline memory store no second call can run between the
- * check and the record (the etcd store of issue 3 must mark the key pending first). */
+ * check and the record (a distributed store must mark the key pending first). */
 #include "cp_ctx.h"
 
 #include <stdio.h>

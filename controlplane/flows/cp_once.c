@@ -9,7 +9,6 @@
 
 #include <jansson.h>
 
-#include "cp_dist.h"
 #include "cp_keys.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -187,7 +186,7 @@ void cp_once_tick(struct cp_ctx *c, int64_t mono_ms)
     if (mono_ms < c->once_sweep_at)
         return;
     c->once_sweep_at = mono_ms + SWEEP_EVERY_MS;
-    if (!cp_dist_announces_presence(c)) /* etcd mode: the presence leader sweeps for all */
+    if (!cp_ctx_is_leader(c)) /* etcd mode: the presence leader sweeps for all */
         return;
     char prefix[64];
     for (size_t i = 0; scopes[i] != NULL; i++) {

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp_store_etcd.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -144,7 +143,7 @@ void cp_retention_tick(struct cp_ctx *c, int64_t mono_ms)
     c->retention_next = mono_ms + every;
     if (c->retention_busy || c->stopping)
         return;
-    if (c->distributed && !cp_store_etcd_is_presence_leader(c->store))
+    if (!cp_ctx_is_leader(c))
         return;
     struct pass *p = calloc(1, sizeof(*p));
     if (p == NULL)

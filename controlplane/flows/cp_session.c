@@ -7,7 +7,6 @@
 
 #include <jansson.h>
 
-#include "cp_dist.h"
 #include "cp_once.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -84,7 +83,7 @@ void cp_session_closed(struct cp_ctx *c, const struct cp_conn *conn)
 {
     if (c->set.session_ttl_ms <= 0 || c->stopping || c->store == NULL ||
         c->store->ops->doc_write == NULL || conn->session_id == NULL ||
-        !sb_ident_is_valid(conn->session_id) || !cp_dist_announces_presence(c))
+        !sb_ident_is_valid(conn->session_id) || !cp_ctx_is_leader(c))
         return;
     json_t *j = json_pack("{s:s, s:I}", "user_id", conn->user->id, "closed_at",
                           (json_int_t)sb_time_now_ms());
@@ -127,6 +126,6 @@ void cp_session_tick(struct cp_ctx *c, int64_t mono_ms)
     if (mono_ms < c->session_sweep_at)
         return;
     c->session_sweep_at = mono_ms + every;
-    if (cp_dist_announces_presence(c))
+    if (cp_ctx_is_leader(c))
         c->store->ops->doc_list(c->store, "sessions/", listed, c);
 }

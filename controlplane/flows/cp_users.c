@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "cp_dist.h"
 #include "cp_json.h"
 #include "cp_session.h"
 #include "sb_ident.h"
@@ -23,7 +22,7 @@
 #define TYPING_SLACK    500  /* ms: an expiring typing document this close to its end is ours */
 #define STALE_MARGIN_MS 2000 /* clock skew allowed between data planes and control planes */
 
-/* The store may lack documents (etcd store before issue 4's implementation). */
+/* A store may lack documents (a Store implementation without the doc_* operations). */
 static bool has_docs(const struct cp_ctx *c)
 {
     const struct cp_store_ops *o = c->store->ops;
@@ -638,7 +637,7 @@ static void went_offline(struct cp_ctx *c, struct cp_user *u)
     cp_presence_set_offline(&c->presence, u, sb_time_now_ms());
     cp_typing_stop_matching(&c->typing, NULL, u->id, cp_users_typing_stopped, c);
     /* etcd mode: every replica sees the last connection go; the presence leader speaks. */
-    if (cp_dist_announces_presence(c)) {
+    if (cp_ctx_is_leader(c)) {
         announce_offline(c, u);
         rmw_background(c, RMW_RESET, u->id);
     }
@@ -1248,7 +1247,7 @@ void cp_users_typing_list(struct cp_ctx *c, const char *room_id, cp_users_ids_fn
 static void idle_scan(struct cp_ctx *c)
 {
     int64_t timeout = c->set.presence_timeout_ms;
-    if (timeout <= 0 || !cp_dist_announces_presence(c) || !has_docs(c))
+    if (timeout <= 0 || !cp_ctx_is_leader(c) || !has_docs(c))
         return;
     int64_t mono = sb_time_mono_ms(), recheck = activity_throttle(c);
     if (mono < c->presence.idle_scan_at)

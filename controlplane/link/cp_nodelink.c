@@ -10,7 +10,6 @@
 #include "cp_json.h"
 #include "cp_limits.h"
 #include "cp_msgupdate.h"
-#include "cp_store_etcd.h"
 #include "cp_rooms.h"
 #include "cp_session.h"
 #include "cp_users.h"
@@ -549,8 +548,8 @@ static void dconn_put(void *arg, const struct cp_status *st)
 static void dconn_write(struct dconn *d)
 {
     struct cp_ctx *c = d->op->c;
-    cp_store_etcd_conn_put(c->store, d->op->n->id, d->user_id, d->conn_id, d->session_id,
-                           d->transport, d->at, dconn_put, d);
+    c->cluster->ops->conn_put(c->cluster, d->op->n->id, d->user_id, d->conn_id, d->session_id,
+                              d->transport, d->at, dconn_put, d);
 }
 
 static void dconn_adopted(void *arg, const struct cp_status *st, int64_t lease, bool renewed)
@@ -586,8 +585,8 @@ static void dist_conn_open(struct op *op, const Switchboard__Internal__V1__ConnO
         return;
     }
     struct cp_ctx *c = op->c;
-    if (cp_store_etcd_node_lease(c->store, op->n->id) == 0)
-        cp_store_etcd_adopt(c->store, op->n->id, op->n->address, 0, dconn_adopted, d);
+    if (c->cluster->ops->node_lease(c->cluster, op->n->id) == 0)
+        c->cluster->ops->adopt(c->cluster, op->n->id, op->n->address, 0, dconn_adopted, d);
     else
         dconn_write(d);
 }
@@ -756,7 +755,7 @@ static void adopt(struct cp_ctx *c, struct cp_node *n, int64_t lease, cp_nodelin
         return;
     }
     *ad = (struct adopting){c, n, done, arg};
-    cp_store_etcd_adopt(c->store, n->id, n->address, lease, adopted, ad);
+    c->cluster->ops->adopt(c->cluster, n->id, n->address, lease, adopted, ad);
 }
 
 void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *item,
@@ -775,7 +774,7 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
         n->last_heartbeat = sb_time_now_ms();
         n->messages_delivered = item->heartbeat->messages_delivered;
         if (c->distributed)
-            cp_store_etcd_heartbeat(c->store, n->id, n->address, item->heartbeat->connections);
+            c->cluster->ops->heartbeat(c->cluster, n->id, n->address, item->heartbeat->connections);
         done(arg, NULL);
         return;
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_ADOPT:
@@ -800,8 +799,8 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
             }
             cl->done = done;
             cl->arg = arg;
-            cp_store_etcd_conn_delete(c->store, n->id, user, item->conn_close->connection_id,
-                                      closed, cl);
+            c->cluster->ops->conn_delete(c->cluster, n->id, user, item->conn_close->connection_id,
+                                         closed, cl);
             return;
         }
         /* A connection that moved to a newer stream is not this node's to close. */
@@ -829,7 +828,7 @@ void cp_nodelink_node_ended(struct cp_ctx *c, struct cp_node *n)
         /* The node's connections live under its lease: a clean shutdown revokes it (they go
          * at once); otherwise it expires after the TTL unless another replica adopts it. */
         if (current)
-            cp_store_etcd_release(c->store, n->id, n->clean_end);
+            c->cluster->ops->release(c->cluster, n->id, n->clean_end);
         SB_LOG_INFO("cp", "node unlinked", "node=%s clean=%d", n->id ? n->id : "-", n->clean_end);
         return;
     }

@@ -14,7 +14,6 @@
 
 #include "cp_json.h"
 #include "sb_map.h"
-#include "cp_store_etcd.h"
 #include "cp_tag.h"
 #include "sb_log.h"
 #include "sb_pb.h"
@@ -204,7 +203,7 @@ static void forward(struct pubreq *pr, const char *holder)
     struct cp_ctx *c = pr->c;
     struct peers *p = peers_of(c);
     struct cp_status st;
-    const char *address = cp_store_etcd_cp_address(c->store, holder);
+    const char *address = c->cluster->ops->peer_address(c->cluster, holder);
     if (p == NULL || address == NULL || c->cq == NULL) {
         cp_status_set(&st, SB_CODE_UNAVAILABLE, "address of replica %s unknown", holder);
         schedule_retry(pr, &st);

@@ -1,5 +1,5 @@
 /* The Store interface: rooms, membership and message history behind one vtable with two
- * implementations (memory now, etcd in issue 3).
+ * implementations (memory, and etcd in store/etcd/).
  *
  * Asynchronous by contract: every operation reports through a completion callback, exactly
  * once, and never returns a value. The memory store completes inline (before the call
@@ -78,7 +78,7 @@ struct cp_message {
     /* Publishes only: the caller's idempotency key (NULL: none). The etcd store deduplicates
      * on it for two minutes; it is not part of the stored message. */
     char *idem_key;
-    /* Issue 4 (edits, deletion, reactions): stored and returned verbatim by both stores. */
+    /* Edits, deletion, reactions: stored and returned verbatim by both stores. */
     bool deleted;       /* a tombstone: data_len 0 (data "" or NULL) */
     int64_t deleted_at; /* Unix ms, with deleted */
     int64_t edited_at;  /* Unix ms of the last edit, 0: never edited */
@@ -99,7 +99,7 @@ struct cp_join_req {
     const char *user_id;
     enum cp_role role;
     int64_t now;
-    bool deny_private; /* a client join: private rooms need an invite (issue 4) */
+    bool deny_private; /* a client join: private rooms need an invite */
     bool auto_create;  /* a missing room is created public, the user as owner */
 };
 
@@ -168,7 +168,7 @@ typedef void cp_store_append_fn(void *arg, const struct cp_status *st,
 typedef void cp_store_history_fn(void *arg, const struct cp_status *st,
                                  const struct cp_history_result *res);
 
-/* ---------------------------------------------------------------- issue 4 additions */
+/* ---------------------------------------------------------------- updates, documents */
 
 /* A document: a small JSON record (bans, invites, channels, subscriptions, presence records,
  * sessions...) that the store keeps without interpreting. Keys are segments joined by '/':
@@ -281,7 +281,7 @@ struct cp_store_ops {
     void (*history_query)(struct cp_store *s, const struct cp_history_query *q,
                           const char *require_member, cp_store_history_fn *cb, void *arg);
 
-    /* ---- issue 4 */
+    /* ---- updates, documents */
 
     /* Applies `edit` to the room (see cp_room_edit_fn) and stores it; answers the new room.
      * ROOM_NOT_FOUND, or the edit's status. */

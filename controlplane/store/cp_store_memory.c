@@ -632,7 +632,7 @@ static void history_query(struct cp_store *s, const struct cp_history_query *q,
     free(msgs);
 }
 
-/* ---------------------------------------------------------------- issue 4: updates */
+/* ---------------------------------------------------------------- updates */
 
 static void oom(struct cp_status *st)
 {
@@ -768,7 +768,7 @@ static void history_trim(struct cp_store *s, const char *room_id, int64_t before
     cb(arg, &st, (int64_t)n);
 }
 
-/* ---------------------------------------------------------------- issue 4: documents */
+/* ---------------------------------------------------------------- documents */
 
 static size_t doc_pos(const struct mem *m, const char *key, bool *found)
 {

@@ -52,8 +52,6 @@ static void test_status_message_is_code_colon_sentence(void **state)
                         "room_not_found: room r1 does not exist");
     cp_status_ok(&st);
     assert_string_equal(cp_status_grpc_message(&st, out, sizeof(out)), "");
-    assert_string_equal(cp_status_unimplemented("Rooms.UpdateRoom", 4, out, sizeof(out)),
-                        "unimplemented: Rooms.UpdateRoom lands with issue 4");
 }
 
 static void test_status_long_sentence_is_truncated(void **state)
