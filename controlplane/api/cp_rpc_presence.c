@@ -1,17 +1,19 @@
 /* switchboard.v1.Presence: SetPresence, GetPresence, GetOnlineUsers, TrackActivity,
- * StartTyping, StopTyping, GetTypingUsers. Validation here; the flows are in cp_users.c. */
+ * StartTyping, StopTyping, GetTypingUsers. Validation here; the flows are in cp_online.c and
+ * cp_typing.c. */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp_users.h"
+#include "cp_online.h"
+#include "cp_typing.h"
 
 #include "switchboard/v1/presence.pb-c.h"
 
 #define TEXT_MAX 256 /* custom status, device and activity fields, availability */
 
-static void reply_state(void *arg, const struct cp_status *st, const struct cp_users_state *s)
+static void reply_state(void *arg, const struct cp_status *st, const struct cp_online_state *s)
 {
     struct cp_call *call = arg;
     if (st->code != SB_CODE_NONE) {
@@ -74,7 +76,7 @@ void cp_rpc_presence_online(struct cp_ctx *c, struct cp_call *call, const Protob
     const Switchboard__V1__GetOnlineUsersRequest *req = (const void *)m;
     if (!cp_check_optional_id(call, "room_id", req->room_id))
         return;
-    cp_users_online(c, req->room_id, reply_ids, call);
+    cp_online_list(c, req->room_id, reply_ids, call);
 }
 
 void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -82,7 +84,7 @@ void cp_rpc_presence_get(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     const Switchboard__V1__GetPresenceRequest *req = (const void *)m;
     if (!cp_check_id(call, "user_id", req->user_id))
         return;
-    cp_users_get(c, req->user_id, reply_state, call);
+    cp_online_get(c, req->user_id, reply_state, call);
 }
 
 void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -97,13 +99,13 @@ void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     }
     const Switchboard__V1__Device *d = req->device;
     const Switchboard__V1__Activity *a = req->activity;
-    struct cp_users_presence_set set = {.status = req->status,
-                                        .custom_status = req->custom_status,
-                                        .device_type = d ? d->type : NULL,
-                                        .device_name = d ? d->name : NULL,
-                                        .activity_type = a ? a->type : NULL,
-                                        .activity_detail = a ? a->detail : NULL,
-                                        .availability = req->availability};
+    struct cp_online_set set = {.status = req->status,
+                                .custom_status = req->custom_status,
+                                .device_type = d ? d->type : NULL,
+                                .device_name = d ? d->name : NULL,
+                                .activity_type = a ? a->type : NULL,
+                                .activity_detail = a ? a->detail : NULL,
+                                .availability = req->availability};
     if (!cp_check_text(call, "custom_status", set.custom_status, TEXT_MAX) ||
         !cp_check_text(call, "device.type", set.device_type, TEXT_MAX) ||
         !cp_check_text(call, "device.name", set.device_name, TEXT_MAX) ||
@@ -111,7 +113,7 @@ void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         !cp_check_text(call, "activity.detail", set.activity_detail, TEXT_MAX) ||
         !cp_check_text(call, "availability", set.availability, TEXT_MAX))
         return;
-    cp_users_presence(c, req->user_id, &set, reply_state, call);
+    cp_online_set(c, req->user_id, &set, reply_state, call);
 }
 
 static void reply_empty(void *arg, const struct cp_status *st)
@@ -131,7 +133,7 @@ void cp_rpc_presence_activity(struct cp_ctx *c, struct cp_call *call, const Prot
     const Switchboard__V1__TrackActivityRequest *req = (const void *)m;
     if (!cp_check_id(call, "user_id", req->user_id))
         return;
-    cp_users_activity(c, req->user_id, reply_empty, call);
+    cp_online_activity(c, req->user_id, reply_empty, call);
 }
 
 static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, const char *user_id,
@@ -140,8 +142,8 @@ static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, 
     if (!cp_check_id(call, "room_id", room_id) || !cp_check_id(call, "user_id", user_id))
         return;
     if (on)
-        cp_users_activity(c, user_id, NULL, NULL);
-    cp_users_typing(c, room_id, user_id, on, reply_empty, call);
+        cp_online_activity(c, user_id, NULL, NULL);
+    cp_typing_set(c, room_id, user_id, on, reply_empty, call);
 }
 
 void cp_rpc_presence_typing_start(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -161,5 +163,5 @@ void cp_rpc_presence_typing_list(struct cp_ctx *c, struct cp_call *call, const P
     const Switchboard__V1__GetTypingUsersRequest *req = (const void *)m;
     if (!cp_check_id(call, "room_id", req->room_id))
         return;
-    cp_users_typing_list(c, req->room_id, reply_typing_ids, call);
+    cp_typing_list(c, req->room_id, reply_typing_ids, call);
 }

@@ -45,7 +45,8 @@
 #include "cp_cluster_etcd.h"
 #include "cp_store_etcd.h"
 #include "cp_session.h"
-#include "cp_users.h"
+#include "cp_online.h"
+#include "cp_typing.h"
 #include "cp_retention.h"
 #include "cp_once.h"
 #include "cp_tag.h"
@@ -344,14 +345,24 @@ static void flush_links(struct cp_server *s)
 /* ---------------------------------------------------------------- composition */
 
 /* The timers of every layer, in the order they run at each loop pass. */
-static void users_tick(void *c, int64_t now)
+static void typing_tick(void *c, int64_t now)
 {
-    cp_users_tick(c, now);
+    cp_typing_tick(c, now);
 }
 
-static int64_t users_next(const void *c)
+static int64_t typing_next(const void *c)
 {
-    return cp_users_next_deadline(c);
+    return cp_typing_next_deadline(c);
+}
+
+static void online_tick(void *c, int64_t now)
+{
+    cp_online_tick(c, now);
+}
+
+static int64_t online_next(const void *c)
+{
+    return cp_online_next_deadline(c);
 }
 
 static void retention_tick(void *c, int64_t now)
@@ -395,7 +406,8 @@ static void once_tick(void *c, int64_t now)
 static void wire(struct cp_server *s)
 {
     struct cp_ctx *c = &s->ctx;
-    cp_ctx_add_timer(c, users_tick, users_next, c);
+    cp_ctx_add_timer(c, typing_tick, typing_next, c);
+    cp_ctx_add_timer(c, online_tick, online_next, c);
     cp_ctx_add_timer(c, retention_tick, retention_next, c);
     cp_ctx_add_timer(c, cluster_tick, NULL, c);
     if (c->distributed) {

@@ -237,8 +237,11 @@ void cp_fanout_fini(struct cp_fanout *f)
     }
 }
 
-size_t cp_fanout_users(struct cp_fanout *f, const char *const *users, size_t n_users,
-                       const char *frame, size_t len)
+/* Delivery{user_ids: those of `users` each node hosts, channel_id when set} to every node
+ * hosting one of their connections; with `all` (a channel whose every subscriber receives),
+ * no user_ids: each node fans out through its channel index. Returns the connections reached. */
+static size_t to_users(struct cp_fanout *f, const char *const *users, size_t n_users,
+                       const char *channel_id, bool all, const char *frame, size_t len)
 {
     /* Group the users by node: mark the nodes, then build one id list per node. */
     uint64_t gen = ++f->mark_gen;
@@ -256,8 +259,10 @@ size_t cp_fanout_users(struct cp_fanout *f, const char *const *users, size_t n_u
             if (n_nodes == cap) {
                 size_t nc = cap ? cap * 2 : 4;
                 struct cp_node **p = realloc(nodes, nc * sizeof(*p));
-                if (p == NULL)
+                if (p == NULL) {
+                    SB_LOG_ERROR("cp", "out of memory delivering to users", NULL);
                     goto out;
+                }
                 nodes = p;
                 cap = nc;
             }
@@ -266,25 +271,27 @@ size_t cp_fanout_users(struct cp_fanout *f, const char *const *users, size_t n_u
     }
     if (n_nodes == 0)
         goto out;
-    ids = malloc(n_users * sizeof(*ids));
-    if (ids == NULL)
+    if (!all && (ids = malloc(n_users * sizeof(*ids))) == NULL)
         goto out;
     for (size_t k = 0; k < n_nodes; k++) {
-        size_t n_ids = 0;
-        for (size_t i = 0; i < n_users; i++) {
-            struct cp_user *u = cp_presence_user(f->presence, users[i]);
-            for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-                if (conn_node(f, u->conns[j]) == nodes[k]) {
-                    ids[n_ids++] = (char *)users[i];
-                    break;
-                }
-            }
-        }
         Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
-        d.n_user_ids = n_ids;
-        d.user_ids = ids;
+        d.channel_id = (char *)channel_id;
         d.frame.data = (uint8_t *)frame;
         d.frame.len = len;
+        if (!all) {
+            size_t n_ids = 0;
+            for (size_t i = 0; i < n_users; i++) {
+                struct cp_user *u = cp_presence_user(f->presence, users[i]);
+                for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
+                    if (conn_node(f, u->conns[j]) == nodes[k]) {
+                        ids[n_ids++] = (char *)users[i];
+                        break;
+                    }
+                }
+            }
+            d.user_ids = ids;
+            d.n_user_ids = n_ids;
+        }
         struct cp_buf enc;
         if (encode_delivery(&enc, &d)) {
             queue_raw(f, nodes[k], &enc);
@@ -296,6 +303,12 @@ out:
     free(ids);
     free(nodes);
     return conns;
+}
+
+size_t cp_fanout_users(struct cp_fanout *f, const char *const *users, size_t n_users,
+                       const char *frame, size_t len)
+{
+    return to_users(f, users, n_users, NULL, false, frame, len);
 }
 
 size_t cp_fanout_count_everyone(struct cp_fanout *f, const char *const *exclude, size_t n_exclude)
@@ -446,63 +459,5 @@ void cp_fanout_membership_item(struct cp_fanout *f, const char *user_id, const c
 size_t cp_fanout_channel(struct cp_fanout *f, const char *channel_id, const char *const *users,
                          size_t n_users, bool all, const char *frame, size_t len)
 {
-    uint64_t gen = ++f->mark_gen;
-    struct cp_node **nodes = NULL;
-    char **ids = NULL;
-    size_t n_nodes = 0, cap = 0, conns = 0;
-    for (size_t i = 0; i < n_users; i++) {
-        struct cp_user *u = cp_presence_user(f->presence, users[i]);
-        for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-            struct cp_node *n = conn_node(f, u->conns[j]);
-            conns++;
-            if (n == NULL || n->mark == gen)
-                continue;
-            n->mark = gen;
-            if (n_nodes == cap) {
-                size_t nc = cap ? cap * 2 : 4;
-                struct cp_node **p = realloc(nodes, nc * sizeof(*p));
-                if (p == NULL) {
-                    SB_LOG_ERROR("cp", "out of memory delivering to a channel", "channel=%s",
-                                 channel_id);
-                    goto out;
-                }
-                nodes = p;
-                cap = nc;
-            }
-            nodes[n_nodes++] = n;
-        }
-    }
-    if (n_nodes == 0)
-        goto out;
-    if (!all && (ids = malloc(n_users * sizeof(*ids))) == NULL)
-        goto out;
-    for (size_t k = 0; k < n_nodes; k++) {
-        Switchboard__Internal__V1__Delivery d = SWITCHBOARD__INTERNAL__V1__DELIVERY__INIT;
-        d.channel_id = (char *)channel_id;
-        d.frame.data = (uint8_t *)frame;
-        d.frame.len = len;
-        if (!all) {
-            size_t n_ids = 0;
-            for (size_t i = 0; i < n_users; i++) {
-                struct cp_user *u = cp_presence_user(f->presence, users[i]);
-                for (size_t j = 0; u != NULL && j < u->n_conns; j++) {
-                    if (conn_node(f, u->conns[j]) == nodes[k]) {
-                        ids[n_ids++] = (char *)users[i];
-                        break;
-                    }
-                }
-            }
-            d.user_ids = ids;
-            d.n_user_ids = n_ids;
-        }
-        Switchboard__Internal__V1__ControlItem item = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__INIT;
-        item.kind_case = SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_DELIVERY;
-        item.delivery = &d;
-        cp_fanout_queue(f, nodes[k], &item);
-    }
-    f->messages_delivered += (int64_t)conns;
-out:
-    free(ids);
-    free(nodes);
-    return conns;
+    return to_users(f, users, n_users, channel_id, all, frame, len);
 }

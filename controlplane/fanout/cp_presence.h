@@ -41,7 +41,7 @@ struct cp_user {
     int64_t last_seen;     /* Unix ms: last connect, disconnect or presence change */
     int64_t offline_since; /* Unix ms the user last went offline (0: never) */
     int64_t offline_at;    /* monotonic ms when the grace period ends; 0: not pending */
-    /* Presence timeout (cp_users.c). Unix ms. */
+    /* Presence timeout (flows/cp_online.c). Unix ms. */
     int64_t last_activity;    /* newest activity seen here or read from the record */
     int64_t activity_written; /* when this replica last wrote activity into the record */
     int64_t idle_checked;     /* when the timeout check last read the record for this user */
@@ -59,7 +59,7 @@ struct cp_presence {
     /* Bumped whenever a connection appears, goes or changes node (and when a node stream is
      * freed): what the fan-out derived from connections stays valid while it is unchanged. */
     uint64_t conn_gen;
-    int64_t idle_scan_at; /* monotonic ms of the next presence-timeout scan (cp_users.c) */
+    int64_t idle_scan_at; /* monotonic ms of the next presence-timeout scan (flows/cp_online.c) */
 };
 
 void cp_presence_init(struct cp_presence *p);

@@ -14,7 +14,7 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
     c->cluster = cp_cluster_single();
     sb_id_new("cp", c->id);
     cp_presence_init(&c->presence);
-    cp_typing_init(&c->typing, set->typing_timeout_ms);
+    cp_typers_init(&c->typing, set->typing_timeout_ms);
     sb_map_init(&c->nodes);
     cp_fanout_init(&c->fan, &c->presence, &c->nodes);
     sb_map_init(&c->idem);
@@ -26,7 +26,7 @@ void cp_ctx_fini(struct cp_ctx *c)
     cp_idem_fini(c);
     cp_fanout_fini(&c->fan);
     cp_channels_fini(c);
-    cp_typing_fini(&c->typing);
+    cp_typers_fini(&c->typing);
     cp_presence_fini(&c->presence);
     sb_map_fini(&c->nodes);
     if (c->store != NULL)

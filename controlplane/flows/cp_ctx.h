@@ -14,7 +14,7 @@
 #include "cp_node.h"
 #include "cp_presence.h"
 #include "cp_store.h"
-#include "cp_typing.h"
+#include "cp_typers.h"
 #include "sb_id.h"
 
 struct cp_settings {
@@ -39,6 +39,10 @@ struct cp_settings {
     int64_t session_ttl_ms;        /* session resumption window after a disconnect */
     size_t watch_queue_limit;      /* bytes queued per WatchEvents stream before cut off */
 };
+
+/* Answers of flows that report only an outcome, or a list of ids (borrowed for the call). */
+typedef void cp_ctx_done_fn(void *arg, const struct cp_status *st);
+typedef void cp_ctx_ids_fn(void *arg, const struct cp_status *st, const char *const *ids, size_t n);
 
 /* A timer of some layer, registered by the composition root: `tick` runs at every loop pass
  * (it returns early when nothing is due); `next` (may be NULL) tells the monotonic ms of its
@@ -70,7 +74,7 @@ struct cp_ctx {
     struct cp_store *store;
     struct cp_cluster *cluster; /* what the store shares with other replicas (borrowed) */
     struct cp_presence presence;
-    struct cp_typing typing;
+    struct cp_typers typing;
     struct sb_map nodes;         /* node id -> struct cp_node (after Hello) */
     struct cp_fanout fan;        /* over presence and nodes */
     struct sb_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */

@@ -8,7 +8,8 @@
 
 #include "cp_buf.h"
 #include "cp_json.h"
-#include "cp_users.h"
+#include "cp_conns.h"
+#include "cp_online.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -22,7 +23,7 @@ static void on_conn(void *ud, const char *node_id, const char *user_id, const ch
 {
     struct cp_ctx *c = ud;
     if (value == NULL) {
-        cp_users_conn_close(c, conn_id);
+        cp_conns_close(c, conn_id);
         return;
     }
     json_t *j = json_loadb(value, len, 0, NULL);
@@ -36,7 +37,7 @@ static void on_conn(void *ud, const char *node_id, const char *user_id, const ch
         SB_LOG_ERROR("cp", "out of memory recording a connection", "conn=%s", conn_id);
     json_decref(j);
     if (came_online && cp_ctx_is_leader(c))
-        cp_users_announce(c, cp_presence_user(&c->presence, user_id));
+        cp_online_announce(c, cp_presence_user(&c->presence, user_id));
 }
 
 static void on_relist_begin(void *ud)
@@ -61,7 +62,7 @@ static void on_relist_end(void *ud)
     }
     for (size_t i = 0; i < n; i++) {
         if (ids[i] != NULL)
-            cp_users_conn_close(c, ids[i]);
+            cp_conns_close(c, ids[i]);
         free(ids[i]);
     }
     free(ids);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cp_json.h"
+#include "cp_notify.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -72,7 +73,7 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
     if (st->code == SB_CODE_NONE) {
         for (size_t i = 0; i < n && !op->c->distributed; i++)
             cp_fanout_membership(&op->c->fan, members[i].user_id, op->room_id, false);
-        cp_typing_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
+        cp_typers_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
         /* Bans die with the room: a room created again with the id starts clean. */
         char prefix[CP_ROOMS_KEY_MAX];
         snprintf(prefix, sizeof(prefix), "bans/%s/", op->room_id);
@@ -300,7 +301,7 @@ static void leave_done(void *arg, const struct cp_status *st, const struct cp_me
             cp_fanout_membership(&c->fan, op->user_id, op->room_id, false);
         struct cp_buf b;
         cp_buf_init(&b);
-        if (cp_typing_stop(&c->typing, op->room_id, op->user_id)) {
+        if (cp_typers_stop(&c->typing, op->room_id, op->user_id)) {
             cp_json_typing(&b, op->room_id, op->user_id, false);
             if (!b.failed)
                 cp_fanout_room(&c->fan, members, n, op->room_id, op->user_id, b.data, b.len, 0);
@@ -431,34 +432,7 @@ bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at)
     return at == 0 || at > now;
 }
 
-struct notice_op {
-    struct cp_ctx *c;
-    char *room_id;
-    size_t len;
-    char frame[];
-};
-
-static void notice_members(void *arg, const struct cp_status *st, const struct cp_member *members,
-                           size_t n)
-{
-    struct notice_op *op = arg;
-    if (st->code == SB_CODE_NONE)
-        cp_fanout_room(&op->c->fan, members, n, op->room_id, NULL, op->frame, op->len, 0);
-    free(op->room_id);
-    free(op);
-}
-
 void cp_rooms_notify(struct cp_ctx *c, const char *room_id, const char *frame, size_t len)
 {
-    struct notice_op *op = malloc(sizeof(*op) + len + 1);
-    if (op == NULL || (op->room_id = strdup(room_id)) == NULL) {
-        free(op);
-        SB_LOG_ERROR("cp", "out of memory sending a room notice", "room=%s", room_id);
-        return;
-    }
-    op->c = c;
-    op->len = len;
-    memcpy(op->frame, frame, len);
-    op->frame[len] = '\0';
-    c->store->ops->members_list(c->store, room_id, notice_members, op);
+    cp_notify_room(c, room_id, NULL, frame, len);
 }

@@ -12,7 +12,9 @@
 #include "cp_msgupdate.h"
 #include "cp_rooms.h"
 #include "cp_session.h"
-#include "cp_users.h"
+#include "cp_conns.h"
+#include "cp_online.h"
+#include "cp_typing.h"
 #include "sb_ident.h"
 #include "sb_json.h"
 #include "sb_log.h"
@@ -126,7 +128,7 @@ static void msg_update_done(void *arg, const struct cp_status *st, const struct 
     simple_done(arg, st);
 }
 
-static void presence_done(void *arg, const struct cp_status *st, const struct cp_users_state *ps)
+static void presence_done(void *arg, const struct cp_status *st, const struct cp_online_state *ps)
 {
     (void)ps;
     simple_done(arg, st);
@@ -270,7 +272,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
     /* Any frame from the user is activity (the presence timeout); a presence frame records
      * its own. */
     if (req->op_case != SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PRESENCE)
-        cp_users_activity(c, user, NULL, NULL);
+        cp_online_activity(c, user, NULL, NULL);
     switch (req->op_case) {
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_JOIN: {
         const Switchboard__Internal__V1__JoinOp *j = req->join;
@@ -331,19 +333,19 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_TYPING:
         if (!check_room(c, n, req, nz(req->typing->room_id)))
             break;
-        cp_users_typing(c, req->typing->room_id, user, req->typing->typing, simple_done, op);
+        cp_typing_set(c, req->typing->room_id, user, req->typing->typing, simple_done, op);
         return;
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_PRESENCE: {
         /* The frame carries the whole user-set state but availability (kept). */
         const Switchboard__Internal__V1__PresenceOp *p = req->presence;
-        struct cp_users_presence_set set = {.status = nz(p->status),
-                                            .custom_status = p->custom_status,
-                                            .device_type = p->device_type,
-                                            .device_name = p->device_name,
-                                            .activity_type = p->activity_type,
-                                            .activity_detail = p->activity_detail,
-                                            .keep_availability = true};
-        cp_users_presence(c, user, &set, presence_done, op);
+        struct cp_online_set set = {.status = nz(p->status),
+                                    .custom_status = p->custom_status,
+                                    .device_type = p->device_type,
+                                    .device_name = p->device_name,
+                                    .activity_type = p->activity_type,
+                                    .activity_detail = p->activity_detail,
+                                    .keep_availability = true};
+        cp_online_set(c, user, &set, presence_done, op);
         return;
     }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_HISTORY: {
@@ -610,8 +612,8 @@ static void session_chosen(void *arg, const char *session_id, bool resumed)
         dist_conn_open(op, co, at);
         return;
     }
-    cp_users_conn_open(c, op->n, co->connection_id, co->user_id, op->session_id, nz(co->transport),
-                       at, conn_opened, op);
+    cp_conns_open(c, op->n, co->connection_id, co->user_id, op->session_id, nz(co->transport), at,
+                  conn_opened, op);
 }
 
 static void conn_open(struct cp_ctx *c, struct cp_node *n,
@@ -805,7 +807,7 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
         }
         /* A connection that moved to a newer stream is not this node's to close. */
         if (conn != NULL && conn->node == n)
-            cp_users_conn_close(c, item->conn_close->connection_id);
+            cp_conns_close(c, item->conn_close->connection_id);
         done(arg, NULL);
         return;
     }
@@ -832,6 +834,6 @@ void cp_nodelink_node_ended(struct cp_ctx *c, struct cp_node *n)
         SB_LOG_INFO("cp", "node unlinked", "node=%s clean=%d", n->id ? n->id : "-", n->clean_end);
         return;
     }
-    cp_users_node_gone(c, n);
+    cp_conns_node_gone(c, n);
     SB_LOG_INFO("cp", "node unlinked", "node=%s", n->id ? n->id : "-");
 }

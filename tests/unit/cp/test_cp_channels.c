@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "cp_channels.h"
-#include "cp_users.h"
+#include "cp_conns.h"
 
 typedef Switchboard__Internal__V1__ControlBatch ControlBatch;
 typedef Switchboard__Internal__V1__ControlItem ControlItem;
@@ -140,10 +140,10 @@ static int setup(void **state)
     f->a.id = strdup("dp-a");
     f->b.id = strdup("dp-b");
     /* alice on both nodes, bob on b, carol on a. */
-    cp_users_conn_open(&f->c, &f->a, "c-a1", "alice", "s", "websocket", 1, ignore_rooms, NULL);
-    cp_users_conn_open(&f->c, &f->b, "c-a2", "alice", "s", "websocket", 1, ignore_rooms, NULL);
-    cp_users_conn_open(&f->c, &f->b, "c-b1", "bob", "s", "websocket", 1, ignore_rooms, NULL);
-    cp_users_conn_open(&f->c, &f->a, "c-c1", "carol", "s", "websocket", 1, ignore_rooms, NULL);
+    cp_conns_open(&f->c, &f->a, "c-a1", "alice", "s", "websocket", 1, ignore_rooms, NULL);
+    cp_conns_open(&f->c, &f->b, "c-a2", "alice", "s", "websocket", 1, ignore_rooms, NULL);
+    cp_conns_open(&f->c, &f->b, "c-b1", "bob", "s", "websocket", 1, ignore_rooms, NULL);
+    cp_conns_open(&f->c, &f->a, "c-c1", "carol", "s", "websocket", 1, ignore_rooms, NULL);
     while (cp_fanout_pop_dirty(&f->c.fan) != NULL)
         ;
     cp_node_consume(&f->a, f->a.out.len);
@@ -155,8 +155,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    cp_users_node_gone(&f->c, &f->a);
-    cp_users_node_gone(&f->c, &f->b);
+    cp_conns_node_gone(&f->c, &f->a);
+    cp_conns_node_gone(&f->c, &f->b);
     cp_ctx_fini(&f->c);
     cp_node_fini(&f->a);
     cp_node_fini(&f->b);

@@ -12,7 +12,8 @@
 #include <cmocka.h>
 
 #include "cp_nodelink.h"
-#include "cp_users.h"
+#include "cp_online.h"
+#include "cp_typing.h"
 #include "sb_time.h"
 
 typedef Switchboard__Internal__V1__NodeItem NodeItem;
@@ -260,7 +261,8 @@ static void test_nodelink_join_message_flow(void **state)
     b = take(&f->b);
     assert_int_equal(b->n_items, 1);
     switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
-    cp_users_tick(&f->c, sb_time_mono_ms() + 1000);
+    cp_typing_tick(&f->c, sb_time_mono_ms() + 1000);
+    cp_online_tick(&f->c, sb_time_mono_ms() + 1000);
     b = take(&f->b);
     assert_int_equal(b->n_items, 1);
     assert_true(bytes_have(b->items[0]->delivery->frame, "\"typing\":false"));

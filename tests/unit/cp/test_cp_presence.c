@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "cp_presence.h"
-#include "cp_typing.h"
+#include "cp_typers.h"
 
 static void set(char **f, const char *v)
 {
@@ -186,23 +186,23 @@ static void test_presence_two_connections_one_user_grace(void **state)
 static void test_typing_start_refresh_find_expire(void **state)
 {
     (void)state;
-    struct cp_typing t;
-    cp_typing_init(&t, 3000);
-    assert_int_equal(cp_typing_start(&t, "r1", "alice", 100), 1);
-    assert_int_equal(cp_typing_start(&t, "r1", "bob", 200), 1);
-    assert_int_equal(cp_typing_start(&t, "r1", "alice", 300), 0); /* refresh */
-    struct cp_typing_entry *e = cp_typing_find(&t, "r1", "alice");
+    struct cp_typers t;
+    cp_typers_init(&t, 3000);
+    assert_int_equal(cp_typers_start(&t, "r1", "alice", 100), 1);
+    assert_int_equal(cp_typers_start(&t, "r1", "bob", 200), 1);
+    assert_int_equal(cp_typers_start(&t, "r1", "alice", 300), 0); /* refresh */
+    struct cp_typers_entry *e = cp_typers_find(&t, "r1", "alice");
     assert_non_null(e);
     assert_int_equal(e->expires, 3300);
-    assert_null(cp_typing_find(&t, "r2", "alice"));
-    assert_int_equal(cp_typing_next_deadline(&t), 3200); /* bob, now first */
-    cp_typing_expire(&t, 3250, NULL, NULL);
-    assert_null(cp_typing_find(&t, "r1", "bob"));
-    assert_non_null(cp_typing_find(&t, "r1", "alice"));
-    assert_true(cp_typing_stop(&t, "r1", "alice"));
-    assert_false(cp_typing_stop(&t, "r1", "alice"));
-    assert_int_equal(cp_typing_next_deadline(&t), 0);
-    cp_typing_fini(&t);
+    assert_null(cp_typers_find(&t, "r2", "alice"));
+    assert_int_equal(cp_typers_next_deadline(&t), 3200); /* bob, now first */
+    cp_typers_expire(&t, 3250, NULL, NULL);
+    assert_null(cp_typers_find(&t, "r1", "bob"));
+    assert_non_null(cp_typers_find(&t, "r1", "alice"));
+    assert_true(cp_typers_stop(&t, "r1", "alice"));
+    assert_false(cp_typers_stop(&t, "r1", "alice"));
+    assert_int_equal(cp_typers_next_deadline(&t), 0);
+    cp_typers_fini(&t);
 }
 
 int main(void)
