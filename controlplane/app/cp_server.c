@@ -46,6 +46,7 @@
 #include "cp_store_etcd.h"
 #include "cp_session.h"
 #include "cp_online.h"
+#include "cp_store_memory.h"
 #include "cp_typing.h"
 #include "cp_retention.h"
 #include "cp_once.h"

@@ -6,10 +6,9 @@
 
 #include <jansson.h>
 
-#include "cp_buf.h"
-#include "cp_json.h"
 #include "cp_conns.h"
 #include "cp_online.h"
+#include "cp_rooms.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -111,16 +110,7 @@ static void on_node_lease_lost(void *ud, const char *node_id)
 static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_member *members,
                          size_t n_members)
 {
-    struct cp_ctx *c = ud;
-    struct cp_buf b;
-    cp_buf_init(&b);
-    cp_json_message(&b, m);
-    if (b.failed)
-        SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld", m->room_id,
-                     (long long)m->seq);
-    else
-        cp_fanout_room(&c->fan, members, n_members, m->room_id, NULL, b.data, b.len, m->seq);
-    cp_buf_fini(&b);
+    cp_rooms_deliver(ud, m, members, n_members, 0);
 }
 
 void cp_dist_hooks(struct cp_ctx *c, struct cp_cluster_hooks *out)

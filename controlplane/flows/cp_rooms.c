@@ -343,6 +343,41 @@ void cp_rooms_leave(struct cp_ctx *c, const char *room_id, const char *user_id,
 
 /* ---------------------------------------------------------------- publish */
 
+void cp_rooms_draft(const struct cp_publish *p, char id[SB_ID_LEN], struct cp_message *out)
+{
+    sb_id_new("m", id);
+    *out = (struct cp_message){
+        .id = id,
+        .room_id = (char *)p->room_id,
+        .user_id = (p->user_id != NULL && p->user_id[0] != '\0') ? (char *)p->user_id : NULL,
+        .thread_id =
+            (p->thread_id != NULL && p->thread_id[0] != '\0') ? (char *)p->thread_id : NULL,
+        .metadata = (struct cp_kv *)p->metadata,
+        .n_metadata = p->n_metadata,
+        .timestamp = sb_time_now_ms(),
+        .data = (char *)p->data,
+        .data_len = p->data_len,
+        .idem_key = (char *)p->idem_key,
+    };
+}
+
+void cp_rooms_deliver(struct cp_ctx *c, const struct cp_message *m, const struct cp_member *members,
+                      size_t n_members, uint64_t members_rev)
+{
+    struct cp_buf *fb = &c->fan.scratch_frame;
+    cp_buf_reset(fb);
+    cp_json_message(fb, m);
+    if (fb->failed) {
+        /* Stored but not delivered: members recover it from history. */
+        SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld", m->room_id,
+                     (long long)m->seq);
+    } else {
+        cp_fanout_room_cached(&c->fan, members, n_members, members_rev, m->room_id, fb->data,
+                              fb->len, m->seq);
+    }
+    cp_fanout_scratch_done(fb);
+}
+
 struct publish_op {
     struct cp_ctx *c;
     cp_rooms_publish_fn *cb;
@@ -365,18 +400,7 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     c->messages_published++;
-    struct cp_buf *fb = &c->fan.scratch_frame;
-    cp_buf_reset(fb);
-    cp_json_message(fb, res->message);
-    if (fb->failed) {
-        /* Stored but not delivered: members recover it from history. */
-        SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
-                     res->message->room_id, (long long)res->message->seq);
-    } else {
-        cp_fanout_room_cached(&c->fan, res->members, res->n_members, res->members_rev,
-                              res->message->room_id, fb->data, fb->len, res->message->seq);
-    }
-    cp_fanout_scratch_done(fb);
+    cp_rooms_deliver(c, res->message, res->members, res->n_members, res->members_rev);
     op->cb(op->arg, st, res->message->id, res->message->seq);
     free(op);
 }
@@ -397,19 +421,8 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
     }
     *op = (struct publish_op){c, cb, arg, p->no_deliver};
     char id[SB_ID_LEN];
-    sb_id_new("m", id);
-    struct cp_message draft = {
-        .id = id,
-        .room_id = (char *)p->room_id,
-        .user_id = (p->user_id != NULL && p->user_id[0] != '\0') ? (char *)p->user_id : NULL,
-        .thread_id =
-            (p->thread_id != NULL && p->thread_id[0] != '\0') ? (char *)p->thread_id : NULL,
-        .metadata = (struct cp_kv *)p->metadata,
-        .n_metadata = p->n_metadata,
-        .timestamp = sb_time_now_ms(),
-        .data = (char *)p->data,
-        .data_len = p->data_len,
-    };
+    struct cp_message draft;
+    cp_rooms_draft(p, id, &draft);
     c->store->ops->message_append(c->store, &draft, p->require_member ? p->user_id : NULL,
                                   c->set.max_history_messages, publish_done, op);
 }

@@ -57,6 +57,16 @@ struct cp_publish {
 typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
                                  int64_t seq);
 
+/* The message a publish stores: a new id (written into `id`), the sender, thread, metadata,
+ * data and idempotency key of `p` (borrowed), now as its timestamp. */
+void cp_rooms_draft(const struct cp_publish *p, char id[SB_ID_LEN], struct cp_message *out);
+
+/* Delivers a stored message: its `message` frame once to every node hosting one of `members`
+ * (members_rev as in struct cp_append_result: 0 when unknown). The one place a room message
+ * leaves the control plane, whichever replica stored it. */
+void cp_rooms_deliver(struct cp_ctx *c, const struct cp_message *m, const struct cp_member *members,
+                      size_t n_members, uint64_t members_rev);
+
 /* Gives the message an id and the room's next seq, stores it in history, delivers the
  * `message` frame once to every node hosting a member, then answers. */
 void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,

@@ -12,7 +12,6 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "cp_json.h"
 #include "sb_map.h"
 #include "cp_tag.h"
 #include "sb_log.h"
@@ -301,16 +300,7 @@ static void appended(void *arg, const struct cp_status *st, const struct cp_appe
         if ((!res->duplicate || res->redeliver) && !pr->no_deliver) {
             if (!res->duplicate)
                 c->messages_published++;
-            struct cp_buf b;
-            cp_buf_init(&b);
-            cp_json_message(&b, res->message);
-            if (b.failed)
-                SB_LOG_ERROR("cp", "out of memory building a message frame", "room=%s seq=%lld",
-                             res->message->room_id, (long long)res->message->seq);
-            else
-                cp_fanout_room(&c->fan, res->members, res->n_members, res->message->room_id, NULL,
-                               b.data, b.len, res->message->seq);
-            cp_buf_fini(&b);
+            cp_rooms_deliver(c, res->message, res->members, res->n_members, res->members_rev);
         }
         finish(pr, st, res->message->id, res->message->seq);
         return;
@@ -331,20 +321,17 @@ static void attempt(struct pubreq *pr)
 {
     struct cp_ctx *c = pr->c;
     pr->attempts++;
+    const struct cp_publish p = {.room_id = pr->room_id,
+                                 .user_id = pr->user_id,
+                                 .data = pr->data,
+                                 .data_len = pr->data_len,
+                                 .thread_id = pr->thread_id,
+                                 .metadata = pr->metadata,
+                                 .n_metadata = pr->n_metadata,
+                                 .idem_key = pr->idem_key};
     char id[SB_ID_LEN];
-    sb_id_new("m", id);
-    struct cp_message draft = {
-        .id = id,
-        .room_id = pr->room_id,
-        .user_id = pr->user_id,
-        .thread_id = pr->thread_id,
-        .metadata = pr->metadata,
-        .n_metadata = pr->n_metadata,
-        .timestamp = sb_time_now_ms(),
-        .data = pr->data,
-        .data_len = pr->data_len,
-        .idem_key = pr->idem_key,
-    };
+    struct cp_message draft;
+    cp_rooms_draft(&p, id, &draft);
     c->store->ops->message_append(c->store, &draft, pr->require_member ? pr->user_id : NULL,
                                   c->set.max_history_messages, appended, pr);
 }

@@ -327,7 +327,6 @@ struct cp_room *cp_room_dup(const struct cp_room *r);
 /* Frees the strings and metadata of `r` (not `r` itself when `free_self` is false). */
 void cp_room_free(struct cp_room *r, bool free_self);
 
-/* The embedded store (cp_store_memory.c). NULL on ENOMEM. Destroy with s->ops->destroy(s). */
 /* True when `s` keeps documents (doc_get, doc_list, doc_write): both stores do; a Store
  * without them answers the flows that need documents with unavailable. */
 static inline bool cp_store_has_docs(const struct cp_store *s)
@@ -335,7 +334,5 @@ static inline bool cp_store_has_docs(const struct cp_store *s)
     const struct cp_store_ops *o = s->ops;
     return o->doc_get != NULL && o->doc_list != NULL && o->doc_write != NULL;
 }
-
-struct cp_store *cp_store_memory_create(void);
 
 #endif

@@ -1,7 +1,7 @@
 /* The embedded Store: everything in this process's memory, for one replica. Rooms are a
  * sorted array (id order gives stable ListRooms pages), members a sorted array per room, and a
  * user -> rooms index answers ConnOpen and presence fan-out. Every operation completes inline. */
-#include "cp_store.h"
+#include "cp_store_memory.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -14,6 +14,7 @@
 
 #include "cp_channels.h"
 #include "cp_conns.h"
+#include "cp_store_memory.h"
 
 typedef Switchboard__Internal__V1__ControlBatch ControlBatch;
 typedef Switchboard__Internal__V1__ControlItem ControlItem;

@@ -13,6 +13,7 @@
 
 #include "cp_once.h"
 #include "cp_session.h"
+#include "cp_store_memory.h"
 #include "sb_time.h"
 
 struct fixture {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cp_ctx.h"
+#include "cp_store_memory.h"
 
 struct fixture {
     struct cp_ctx c;

@@ -13,6 +13,7 @@
 
 #include "cp_nodelink.h"
 #include "cp_online.h"
+#include "cp_store_memory.h"
 #include "cp_typing.h"
 #include "sb_time.h"
 

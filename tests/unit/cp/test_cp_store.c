@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cp_store.h"
+#include "cp_store_memory.h"
 #ifdef CP_TEST_ETCD
 #include "cp_store_etcd_test.h"
 #else
