@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cp_channels.h"
+#include "cp_keys.h"
 #include "switchboard/v1/connections.pb-c.h"
 
 struct stats {
@@ -407,9 +408,9 @@ static void list_run(struct list_call *lc)
         if (lc->step < lc->n_users) {
             s->ops->user_rooms(s, lc->users[lc->step].id, rooms_of, lc);
         } else {
-            char prefix[160] = "user_subs/";
-            if (lc->n_users == 1)
-                snprintf(prefix, sizeof(prefix), "user_subs/%s/", lc->users[0].id);
+            /* one user: that user's subscriptions; else every user's */
+            char prefix[CP_KEYS_DOC_KEY_MAX];
+            cp_keys_doc_user_sub(prefix, lc->n_users == 1 ? lc->users[0].id : "", NULL);
             s->ops->doc_list(s, prefix, channels_of, lc);
         }
     }

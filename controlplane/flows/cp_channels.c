@@ -14,29 +14,19 @@
 #include "cp_glob.h"
 #include "cp_json.h"
 #include "cp_keys.h"
+#include "cp_once.h"
 #include "sb_id.h"
 #include "sb_ident.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
-#define KEY_MAX        (16 + 2 * SB_IDENT_MAX + 8)
-#define MAX_TRIES      4
-#define BATCH_OPS      64    /* doc_write ops per call (the etcd store's limit) */
-#define SWEEP_SLACK_MS 10000 /* expired idempotency records wait this long to go in batches */
+#define KEY_MAX   CP_KEYS_DOC_KEY_MAX
+#define MAX_TRIES 4
+#define BATCH_OPS 64 /* doc_write ops per call (the etcd store's limit) */
 
 typedef Switchboard__Internal__V1__ControlItem ControlItem;
 
 /* ---------------------------------------------------------------- small helpers */
-
-static void key2(char *out, const char *kind, const char *a)
-{
-    snprintf(out, KEY_MAX, "%s/%s", kind, a);
-}
-
-static void key3(char *out, const char *kind, const char *a, const char *b)
-{
-    snprintf(out, KEY_MAX, "%s/%s/%s", kind, a, b);
-}
 
 /* The last segment of a document key ("subs/news/alice" -> "alice"). */
 static const char *last_seg(const char *key)
@@ -200,10 +190,10 @@ static void pairs_write(struct pairs_op *op)
     size_t k = 0;
     op->batch = op->n - op->next < PAIRS_PER_WRITE ? op->n - op->next : PAIRS_PER_WRITE;
     for (size_t i = op->next; i < op->next + op->batch; i++) {
-        key3(keys[k], "subs", op->ch, op->users[i]);
+        cp_keys_doc_sub(keys[k], op->ch, op->users[i]);
         ops[k] = (struct cp_doc_op){.key = keys[k], .expect = -1};
         k++;
-        key3(keys[k], "user_subs", op->users[i], op->ch);
+        cp_keys_doc_user_sub(keys[k], op->users[i], op->ch);
         ops[k] = (struct cp_doc_op){.key = keys[k], .expect = -1};
         k++;
     }
@@ -288,7 +278,7 @@ static void delete_written(void *arg, const struct cp_status *st, const int64_t 
         return;
     }
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "subs/%s/", op->id);
+    cp_keys_doc_sub(prefix, op->id, NULL);
     op->c->store->ops->doc_list(op->c->store, prefix, delete_subs, op);
 }
 
@@ -306,8 +296,8 @@ static void delete_got(void *arg, const struct cp_status *st, const struct cp_do
         return;
     }
     char ckey[KEY_MAX], ikey[KEY_MAX];
-    key2(ckey, "channels", op->id);
-    snprintf(ikey, sizeof(ikey), "idem_ch/%s/", op->id);
+    cp_keys_doc_channel(ckey, op->id);
+    cp_keys_doc_channel_idem(ikey, op->id, NULL);
     struct cp_doc_op ops[2] = {{.key = ckey, .expect = doc->version},
                                {.key = ikey, .prefix = true, .expect = -1}};
     op->c->store->ops->doc_write(op->c->store, ops, 2, delete_written, op);
@@ -316,7 +306,7 @@ static void delete_got(void *arg, const struct cp_status *st, const struct cp_do
 static void delete_start(struct delete_op *op)
 {
     char key[KEY_MAX];
-    key2(key, "channels", op->id);
+    cp_keys_doc_channel(key, op->id);
     op->c->store->ops->doc_get(op->c->store, key, delete_got, op);
 }
 
@@ -409,7 +399,7 @@ static void create_written(void *arg, const struct cp_status *st, const int64_t 
     }
     op->version = versions[0];
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "subs/%s/", op->id);
+    cp_keys_doc_sub(prefix, op->id, NULL);
     op->c->store->ops->doc_list(op->c->store, prefix, create_orphans, op);
 }
 
@@ -455,7 +445,7 @@ void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct c
     json_decref(v);
     op->text = text;
     char key[KEY_MAX];
-    key2(key, "channels", op->id);
+    cp_keys_doc_channel(key, op->id);
     struct cp_doc_op w = {.key = key, .value = op->text, .expect = 0};
     c->store->ops->doc_write(c->store, &w, 1, create_written, op);
 }
@@ -572,7 +562,9 @@ static void list_channels(void *arg, const struct cp_status *st, const struct cp
         list_free(op);
         return;
     }
-    op->c->store->ops->doc_list(op->c->store, "subs/", list_subs, op);
+    char all[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_sub(all, NULL, NULL);
+    op->c->store->ops->doc_list(op->c->store, all, list_subs, op);
 }
 
 void cp_channels_list(struct cp_ctx *c, const char *pattern, cp_channels_list_fn *cb, void *arg)
@@ -597,7 +589,9 @@ void cp_channels_list(struct cp_ctx *c, const char *pattern, cp_channels_list_fn
     op->c = c;
     op->cb = cb;
     op->arg = arg;
-    c->store->ops->doc_list(c->store, "channels/", list_channels, op);
+    char all[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_channel(all, NULL);
+    c->store->ops->doc_list(c->store, all, list_channels, op);
 }
 
 /* ---------------------------------------------------------------- subscribe */
@@ -645,8 +639,8 @@ static void sub_checked(void *arg, const struct cp_status *st, const struct cp_d
     struct sub_op *op = arg;
     if (st->code == SB_CODE_NONE && (doc == NULL || doc->version != op->chan_version)) {
         char skey[KEY_MAX], ukey[KEY_MAX];
-        key3(skey, "subs", op->ch, op->user);
-        key3(ukey, "user_subs", op->user, op->ch);
+        cp_keys_doc_sub(skey, op->ch, op->user);
+        cp_keys_doc_user_sub(ukey, op->user, op->ch);
         struct cp_doc_op ops[2] = {{.key = skey, .expect = op->put_version},
                                    {.key = ukey, .expect = -1}};
         op->c->store->ops->doc_write(op->c->store, ops, 2, sub_undone, op);
@@ -674,7 +668,7 @@ static void sub_written(void *arg, const struct cp_status *st, const int64_t *ve
     if (op->create)
         op->chan_version = versions[n - 1];
     char key[KEY_MAX];
-    key2(key, "channels", op->ch);
+    cp_keys_doc_channel(key, op->ch);
     op->c->store->ops->doc_get(op->c->store, key, sub_checked, op);
 }
 
@@ -701,9 +695,9 @@ static void sub_write(struct sub_op *op)
         return;
     }
     char skey[KEY_MAX], ukey[KEY_MAX], ckey[KEY_MAX];
-    key3(skey, "subs", op->ch, op->user);
-    key3(ukey, "user_subs", op->user, op->ch);
-    key2(ckey, "channels", op->ch);
+    cp_keys_doc_sub(skey, op->ch, op->user);
+    cp_keys_doc_user_sub(ukey, op->user, op->ch);
+    cp_keys_doc_channel(ckey, op->ch);
     struct cp_doc_op ops[3];
     size_t k = 0;
     ops[k++] = (struct cp_doc_op){.key = skey, .value = s, .expect = op->sub_version};
@@ -774,7 +768,7 @@ static void sub_got_sub(void *arg, const struct cp_status *st, const struct cp_d
     op->sub_version = 0;
     op->filter_only = false;
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "user_subs/%s/", op->user);
+    cp_keys_doc_user_sub(prefix, op->user, NULL);
     op->c->store->ops->doc_list(op->c->store, prefix, sub_counted, op);
 }
 
@@ -797,14 +791,14 @@ static void sub_got_channel(void *arg, const struct cp_status *st, const struct 
         op->create = true;
     }
     char key[KEY_MAX];
-    key3(key, "subs", op->ch, op->user);
+    cp_keys_doc_sub(key, op->ch, op->user);
     op->c->store->ops->doc_get(op->c->store, key, sub_got_sub, op);
 }
 
 static void sub_start(struct sub_op *op)
 {
     char key[KEY_MAX];
-    key2(key, "channels", op->ch);
+    cp_keys_doc_channel(key, op->ch);
     op->c->store->ops->doc_get(op->c->store, key, sub_got_channel, op);
 }
 
@@ -894,8 +888,8 @@ static void unsub_got_sub(void *arg, const struct cp_status *st, const struct cp
     }
     op->sub_version = doc->version;
     char skey[KEY_MAX], ukey[KEY_MAX];
-    key3(skey, "subs", op->ch, op->user);
-    key3(ukey, "user_subs", op->user, op->ch);
+    cp_keys_doc_sub(skey, op->ch, op->user);
+    cp_keys_doc_user_sub(ukey, op->user, op->ch);
     struct cp_doc_op ops[2] = {{.key = skey, .value = NULL, .expect = doc->version},
                                {.key = ukey, .value = NULL, .expect = -1}};
     op->c->store->ops->doc_write(op->c->store, ops, 2, unsub_written, op);
@@ -915,14 +909,14 @@ static void unsub_got_channel(void *arg, const struct cp_status *st, const struc
         return;
     }
     char key[KEY_MAX];
-    key3(key, "subs", op->ch, op->user);
+    cp_keys_doc_sub(key, op->ch, op->user);
     op->c->store->ops->doc_get(op->c->store, key, unsub_got_sub, op);
 }
 
 static void unsub_start(struct unsub_op *op)
 {
     char key[KEY_MAX];
-    key2(key, "channels", op->ch);
+    cp_keys_doc_channel(key, op->ch);
     op->c->store->ops->doc_get(op->c->store, key, unsub_got_channel, op);
 }
 
@@ -988,7 +982,7 @@ static void subscribers_got_channel(void *arg, const struct cp_status *st, const
         return;
     }
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "subs/%s/", op->ch);
+    cp_keys_doc_sub(prefix, op->ch, NULL);
     op->c->store->ops->doc_list(op->c->store, prefix, ids_listed, op);
 }
 
@@ -1016,7 +1010,7 @@ void cp_channels_subscribers(struct cp_ctx *c, const char *channel_id, cp_channe
     if (op == NULL)
         return;
     char key[KEY_MAX];
-    key2(key, "channels", channel_id);
+    cp_keys_doc_channel(key, channel_id);
     c->store->ops->doc_get(c->store, key, subscribers_got_channel, op);
 }
 
@@ -1026,7 +1020,7 @@ void cp_channels_of_user(struct cp_ctx *c, const char *user_id, cp_channels_ids_
     if (op == NULL)
         return;
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "user_subs/%s/", user_id);
+    cp_keys_doc_user_sub(prefix, user_id, NULL);
     c->store->ops->doc_list(c->store, prefix, ids_listed, op);
 }
 
@@ -1056,14 +1050,16 @@ void cp_channels_count(struct cp_ctx *c, cp_channels_count_fn *cb, void *arg)
     }
     op->cb = cb;
     op->arg = arg;
-    c->store->ops->doc_list(c->store, "channels/", counted, op);
+    char all[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_channel(all, NULL);
+    c->store->ops->doc_list(c->store, all, counted, op);
 }
 
 /* ---------------------------------------------------------------- publish */
 
-/* Idempotency keys are any text: the document is named by a 128-bit hash of it
- * (cp_keys_idem_hash128), and holds the key itself so that a hash collision is recognised
- * (then the publish goes ahead unrecorded). */
+/* A keyed publish is claimed first (cp_once_claim_channel, with the message id chosen for it):
+ * a repeat within the idempotency window answers the first publish's id and publishes
+ * nothing. */
 
 struct pub_op {
     struct cp_ctx *c;
@@ -1076,10 +1072,7 @@ struct pub_op {
     struct cp_kv *meta;
     size_t n_meta;
     char *idem; /* NULL: none */
-    char idem_key[KEY_MAX];
     char id[SB_ID_LEN];
-    int64_t idem_expires;
-    int tries;
 };
 
 static void pub_free(struct pub_op *op)
@@ -1098,123 +1091,6 @@ static void pub_finish(struct pub_op *op, const struct cp_status *st, const char
 {
     op->cb(op->arg, st, st->code == SB_CODE_NONE ? id : NULL);
     pub_free(op);
-}
-
-static void pub_idem_try(struct pub_op *op, int64_t expect);
-
-/* Idempotency records this replica wrote, oldest first: each is deleted (if unchanged) once
- * expired, a batch at a time, when a later keyed publish comes by. No listing is ever needed;
- * the records of a replica that died stay until their channel is deleted. */
-struct idem_rec {
-    struct idem_rec *next;
-    int64_t version;
-    int64_t expires; /* Unix ms */
-    char key[];
-};
-
-struct idem_fifo {
-    struct idem_rec *head, *tail;
-};
-
-/* A batch of expired records being deleted: one write with every compare; if one fails (the
- * channel went, or another replica took a key over), each is retried alone. */
-struct sweep {
-    struct cp_ctx *c;
-    size_t n, pending;
-    struct idem_rec *recs[BATCH_OPS];
-};
-
-static void sweep_free(struct sweep *sw)
-{
-    for (size_t i = 0; i < sw->n; i++)
-        free(sw->recs[i]);
-    free(sw);
-}
-
-static void sweep_single_done(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
-{
-    (void)st;
-    (void)v;
-    (void)n;
-    struct sweep *sw = arg;
-    if (--sw->pending == 0)
-        sweep_free(sw);
-}
-
-static void sweep_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
-{
-    (void)v;
-    (void)n;
-    struct sweep *sw = arg;
-    if (st->code != SB_CODE_CONFLICT) {
-        if (st->code != SB_CODE_NONE)
-            SB_LOG_DEBUG("cp", "idempotency sweep failed", "code=%s", sb_code_name(st->code));
-        sweep_free(sw);
-        return;
-    }
-    /* pending counts the writes still out, plus one while they are being started, so an
-     * inline completion cannot free the batch under the loop. */
-    sw->pending = sw->n + 1;
-    for (size_t i = 0; i < sw->n; i++) {
-        struct cp_doc_op op = {.key = sw->recs[i]->key, .expect = sw->recs[i]->version};
-        sw->c->store->ops->doc_write(sw->c->store, &op, 1, sweep_single_done, sw);
-    }
-    sweep_single_done(sw, st, NULL, 0);
-}
-
-static void idem_sweep(struct cp_ctx *c, int64_t now)
-{
-    struct idem_fifo *f = c->channels;
-    if (f == NULL || f->head == NULL || f->head->expires >= now - SWEEP_SLACK_MS)
-        return;
-    struct sweep *sw = calloc(1, sizeof(*sw));
-    if (sw == NULL)
-        return;
-    sw->c = c;
-    struct cp_doc_op ops[BATCH_OPS];
-    while (sw->n < BATCH_OPS && f->head != NULL && f->head->expires < now) {
-        struct idem_rec *r = f->head;
-        f->head = r->next;
-        ops[sw->n] = (struct cp_doc_op){.key = r->key, .expect = r->version};
-        sw->recs[sw->n++] = r;
-    }
-    if (f->head == NULL)
-        f->tail = NULL;
-    c->store->ops->doc_write(c->store, ops, sw->n, sweep_written, sw);
-}
-
-static void idem_remember(struct cp_ctx *c, const char *key, int64_t version, int64_t expires)
-{
-    struct idem_fifo *f = c->channels;
-    if (f == NULL && (f = c->channels = calloc(1, sizeof(*f))) == NULL)
-        return;
-    size_t n = strlen(key) + 1;
-    struct idem_rec *r = malloc(sizeof(*r) + n);
-    if (r == NULL)
-        return; /* not swept: it stays until its channel goes */
-    r->next = NULL;
-    r->version = version;
-    r->expires = expires;
-    memcpy(r->key, key, n);
-    if (f->tail != NULL)
-        f->tail->next = r;
-    else
-        f->head = r;
-    f->tail = r;
-}
-
-void cp_channels_fini(struct cp_ctx *c)
-{
-    struct idem_fifo *f = c->channels;
-    if (f == NULL)
-        return;
-    while (f->head != NULL) {
-        struct idem_rec *r = f->head;
-        f->head = r->next;
-        free(r);
-    }
-    free(f);
-    c->channels = NULL;
 }
 
 static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_doc *docs, size_t n)
@@ -1269,81 +1145,27 @@ static void pub_deliver(void *arg, const struct cp_status *st, const struct cp_d
 static void pub_list_subs(struct pub_op *op)
 {
     char prefix[KEY_MAX];
-    snprintf(prefix, sizeof(prefix), "subs/%s/", op->ch);
+    cp_keys_doc_sub(prefix, op->ch, NULL);
     op->c->store->ops->doc_list(op->c->store, prefix, pub_deliver, op);
 }
 
 /* The record is written first with "must be absent": fresh keys (nearly all) cost one write.
  * A conflict means the key was used: read the record and answer its id, or take an expired
  * one over (guarded by its version). */
-static void pub_idem_got(void *arg, const struct cp_status *st, const struct cp_doc *doc);
-
-static void pub_idem_written(void *arg, const struct cp_status *st, const int64_t *v, size_t n)
+static void pub_claimed(void *arg, const struct cp_status *st, bool first, int64_t n,
+                        const char *first_id)
 {
+    (void)n;
     struct pub_op *op = arg;
-    if (st->code == SB_CODE_CONFLICT && ++op->tries < MAX_TRIES) {
-        op->c->store->ops->doc_get(op->c->store, op->idem_key, pub_idem_got, op);
-        return;
-    }
     if (st->code != SB_CODE_NONE) {
         pub_finish(op, st, NULL);
         return;
     }
-    if (n > 0)
-        idem_remember(op->c, op->idem_key, v[0], op->idem_expires);
+    if (!first) {
+        pub_finish(op, st, first_id != NULL ? first_id : op->id);
+        return;
+    }
     pub_list_subs(op);
-}
-
-static void pub_idem_got(void *arg, const struct cp_status *st, const struct cp_doc *doc)
-{
-    struct pub_op *op = arg;
-    if (st->code != SB_CODE_NONE) {
-        pub_finish(op, st, NULL);
-        return;
-    }
-    if (doc == NULL) {
-        pub_idem_try(op, 0); /* swept meanwhile */
-        return;
-    }
-    json_t *j = json_loads(doc->value, 0, NULL);
-    const char *k = json_string_value(json_object_get(j, "key"));
-    const char *mid = json_string_value(json_object_get(j, "message_id"));
-    int64_t exp = (int64_t)json_integer_value(json_object_get(j, "expires_at"));
-    bool same = k != NULL && mid != NULL && strcmp(k, op->idem) == 0;
-    bool live = exp >= sb_time_now_ms();
-    if (same && live) {
-        char first[SB_ID_LEN * 2];
-        snprintf(first, sizeof(first), "%s", mid);
-        json_decref(j);
-        pub_finish(op, st, first);
-        return;
-    }
-    json_decref(j);
-    if (live) {
-        SB_LOG_WARN("cp", "idempotency hash collision: publishing unrecorded", "channel=%s",
-                    op->ch);
-        pub_list_subs(op);
-        return;
-    }
-    pub_idem_try(op, doc->version); /* expired: take it over */
-}
-
-static void pub_idem_try(struct pub_op *op, int64_t expect)
-{
-    op->idem_expires = sb_time_now_ms() + CP_IDEM_TTL_MS;
-    json_t *v = json_pack("{s:s, s:s, s:I}", "key", op->idem, "message_id", op->id, "expires_at",
-                          (json_int_t)op->idem_expires);
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (text == NULL) {
-        struct cp_status e;
-        oom(&e);
-        pub_finish(op, &e, NULL);
-        return;
-    }
-    struct cp_doc_op w = {.key = op->idem_key, .value = text, .expect = expect};
-    op->c->store->ops->doc_write(op->c->store, &w, 1, pub_idem_written, op);
-    free(text);
 }
 
 static void pub_got_channel(void *arg, const struct cp_status *st, const struct cp_doc *doc)
@@ -1360,8 +1182,7 @@ static void pub_got_channel(void *arg, const struct cp_status *st, const struct 
         return;
     }
     if (op->idem != NULL) {
-        idem_sweep(op->c, sb_time_now_ms());
-        pub_idem_try(op, 0);
+        cp_once_claim_channel(op->c, op->ch, op->idem, op->id, pub_claimed, op);
     } else {
         pub_list_subs(op);
     }
@@ -1402,12 +1223,7 @@ void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
     copy_id(op->ch, p->channel_id);
     copy_id(op->user, p->user_id);
     sb_id_new("m", op->id);
-    if (op->idem != NULL) {
-        char h[33];
-        cp_keys_idem_hash128(op->idem, h);
-        key3(op->idem_key, "idem_ch", op->ch, h);
-    }
     char key[KEY_MAX];
-    key2(key, "channels", op->ch);
+    cp_keys_doc_channel(key, op->ch);
     c->store->ops->doc_get(c->store, key, pub_got_channel, op);
 }

@@ -90,9 +90,6 @@ struct cp_channel_publish {
 void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
                          cp_channels_publish_fn *cb, void *arg);
 
-/* Frees what cp_channels keeps in `c` (idempotency records waiting to expire). cp_ctx_fini. */
-void cp_channels_fini(struct cp_ctx *c);
-
 /* Number of channels (GetStats). */
 void cp_channels_count(struct cp_ctx *c, cp_channels_count_fn *cb, void *arg);
 

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp_channels.h"
-
 enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct cp_store *store)
 {
     memset(c, 0, sizeof(*c));
@@ -25,7 +23,6 @@ void cp_ctx_fini(struct cp_ctx *c)
 {
     cp_idem_fini(c);
     cp_fanout_fini(&c->fan);
-    cp_channels_fini(c);
     cp_typers_fini(&c->typing);
     cp_presence_fini(&c->presence);
     sb_map_fini(&c->nodes);

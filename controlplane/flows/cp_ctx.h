@@ -79,7 +79,6 @@ struct cp_ctx {
     struct cp_fanout fan;        /* over presence and nodes */
     struct sb_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
-    void *channels;              /* cp_channels.c: channel idempotency records to expire */
     void *links;                 /* cp_link.c's open streams */
     void *watchers;              /* cp_watch.c's WatchEvents streams */
     int64_t once_sweep_at;       /* cp_once.c: next sweep of idempotency records (mono ms) */

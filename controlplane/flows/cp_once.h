@@ -20,10 +20,22 @@ typedef void cp_once_fn(void *arg, const struct cp_status *st, bool first, int64
 void cp_once_claim(struct cp_ctx *c, const char *scope, const char *key, int64_t delivered,
                    cp_once_fn *cb, void *arg);
 
+/* The same with a result id kept in the record: the first call's id comes back to a repeat
+ * (NULL when the record holds none). */
+typedef void cp_once_id_fn(void *arg, const struct cp_status *st, bool first, int64_t delivered,
+                           const char *result_id);
+
+/* Claims a keyed channel publish (the record idem_ch/<channel>/<hash of the key>, removed with
+ * the channel) with the message id chosen for it: first, publish; else the first publish's id
+ * (borrowed during the call) is the answer. A different key with the same 128-bit hash fails
+ * with INTERNAL. */
+void cp_once_claim_channel(struct cp_ctx *c, const char *channel_id, const char *key,
+                           const char *message_id, cp_once_id_fn *cb, void *arg);
+
 /* Document key for (scope, key) into out (>= 80 bytes): "idem/<scope>/<32 hex digits>". */
 void cp_once_doc_key(const char *scope, const char *key, char *out, size_t cap);
 
-/* Deletes expired records now and then (one replica in etcd mode). */
+/* Deletes expired records now and then, the channels' included (the leader only). */
 void cp_once_tick(struct cp_ctx *c, int64_t mono_ms);
 
 #endif

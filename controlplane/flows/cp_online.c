@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cp_json.h"
+#include "cp_keys.h"
 #include "cp_notify.h"
 #include "cp_typing.h"
 #include "sb_ident.h"
@@ -19,7 +20,7 @@
 #include "sb_time.h"
 
 #define RMW_TRIES       5
-#define KEY_MAX         (SB_IDENT_MAX * 2 + 32)
+#define KEY_MAX         CP_KEYS_DOC_KEY_MAX
 #define STALE_MARGIN_MS 2000 /* clock skew allowed between data planes and control planes */
 
 static void no_docs(struct cp_status *st)
@@ -154,7 +155,7 @@ static struct rmw *rmw_new(struct cp_ctx *c, enum rmw_kind kind, const char *use
         rmw_free(op);
         return NULL;
     }
-    snprintf(op->key, sizeof(op->key), "presence/%s", user_id);
+    cp_keys_doc_presence(op->key, user_id);
     return op;
 }
 
@@ -511,7 +512,7 @@ static void online_docs(void *arg, const struct cp_status *st, const struct cp_d
     size_t k = 0;
     for (size_t i = 0; i < op->n; i++) {
         char key[KEY_MAX];
-        snprintf(key, sizeof(key), "presence/%s", op->ids[i]);
+        cp_keys_doc_presence(key, op->ids[i]);
         bool hidden = false;
         size_t lo = 0, hi = n;
         while (lo < hi) { /* docs come by key order */
@@ -552,7 +553,9 @@ static void online_filter(struct online_op *op)
         online_op_free(op);
         return;
     }
-    op->c->store->ops->doc_list(op->c->store, "presence/", online_docs, op);
+    char all[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_presence(all, NULL);
+    op->c->store->ops->doc_list(op->c->store, all, online_docs, op);
 }
 
 static bool online_add(struct online_op *op, const char *id)

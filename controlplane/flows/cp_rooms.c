@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cp_json.h"
+#include "cp_keys.h"
 #include "cp_notify.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -76,7 +77,7 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
         cp_typers_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
         /* Bans die with the room: a room created again with the id starts clean. */
         char prefix[CP_ROOMS_KEY_MAX];
-        snprintf(prefix, sizeof(prefix), "bans/%s/", op->room_id);
+        cp_keys_doc_ban(prefix, op->room_id, NULL);
         struct cp_doc_op del = {.key = prefix, .value = NULL, .prefix = true, .expect = -1};
         op->c->store->ops->doc_write(op->c->store, &del, 1, ignore_write, NULL);
     }
@@ -394,7 +395,8 @@ static void publish_done(void *arg, const struct cp_status *st, const struct cp_
         return;
     }
     struct cp_ctx *c = op->c;
-    if (op->no_deliver) {
+    if (op->no_deliver || res->duplicate) {
+        /* SaveMessage, or a repeated idempotency key: the (first) message, delivered before */
         op->cb(op->arg, st, res->message->id, res->message->seq);
         free(op);
         return;
@@ -431,7 +433,7 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
 
 void cp_rooms_ban_key(char out[CP_ROOMS_KEY_MAX], const char *room_id, const char *user_id)
 {
-    snprintf(out, CP_ROOMS_KEY_MAX, "bans/%s/%s", room_id, user_id);
+    cp_keys_doc_ban(out, room_id, user_id);
 }
 
 bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at)

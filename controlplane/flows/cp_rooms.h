@@ -7,6 +7,7 @@
 #define CP_ROOMS_H
 
 #include "cp_ctx.h"
+#include "cp_keys.h"
 
 typedef void cp_rooms_done_fn(void *arg, const struct cp_status *st);
 typedef void cp_rooms_room_fn(void *arg, const struct cp_status *st, const struct cp_room *room);
@@ -75,7 +76,7 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
 /* ---- bans and notices (docs/rooms.md) */
 
 /* Longest document key built here. */
-#define CP_ROOMS_KEY_MAX 300
+#define CP_ROOMS_KEY_MAX CP_KEYS_DOC_KEY_MAX
 
 /* "bans/<room>/<user>". */
 void cp_rooms_ban_key(char out[CP_ROOMS_KEY_MAX], const char *room_id, const char *user_id);

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "cp_keys.h"
 #include "cp_once.h"
 #include "sb_ident.h"
 #include "sb_log.h"
@@ -59,14 +60,14 @@ void cp_session_resolve(struct cp_ctx *c, const char *user_id, const char *reque
         }
     }
     struct resolve *r = malloc(sizeof(*r));
-    char key[SB_IDENT_MAX + 16];
+    char key[CP_KEYS_DOC_KEY_MAX];
     if (r == NULL || c->store->ops->doc_get == NULL) {
         free(r);
         cb(arg, fresh, false);
         return;
     }
     *r = (struct resolve){c, cb, arg, user_id, requested, fresh};
-    snprintf(key, sizeof(key), "sessions/%s", requested);
+    cp_keys_doc_session(key, requested);
     c->store->ops->doc_get(c->store, key, got, r);
 }
 
@@ -91,8 +92,8 @@ void cp_session_closed(struct cp_ctx *c, const struct cp_conn *conn)
     json_decref(j);
     if (txt == NULL)
         return;
-    char key[SB_IDENT_MAX + 16];
-    snprintf(key, sizeof(key), "sessions/%s", conn->session_id);
+    char key[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_session(key, conn->session_id);
     struct cp_doc_op op = {.key = key, .value = txt, .expect = -1};
     c->store->ops->doc_write(c->store, &op, 1, written, NULL);
     free(txt);
@@ -126,6 +127,9 @@ void cp_session_tick(struct cp_ctx *c, int64_t mono_ms)
     if (mono_ms < c->session_sweep_at)
         return;
     c->session_sweep_at = mono_ms + every;
-    if (cp_ctx_is_leader(c))
-        c->store->ops->doc_list(c->store, "sessions/", listed, c);
+    if (!cp_ctx_is_leader(c))
+        return;
+    char all[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_session(all, NULL);
+    c->store->ops->doc_list(c->store, all, listed, c);
 }

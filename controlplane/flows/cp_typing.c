@@ -12,12 +12,13 @@
 #include <jansson.h>
 
 #include "cp_json.h"
+#include "cp_keys.h"
 #include "cp_notify.h"
 #include "sb_ident.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
-#define KEY_MAX      (SB_IDENT_MAX * 2 + 32)
+#define KEY_MAX      CP_KEYS_DOC_KEY_MAX
 #define TYPING_SLACK 500 /* ms: an expiring typing document this close to its end is ours */
 
 static int cmp_str(const void *a, const void *b)
@@ -32,7 +33,9 @@ static void no_docs(struct cp_status *st)
 
 static void typing_key(char *out, size_t cap, const char *room_id, const char *user_id)
 {
-    snprintf(out, cap, "typing/%s/%s", room_id, user_id);
+    char k[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_typing(k, room_id, user_id);
+    snprintf(out, cap, "%s", k);
 }
 
 static void typing_frame(struct cp_ctx *c, const struct cp_member *members, size_t n,
@@ -504,7 +507,7 @@ void cp_typing_list(struct cp_ctx *c, const char *room_id, cp_ctx_ids_fn *cb, vo
     op->c = c;
     op->cb = cb;
     op->arg = arg;
-    snprintf(op->prefix, sizeof(op->prefix), "typing/%s/", room_id);
+    cp_keys_doc_typing(op->prefix, room_id, NULL);
     c->store->ops->members_list(c->store, room_id, typing_list_members, op);
 }
 

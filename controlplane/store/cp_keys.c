@@ -382,3 +382,72 @@ enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out)
     }
     return SB_EINVAL;
 }
+
+/* ---------------------------------------------------------------- Store documents */
+
+/* "<kind>/<a>/<b>"; "<kind>/<a>/" for b NULL with `two` segments; "<kind>/<a>" for one;
+ * "<kind>/" when `a` is NULL or empty. */
+static void doc_key(char out[CP_KEYS_DOC_KEY_MAX], const char *kind, bool two, const char *a,
+                    const char *b)
+{
+    if (a == NULL || a[0] == '\0')
+        snprintf(out, CP_KEYS_DOC_KEY_MAX, "%s/", kind);
+    else if (!two)
+        snprintf(out, CP_KEYS_DOC_KEY_MAX, "%s/%s", kind, a);
+    else if (b == NULL)
+        snprintf(out, CP_KEYS_DOC_KEY_MAX, "%s/%s/", kind, a);
+    else
+        snprintf(out, CP_KEYS_DOC_KEY_MAX, "%s/%s/%s", kind, a, b);
+}
+
+void cp_keys_doc_channel(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id)
+{
+    doc_key(out, "channels", false, channel_id, NULL);
+}
+
+void cp_keys_doc_sub(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id, const char *user_id)
+{
+    doc_key(out, "subs", true, channel_id, user_id);
+}
+
+void cp_keys_doc_user_sub(char out[CP_KEYS_DOC_KEY_MAX], const char *user_id,
+                          const char *channel_id)
+{
+    doc_key(out, "user_subs", true, user_id, channel_id);
+}
+
+void cp_keys_doc_channel_idem(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id,
+                              const char *key_hash)
+{
+    doc_key(out, "idem_ch", true, channel_id, key_hash);
+}
+
+void cp_keys_doc_idem(char out[CP_KEYS_DOC_KEY_MAX], const char *scope, const char *key_hash)
+{
+    doc_key(out, "idem", true, scope, key_hash);
+}
+
+void cp_keys_doc_ban(char out[CP_KEYS_DOC_KEY_MAX], const char *room_id, const char *user_id)
+{
+    doc_key(out, "bans", true, room_id, user_id);
+}
+
+void cp_keys_doc_invite(char out[CP_KEYS_DOC_KEY_MAX], const char *invite_id)
+{
+    doc_key(out, "invites", false, invite_id, NULL);
+}
+
+void cp_keys_doc_presence(char out[CP_KEYS_DOC_KEY_MAX], const char *user_id)
+{
+    doc_key(out, "presence", false, user_id, NULL);
+}
+
+void cp_keys_doc_session(char out[CP_KEYS_DOC_KEY_MAX], const char *session_id)
+{
+    doc_key(out, "sessions", false, session_id, NULL);
+}
+
+void cp_keys_doc_typing(char out[CP_KEYS_DOC_KEY_MAX], const char *room_id, const char *user_id)
+{
+    doc_key(out, "typing", true, room_id, user_id);
+}

@@ -19,7 +19,8 @@
  *   sb/idem/<room_id>/<key_hash>                publish idempotency record (16 hex digits of
  *                                               FNV-1a 64 of the key; on a 2-3 min lease)
  *   sb/doc/<doc_key>                            a Store document (cp_store.h struct cp_doc):
- *                                               "<kind>/<id>/...", see cp_keys_doc
+ *                                               "<kind>/<id>/...", see cp_keys_doc and the
+ *                                               document kinds below
  *   sb/txn/<cp_id>/<n:016x>                     write marker: put by a compare-guarded txn so
  *                                               that a retry of a txn that landed can tell
  *                                               (on the shared 180 s idempotency lease)
@@ -151,5 +152,33 @@ struct cp_keys_parts {
  * number of parts, invalid ids, a seq that is not 20 digits. Lock keys carry a trailing
  * "/<lease hex>" which is accepted and ignored. */
 enum sb_err cp_keys_parse(const char *key, size_t n, struct cp_keys_parts *out);
+
+/* ---- Store documents: every document key kind, one builder each (both stores keep them; the
+ * etcd store under sb/doc/). Each writes "<kind>/<a>" or "<kind>/<a>/<b>" into `out`
+ * (CP_KEYS_DOC_KEY_MAX bytes); a NULL last id gives the kind's prefix for a listing
+ * ("<kind>/<a>/"), a NULL or empty first id the whole kind ("<kind>/"). Ids are not checked
+ * here (callers pass validated ids or hashes).
+ *   channels/<channel_id>                 a channel: created_at, metadata
+ *   subs/<channel_id>/<user_id>           a subscription: filter, subscribed_at
+ *   user_subs/<user_id>/<channel_id>      the user -> channels index of subscriptions
+ *   idem_ch/<channel_id>/<key_hash128>    a keyed channel publish: key, message_id, expires_at
+ *   idem/<scope>/<key_hash128>            a keyed delivery call (Broadcast, SendToUser, ...)
+ *   bans/<room_id>/<user_id>              a ban: reason, expires_at
+ *   invites/<invite_id>                   an invite: room, inviter, invitee, expiry
+ *   presence/<user_id>                    a user's presence record
+ *   sessions/<session_id>                 a closed session kept for resumption
+ *   typing/<room_id>/<user_id>            a user typing in a room: started_at, expires_at */
+void cp_keys_doc_channel(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id);
+void cp_keys_doc_sub(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id, const char *user_id);
+void cp_keys_doc_user_sub(char out[CP_KEYS_DOC_KEY_MAX], const char *user_id,
+                          const char *channel_id);
+void cp_keys_doc_channel_idem(char out[CP_KEYS_DOC_KEY_MAX], const char *channel_id,
+                              const char *key_hash);
+void cp_keys_doc_idem(char out[CP_KEYS_DOC_KEY_MAX], const char *scope, const char *key_hash);
+void cp_keys_doc_ban(char out[CP_KEYS_DOC_KEY_MAX], const char *room_id, const char *user_id);
+void cp_keys_doc_invite(char out[CP_KEYS_DOC_KEY_MAX], const char *invite_id);
+void cp_keys_doc_presence(char out[CP_KEYS_DOC_KEY_MAX], const char *user_id);
+void cp_keys_doc_session(char out[CP_KEYS_DOC_KEY_MAX], const char *session_id);
+void cp_keys_doc_typing(char out[CP_KEYS_DOC_KEY_MAX], const char *room_id, const char *user_id);
 
 #endif

@@ -75,8 +75,9 @@ struct cp_message {
     int64_t timestamp; /* Unix ms */
     char *data;
     size_t data_len;
-    /* Publishes only: the caller's idempotency key (NULL: none). The etcd store deduplicates
-     * on it for two minutes; it is not part of the stored message. */
+    /* Publishes only: the caller's idempotency key (NULL: none). Both stores deduplicate on it
+     * (room, key) for CP_STORE_IDEM_TTL_MS, atomically with the append: a repeat answers the
+     * first message (duplicate). It is not part of the stored message. */
     char *idem_key;
     /* Edits, deletion, reactions: stored and returned verbatim by both stores. */
     bool deleted;       /* a tombstone: data_len 0 (data "" or NULL) */
@@ -132,6 +133,9 @@ struct cp_history_result {
     bool gap;
     int64_t last_seq;
 };
+
+/* How long a publish's idempotency key is remembered (API.md: two minutes). */
+#define CP_STORE_IDEM_TTL_MS 120000
 
 struct cp_append_result {
     const struct cp_room *room;

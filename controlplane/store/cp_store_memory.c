@@ -3,6 +3,7 @@
  * user -> rooms index answers ConnOpen and presence fan-out. Every operation completes inline. */
 #include "cp_store_memory.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,17 @@ struct mem {
     uint64_t members_seq;      /* source of mroom.members_rev: unique across rooms */
     cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
     void *obs_arg;
+    /* publish idempotency: "<room>\n<key>" -> struct midem, and a FIFO of them by expiry */
+    struct sb_map idem;
+    struct midem *idem_head, *idem_tail;
+};
+
+/* A keyed publish's first result, kept CP_STORE_IDEM_TTL_MS. */
+struct midem {
+    struct midem *next;
+    int64_t expires;         /* monotonic ms */
+    struct cp_message first; /* id, room_id, seq, timestamp only */
+    char key[];
 };
 
 /* Reports a committed change to the observer. */
@@ -561,6 +573,79 @@ static struct mroom *room_for(struct mem *m, const char *room_id, const char *us
     return r;
 }
 
+/* ---------------------------------------------------------------- publish idempotency */
+
+static void midem_free(struct midem *e)
+{
+    free(e->first.id);
+    free(e->first.room_id);
+    free(e);
+}
+
+static void idem_purge(struct mem *m, int64_t mono_ms)
+{
+    struct midem *e = m->idem_head;
+    while (e != NULL && e->expires <= mono_ms) {
+        struct midem *next = e->next;
+        sb_map_remove(&m->idem, e->key);
+        midem_free(e);
+        e = next;
+    }
+    m->idem_head = e;
+    if (e == NULL)
+        m->idem_tail = NULL;
+}
+
+/* "<room>\n<key>" into a new string (no id holds a newline), NULL on ENOMEM. */
+static char *idem_key(const char *room_id, const char *key)
+{
+    size_t n = strlen(room_id) + strlen(key) + 2;
+    char *k = malloc(n);
+    if (k != NULL)
+        snprintf(k, n, "%s\n%s", room_id, key);
+    return k;
+}
+
+/* The first result of (room, key) within the window, or NULL. */
+static const struct cp_message *idem_seen(struct mem *m, const char *room_id, const char *key)
+{
+    idem_purge(m, sb_time_mono_ms());
+    char *k = idem_key(room_id, key);
+    struct midem *e = k != NULL ? sb_map_get(&m->idem, k) : NULL;
+    free(k);
+    return e != NULL ? &e->first : NULL;
+}
+
+/* Remembers the result of (room, key); out of memory forgets it (a repeat then publishes
+ * again, as without a key). */
+static void idem_remember(struct mem *m, const struct cp_message *msg, const char *key)
+{
+    char *k = idem_key(msg->room_id, key);
+    size_t kl = k != NULL ? strlen(k) : 0;
+    struct midem *e = k != NULL ? calloc(1, sizeof(*e) + kl + 1) : NULL;
+    if (e == NULL) {
+        free(k);
+        return;
+    }
+    memcpy(e->key, k, kl + 1);
+    free(k);
+    e->expires = sb_time_mono_ms() + CP_STORE_IDEM_TTL_MS;
+    e->first.id = strdup(msg->id);
+    e->first.room_id = strdup(msg->room_id);
+    e->first.seq = msg->seq;
+    e->first.timestamp = msg->timestamp;
+    if (e->first.id == NULL || e->first.room_id == NULL ||
+        sb_map_put(&m->idem, e->key, e) != SB_OK) {
+        midem_free(e);
+        return;
+    }
+    if (m->idem_tail != NULL)
+        m->idem_tail->next = e;
+    else
+        m->idem_head = e;
+    m->idem_tail = e;
+}
+
 static void message_append(struct cp_store *s, const struct cp_message *draft,
                            const char *require_member, int max_history, cp_store_append_fn *cb,
                            void *arg)
@@ -575,6 +660,20 @@ static void message_append(struct cp_store *s, const struct cp_message *draft,
     if (r->room.archived) {
         cp_status_set(&st, SB_CODE_ROOM_ARCHIVED, "room %s is archived", r->room.id);
         cb(arg, &st, NULL);
+        return;
+    }
+    const char *key =
+        draft->idem_key != NULL && draft->idem_key[0] != '\0' ? draft->idem_key : NULL;
+    const struct cp_message *first = key != NULL ? idem_seen(m, r->room.id, key) : NULL;
+    if (first != NULL) {
+        struct cp_append_result dup = {.room = &r->room,
+                                       .message = first,
+                                       .members = r->members,
+                                       .n_members = r->n_members,
+                                       .members_rev = r->members_rev,
+                                       .duplicate = true};
+        cp_status_ok(&st);
+        cb(arg, &st, &dup);
         return;
     }
     struct cp_message *msg = cp_message_dup(draft);
@@ -600,6 +699,8 @@ static void message_append(struct cp_store *s, const struct cp_message *draft,
                                    .members = r->members,
                                    .n_members = r->n_members,
                                    .members_rev = r->members_rev};
+    if (key != NULL)
+        idem_remember(m, msg, key);
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_MESSAGE, .room_id = r->room.id, .message = msg});
     cp_status_ok(&st);
@@ -971,6 +1072,12 @@ static void destroy(struct cp_store *s)
     }
     free(m->docs);
     sb_map_fini(&m->users);
+    while (m->idem_head != NULL) {
+        struct midem *e = m->idem_head;
+        m->idem_head = e->next;
+        midem_free(e);
+    }
+    sb_map_fini(&m->idem);
     free(m);
 }
 
@@ -1004,5 +1111,6 @@ struct cp_store *cp_store_memory_create(void)
         return NULL;
     m->base.ops = &memory_ops;
     sb_map_init(&m->users);
+    sb_map_init(&m->idem);
     return &m->base;
 }

@@ -34,6 +34,7 @@ struct res {
     bool more, added, gap;
     int64_t seq;
     int32_t member_count;
+    bool duplicate;
 };
 
 static void on_room(void *arg, const struct cp_status *st, const struct cp_room *room)
@@ -101,6 +102,8 @@ static void on_append(void *arg, const struct cp_status *st, const struct cp_app
     if (a != NULL) {
         r->seq = a->message->seq;
         r->n = a->n_members;
+        r->duplicate = a->duplicate;
+        snprintf(r->ids[0], sizeof(r->ids[0]), "%s", a->message->id);
     }
 }
 
@@ -456,6 +459,47 @@ static struct docs doc_list(struct cp_store *s, const char *prefix)
     struct docs r;
     S(s->ops->doc_list(s, prefix, on_docs, &r));
     return r;
+}
+
+/* A publish's idempotency key, per room: a repeat answers the first message (id and seq) as a
+ * duplicate and stores nothing; another key, or the same key in another room, is new. */
+static void test_store_publish_idempotency(void **state)
+{
+    struct cp_store *s = *state;
+    create(s, "r1", "", "alice", false, 0, SB_CODE_NONE);
+    create(s, "r2", "", "alice", false, 0, SB_CODE_NONE);
+    struct cp_message draft = {.id = "m-first",
+                               .room_id = "r1",
+                               .user_id = "alice",
+                               .data = "1",
+                               .data_len = 1,
+                               .idem_key = "key one"};
+    struct res r = {0};
+    S(s->ops->message_append(s, &draft, NULL, 10, on_append, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_false(r.duplicate);
+    assert_int_equal(r.seq, 1);
+    draft.id = "m-again";
+    S(s->ops->message_append(s, &draft, NULL, 10, on_append, &r));
+    assert_int_equal(r.code, SB_CODE_NONE);
+    assert_true(r.duplicate);
+    assert_int_equal(r.seq, 1);
+    assert_string_equal(r.ids[0], "m-first");
+    draft.id = "m-other";
+    draft.idem_key = "key two";
+    S(s->ops->message_append(s, &draft, NULL, 10, on_append, &r));
+    assert_false(r.duplicate);
+    assert_int_equal(r.seq, 2);
+    draft.id = "m-r2";
+    draft.room_id = "r2";
+    draft.idem_key = "key one";
+    S(s->ops->message_append(s, &draft, NULL, 10, on_append, &r));
+    assert_false(r.duplicate);
+    assert_int_equal(r.seq, 1);
+    /* nothing was stored by the repeat */
+    struct cp_history_query q = {.room_id = "r1", .limit = 100};
+    S(s->ops->history_query(s, &q, NULL, on_history, &r));
+    assert_int_equal(r.n, 2);
 }
 
 static void test_store_docs_versions_and_conflicts(void **state)
@@ -991,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_membership, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_sequencing_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_publish_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_versions_and_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_docs_list_and_prefix_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_doc_keys_and_limits, setup, teardown),

@@ -248,6 +248,49 @@ static void test_keys_idem_hash128_is_stable_hex(void **state)
     assert_true(sb_ident_is_valid(a));
 }
 
+/* Every Store document kind, and its listing prefixes. */
+static void test_keys_document_kinds(void **state)
+{
+    (void)state;
+    char k[CP_KEYS_DOC_KEY_MAX];
+    cp_keys_doc_channel(k, "news");
+    assert_string_equal(k, "channels/news");
+    cp_keys_doc_channel(k, NULL);
+    assert_string_equal(k, "channels/");
+    cp_keys_doc_sub(k, "news", "alice");
+    assert_string_equal(k, "subs/news/alice");
+    cp_keys_doc_sub(k, "news", NULL);
+    assert_string_equal(k, "subs/news/");
+    cp_keys_doc_sub(k, NULL, NULL);
+    assert_string_equal(k, "subs/");
+    cp_keys_doc_user_sub(k, "alice", "news");
+    assert_string_equal(k, "user_subs/alice/news");
+    cp_keys_doc_user_sub(k, "", NULL);
+    assert_string_equal(k, "user_subs/");
+    cp_keys_doc_channel_idem(k, "news", "00ff");
+    assert_string_equal(k, "idem_ch/news/00ff");
+    cp_keys_doc_idem(k, "send_to_user", NULL);
+    assert_string_equal(k, "idem/send_to_user/");
+    cp_keys_doc_ban(k, "r1", "bob");
+    assert_string_equal(k, "bans/r1/bob");
+    cp_keys_doc_invite(k, "i-1");
+    assert_string_equal(k, "invites/i-1");
+    cp_keys_doc_presence(k, "bob");
+    assert_string_equal(k, "presence/bob");
+    cp_keys_doc_session(k, NULL);
+    assert_string_equal(k, "sessions/");
+    cp_keys_doc_typing(k, "r1", NULL);
+    assert_string_equal(k, "typing/r1/");
+    /* the longest ids fit, and every such key is a valid document key */
+    char id[SB_IDENT_MAX + 1];
+    memset(id, 'x', SB_IDENT_MAX);
+    id[SB_IDENT_MAX] = '\0';
+    cp_keys_doc_user_sub(k, id, id);
+    assert_int_equal(strlen(k), strlen("user_subs/") + 2 * SB_IDENT_MAX + 1);
+    char full[CP_KEYS_DOC_MAX];
+    assert_int_equal(cp_keys_doc(k, full, sizeof(full)), SB_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_keys_parse_round_trips),
         cmocka_unit_test(test_keys_parse_rejects_foreign_keys),
         cmocka_unit_test(test_keys_documents),
+        cmocka_unit_test(test_keys_document_kinds),
         cmocka_unit_test(test_keys_idem_hash128_is_stable_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
