@@ -1,6 +1,7 @@
-/* What every connection callback reaches from its wsi: the configuration, the hub, the link and
- * one scratch write buffer shared by all connections. The server owns it and makes it the lws
- * context's user pointer, so transports need nothing of the server. lws thread only. */
+/* What every connection callback reaches from its wsi: the configuration, the hub, its request
+ * path, the link and one scratch write buffer shared by all connections. The server owns it and
+ * makes it the lws context's user pointer, so transports need nothing of the server. lws thread
+ * only. */
 #ifndef DP_CTX_H
 #define DP_CTX_H
 
@@ -10,10 +11,12 @@ struct lws;
 struct dp_config;
 struct dp_hub;
 struct dp_link;
+struct dp_request;
 
 struct dp_ctx {
     const struct dp_config *cfg; /* borrowed, outlives the server */
     struct dp_hub *hub;          /* the server's */
+    struct dp_request *req;      /* the hub's */
     struct dp_link *link;        /* the server's; NULL once it is torn down */
     unsigned char *scratch;      /* LWS_PRE + batch bytes, for coalesced writes (owned) */
     size_t scratch_cap;

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp_hub.h"
+#include "dp_request.h"
 #include "dp_wsrx.h"
 #include "sb_id.h"
 #include "sb_ident.h"

@@ -188,6 +188,7 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
         return NULL;
     }
     dp_hub_set_link(srv->ctx.hub, srv->ctx.link);
+    srv->ctx.req = dp_hub_request(srv->ctx.hub);
     SB_LOG_INFO(MOD, "listening", "addr=%s node=%s web_root=\"%s\"", cfg->listen, cfg->node_id,
                 cfg->web_root);
     return srv;

@@ -14,6 +14,7 @@
 #include "dp_hub.h"
 #include "dp_metrics.h"
 #include "dp_pss.h"
+#include "dp_request.h"
 #include "dp_sse_fmt.h"
 #include "sb_log.h"
 
@@ -155,14 +156,14 @@ static bool in_list(const char *list, const char *id)
 static void join_one(struct dp_ctx *ctx, struct dp_session *s, const char *room,
                      const struct dp_sse_pos *pos)
 {
-    dp_hub_sse_join(ctx->hub, s, room, dp_sse_fmt_pos_get(pos, room));
+    dp_request_sse_join(ctx->req, s, room, dp_sse_fmt_pos_get(pos, room));
 }
 
 static void subscribe_one(struct dp_ctx *ctx, struct dp_session *s, const char *channel,
                           const struct dp_sse_pos *pos)
 {
     (void)pos;
-    dp_hub_sse_subscribe(ctx->hub, s, channel);
+    dp_request_sse_subscribe(ctx->req, s, channel);
 }
 
 static int stream_open(struct lws *wsi, struct dp_pss *pss)
@@ -238,8 +239,8 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
 
     struct dp_sse_pos pos = {0};
     if (last[0] != '\0' && dp_sse_fmt_pos_parse(last, strlen(last), &pos) != SB_OK) {
-        dp_hub_send_error(ctx->hub, s, NULL, NULL, "invalid_message",
-                          "Last-Event-ID is not a stream position (room:seq,...): ignored");
+        dp_request_send_error(s, NULL, NULL, "invalid_message",
+                              "Last-Event-ID is not a stream position (room:seq,...): ignored");
         dp_sse_fmt_pos_fini(&pos);
     }
     /* The stream's position carries on from where the last one stopped. */
@@ -248,7 +249,7 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
     for (size_t i = 0; i < pos.n; i++) {
         /* Rooms of the previous stream that the query leaves out are rejoined too. */
         if (!in_list(rooms, pos.v[i].room_id))
-            dp_hub_sse_join(ctx->hub, s, pos.v[i].room_id, pos.v[i].seq);
+            dp_request_sse_join(ctx->req, s, pos.v[i].room_id, pos.v[i].seq);
     }
     each_item(rooms, join_one, ctx, s, &pos);
     dp_sse_fmt_pos_fini(&pos);
@@ -271,7 +272,7 @@ static void post_ready(struct dp_post *post)
 
 static void post_reset(struct dp_ctx *ctx, struct dp_pss *pss)
 {
-    dp_hub_post_abandoned(ctx->hub, &pss->post);
+    dp_request_post_abandoned(&pss->post);
     dp_buf_unref(pss->post.answer);
     free(pss->body);
     pss->body = NULL;
@@ -351,7 +352,8 @@ static int post_complete(struct lws *wsi, struct dp_pss *pss)
     pss->post.wsi = wsi;
     pss->post.ready = post_ready;
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)(ctx->cfg->send_timeout_ms / 1000));
-    dp_hub_client_frame(ctx->hub, s, pss->body != NULL ? pss->body : "", pss->body_len, &pss->post);
+    dp_request_client_frame(ctx->req, s, pss->body != NULL ? pss->body : "", pss->body_len,
+                            &pss->post);
     free(pss->body); /* the request went out packed, or was answered */
     pss->body = NULL;
     pss->body_len = 0;

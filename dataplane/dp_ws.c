@@ -13,6 +13,7 @@
 #include "dp_hub.h"
 #include "dp_metrics.h"
 #include "dp_pss.h"
+#include "dp_request.h"
 #include "dp_wsrx.h"
 #include "sb_log.h"
 
@@ -165,13 +166,13 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     case DP_WSRX_ENOMEM:
         return -1;
     case DP_WSRX_MESSAGE:
-        dp_hub_client_frame(ctx->hub, s, msg, n, NULL);
+        dp_request_client_frame(ctx->req, s, msg, n, NULL);
         break;
     case DP_WSRX_BINARY:
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
-        dp_hub_send_error(ctx->hub, s, NULL, NULL, "invalid_message",
-                          "binary frames are not supported: send JSON text frames");
+        dp_request_send_error(s, NULL, NULL, "invalid_message",
+                              "binary frames are not supported: send JSON text frames");
         break;
     case DP_WSRX_TOO_LARGE: {
         char why[128];
@@ -179,7 +180,7 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
                  (long long)ctx->cfg->max_frame_size);
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
-        dp_hub_send_error(ctx->hub, s, NULL, NULL, "message_too_large", why);
+        dp_request_send_error(s, NULL, NULL, "message_too_large", why);
         break;
     }
     }
