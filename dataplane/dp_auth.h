@@ -1,6 +1,6 @@
 /* Who is this client? For now only development mode exists: the client names itself with
- * ?user_id=. Tokens (JWT) come with a later issue; until then, without --dev-mode every client
- * is refused. Pure. */
+ * ?user_id=. Tokens (JWT) are not implemented yet; until they are, without --dev-mode every
+ * client is refused. Pure. */
 #ifndef DP_AUTH_H
 #define DP_AUTH_H
 

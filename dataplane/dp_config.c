@@ -1,5 +1,5 @@
-/* Option table of switchboard-dataplane. Names are fixed by the issue (listen, controlplane,
- * dev_mode, config); the rest follow docs/dataplane.md. */
+/* Option table of switchboard-dataplane. listen, controlplane, dev_mode and config are the
+ * design's names; the rest follow docs/dataplane.md. */
 #include "dp_config.h"
 
 #include <stdio.h>

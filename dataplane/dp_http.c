@@ -1,34 +1,18 @@
 /* Plain HTTP: liveness, readiness, Prometheus metrics and the demo page's static files. File
  * names are matched against a strict alphabet (no '/', no leading '.'), so nothing outside
  * web_root can be named. */
+#include "dp_http.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dp_config.h"
+#include "dp_ctx.h"
+#include "dp_http_respond.h"
+#include "dp_hub.h"
+#include "dp_link.h"
 #include "dp_metrics.h"
-#include "dp_server.h"
-
-int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
-                    const char *body, size_t len)
-{
-    struct dp_server *srv = dp_server_of(wsi);
-    unsigned char hdr[LWS_PRE + 2048];
-    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
-    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    if (len > 0) {
-        unsigned char *b = dp_server_scratch(srv, len);
-        if (b == NULL)
-            return -1;
-        memcpy(b, body, len);
-        if (lws_write(wsi, b, len, LWS_WRITE_HTTP_FINAL) < 0)
-            return -1;
-    }
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
 
 static const char *mime_of(const char *name)
 {
@@ -72,13 +56,13 @@ static int not_found(struct lws *wsi)
 
 static int serve_file(struct lws *wsi, const char *path)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     const char *name = strcmp(path, "/") == 0 ? "index.html" : path + 1;
     const char *mime = safe_name(name) ? mime_of(name) : NULL;
     if (mime == NULL)
         return not_found(wsi);
     char file[1024];
-    int n = snprintf(file, sizeof(file), "%s/%s", srv->cfg->web_root, name);
+    int n = snprintf(file, sizeof(file), "%s/%s", ctx->cfg->web_root, name);
     struct stat st;
     if (n < 0 || (size_t)n >= sizeof(file) || stat(file, &st) != 0 || !S_ISREG(st.st_mode))
         return not_found(wsi);
@@ -91,7 +75,7 @@ static int serve_file(struct lws *wsi, const char *path)
 int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss,
                      void *in, size_t len, bool *handled)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     (void)pss;
     (void)len;
     *handled = true;
@@ -107,7 +91,7 @@ int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct d
         if (strcmp(path, "/healthz") == 0)
             return dp_http_respond(wsi, HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
         if (strcmp(path, "/readyz") == 0) {
-            if (dp_hub_ready(srv->hub))
+            if (dp_hub_ready(ctx->hub))
                 return dp_http_respond(wsi, HTTP_STATUS_OK, "text/plain; charset=utf-8", "ready\n",
                                        6);
             return dp_http_respond(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
@@ -115,11 +99,11 @@ int dp_http_callback(struct lws *wsi, enum lws_callback_reasons reason, struct d
         }
         if (strcmp(path, "/metrics") == 0) {
             char body[8192];
-            dp_metrics.link_up = dp_hub_ready(srv->hub);
-            if (srv->link != NULL) {
-                dp_metrics.link_streams_up = dp_link_streams_up(srv->link);
-                dp_metrics.link_reconnects_total = dp_link_reconnects(srv->link);
-                dp_metrics.link_failovers_total = dp_link_failovers(srv->link);
+            dp_metrics.link_up = dp_hub_ready(ctx->hub);
+            if (ctx->link != NULL) {
+                dp_metrics.link_streams_up = dp_link_streams_up(ctx->link);
+                dp_metrics.link_reconnects_total = dp_link_reconnects(ctx->link);
+                dp_metrics.link_failovers_total = dp_link_failovers(ctx->link);
             }
             size_t n = dp_metrics_format(&dp_metrics, body, sizeof(body));
             return dp_http_respond(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", body, n);

@@ -9,44 +9,32 @@
 #endif
 #include <string.h>
 
-#include "dp_metrics.h"
+#include <libwebsockets.h>
+
+#include "dp_ctx.h"
+#include "dp_http.h"
+#include "dp_hub.h"
+#include "dp_link.h"
+#include "dp_pss.h"
+#include "dp_session.h"
+#include "dp_sse.h"
+#include "dp_ws.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
 #define MOD "dp_server"
 
-struct dp_server *dp_server_of(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
-
-struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss)
-{
-    if (pss->id == NULL)
-        pss->id = calloc(1, sizeof(*pss->id));
-    return pss->id;
-}
-
-void dp_pss_ident_free(struct dp_pss *pss)
-{
-    if (pss != NULL) {
-        free(pss->id);
-        pss->id = NULL;
-    }
-}
-
-unsigned char *dp_server_scratch(struct dp_server *srv, size_t n)
-{
-    if (LWS_PRE + n > srv->scratch_cap || (srv->scratch_cap > (1u << 20) && n < 65536)) {
-        size_t cap = LWS_PRE + (n > 65536 ? n : 65536);
-        unsigned char *b = realloc(srv->scratch, cap);
-        if (b == NULL)
-            return NULL;
-        srv->scratch = b;
-        srv->scratch_cap = cap;
-    }
-    return srv->scratch + LWS_PRE;
-}
+struct dp_server {
+    struct lws_context *lws;
+    struct dp_ctx ctx; /* the lws context's user: what the transports reach (hub, link) */
+    lws_sorted_usec_list_t sul_ping;
+    lws_sorted_usec_list_t sul_sweep;     /* stalled-outbox sweep, every second */
+    lws_sorted_usec_list_t sul_tick;      /* wakes the loop while draining at stop */
+    lws_sorted_usec_list_t sul_keepalive; /* WebSocket pings and idle closes, one sweep */
+    lws_sorted_usec_list_t sul_trim;      /* heap trim after a burst, every 100 ms */
+    lws_retry_bo_t retry;
+    volatile int stop;
+};
 
 /* Gives memory freed after a burst back to the kernel. A fan-out storm (every member's join
  * announced to every other member: N^2 frames) grows outboxes to the heap and allocates frames by
@@ -66,23 +54,23 @@ static void trim_cb(lws_sorted_usec_list_t *sul)
         malloc_trim(0);
 #endif
     }
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
 }
 
 static void keepalive_cb(lws_sorted_usec_list_t *sul)
 {
     struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_keepalive);
-    dp_ws_keepalive_sweep(srv);
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_keepalive, keepalive_cb,
-                     dp_ws_keepalive_period(srv->cfg));
+    dp_ws_keepalive_sweep(&srv->ctx);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_keepalive, keepalive_cb,
+                     dp_ws_keepalive_period(srv->ctx.cfg));
 }
 
 /* Once a second: close the sessions whose outbox made no progress for send_timeout_ms. */
 static void sweep_cb(lws_sorted_usec_list_t *sul)
 {
     struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_sweep);
-    dp_hub_sweep(srv->hub, sb_time_mono_ms());
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    dp_hub_sweep(srv->ctx.hub, sb_time_mono_ms());
+    lws_sul_schedule(srv->lws, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -90,9 +78,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     struct dp_pss *pss = user;
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-        struct dp_server *srv = dp_server_of(wsi);
-        if (srv != NULL && srv->link != NULL)
-            dp_link_service(srv->link);
+        struct dp_ctx *ctx = dp_ctx_of(wsi);
+        if (ctx != NULL && ctx->link != NULL)
+            dp_link_service(ctx->link);
         return 0; /* nonzero here would break later wakes */
     }
     bool handled = false;
@@ -123,9 +111,9 @@ static const struct lws_protocols protocols[] = {
 static void ping_cb(lws_sorted_usec_list_t *sul)
 {
     struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_ping);
-    dp_hub_sse_ping(srv->hub);
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
-                     (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
+    dp_hub_sse_ping(srv->ctx.hub);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_ping, ping_cb,
+                     (lws_usec_t)srv->ctx.cfg->ping_interval_ms * LWS_US_PER_MS);
 }
 
 /* lws_service() sleeps until the next scheduled timer whatever timeout it is given, so the
@@ -133,7 +121,7 @@ static void ping_cb(lws_sorted_usec_list_t *sul)
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct dp_server *srv = lws_container_of(sul, struct dp_server, sul_tick);
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
 }
 
 static void lws_log(int level, const char *line)
@@ -152,7 +140,7 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     struct dp_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return NULL;
-    srv->cfg = cfg;
+    srv->ctx.cfg = cfg;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
     /* WebSocket keepalive and idle cleanup are dp_ws.c's timer (pings with a payload, a clean
@@ -167,7 +155,7 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     info.iface =
         strcmp(cfg->host, "0.0.0.0") == 0 || strcmp(cfg->host, "*") == 0 ? NULL : cfg->host;
     info.protocols = protocols;
-    info.user = srv;
+    info.user = &srv->ctx;
     info.vhost_name = "switchboard";
     info.max_http_header_data = 8192;
     info.pt_serv_buf_size = 65536;
@@ -177,13 +165,13 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (strchr(cfg->host, ':') == NULL)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    srv->ctx = lws_create_context(&info);
-    if (srv->ctx == NULL) {
+    srv->lws = lws_create_context(&info);
+    if (srv->lws == NULL) {
         SB_LOG_ERROR(MOD, "cannot listen", "addr=%s", cfg->listen);
         free(srv);
         return NULL;
     }
-    srv->hub = dp_hub_create(cfg);
+    srv->ctx.hub = dp_hub_create(cfg);
     struct dp_link_opts lo = {
         .endpoints = cfg->controlplane,
         .node_id = cfg->node_id,
@@ -191,14 +179,16 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
         .max_message_bytes = 256u << 20,
         .max_queue_bytes = 64u << 20,
     };
-    srv->link =
-        srv->hub != NULL ? dp_link_create(srv->ctx, &lo, dp_hub_link_cbs(), srv->hub) : NULL;
-    if (srv->hub == NULL || srv->link == NULL) {
+    srv->ctx.link = srv->ctx.hub != NULL
+                        ? dp_link_create(srv->lws, &lo, dp_hub_link_cbs(), srv->ctx.hub)
+                        : NULL;
+    if (srv->ctx.hub == NULL || srv->ctx.link == NULL) {
         SB_LOG_ERROR(MOD, "cannot set up the hub or the link", NULL);
         dp_server_destroy(srv);
         return NULL;
     }
-    dp_hub_set_link(srv->hub, srv->link);
+    dp_hub_set_link(srv->ctx.hub, srv->ctx.link);
+    srv->ctx.req = dp_hub_request(srv->ctx.hub);
     SB_LOG_INFO(MOD, "listening", "addr=%s node=%s web_root=\"%s\"", cfg->listen, cfg->node_id,
                 cfg->web_root);
     return srv;
@@ -206,27 +196,27 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
 
 int dp_server_run(struct dp_server *srv)
 {
-    if (dp_link_start(srv->link) != SB_OK) {
+    if (dp_link_start(srv->ctx.link) != SB_OK) {
         SB_LOG_ERROR(MOD, "cannot start the link thread", NULL);
         return 1;
     }
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_ping, ping_cb,
-                     (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS);
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_keepalive, keepalive_cb,
-                     dp_ws_keepalive_period(srv->cfg));
+    lws_sul_schedule(srv->lws, 0, &srv->sul_ping, ping_cb,
+                     (lws_usec_t)srv->ctx.cfg->ping_interval_ms * LWS_US_PER_MS);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_sweep, sweep_cb, LWS_US_PER_SEC);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_keepalive, keepalive_cb,
+                     dp_ws_keepalive_period(srv->ctx.cfg));
     dp_session_clock_ms = sb_time_mono_ms();
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
+    lws_sul_schedule(srv->lws, 0, &srv->sul_trim, trim_cb, 100 * LWS_US_PER_MS);
     while (!srv->stop) {
-        if (lws_service(srv->ctx, 0) < 0)
+        if (lws_service(srv->lws, 0) < 0)
             break;
     }
     SB_LOG_INFO(MOD, "stopping: closing client connections (1001)", NULL);
-    dp_hub_close_all(srv->hub, 1001, "server going away");
-    lws_sul_schedule(srv->ctx, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
+    dp_hub_close_all(srv->ctx.hub, 1001, "server going away");
+    lws_sul_schedule(srv->lws, 0, &srv->sul_tick, tick_cb, 20 * LWS_US_PER_MS);
     int64_t until = lws_now_usecs() + 500 * LWS_US_PER_MS;
-    while (lws_now_usecs() < until && dp_hub_session_count(srv->hub) > 0)
-        lws_service(srv->ctx, 0);
+    while (lws_now_usecs() < until && dp_hub_session_count(srv->ctx.hub) > 0)
+        lws_service(srv->lws, 0);
     lws_sul_cancel(&srv->sul_tick);
     return 0;
 }
@@ -234,15 +224,15 @@ int dp_server_run(struct dp_server *srv)
 void dp_server_stop(struct dp_server *srv)
 {
     srv->stop = 1;
-    if (srv->ctx != NULL)
-        lws_cancel_service(srv->ctx);
+    if (srv->lws != NULL)
+        lws_cancel_service(srv->lws);
 }
 
 void dp_server_destroy(struct dp_server *srv)
 {
     if (srv == NULL)
         return;
-    if (srv->ctx != NULL) {
+    if (srv->lws != NULL) {
         lws_sul_cancel(&srv->sul_ping);
         lws_sul_cancel(&srv->sul_sweep);
         lws_sul_cancel(&srv->sul_trim);
@@ -250,13 +240,13 @@ void dp_server_destroy(struct dp_server *srv)
     }
     /* The link goes first: its pump thread wakes the context. Sessions closed afterwards send
      * nothing on it. */
-    if (srv->hub != NULL)
-        dp_hub_set_link(srv->hub, NULL);
-    dp_link_destroy(srv->link);
-    srv->link = NULL;
-    if (srv->ctx != NULL)
-        lws_context_destroy(srv->ctx);
-    dp_hub_destroy(srv->hub);
-    free(srv->scratch);
+    if (srv->ctx.hub != NULL)
+        dp_hub_set_link(srv->ctx.hub, NULL);
+    dp_link_destroy(srv->ctx.link);
+    srv->ctx.link = NULL;
+    if (srv->lws != NULL)
+        lws_context_destroy(srv->lws);
+    dp_hub_destroy(srv->ctx.hub);
+    dp_ctx_fini(&srv->ctx);
     free(srv);
 }

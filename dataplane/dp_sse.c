@@ -1,13 +1,20 @@
 /* Server-Sent Events transport: GET /sse opens a stream (rooms/channels joined first, with
  * replay from Last-Event-ID), POST /sse/<connection_id> carries one client frame and is
  * answered with the ack/error frame once the control plane replied. */
+#include "dp_sse.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dp_auth.h"
+#include "dp_config.h"
+#include "dp_ctx.h"
+#include "dp_http_respond.h"
+#include "dp_hub.h"
 #include "dp_metrics.h"
-#include "dp_server.h"
+#include "dp_pss.h"
+#include "dp_request.h"
 #include "dp_sse_fmt.h"
 #include "sb_log.h"
 
@@ -54,7 +61,7 @@ static int respond_error(struct lws *wsi, unsigned int status, const char *code,
 
 static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     struct dp_session *s = pss->s;
     if (s == NULL)
         return -1;
@@ -90,7 +97,7 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
                     idline[il++] = '\n';
                 }
             }
-            p = dp_server_scratch(srv, off + il + evlen);
+            p = dp_ctx_scratch(ctx, off + il + evlen);
             if (p == NULL)
                 return -1;
             memcpy(p + off, idline, il);
@@ -121,14 +128,14 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
 
 /* Calls fn for each comma-separated item of `list`. */
 static void each_item(char *list,
-                      void (*fn)(struct dp_server *, struct dp_session *, const char *,
+                      void (*fn)(struct dp_ctx *, struct dp_session *, const char *,
                                  const struct dp_sse_pos *),
-                      struct dp_server *srv, struct dp_session *s, const struct dp_sse_pos *pos)
+                      struct dp_ctx *ctx, struct dp_session *s, const struct dp_sse_pos *pos)
 {
     char *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
         if (t[0] != '\0')
-            fn(srv, s, t, pos);
+            fn(ctx, s, t, pos);
 }
 
 static bool in_list(const char *list, const char *id)
@@ -146,26 +153,26 @@ static bool in_list(const char *list, const char *id)
     return false;
 }
 
-static void join_one(struct dp_server *srv, struct dp_session *s, const char *room,
+static void join_one(struct dp_ctx *ctx, struct dp_session *s, const char *room,
                      const struct dp_sse_pos *pos)
 {
-    dp_hub_sse_join(srv->hub, s, room, dp_sse_fmt_pos_get(pos, room));
+    dp_request_sse_join(ctx->req, s, room, dp_sse_fmt_pos_get(pos, room));
 }
 
-static void subscribe_one(struct dp_server *srv, struct dp_session *s, const char *channel,
+static void subscribe_one(struct dp_ctx *ctx, struct dp_session *s, const char *channel,
                           const struct dp_sse_pos *pos)
 {
     (void)pos;
-    dp_hub_sse_subscribe(srv->hub, s, channel);
+    dp_request_sse_subscribe(ctx->req, s, channel);
 }
 
 static int stream_open(struct lws *wsi, struct dp_pss *pss)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     char arg[SB_IDENT_MAX + 16];
     const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
     char user[SB_IDENT_MAX + 1], why[160];
-    if (!dp_auth_check(srv->cfg->dev_mode, uid, user, why, sizeof(why))) {
+    if (!dp_auth_check(ctx->cfg->dev_mode, uid, user, why, sizeof(why))) {
         dp_metrics.connections_rejected_total++;
         return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
     }
@@ -202,7 +209,7 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
     const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", resume, (int)sizeof(resume));
     int ret = 0;
     struct dp_session *s =
-        dp_hub_session_open(srv->hub, DP_TRANSPORT_SSE, user, sid, &sse_ops, wsi);
+        dp_hub_session_open(ctx->hub, DP_TRANSPORT_SSE, user, sid, &sse_ops, wsi);
     if (s == NULL) {
         dp_metrics.connections_rejected_total++;
         ret = respond_error(wsi, 429, "connection_limit_reached",
@@ -232,8 +239,8 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
 
     struct dp_sse_pos pos = {0};
     if (last[0] != '\0' && dp_sse_fmt_pos_parse(last, strlen(last), &pos) != SB_OK) {
-        dp_hub_send_error(srv->hub, s, NULL, NULL, "invalid_message",
-                          "Last-Event-ID is not a stream position (room:seq,...): ignored");
+        dp_request_send_error(s, NULL, NULL, "invalid_message",
+                              "Last-Event-ID is not a stream position (room:seq,...): ignored");
         dp_sse_fmt_pos_fini(&pos);
     }
     /* The stream's position carries on from where the last one stopped. */
@@ -242,11 +249,11 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
     for (size_t i = 0; i < pos.n; i++) {
         /* Rooms of the previous stream that the query leaves out are rejoined too. */
         if (!in_list(rooms, pos.v[i].room_id))
-            dp_hub_sse_join(srv->hub, s, pos.v[i].room_id, pos.v[i].seq);
+            dp_request_sse_join(ctx->req, s, pos.v[i].room_id, pos.v[i].seq);
     }
-    each_item(rooms, join_one, srv, s, &pos);
+    each_item(rooms, join_one, ctx, s, &pos);
     dp_sse_fmt_pos_fini(&pos);
-    each_item(channels, subscribe_one, srv, s, NULL);
+    each_item(channels, subscribe_one, ctx, s, NULL);
 out:
     free(rooms);
     free(channels);
@@ -263,9 +270,9 @@ static void post_ready(struct dp_post *post)
         lws_callback_on_writable(wsi);
 }
 
-static void post_reset(struct dp_server *srv, struct dp_pss *pss)
+static void post_reset(struct dp_ctx *ctx, struct dp_pss *pss)
 {
-    dp_hub_post_abandoned(srv->hub, &pss->post);
+    dp_request_post_abandoned(&pss->post);
     dp_buf_unref(pss->post.answer);
     free(pss->body);
     pss->body = NULL;
@@ -278,8 +285,8 @@ static void post_reset(struct dp_server *srv, struct dp_pss *pss)
 
 static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
 {
-    struct dp_server *srv = dp_server_of(wsi);
-    post_reset(srv, pss);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
+    post_reset(ctx, pss);
     pss->kind = DP_PSS_POST;
     snprintf(pss->conn_id, sizeof(pss->conn_id), "%s", id);
     struct dp_pss_ident *who = dp_pss_ident(pss);
@@ -288,11 +295,11 @@ static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
     char arg[SB_IDENT_MAX + 16];
     const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
     pss->authorized =
-        dp_auth_check(srv->cfg->dev_mode, uid, who->user_id, who->why, sizeof(who->why));
+        dp_auth_check(ctx->cfg->dev_mode, uid, who->user_id, who->why, sizeof(who->why));
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char cl[32];
         lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
-        if (strtoll(cl, NULL, 10) > srv->cfg->max_frame_size)
+        if (strtoll(cl, NULL, 10) > ctx->cfg->max_frame_size)
             pss->body_too_large = true;
     }
     return 0;
@@ -300,10 +307,10 @@ static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
 
 static int post_body(struct lws *wsi, struct dp_pss *pss, const char *in, size_t len)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     if (pss->body_too_large)
         return 0;
-    if ((int64_t)(pss->body_len + len) > srv->cfg->max_frame_size) {
+    if ((int64_t)(pss->body_len + len) > ctx->cfg->max_frame_size) {
         pss->body_too_large = true;
         free(pss->body);
         pss->body = NULL;
@@ -320,12 +327,12 @@ static int post_body(struct lws *wsi, struct dp_pss *pss, const char *in, size_t
 
 static int post_complete(struct lws *wsi, struct dp_pss *pss)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     if (pss->id == NULL)
         return -1;
     if (!pss->authorized)
         return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", pss->id->why);
-    struct dp_session *s = dp_hub_find(srv->hub, pss->conn_id);
+    struct dp_session *s = dp_hub_find(ctx->hub, pss->conn_id);
     if (s == NULL || s->transport != DP_TRANSPORT_SSE) {
         char msg[96];
         snprintf(msg, sizeof(msg), "no SSE connection %.40s on this node", pss->conn_id);
@@ -339,13 +346,14 @@ static int post_complete(struct lws *wsi, struct dp_pss *pss)
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
         snprintf(msg, sizeof(msg), "frame exceeds the limit of %lld bytes",
-                 (long long)srv->cfg->max_frame_size);
+                 (long long)ctx->cfg->max_frame_size);
         return respond_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "message_too_large", msg);
     }
     pss->post.wsi = wsi;
     pss->post.ready = post_ready;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)(srv->cfg->send_timeout_ms / 1000));
-    dp_hub_client_frame(srv->hub, s, pss->body != NULL ? pss->body : "", pss->body_len, &pss->post);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)(ctx->cfg->send_timeout_ms / 1000));
+    dp_request_client_frame(ctx->req, s, pss->body != NULL ? pss->body : "", pss->body_len,
+                            &pss->post);
     free(pss->body); /* the request went out packed, or was answered */
     pss->body = NULL;
     pss->body_len = 0;
@@ -369,7 +377,7 @@ static int post_writeable(struct lws *wsi, struct dp_pss *pss)
 int dp_sse_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
                     size_t len, bool *handled)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     *handled = true;
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
@@ -402,17 +410,17 @@ int dp_sse_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         /* The transaction is over (keep-alive connections go on with another one). */
         if (pss != NULL && pss->kind == DP_PSS_POST)
-            post_reset(srv, pss);
+            post_reset(ctx, pss);
         break;
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss == NULL)
             break;
         if (pss->kind == DP_PSS_SSE && pss->s != NULL) {
             pss->s->wsi = NULL;
-            dp_hub_session_closed(srv->hub, pss->s);
+            dp_hub_session_closed(ctx->hub, pss->s);
             pss->s = NULL;
         } else if (pss->kind == DP_PSS_POST) {
-            post_reset(srv, pss);
+            post_reset(ctx, pss);
         }
         break;
     default:

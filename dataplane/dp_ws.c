@@ -1,13 +1,19 @@
 /* WebSocket transport (/ws): authentication at the upgrade, message reassembly with the size
  * limits, and batched writes: queued frames are already WebSocket-framed in their shared
  * buffers, so several are copied back to back into one LWS_WRITE_RAW write. */
+#include "dp_ws.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dp_auth.h"
+#include "dp_config.h"
+#include "dp_ctx.h"
+#include "dp_hub.h"
 #include "dp_metrics.h"
-#include "dp_server.h"
+#include "dp_pss.h"
+#include "dp_request.h"
 #include "dp_wsrx.h"
 #include "sb_log.h"
 
@@ -41,7 +47,7 @@ static int reject_write(struct lws *wsi, struct dp_pss *pss)
     size_t n;
     const char *why = pss->id != NULL ? pss->id->why : "";
     if (dp_frame_format_error(NULL, pss->reject_code, why, &t, &n) == SB_OK) {
-        unsigned char *p = dp_server_scratch(dp_server_of(wsi), n);
+        unsigned char *p = dp_ctx_scratch(dp_ctx_of(wsi), n);
         if (p != NULL) {
             memcpy(p, t, n);
             lws_write(wsi, p, n, LWS_WRITE_TEXT);
@@ -57,7 +63,7 @@ static int write_ping(struct lws *wsi, struct dp_pss *pss)
 {
     static const char payload[] = "sb";
     pss->ping_due = false;
-    unsigned char *p = dp_server_scratch(dp_server_of(wsi), sizeof(payload) - 1);
+    unsigned char *p = dp_ctx_scratch(dp_ctx_of(wsi), sizeof(payload) - 1);
     if (p == NULL)
         return -1;
     memcpy(p, payload, sizeof(payload) - 1);
@@ -66,7 +72,7 @@ static int write_ping(struct lws *wsi, struct dp_pss *pss)
 
 static int writeable(struct lws *wsi, struct dp_pss *pss)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     struct dp_session *s = pss->s;
     if (pss->hard_close) {
         if (pss->close_sent)
@@ -77,7 +83,7 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
          * 1009. */
         static const char reason[] = "\x88\x11\x03\xf1"
                                      "frame too large"; /* close, 1009 */
-        unsigned char *p = dp_server_scratch(srv, sizeof(reason) - 1);
+        unsigned char *p = dp_ctx_scratch(ctx, sizeof(reason) - 1);
         if (p == NULL)
             return -1;
         memcpy(p, reason, sizeof(reason) - 1);
@@ -100,7 +106,7 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
             total += b->ws_len;
             n++;
         }
-        unsigned char *p = dp_server_scratch(srv, total);
+        unsigned char *p = dp_ctx_scratch(ctx, total);
         if (p == NULL)
             return -1;
         size_t o = 0;
@@ -134,7 +140,7 @@ static int writeable(struct lws *wsi, struct dp_pss *pss)
 
 static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t len)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     struct dp_session *s = pss->s;
     if (s == NULL || pss->hard_close)
         return 0;
@@ -142,8 +148,8 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
                                     lws_is_final_fragment(wsi) != 0, lws_frame_is_binary(wsi) != 0};
     const char *msg = NULL;
     size_t n = 0;
-    enum dp_wsrx_verdict v = dp_wsrx_feed(&pss->rx, (uint64_t)srv->cfg->max_frame_size,
-                                          (uint64_t)srv->cfg->hard_frame_limit, &c, &msg, &n);
+    enum dp_wsrx_verdict v = dp_wsrx_feed(&pss->rx, (uint64_t)ctx->cfg->max_frame_size,
+                                          (uint64_t)ctx->cfg->hard_frame_limit, &c, &msg, &n);
     switch (v) {
     case DP_WSRX_MORE:
         return 0;
@@ -160,21 +166,21 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
     case DP_WSRX_ENOMEM:
         return -1;
     case DP_WSRX_MESSAGE:
-        dp_hub_client_frame(srv->hub, s, msg, n, NULL);
+        dp_request_client_frame(ctx->req, s, msg, n, NULL);
         break;
     case DP_WSRX_BINARY:
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
-        dp_hub_send_error(srv->hub, s, NULL, NULL, "invalid_message",
-                          "binary frames are not supported: send JSON text frames");
+        dp_request_send_error(s, NULL, NULL, "invalid_message",
+                              "binary frames are not supported: send JSON text frames");
         break;
     case DP_WSRX_TOO_LARGE: {
         char why[128];
         snprintf(why, sizeof(why), "frame of %zu bytes exceeds the limit of %lld bytes", n,
-                 (long long)srv->cfg->max_frame_size);
+                 (long long)ctx->cfg->max_frame_size);
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
-        dp_hub_send_error(srv->hub, s, NULL, NULL, "message_too_large", why);
+        dp_request_send_error(s, NULL, NULL, "message_too_large", why);
         break;
     }
     }
@@ -190,13 +196,13 @@ static int receive(struct lws *wsi, struct dp_pss *pss, const char *in, size_t l
  * in libwebsockets 4.1 arming one is a walk of a sorted list of every armed timer of the
  * thread, and each new connection's deadline lands at its end: O(N^2) over N connects
  * (lws_dll2_add_sorted: 35% of the data plane's samples while 10,000 clients connected). */
-static void keepalive(struct dp_server *srv, struct lws *wsi, struct dp_pss *pss, lws_usec_t now)
+static void keepalive(struct dp_ctx *ctx, struct lws *wsi, struct dp_pss *pss, lws_usec_t now)
 {
     struct dp_session *s = pss->s;
     if (s == NULL || s->close_pending || pss->hard_close)
         return;
-    lws_usec_t idle = (lws_usec_t)srv->cfg->idle_timeout_ms * LWS_US_PER_MS;
-    lws_usec_t iv = (lws_usec_t)srv->cfg->ping_interval_ms * LWS_US_PER_MS;
+    lws_usec_t idle = (lws_usec_t)ctx->cfg->idle_timeout_ms * LWS_US_PER_MS;
+    lws_usec_t iv = (lws_usec_t)ctx->cfg->ping_interval_ms * LWS_US_PER_MS;
     lws_usec_t since = now - pss->last_rx_us;
     if (idle > 0 && since >= idle) {
         SB_LOG_INFO(MOD, "closing idle connection", "conn=%s user=%s silent_ms=%lld",
@@ -212,7 +218,7 @@ static void keepalive(struct dp_server *srv, struct lws *wsi, struct dp_pss *pss
 }
 
 struct sweep_arg {
-    struct dp_server *srv;
+    struct dp_ctx *ctx;
     lws_usec_t now;
 };
 
@@ -224,13 +230,13 @@ static void keepalive_one(struct dp_session *s, void *arg)
         return;
     struct dp_pss *pss = lws_wsi_user(wsi);
     if (pss != NULL && pss->kind == DP_PSS_WS && pss->s == s)
-        keepalive(a->srv, wsi, pss, a->now);
+        keepalive(a->ctx, wsi, pss, a->now);
 }
 
-void dp_ws_keepalive_sweep(struct dp_server *srv)
+void dp_ws_keepalive_sweep(struct dp_ctx *ctx)
 {
-    struct sweep_arg a = {srv, lws_now_usecs()};
-    dp_hub_visit_sessions(srv->hub, keepalive_one, &a);
+    struct sweep_arg a = {ctx, lws_now_usecs()};
+    dp_hub_visit_sessions(ctx->hub, keepalive_one, &a);
 }
 
 lws_usec_t dp_ws_keepalive_period(const struct dp_config *cfg)
@@ -245,7 +251,7 @@ lws_usec_t dp_ws_keepalive_period(const struct dp_config *cfg)
 int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_pss *pss, void *in,
                    size_t len, bool *handled)
 {
-    struct dp_server *srv = dp_server_of(wsi);
+    struct dp_ctx *ctx = dp_ctx_of(wsi);
     *handled = true;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
@@ -258,7 +264,7 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
         char arg[SB_IDENT_MAX + 16];
         const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
         pss->authorized =
-            dp_auth_check(srv->cfg->dev_mode, uid, id->user_id, id->why, sizeof(id->why));
+            dp_auth_check(ctx->cfg->dev_mode, uid, id->user_id, id->why, sizeof(id->why));
         const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", arg, (int)sizeof(arg));
         snprintf(id->resume, sizeof(id->resume), "%s",
                  sid != NULL && sb_ident_is_valid(sid) ? sid : "");
@@ -273,7 +279,7 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
             lws_callback_on_writable(wsi);
             return 0;
         }
-        pss->s = dp_hub_session_open(srv->hub, DP_TRANSPORT_WS, pss->id->user_id, pss->id->resume,
+        pss->s = dp_hub_session_open(ctx->hub, DP_TRANSPORT_WS, pss->id->user_id, pss->id->resume,
                                      &ws_ops, wsi);
         pss->last_rx_us = lws_now_usecs();
         pss->last_ping_us = pss->last_rx_us;
@@ -298,7 +304,7 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
     case LWS_CALLBACK_CLOSED:
         if (pss != NULL && pss->s != NULL) {
             pss->s->wsi = NULL;
-            dp_hub_session_closed(srv->hub, pss->s);
+            dp_hub_session_closed(ctx->hub, pss->s);
             pss->s = NULL;
         }
         if (pss != NULL)

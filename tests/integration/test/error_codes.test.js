@@ -13,7 +13,9 @@ const INTERNAL = new Set(['conflict']); // never sent to clients or gRPC callers
 
 function protocolCodes() {
   const src = fs.readFileSync(path.join(REPO, 'common', 'sb_err.c'), 'utf8');
-  const codes = [...src.matchAll(/\[SB_CODE_[A-Z_]+\]\s*=\s*"([a-z_]+)"/g)].map((m) => m[1]);
+  // [SB_CODE_X] = {"name", gRPC status, HTTP status}
+  const entry = /\[SB_CODE_[A-Z_]+\]\s*=\s*\{\s*"([a-z_]+)"/g;
+  const codes = [...src.matchAll(entry)].map((m) => m[1]);
   assert.ok(codes.length >= 23, `expected the code table in sb_err.c, found ${codes.length} codes`);
   return codes.filter((c) => !INTERNAL.has(c));
 }

@@ -1,5 +1,4 @@
-/* dp_buf: reference counting, WebSocket pre-framing, lazy SSE rendering, and the Prometheus
- * text of dp_metrics. */
+/* dp_buf: reference counting, WebSocket pre-framing, lazy SSE rendering. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,6 @@
 #include <cmocka.h>
 
 #include "dp_buf.h"
-#include "dp_metrics.h"
 
 static void test_dp_buf_refcount_and_ws_header(void **state)
 {
@@ -72,29 +70,12 @@ static void test_dp_buf_sse_lazy_once(void **state)
     dp_buf_unref(b);
 }
 
-static void test_dp_metrics_format_prometheus(void **state)
-{
-    struct dp_metrics m = {0};
-    m.connections_ws = 3;
-    m.frames_in_total = 42;
-    m.link_up = 1;
-    char out[8192];
-    size_t n = dp_metrics_format(&m, out, sizeof(out));
-    assert_true(n > 0);
-    assert_non_null(strstr(out, "# TYPE switchboard_dp_frames_in_total counter\n"
-                                "switchboard_dp_frames_in_total 42\n"));
-    assert_non_null(strstr(out, "switchboard_dp_connections{transport=\"websocket\"} 3\n"));
-    assert_non_null(strstr(out, "switchboard_dp_link_up 1\n"));
-    assert_int_equal(dp_metrics_format(&m, out, 64), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dp_buf_refcount_and_ws_header),
         cmocka_unit_test(test_dp_buf_ws_header_sizes),
         cmocka_unit_test(test_dp_buf_sse_lazy_once),
-        cmocka_unit_test(test_dp_metrics_format_prometheus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

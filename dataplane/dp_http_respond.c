@@ -1,0 +1,30 @@
+/* A whole small HTTP response in one go: headers into a stack buffer, the body through the
+ * shared scratch buffer (lws_write needs LWS_PRE bytes of headroom before it). */
+#include "dp_http_respond.h"
+
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "dp_ctx.h"
+
+int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
+                    const char *body, size_t len)
+{
+    unsigned char hdr[LWS_PRE + 2048];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (len > 0) {
+        unsigned char *b = dp_ctx_scratch(dp_ctx_of(wsi), len);
+        if (b == NULL)
+            return -1;
+        memcpy(b, body, len);
+        if (lws_write(wsi, b, len, LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
