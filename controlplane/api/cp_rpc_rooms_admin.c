@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "cp_json.h"
 #include "cp_perm.h"
 #include "cp_rooms.h"
 #include "sb_ident.h"
@@ -109,50 +110,24 @@ static void reply_room_done(void *arg, const struct cp_status *st, const struct 
 
 /* ---------------------------------------------------------------- frames to members */
 
-static void frame_end(struct cp_buf *b)
-{
-    char ts[SB_TIME_RFC3339_LEN];
-    sb_time_format_rfc3339(sb_time_now_ms(), ts, sizeof(ts));
-    cp_buf_puts(b, ",\"timestamp\":");
-    cp_buf_json_str(b, ts, strlen(ts));
-    cp_buf_putc(b, '}');
-}
-
-static void frame_str(struct cp_buf *b, const char *k, const char *v)
-{
-    cp_buf_printf(b, ",\"%s\":", k);
-    cp_buf_json_str(b, v, strlen(v));
-}
-
-/* {"type":"member_updated","room_id":..,"user_id":..,"role":..,"timestamp":..} to members. */
+/* member_updated (cp_json.c) to members. */
 static void notify_role(struct cp_ctx *c, const char *room_id, const char *user_id,
                         enum cp_role role)
 {
     struct cp_buf b;
     cp_buf_init(&b);
-    cp_buf_puts(&b, "{\"type\":\"member_updated\"");
-    frame_str(&b, "room_id", room_id);
-    frame_str(&b, "user_id", user_id);
-    frame_str(&b, "role", cp_role_name(role));
-    frame_end(&b);
+    cp_json_member_updated(&b, room_id, user_id, role, sb_time_now_ms());
     if (!b.failed)
         cp_rooms_notify(c, room_id, b.data, b.len);
     cp_buf_fini(&b);
 }
 
-/* {"type":"room_updated","room_id":..,"archived":..,"timestamp":..} to members. */
+/* room_updated (cp_json.c) to members. */
 static void notify_room(struct cp_ctx *c, const struct cp_room *r)
 {
     struct cp_buf b;
     cp_buf_init(&b);
-    cp_buf_puts(&b, "{\"type\":\"room_updated\"");
-    frame_str(&b, "room_id", r->id);
-    frame_str(&b, "name", r->name);
-    frame_str(&b, "owner_id", r->owner_id);
-    cp_buf_printf(&b, ",\"private\":%s,\"archived\":%s,\"max_members\":%d",
-                  r->is_private ? "true" : "false", r->archived ? "true" : "false",
-                  (int)r->max_members);
-    frame_end(&b);
+    cp_json_room_updated(&b, r, sb_time_now_ms());
     if (!b.failed)
         cp_rooms_notify(c, r->id, b.data, b.len);
     cp_buf_fini(&b);
@@ -572,23 +547,13 @@ static void reply_empty(struct adm *a)
     adm_free(a);
 }
 
-/* {"type":"banned","room_id":..,["reason":..],["expires_at":..],"timestamp":..} to the banned
- * user's connections. */
+/* banned (cp_json.c) to the banned user's connections. */
 static void notify_banned(struct adm *a)
 {
     const Switchboard__V1__BanMemberRequest *req = a->req;
     struct cp_buf b;
     cp_buf_init(&b);
-    cp_buf_puts(&b, "{\"type\":\"banned\"");
-    frame_str(&b, "room_id", a->room_id);
-    if (has(req->reason))
-        frame_str(&b, "reason", req->reason);
-    if (a->expires_at > 0) {
-        char ts[SB_TIME_RFC3339_LEN];
-        sb_time_format_rfc3339(a->expires_at, ts, sizeof(ts));
-        frame_str(&b, "expires_at", ts);
-    }
-    frame_end(&b);
+    cp_json_banned(&b, a->room_id, req->reason, a->expires_at, sb_time_now_ms());
     if (!b.failed) {
         const char *users[1] = {a->target_id};
         cp_fanout_users(&a->c->fan, users, 1, b.data, b.len);
