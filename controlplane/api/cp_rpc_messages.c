@@ -7,7 +7,7 @@
 
 #include "cp_json.h"
 #include "cp_once.h"
-#include "cp_rooms.h"
+#include "cp_roommsg.h"
 #include "sb_ident.h"
 #include "sb_time.h"
 #include "switchboard/v1/messages.pb-c.h"
@@ -154,33 +154,18 @@ void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const Pro
     deliver_once(c, call, DIRECT_EVERYONE, m, req->idempotency_key, count);
 }
 
-struct room_call {
-    struct cp_call *call;
-    struct cp_ctx *c;
-    const char *room_id; /* borrowed from the request */
-    const char *idem_key;
-};
-
-static void reply_published(struct cp_call *call, const char *id, int64_t seq)
-{
-    Switchboard__V1__BroadcastToRoomResponse resp =
-        SWITCHBOARD__V1__BROADCAST_TO_ROOM_RESPONSE__INIT;
-    resp.message_id = (char *)id;
-    resp.seq = seq;
-    cp_call_reply(call, &resp.base);
-}
-
 static void published(void *arg, const struct cp_status *st, const char *message_id, int64_t seq)
 {
-    struct room_call *rc = arg;
+    struct cp_call *call = arg;
     if (st->code != SB_CODE_NONE) {
-        cp_call_fail(rc->call, st);
-    } else {
-        if (rc->idem_key != NULL)
-            cp_idem_put(rc->c, rc->room_id, rc->idem_key, message_id, seq, sb_time_mono_ms());
-        reply_published(rc->call, message_id, seq);
+        cp_call_fail(call, st);
+        return;
     }
-    free(rc);
+    Switchboard__V1__BroadcastToRoomResponse resp =
+        SWITCHBOARD__V1__BROADCAST_TO_ROOM_RESPONSE__INIT;
+    resp.message_id = (char *)message_id;
+    resp.seq = seq;
+    cp_call_reply(call, &resp.base);
 }
 
 void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -202,41 +187,18 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
             !cp_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
             return;
     }
-    const char *idem =
-        (req->idempotency_key && req->idempotency_key[0]) ? req->idempotency_key : NULL;
-    if (idem != NULL) {
-        const char *id;
-        int64_t seq;
-        if (cp_idem_get(c, req->room_id, idem, sb_time_mono_ms(), &id, &seq)) {
-            reply_published(call, id, seq);
-            return;
-        }
-    }
-    struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
-    struct room_call *rc = malloc(sizeof(*rc));
-    if ((req->n_metadata > 0 && kv == NULL) || rc == NULL) {
-        free(kv);
-        free(rc);
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < req->n_metadata; i++) {
-        kv[i].key = req->metadata[i]->key;
-        kv[i].value = req->metadata[i]->value;
-    }
-    *rc = (struct room_call){call, c, req->room_id, idem};
+    struct cp_kv kv[MAX_METADATA];
+    for (size_t i = 0; i < req->n_metadata; i++)
+        kv[i] = (struct cp_kv){req->metadata[i]->key, req->metadata[i]->value};
     struct cp_publish p = {.room_id = req->room_id,
                            .user_id = req->user_id,
-                           .require_member = false,
                            .data = (const char *)req->data.data,
                            .data_len = req->data.len,
                            .thread_id = req->thread_id,
                            .metadata = kv,
                            .n_metadata = req->n_metadata,
-                           .idem_key = idem};
-    /* The store copies the draft before it answers, so kv can go right after the call. */
-    cp_rooms_publish(c, &p, published, rc);
-    free(kv);
+                           .idem_key = req->idempotency_key};
+    cp_roommsg_broadcast(c, &p, published, call);
 }
 
 void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
