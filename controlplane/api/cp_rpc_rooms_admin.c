@@ -4,7 +4,6 @@
 #include "cp_rpc.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "cp_roomadmin.h"
 #include "switchboard/v1/rooms.pb-c.h"
