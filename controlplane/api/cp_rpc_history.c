@@ -1,24 +1,17 @@
 /* switchboard.v1.Messages, the history half (docs/history.md): SaveMessage, GetHistory,
- * EditMessage, DeleteMessage, AddReaction, RemoveReaction, SearchMessages.
- *
- * Edits, deletions and reactions are one Store message_update each; the edit callback checks
- * the permissions against the stored message (so a concurrent change cannot slip by) and the
- * members' roles read just before. Members then get a live frame (message_edited,
- * message_deleted, reaction) from the replica that made the change, with seq 0 so that data
- * planes never take it for a duplicate room message. */
+ * EditMessage, DeleteMessage, AddReaction, RemoveReaction, SearchMessages: the requests'
+ * checks and the Message answers (edit trail and reactions from the ext record) around the
+ * flows cp_roommsg.c (save, read), cp_msgupdate.c (edits, deletions, reactions) and
+ * cp_search.c. */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "cp_json.h"
 #include "cp_msgext.h"
 #include "cp_msgupdate.h"
-#include "cp_rooms.h"
-#include "sb_ident.h"
-#include "sb_log.h"
+#include "cp_roommsg.h"
+#include "cp_search.h"
 #include "sb_time.h"
 #include "switchboard/v1/messages.pb-c.h"
 
@@ -26,9 +19,6 @@
 #define MAX_META_KEY   128
 #define MAX_META_VALUE 1024
 #define MAX_QUERY      256
-#define MAX_TOKENS     16
-#define SEARCH_PAGE    200
-#define ROOM_PAGE      100
 
 /* ---------------------------------------------------------------- Message -> protobuf */
 
@@ -261,26 +251,24 @@ void cp_rpc_messages_history(struct cp_ctx *c, struct cp_call *call, const Proto
         .before_time = req->before_time,
         .after_time = req->after_time,
         .thread_id = req->thread_id};
-    c->store->ops->history_query(c->store, &q, NULL, history_done, call);
+    cp_roommsg_history(c, &q, history_done, call);
 }
 
 /* ---------------------------------------------------------------- SaveMessage */
 
-struct save {
-    struct cp_ctx *c;
+struct save_call {
     struct cp_call *call;
-    const Switchboard__V1__SaveMessageRequest *req; /* borrowed until the call ends */
-    int64_t seq;
-    char id[SB_ID_LEN];
+    const Switchboard__V1__SaveMessageRequest *req; /* borrowed until the call is finished */
 };
 
 /* Answers from the request when the stored message cannot be read back (trimmed at once). */
-static void save_reply_from_request(struct save *s)
+static void save_reply_from_request(struct cp_call *call,
+                                    const Switchboard__V1__SaveMessageRequest *req, const char *id,
+                                    int64_t seq)
 {
-    const Switchboard__V1__SaveMessageRequest *req = s->req;
     Switchboard__V1__Message pm = SWITCHBOARD__V1__MESSAGE__INIT;
-    pm.id = s->id;
-    pm.seq = s->seq;
+    pm.id = (char *)id;
+    pm.seq = seq;
     pm.room_id = req->room_id;
     pm.user_id = req->user_id;
     pm.thread_id = req->thread_id;
@@ -300,36 +288,23 @@ static void save_reply_from_request(struct save *s)
     pm.metadata = ptrs;
     pm.n_metadata = a.failed ? 0 : req->n_metadata;
     if (a.failed)
-        cp_call_failf(s->call, SB_CODE_INTERNAL, "out of memory");
+        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
     else
-        cp_call_reply(s->call, &pm.base);
+        cp_call_reply(call, &pm.base);
     arena_free(&a);
 }
 
-static void save_read(void *arg, const struct cp_status *st, const struct cp_history_result *res)
+static void saved(void *arg, const struct cp_status *st, const char *message_id, int64_t seq,
+                  const struct cp_message *stored)
 {
-    struct save *s = arg;
-    if (st->code == SB_CODE_NONE && res->n_messages == 1 && res->messages[0]->seq == s->seq)
-        reply_message(s->call, res->messages[0]);
+    struct save_call *sc = arg;
+    if (st->code != SB_CODE_NONE)
+        cp_call_fail(sc->call, st);
+    else if (stored != NULL)
+        reply_message(sc->call, stored);
     else
-        save_reply_from_request(s);
-    free(s);
-}
-
-static void save_stored(void *arg, const struct cp_status *st, const char *message_id, int64_t seq)
-{
-    struct save *s = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(s->call, st);
-        free(s);
-        return;
-    }
-    snprintf(s->id, sizeof(s->id), "%s", message_id);
-    s->seq = seq;
-    /* Read it back for the stored timestamp (the publish answer has only id and seq). */
-    struct cp_history_query q = {
-        .room_id = s->req->room_id, .limit = 1, .has_after_seq = true, .after_seq = seq - 1};
-    s->c->store->ops->history_query(s->c->store, &q, NULL, save_read, s);
+        save_reply_from_request(sc->call, sc->req, message_id, seq);
+    free(sc);
 }
 
 void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -350,32 +325,23 @@ void cp_rpc_history_save(struct cp_ctx *c, struct cp_call *call, const ProtobufC
             !cp_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
             return;
     }
-    struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
-    struct save *s = calloc(1, sizeof(*s));
-    if ((req->n_metadata > 0 && kv == NULL) || s == NULL) {
-        free(kv);
-        free(s);
+    struct save_call *sc = malloc(sizeof(*sc));
+    if (sc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
         return;
     }
-    for (size_t i = 0; i < req->n_metadata; i++) {
-        kv[i].key = req->metadata[i]->key;
-        kv[i].value = req->metadata[i]->value;
-    }
-    s->c = c;
-    s->call = call;
-    s->req = req;
+    *sc = (struct save_call){call, req};
+    struct cp_kv kv[MAX_METADATA];
+    for (size_t i = 0; i < req->n_metadata; i++)
+        kv[i] = (struct cp_kv){req->metadata[i]->key, req->metadata[i]->value};
     struct cp_publish p = {.room_id = req->room_id,
                            .user_id = req->user_id,
-                           .require_member = false,
                            .data = (const char *)req->data.data,
                            .data_len = req->data.len,
                            .thread_id = req->thread_id,
                            .metadata = kv,
-                           .n_metadata = req->n_metadata,
-                           .no_deliver = true};
-    cp_rooms_publish(c, &p, save_stored, s);
-    free(kv);
+                           .n_metadata = req->n_metadata};
+    cp_roommsg_save(c, &p, saved, sc);
 }
 
 static bool set(const char *s)
@@ -484,260 +450,14 @@ void cp_rpc_history_unreact(struct cp_ctx *c, struct cp_call *call, const Protob
 
 /* ---------------------------------------------------------------- SearchMessages */
 
-struct search {
-    struct cp_ctx *c;
-    struct cp_call *call;
-    char *tokens[MAX_TOKENS]; /* the query's words (owned), all must appear */
-    size_t n_tokens;
-    const char *user_id; /* NULL: any */
-    const char *room_id; /* NULL: several rooms */
-    size_t limit;
-    int64_t cutoff;  /* messages older are out of retention (0: none) */
-    bool list_all;   /* every room, by room_list pages */
-    bool more_rooms; /* another room_list page exists */
-    char *after_id;  /* room_list page token */
-    char **rooms;    /* the rooms to scan now */
-    size_t n_rooms, next_room;
-    /* The room being scanned: pages downwards from its newest message. */
-    const char *cur;
-    bool has_before;
-    int64_t before_seq;
-    size_t room_hits;
-    struct cp_message **hits; /* owned */
-    size_t n_hits;
-    struct cp_status err; /* set: finish with it */
-    bool done;
-    /* Trampoline: the memory store answers inline; keep the stack flat. */
-    bool stepping, again;
-};
-
-static void search_free(struct search *s)
+static void search_done(void *arg, const struct cp_status *st, const struct cp_message *const *hits,
+                        size_t n)
 {
-    for (size_t i = 0; i < s->n_rooms; i++)
-        free(s->rooms[i]);
-    free(s->rooms);
-    for (size_t i = 0; i < s->n_hits; i++)
-        cp_message_free(s->hits[i]);
-    free(s->hits);
-    free(s->after_id);
-    for (size_t i = 0; i < s->n_tokens; i++)
-        free(s->tokens[i]);
-    free(s);
-}
-
-static bool text_matches(json_t *v, const char *q, int depth)
-{
-    if (depth > 64)
-        return false;
-    if (json_is_string(v))
-        return strcasestr(json_string_value(v), q) != NULL;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e)
-        {
-            if (text_matches(e, q, depth + 1))
-                return true;
-        }
-    } else if (json_is_object(v)) {
-        const char *k;
-        json_t *e;
-        json_object_foreach(v, k, e)
-        {
-            if (text_matches(e, q, depth + 1))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* Every token of the query appears (case-insensitively) in some string of data. */
-static bool message_matches(const struct cp_message *m, char *const *tokens, size_t n)
-{
-    if (m->deleted || m->data == NULL || m->data_len == 0)
-        return false;
-    json_t *v = json_loadb(m->data, m->data_len, JSON_DECODE_ANY, NULL);
-    bool ok = v != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = text_matches(v, tokens[i], 0);
-    json_decref(v);
-    return ok;
-}
-
-static int newest_first(const void *a, const void *b)
-{
-    const struct cp_message *x = *(const struct cp_message *const *)a;
-    const struct cp_message *y = *(const struct cp_message *const *)b;
-    if (x->timestamp != y->timestamp)
-        return x->timestamp > y->timestamp ? -1 : 1;
-    int r = strcmp(x->room_id, y->room_id);
-    if (r != 0)
-        return r;
-    return x->seq > y->seq ? -1 : (x->seq < y->seq ? 1 : 0);
-}
-
-/* Keeps the newest `limit` hits. */
-static void search_prune(struct search *s)
-{
-    if (s->n_hits > 1)
-        qsort(s->hits, s->n_hits, sizeof(*s->hits), newest_first);
-    while (s->n_hits > s->limit)
-        cp_message_free(s->hits[--s->n_hits]);
-}
-
-static void search_step(struct search *s);
-
-static void search_history(void *arg, const struct cp_status *st,
-                           const struct cp_history_result *res)
-{
-    struct search *s = arg;
-    bool room_done = true;
-    if (st->code != SB_CODE_NONE) {
-        /* A room gone or left since it was listed is skipped; a named room is an error. */
-        if (s->room_id != NULL ||
-            (st->code != SB_CODE_ROOM_NOT_FOUND && st->code != SB_CODE_NOT_ROOM_MEMBER))
-            s->err = *st;
-    } else {
-        room_done = res->n_messages < SEARCH_PAGE;
-        for (size_t i = res->n_messages; i > 0; i--) {
-            const struct cp_message *m = res->messages[i - 1];
-            if (s->cutoff != 0 && m->timestamp < s->cutoff) {
-                room_done = true;
-                break;
-            }
-            if (!message_matches(m, s->tokens, s->n_tokens))
-                continue;
-            struct cp_message *d = cp_message_dup(m);
-            struct cp_message **h = realloc(s->hits, (s->n_hits + 1) * sizeof(*h));
-            if (d == NULL || h == NULL) {
-                cp_message_free(d);
-                if (h != NULL)
-                    s->hits = h;
-                cp_status_set(&s->err, SB_CODE_INTERNAL, "out of memory");
-                break;
-            }
-            s->hits = h;
-            s->hits[s->n_hits++] = d;
-            if (++s->room_hits >= s->limit) {
-                room_done = true;
-                break;
-            }
-        }
-        if (res->n_messages > 0) {
-            s->has_before = true;
-            s->before_seq = res->messages[0]->seq;
-        } else {
-            room_done = true;
-        }
-    }
-    if (room_done) {
-        s->cur = NULL;
-        search_prune(s);
-    }
-    search_step(s);
-}
-
-static void search_rooms(void *arg, const struct cp_status *st, const struct cp_room *const *rooms,
-                         size_t n, bool more)
-{
-    struct search *s = arg;
-    for (size_t i = 0; i < s->n_rooms; i++)
-        free(s->rooms[i]);
-    free(s->rooms);
-    s->rooms = NULL;
-    s->n_rooms = s->next_room = 0;
-    s->more_rooms = false;
-    if (st->code != SB_CODE_NONE) {
-        s->err = *st;
-    } else if (n > 0) {
-        s->rooms = calloc(n, sizeof(*s->rooms));
-        char *after = strdup(rooms[n - 1]->id);
-        if (s->rooms == NULL || after == NULL) {
-            free(after);
-            cp_status_set(&s->err, SB_CODE_INTERNAL, "out of memory");
-        } else {
-            free(s->after_id);
-            s->after_id = after;
-            s->more_rooms = more;
-            for (size_t i = 0; i < n && s->err.code == SB_CODE_NONE; i++) {
-                s->rooms[i] = strdup(rooms[i]->id);
-                if (s->rooms[i] == NULL)
-                    cp_status_set(&s->err, SB_CODE_INTERNAL, "out of memory");
-                s->n_rooms = i + 1;
-            }
-        }
-    }
-    search_step(s);
-}
-
-static void search_user_rooms(void *arg, const struct cp_status *st, const char *const *ids,
-                              size_t n)
-{
-    struct search *s = arg;
-    if (st->code != SB_CODE_NONE) {
-        s->err = *st;
-    } else if (n > 0) {
-        s->rooms = calloc(n, sizeof(*s->rooms));
-        for (size_t i = 0; s->rooms != NULL && i < n; i++) {
-            s->rooms[i] = strdup(ids[i]);
-            s->n_rooms = i + 1;
-            if (s->rooms[i] == NULL)
-                break;
-        }
-        if (s->rooms == NULL || s->rooms[s->n_rooms - 1] == NULL)
-            cp_status_set(&s->err, SB_CODE_INTERNAL, "out of memory");
-    }
-    search_step(s);
-}
-
-/* Starts the next store read, or answers. Returns true when `s` is gone. */
-static bool search_advance(struct search *s)
-{
-    struct cp_store *store = s->c->store;
-    if (s->err.code == SB_CODE_NONE && s->cur == NULL) {
-        if (s->next_room < s->n_rooms) {
-            s->cur = s->rooms[s->next_room++];
-            s->has_before = false;
-            s->room_hits = 0;
-        } else if (s->list_all && s->more_rooms) {
-            struct cp_room_query q = {
-                .after_id = s->after_id, .include_archived = true, .limit = ROOM_PAGE};
-            store->ops->room_list(store, &q, search_rooms, s);
-            return false;
-        }
-    }
-    if (s->err.code != SB_CODE_NONE || s->cur == NULL) {
-        if (s->err.code != SB_CODE_NONE)
-            cp_call_fail(s->call, &s->err);
-        else
-            reply_messages(s->call, (const struct cp_message *const *)s->hits, s->n_hits, true);
-        search_free(s);
-        return true;
-    }
-    struct cp_history_query q = {.room_id = s->cur,
-                                 .limit = SEARCH_PAGE,
-                                 .has_before_seq = s->has_before,
-                                 .before_seq = s->before_seq};
-    /* A search for a user in a named room needs that user's membership. */
-    store->ops->history_query(store, &q, s->room_id != NULL ? s->user_id : NULL, search_history, s);
-    return false;
-}
-
-static void search_step(struct search *s)
-{
-    if (s->stepping) {
-        s->again = true;
-        return;
-    }
-    s->stepping = true;
-    for (;;) {
-        s->again = false;
-        if (search_advance(s))
-            return;
-        if (!s->again)
-            break;
-    }
-    s->stepping = false;
+    struct cp_call *call = arg;
+    if (st->code != SB_CODE_NONE)
+        cp_call_fail(call, st);
+    else
+        reply_messages(call, hits, n, true);
 }
 
 void cp_rpc_history_search(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -755,63 +475,14 @@ void cp_rpc_history_search(struct cp_ctx *c, struct cp_call *call, const Protobu
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "limit must not be negative");
         return;
     }
-    struct search *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+    struct cp_search_query q;
+    struct cp_status st;
+    if (!cp_search_parse(req->query, &q, &st)) {
+        cp_call_fail(call, &st);
         return;
     }
-    s->c = c;
-    s->call = call;
-    for (const char *q = req->query; *q != '\0';) {
-        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-            q++;
-        size_t len = strcspn(q, " \t\n\r");
-        if (len == 0)
-            break;
-        if (s->n_tokens == MAX_TOKENS) {
-            search_free(s);
-            cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "query has more than %d words",
-                          MAX_TOKENS);
-            return;
-        }
-        s->tokens[s->n_tokens] = strndup(q, len);
-        if (s->tokens[s->n_tokens] == NULL) {
-            search_free(s);
-            cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        s->n_tokens++;
-        q += len;
-    }
-    if (s->n_tokens == 0) {
-        search_free(s);
-        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "query has no words");
-        return;
-    }
-    s->user_id = set(req->user_id) ? req->user_id : NULL;
-    s->room_id = set(req->room_id) ? req->room_id : NULL;
-    s->limit = req->limit == 0
-                   ? CP_RPC_DEFAULT_LIMIT
-                   : (size_t)(req->limit > CP_RPC_MAX_LIMIT ? CP_RPC_MAX_LIMIT : req->limit);
-    if (c->set.message_retention_ms > 0)
-        s->cutoff = sb_time_now_ms() - c->set.message_retention_ms;
-    cp_status_ok(&s->err);
-    if (s->room_id != NULL) {
-        s->rooms = calloc(1, sizeof(*s->rooms));
-        if (s->rooms != NULL)
-            s->rooms[0] = strdup(s->room_id);
-        if (s->rooms == NULL || s->rooms[0] == NULL) {
-            search_free(s);
-            cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        s->n_rooms = 1;
-        search_step(s);
-    } else if (s->user_id != NULL) {
-        c->store->ops->user_rooms(c->store, s->user_id, search_user_rooms, s);
-    } else {
-        s->list_all = true;
-        s->more_rooms = true;
-        search_step(s);
-    }
+    size_t limit = req->limit == 0
+                       ? CP_RPC_DEFAULT_LIMIT
+                       : (size_t)(req->limit > CP_RPC_MAX_LIMIT ? CP_RPC_MAX_LIMIT : req->limit);
+    cp_search_run(c, &q, req->room_id, req->user_id, limit, search_done, call);
 }

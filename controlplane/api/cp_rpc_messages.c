@@ -1,15 +1,12 @@
 /* switchboard.v1.Messages: Broadcast, BroadcastToRoom, SendToUser, SendToConnection (history:
- * cp_rpc_history.c). */
+ * cp_rpc_history.c): the requests' checks and answers around flows/cp_direct.c and
+ * flows/cp_roommsg.c. */
 #include "cp_rpc.h"
 
 #include <stdlib.h>
-#include <string.h>
 
-#include "cp_json.h"
-#include "cp_once.h"
-#include "cp_rooms.h"
-#include "sb_ident.h"
-#include "sb_time.h"
+#include "cp_direct.h"
+#include "cp_roommsg.h"
 #include "switchboard/v1/messages.pb-c.h"
 
 #define MAX_METADATA   64
@@ -19,119 +16,43 @@
 #define MAX_EXCLUDE    1000
 
 /* ---------------------------------------------------------------- Broadcast, SendToUser,
- * SendToConnection: frames built here, delivered through cp_fanout, each with an optional
- * idempotency key (cp_once.c) claimed before anything is delivered. */
-
-enum direct_kind { DIRECT_EVERYONE, DIRECT_USER, DIRECT_CONNECTION };
+ * SendToConnection: delivered by flows/cp_direct.c. */
 
 struct direct_call {
-    struct cp_ctx *c;
     struct cp_call *call;
-    enum direct_kind kind;
-    const ProtobufCMessage *req; /* borrowed until the call is finished */
+    enum cp_direct_kind kind;
 };
 
-static void reply_delivered(struct cp_call *call, enum direct_kind kind, int64_t delivered)
+static void delivered_done(void *arg, const struct cp_status *st, int64_t delivered)
 {
-    if (kind == DIRECT_EVERYONE) {
+    struct direct_call *dc = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(dc->call, st);
+    } else if (dc->kind == CP_DIRECT_EVERYONE) {
         Switchboard__V1__BroadcastResponse resp = SWITCHBOARD__V1__BROADCAST_RESPONSE__INIT;
         resp.delivered = delivered;
-        cp_call_reply(call, &resp.base);
-    } else if (kind == DIRECT_USER) {
+        cp_call_reply(dc->call, &resp.base);
+    } else if (dc->kind == CP_DIRECT_USER) {
         Switchboard__V1__SendToUserResponse resp = SWITCHBOARD__V1__SEND_TO_USER_RESPONSE__INIT;
         resp.delivered = delivered;
-        cp_call_reply(call, &resp.base);
+        cp_call_reply(dc->call, &resp.base);
     } else {
         Switchboard__V1__SendToConnectionResponse resp =
             SWITCHBOARD__V1__SEND_TO_CONNECTION_RESPONSE__INIT;
-        cp_call_reply(call, &resp.base);
+        cp_call_reply(dc->call, &resp.base);
     }
-}
-
-static void fail_no_connection(struct cp_call *call, const char *id)
-{
-    cp_call_failf(call, SB_CODE_CONNECTION_NOT_FOUND, "connection %s is not open", id);
-}
-
-/* Builds the frame and hands it to the nodes; finishes the call. */
-static void deliver(struct cp_ctx *c, struct cp_call *call, enum direct_kind kind,
-                    const ProtobufCMessage *m)
-{
-    struct cp_buf b;
-    cp_buf_init(&b);
-    int64_t now = sb_time_now_ms();
-    char id[SB_ID_LEN];
-    sb_id_new("m", id);
-    const Switchboard__V1__BroadcastRequest *bc = (const void *)m;
-    const Switchboard__V1__SendToUserRequest *tu = (const void *)m;
-    const Switchboard__V1__SendToConnectionRequest *tc = (const void *)m;
-    if (kind == DIRECT_EVERYONE)
-        cp_json_system(&b, (const char *)bc->data.data, bc->data.len, now);
-    else if (kind == DIRECT_USER)
-        cp_json_direct(&b, id, tu->sender_id, (const char *)tu->data.data, tu->data.len, now);
-    else
-        cp_json_direct(&b, id, tc->sender_id, (const char *)tc->data.data, tc->data.len, now);
-    if (b.failed) {
-        cp_buf_fini(&b);
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    size_t delivered = 0;
-    if (kind == DIRECT_EVERYONE) {
-        delivered = cp_fanout_everyone(&c->fan, (const char *const *)bc->exclude_user_ids,
-                                       bc->n_exclude_user_ids, b.data, b.len);
-    } else if (kind == DIRECT_USER) {
-        const char *users[1] = {tu->user_id};
-        delivered = cp_fanout_users(&c->fan, users, 1, b.data, b.len);
-    } else {
-        struct cp_conn *conn = cp_presence_conn(&c->presence, tc->connection_id);
-        if (conn == NULL) {
-            cp_buf_fini(&b);
-            fail_no_connection(call, tc->connection_id);
-            return;
-        }
-        if (!cp_fanout_connection(&c->fan, conn, b.data, b.len)) {
-            cp_buf_fini(&b);
-            cp_call_failf(call, SB_CODE_UNAVAILABLE,
-                          "the node of connection %s is not linked to this control plane",
-                          tc->connection_id);
-            return;
-        }
-        delivered = 1;
-    }
-    cp_buf_fini(&b);
-    reply_delivered(call, kind, (int64_t)delivered);
-}
-
-static void claimed(void *arg, const struct cp_status *st, bool first, int64_t delivered)
-{
-    struct direct_call *dc = arg;
-    if (st->code != SB_CODE_NONE)
-        cp_call_fail(dc->call, st);
-    else if (!first)
-        reply_delivered(dc->call, dc->kind, delivered); /* seen: the first result, no delivery */
-    else
-        deliver(dc->c, dc->call, dc->kind, dc->req);
     free(dc);
 }
 
-static const char *idem_scope[] = {"broadcast", "send_to_user", "send_to_connection"};
-
-/* With a key: claim it (the result counted now), deliver only if this call is the first. */
-static void deliver_once(struct cp_ctx *c, struct cp_call *call, enum direct_kind kind,
-                         const ProtobufCMessage *m, const char *key, int64_t count)
+static void send_direct(struct cp_ctx *c, struct cp_call *call, const struct cp_direct *d)
 {
-    if (key == NULL || key[0] == '\0') {
-        deliver(c, call, kind, m);
-        return;
-    }
     struct direct_call *dc = malloc(sizeof(*dc));
     if (dc == NULL) {
         cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
         return;
     }
-    *dc = (struct direct_call){c, call, kind, m};
-    cp_once_claim(c, idem_scope[kind], key, count, claimed, dc);
+    *dc = (struct direct_call){call, d->kind};
+    cp_direct_send(c, d, delivered_done, dc);
 }
 
 void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -149,38 +70,27 @@ void cp_rpc_messages_broadcast(struct cp_ctx *c, struct cp_call *call, const Pro
         if (!cp_check_id(call, "exclude_user_ids[]", req->exclude_user_ids[i]))
             return;
     }
-    int64_t count = (int64_t)cp_fanout_count_everyone(
-        &c->fan, (const char *const *)req->exclude_user_ids, req->n_exclude_user_ids);
-    deliver_once(c, call, DIRECT_EVERYONE, m, req->idempotency_key, count);
-}
-
-struct room_call {
-    struct cp_call *call;
-    struct cp_ctx *c;
-    const char *room_id; /* borrowed from the request */
-    const char *idem_key;
-};
-
-static void reply_published(struct cp_call *call, const char *id, int64_t seq)
-{
-    Switchboard__V1__BroadcastToRoomResponse resp =
-        SWITCHBOARD__V1__BROADCAST_TO_ROOM_RESPONSE__INIT;
-    resp.message_id = (char *)id;
-    resp.seq = seq;
-    cp_call_reply(call, &resp.base);
+    struct cp_direct d = {.kind = CP_DIRECT_EVERYONE,
+                          .exclude = (const char *const *)req->exclude_user_ids,
+                          .n_exclude = req->n_exclude_user_ids,
+                          .data = (const char *)req->data.data,
+                          .data_len = req->data.len,
+                          .idem_key = req->idempotency_key};
+    send_direct(c, call, &d);
 }
 
 static void published(void *arg, const struct cp_status *st, const char *message_id, int64_t seq)
 {
-    struct room_call *rc = arg;
+    struct cp_call *call = arg;
     if (st->code != SB_CODE_NONE) {
-        cp_call_fail(rc->call, st);
-    } else {
-        if (rc->idem_key != NULL)
-            cp_idem_put(rc->c, rc->room_id, rc->idem_key, message_id, seq, sb_time_mono_ms());
-        reply_published(rc->call, message_id, seq);
+        cp_call_fail(call, st);
+        return;
     }
-    free(rc);
+    Switchboard__V1__BroadcastToRoomResponse resp =
+        SWITCHBOARD__V1__BROADCAST_TO_ROOM_RESPONSE__INIT;
+    resp.message_id = (char *)message_id;
+    resp.seq = seq;
+    cp_call_reply(call, &resp.base);
 }
 
 void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -202,68 +112,49 @@ void cp_rpc_messages_to_room(struct cp_ctx *c, struct cp_call *call, const Proto
             !cp_check_text(call, "metadata value", req->metadata[i]->value, MAX_META_VALUE))
             return;
     }
-    const char *idem =
-        (req->idempotency_key && req->idempotency_key[0]) ? req->idempotency_key : NULL;
-    if (idem != NULL) {
-        const char *id;
-        int64_t seq;
-        if (cp_idem_get(c, req->room_id, idem, sb_time_mono_ms(), &id, &seq)) {
-            reply_published(call, id, seq);
-            return;
-        }
-    }
-    struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
-    struct room_call *rc = malloc(sizeof(*rc));
-    if ((req->n_metadata > 0 && kv == NULL) || rc == NULL) {
-        free(kv);
-        free(rc);
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < req->n_metadata; i++) {
-        kv[i].key = req->metadata[i]->key;
-        kv[i].value = req->metadata[i]->value;
-    }
-    *rc = (struct room_call){call, c, req->room_id, idem};
+    struct cp_kv kv[MAX_METADATA];
+    for (size_t i = 0; i < req->n_metadata; i++)
+        kv[i] = (struct cp_kv){req->metadata[i]->key, req->metadata[i]->value};
     struct cp_publish p = {.room_id = req->room_id,
                            .user_id = req->user_id,
-                           .require_member = false,
                            .data = (const char *)req->data.data,
                            .data_len = req->data.len,
                            .thread_id = req->thread_id,
                            .metadata = kv,
                            .n_metadata = req->n_metadata,
-                           .idem_key = idem};
-    /* The store copies the draft before it answers, so kv can go right after the call. */
-    cp_rooms_publish(c, &p, published, rc);
-    free(kv);
+                           .idem_key = req->idempotency_key};
+    cp_roommsg_broadcast(c, &p, published, call);
+}
+
+/* SendToUser, SendToConnection: one recipient, `to`, checked as the field `what`. */
+static void send_one(struct cp_ctx *c, struct cp_call *call, enum cp_direct_kind kind,
+                     const char *what, const char *to, const char *sender,
+                     const ProtobufCBinaryData *data, const char *key)
+{
+    if (!cp_check_id(call, what, to) || !cp_check_optional_id(call, "sender_id", sender) ||
+        !cp_check_data(call, data, c->set.max_message_size) ||
+        !cp_check_text(call, "idempotency_key", key, MAX_IDEM_KEY))
+        return;
+    struct cp_direct d = {.kind = kind,
+                          .to = to,
+                          .sender = sender,
+                          .data = (const char *)data->data,
+                          .data_len = data->len,
+                          .idem_key = key};
+    send_direct(c, call, &d);
 }
 
 void cp_rpc_messages_to_user(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SendToUserRequest *req = (const void *)m;
-    if (!cp_check_id(call, "user_id", req->user_id) ||
-        !cp_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_check_data(call, &req->data, c->set.max_message_size) ||
-        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
-        return;
-    const char *users[1] = {req->user_id};
-    deliver_once(c, call, DIRECT_USER, m, req->idempotency_key,
-                 (int64_t)cp_fanout_count_users(&c->fan, users, 1));
+    send_one(c, call, CP_DIRECT_USER, "user_id", req->user_id, req->sender_id, &req->data,
+             req->idempotency_key);
 }
 
 void cp_rpc_messages_to_connection(struct cp_ctx *c, struct cp_call *call,
                                    const ProtobufCMessage *m)
 {
     const Switchboard__V1__SendToConnectionRequest *req = (const void *)m;
-    if (!cp_check_id(call, "connection_id", req->connection_id) ||
-        !cp_check_optional_id(call, "sender_id", req->sender_id) ||
-        !cp_check_data(call, &req->data, c->set.max_message_size) ||
-        !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))
-        return;
-    if (cp_presence_conn(&c->presence, req->connection_id) == NULL) {
-        fail_no_connection(call, req->connection_id);
-        return;
-    }
-    deliver_once(c, call, DIRECT_CONNECTION, m, req->idempotency_key, 1);
+    send_one(c, call, CP_DIRECT_CONNECTION, "connection_id", req->connection_id, req->sender_id,
+             &req->data, req->idempotency_key);
 }

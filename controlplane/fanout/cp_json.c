@@ -207,6 +207,46 @@ void cp_json_typing(struct cp_buf *b, const char *room_id, const char *user_id, 
     cp_buf_putc(b, '}');
 }
 
+void cp_json_member_updated(struct cp_buf *b, const char *room_id, const char *user_id,
+                            enum cp_role role, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"member_updated\"");
+    str_field(b, "room_id", room_id);
+    str_field(b, "user_id", user_id);
+    str_field(b, "role", cp_role_name(role));
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_room_updated(struct cp_buf *b, const struct cp_room *r, int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"room_updated\"");
+    str_field(b, "room_id", r->id);
+    str_field(b, "name", r->name);
+    str_field(b, "owner_id", r->owner_id);
+    key(b, "private");
+    cp_buf_puts(b, r->is_private ? "true" : "false");
+    key(b, "archived");
+    cp_buf_puts(b, r->archived ? "true" : "false");
+    key(b, "max_members");
+    cp_buf_i64(b, r->max_members);
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
+void cp_json_banned(struct cp_buf *b, const char *room_id, const char *reason, int64_t expires_at,
+                    int64_t ts)
+{
+    cp_buf_puts(b, "{\"type\":\"banned\"");
+    str_field(b, "room_id", room_id);
+    if (set(reason))
+        str_field(b, "reason", reason);
+    if (expires_at > 0)
+        time_field(b, "expires_at", expires_at);
+    ts_field(b, ts);
+    cp_buf_putc(b, '}');
+}
+
 static void pair_object(struct cp_buf *b, const char *name, const char *k1, const char *v1,
                         const char *k2, const char *v2)
 {

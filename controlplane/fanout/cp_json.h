@@ -41,6 +41,18 @@ void cp_json_membership(struct cp_buf *b, const char *type, const char *room_id,
 /* {"type":"typing","room_id":..,"user_id":..,"typing":true|false}. */
 void cp_json_typing(struct cp_buf *b, const char *room_id, const char *user_id, bool typing);
 
+/* Room administration notices (docs/rooms.md), to the room's members or the banned user:
+ * {"type":"member_updated","room_id":..,"user_id":..,"role":..,"timestamp":..}
+ * {"type":"room_updated","room_id":..,"name":..,"owner_id":..,"private":..,"archived":..,
+ *  "max_members":..,"timestamp":..}
+ * {"type":"banned","room_id":..,["reason":..],["expires_at":..],"timestamp":..}: reason when
+ * non-empty, expires_at (Unix ms, sent as RFC 3339) when > 0. */
+void cp_json_member_updated(struct cp_buf *b, const char *room_id, const char *user_id,
+                            enum cp_role role, int64_t ts);
+void cp_json_room_updated(struct cp_buf *b, const struct cp_room *r, int64_t ts);
+void cp_json_banned(struct cp_buf *b, const char *room_id, const char *reason, int64_t expires_at,
+                    int64_t ts);
+
 struct cp_presence_view {
     const char *user_id;
     const char *status;

@@ -77,7 +77,7 @@ struct cp_ctx {
     struct cp_typers typing;
     struct sb_map nodes;         /* node id -> struct cp_node (after Hello) */
     struct cp_fanout fan;        /* over presence and nodes */
-    struct sb_map idem;          /* BroadcastToRoom idempotency (cp_rpc_messages.c) */
+    struct sb_map idem;          /* BroadcastToRoom idempotency (cp_idem.c, cp_roommsg.c) */
     void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
     void *links;                 /* cp_link.c's open streams */
     void *watchers;              /* cp_watch.c's WatchEvents streams */

@@ -1,6 +1,7 @@
-/* Idempotency records (cp_once.c) and session resumption (cp_session.c) on the memory store:
- * first claim wins, repeats answer the first result, expired records are taken over; sessions
- * resume for their user within the TTL, never for another user, an unknown id or after it. */
+/* Idempotency records (cp_once.c), direct deliveries (cp_direct.c) and session resumption
+ * (cp_session.c) on the memory store: first claim wins, repeats answer the first result (a
+ * direct delivery too), expired records are taken over; sessions resume for their user within
+ * the TTL, never for another user, an unknown id or after it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "cp_direct.h"
 #include "cp_once.h"
 #include "cp_session.h"
 #include "cp_store_memory.h"
@@ -206,9 +208,56 @@ static void test_cp_session_expired_or_disabled_is_fresh(void **state)
     assert_false(f->resumed);
 }
 
+static void direct_cb(void *arg, const struct cp_status *st, int64_t delivered)
+{
+    struct fixture *f = arg;
+    f->calls++;
+    f->code = st->code;
+    f->delivered = delivered;
+}
+
+static void test_cp_direct_connection_not_open(void **state)
+{
+    struct fixture *f = *state;
+    struct cp_direct d = {
+        .kind = CP_DIRECT_CONNECTION, .to = "c-gone", .data = "{}", .data_len = 2, .idem_key = "k"};
+    cp_direct_send(&f->c, &d, direct_cb, f);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->code, SB_CODE_CONNECTION_NOT_FOUND);
+}
+
+static void test_cp_direct_seen_key_answers_first_count(void **state)
+{
+    struct fixture *f = *state;
+    const char *exclude[] = {"bob"};
+    struct cp_direct d = {.kind = CP_DIRECT_EVERYONE,
+                          .exclude = exclude,
+                          .n_exclude = 1,
+                          .data = "{\"n\":1}",
+                          .data_len = 7,
+                          .idem_key = "k1"};
+    cp_direct_send(&f->c, &d, direct_cb, f);
+    assert_int_equal(f->code, SB_CODE_NONE);
+    assert_int_equal(f->delivered, 0); /* nobody is connected */
+    char key[96], val[128];
+    cp_once_doc_key("send_to_user", "k2", key, sizeof(key));
+    snprintf(val, sizeof(val), "{\"k\":\"k2\",\"at\":%lld,\"delivered\":3}",
+             (long long)sb_time_now_ms());
+    put_doc(f, key, val);
+    d = (struct cp_direct){
+        .kind = CP_DIRECT_USER, .to = "alice", .data = "1", .data_len = 1, .idem_key = "k2"};
+    cp_direct_send(&f->c, &d, direct_cb, f);
+    assert_int_equal(f->code, SB_CODE_NONE);
+    assert_int_equal(f->delivered, 3);
+    assert_int_equal(f->calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cp_direct_connection_not_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cp_direct_seen_key_answers_first_count, setup,
+                                        teardown),
         cmocka_unit_test(test_cp_once_doc_key_is_hex_and_stable),
         cmocka_unit_test_setup_teardown(test_cp_once_claim_first_then_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cp_once_claim_expired_record_is_taken_over, setup,

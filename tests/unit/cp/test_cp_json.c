@@ -105,6 +105,41 @@ static void test_json_other_frames(void **state)
     cp_buf_fini(&b);
 }
 
+static void test_json_room_admin_frames(void **state)
+{
+    (void)state;
+    struct cp_buf b;
+    cp_buf_init(&b);
+    cp_json_member_updated(&b, "r1", "bob", CP_ROLE_MODERATOR, 0);
+    assert_string_equal(b.data, "{\"type\":\"member_updated\",\"room_id\":\"r1\","
+                                "\"user_id\":\"bob\",\"role\":\"moderator\","
+                                "\"timestamp\":\"1970-01-01T00:00:00.000Z\"}");
+    assert_parses(&b);
+    cp_buf_reset(&b);
+    struct cp_room r = {.id = "r1",
+                        .name = "Gen\"eral",
+                        .owner_id = "alice",
+                        .is_private = true,
+                        .max_members = 25};
+    cp_json_room_updated(&b, &r, 1796008767028LL);
+    assert_string_equal(b.data, "{\"type\":\"room_updated\",\"room_id\":\"r1\","
+                                "\"name\":\"Gen\\\"eral\",\"owner_id\":\"alice\",\"private\":true,"
+                                "\"archived\":false,\"max_members\":25,"
+                                "\"timestamp\":\"2026-11-30T03:19:27.028Z\"}");
+    assert_parses(&b);
+    cp_buf_reset(&b);
+    cp_json_banned(&b, "r1", "", 0, 0);
+    assert_string_equal(b.data, "{\"type\":\"banned\",\"room_id\":\"r1\","
+                                "\"timestamp\":\"1970-01-01T00:00:00.000Z\"}");
+    cp_buf_reset(&b);
+    cp_json_banned(&b, "r1", "spam", 1796008767028LL, 0);
+    assert_string_equal(b.data, "{\"type\":\"banned\",\"room_id\":\"r1\",\"reason\":\"spam\","
+                                "\"expires_at\":\"2026-11-30T03:19:27.028Z\","
+                                "\"timestamp\":\"1970-01-01T00:00:00.000Z\"}");
+    assert_parses(&b);
+    cp_buf_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -112,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_json_message_optional_fields),
         cmocka_unit_test(test_json_escapes_control_quote_backslash),
         cmocka_unit_test(test_json_other_frames),
+        cmocka_unit_test(test_json_room_admin_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
