@@ -15,13 +15,11 @@ enum sb_err cp_ctx_init(struct cp_ctx *c, const struct cp_settings *set, struct 
     cp_typers_init(&c->typing, set->typing_timeout_ms);
     sb_map_init(&c->nodes);
     cp_fanout_init(&c->fan, &c->presence, &c->nodes);
-    sb_map_init(&c->idem);
     return SB_OK;
 }
 
 void cp_ctx_fini(struct cp_ctx *c)
 {
-    cp_idem_fini(c);
     cp_fanout_fini(&c->fan);
     cp_typers_fini(&c->typing);
     cp_presence_fini(&c->presence);

@@ -75,16 +75,14 @@ struct cp_ctx {
     struct cp_cluster *cluster; /* what the store shares with other replicas (borrowed) */
     struct cp_presence presence;
     struct cp_typers typing;
-    struct sb_map nodes;         /* node id -> struct cp_node (after Hello) */
-    struct cp_fanout fan;        /* over presence and nodes */
-    struct sb_map idem;          /* BroadcastToRoom idempotency (cp_idem.c, cp_roommsg.c) */
-    void *idem_head, *idem_tail; /* FIFO of idempotency entries, by expiry */
-    void *links;                 /* cp_link.c's open streams */
-    void *watchers;              /* cp_watch.c's WatchEvents streams */
-    int64_t once_sweep_at;       /* cp_once.c: next sweep of idempotency records (mono ms) */
-    int64_t session_sweep_at;    /* cp_session.c: next sweep of closed sessions (mono ms) */
-    int stopping;                /* the server is shutting down: refuse new streams */
-    int64_t fake_lease;          /* memory mode: the lease id Adopt answers */
+    struct sb_map nodes;      /* node id -> struct cp_node (after Hello) */
+    struct cp_fanout fan;     /* over presence and nodes */
+    void *links;              /* cp_link.c's open streams */
+    void *watchers;           /* cp_watch.c's WatchEvents streams */
+    int64_t once_sweep_at;    /* cp_once.c: next sweep of idempotency records (mono ms) */
+    int64_t session_sweep_at; /* cp_session.c: next sweep of closed sessions (mono ms) */
+    int stopping;             /* the server is shutting down: refuse new streams */
+    int64_t fake_lease;       /* memory mode: the lease id Adopt answers */
     /* etcd mode (docs/distributed.md): the store is cp_store_etcd, connections and presence
      * come from its watch, Membership is derived from it, publishes may be forwarded. */
     bool distributed;
@@ -132,22 +130,5 @@ void cp_ctx_tick(struct cp_ctx *c, int64_t mono_ms);
 
 /* Monotonic ms of the earliest registered deadline, 0 when none is due. */
 int64_t cp_ctx_next_deadline(const struct cp_ctx *c);
-
-/* ---------------------------------------------------------------- idempotency (cp_idem.c) */
-
-/* How long BroadcastToRoom remembers an idempotency key (API.md: two minutes). */
-#define CP_IDEM_TTL_MS 120000
-
-/* The first result of (room_id, key) if seen within the TTL: 1 and *id_out (borrowed until the
- * next cp_idem_* call) / *seq_out set; 0 otherwise. */
-int cp_idem_get(struct cp_ctx *c, const char *room_id, const char *key, int64_t mono_ms,
-                const char **id_out, int64_t *seq_out);
-
-/* Remembers the result of (room_id, key). SB_ENOMEM (the key is then simply not remembered). */
-enum sb_err cp_idem_put(struct cp_ctx *c, const char *room_id, const char *key,
-                        const char *message_id, int64_t seq, int64_t mono_ms);
-
-/* Frees every entry. */
-void cp_idem_fini(struct cp_ctx *c);
 
 #endif

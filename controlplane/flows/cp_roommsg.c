@@ -1,5 +1,5 @@
-/* Backend room messages (see cp_roommsg.h): a small heap context per publish keeps what the
- * answer needs after the Store (the idempotency key, the room, the id and seq). */
+/* Backend room messages (see cp_roommsg.h): a small heap context per SaveMessage keeps what the
+ * answer needs after the Store (the room, the id and seq). */
 #include "cp_roommsg.h"
 
 #include <stdio.h>
@@ -8,38 +8,30 @@
 
 #include "sb_time.h"
 
-/* One publish in flight: what its answer needs after the Store. One callback is set. */
+/* One SaveMessage in flight: what its answer needs after the Store. */
 struct pub {
     struct cp_ctx *c;
-    cp_rooms_publish_fn *published; /* BroadcastToRoom */
-    cp_roommsg_saved_fn *saved;     /* SaveMessage */
+    cp_roommsg_saved_fn *saved;
     void *arg;
-    char *key; /* BroadcastToRoom's idempotency key; NULL: none */
     int64_t seq;
     char id[SB_ID_LEN];
     char room_id[];
 };
 
-/* A copy of `proto` with the room and the key (NULL: none); NULL on ENOMEM. */
-static struct pub *pub_new(const struct pub *proto, const char *room_id, const char *key)
+/* A copy of `proto` with the room; NULL on ENOMEM. */
+static struct pub *pub_new(const struct pub *proto, const char *room_id)
 {
     size_t len = strlen(room_id);
     struct pub *b = malloc(sizeof(*b) + len + 1);
-    char *k = key != NULL ? strdup(key) : NULL;
-    if (b == NULL || (key != NULL && k == NULL)) {
-        free(b);
-        free(k);
+    if (b == NULL)
         return NULL;
-    }
     *b = *proto;
-    b->key = k;
     memcpy(b->room_id, room_id, len + 1);
     return b;
 }
 
 static void pub_free(struct pub *b)
 {
-    free(b->key);
     free(b);
 }
 
@@ -50,36 +42,12 @@ static void oom(struct cp_status *st)
 
 /* ---------------------------------------------------------------- BroadcastToRoom */
 
-static void published(void *arg, const struct cp_status *st, const char *message_id, int64_t seq)
-{
-    struct pub *b = arg;
-    if (st->code == SB_CODE_NONE && b->key != NULL)
-        cp_idem_put(b->c, b->room_id, b->key, message_id, seq, sb_time_mono_ms());
-    b->published(b->arg, st, message_id, seq);
-    pub_free(b);
-}
-
 void cp_roommsg_broadcast(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,
                           void *arg)
 {
-    const char *key = (p->idem_key != NULL && p->idem_key[0] != '\0') ? p->idem_key : NULL;
-    const char *id;
-    int64_t seq;
-    struct cp_status st;
-    cp_status_ok(&st);
-    if (key != NULL && cp_idem_get(c, p->room_id, key, sb_time_mono_ms(), &id, &seq)) {
-        cb(arg, &st, id, seq);
-        return;
-    }
-    struct pub *b = pub_new(&(struct pub){.c = c, .published = cb, .arg = arg}, p->room_id, key);
-    if (b == NULL) {
-        oom(&st);
-        cb(arg, &st, NULL, 0);
-        return;
-    }
-    struct cp_publish q = *p;
-    q.idem_key = key;
-    cp_rooms_publish(c, &q, published, b);
+    /* The Store deduplicates (room, idempotency key) with the append itself, on every replica
+     * (struct cp_message.idem_key): nothing to remember here. */
+    cp_rooms_publish(c, p, cb, arg);
 }
 
 /* ---------------------------------------------------------------- SaveMessage */
@@ -115,7 +83,7 @@ static void save_stored(void *arg, const struct cp_status *st, const char *messa
 void cp_roommsg_save(struct cp_ctx *c, const struct cp_publish *p, cp_roommsg_saved_fn *cb,
                      void *arg)
 {
-    struct pub *b = pub_new(&(struct pub){.c = c, .saved = cb, .arg = arg}, p->room_id, NULL);
+    struct pub *b = pub_new(&(struct pub){.c = c, .saved = cb, .arg = arg}, p->room_id);
     if (b == NULL) {
         struct cp_status st;
         oom(&st);

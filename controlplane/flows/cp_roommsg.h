@@ -10,9 +10,9 @@
 #include "cp_ctx.h"
 #include "cp_rooms.h"
 
-/* Publishes `p` (cp_rooms_publish). With p->idem_key, a key this replica saw for the room
- * within CP_IDEM_TTL_MS answers the first message's id and seq and publishes nothing; a
- * publish that succeeds is remembered (cp_idem.c). */
+/* Publishes `p` (cp_rooms_publish). With p->idem_key, a key seen for the room within
+ * CP_STORE_IDEM_TTL_MS answers the first message's id and seq and publishes nothing: the Store
+ * deduplicates it with the append, so the answer holds across replicas. */
 void cp_roommsg_broadcast(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,
                           void *arg);
 

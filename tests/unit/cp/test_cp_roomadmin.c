@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cp_roomadmin.h"
+#include "cp_store_memory.h"
 
 struct fixture {
     struct cp_ctx c;

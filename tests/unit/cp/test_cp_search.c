@@ -12,6 +12,7 @@
 
 #include "cp_rooms.h"
 #include "cp_search.h"
+#include "cp_store_memory.h"
 
 static void test_cp_search_parse_splits_words(void **state)
 {
