@@ -2,11 +2,12 @@
  * members are served from an in-memory cache of sb/ fed by one watch (list once, watch from
  * R+1, re-list on compaction), and a writer is answered only when the watch has applied its
  * revision (the revision barrier, cp_barrier.h). Documents, history and the records that
- * issue-4 updates edit are read straight from etcd (linearizable ranges); the observer is fed
- * by the same watch. Besides the Store vtable it holds what only etcd mode has:
- * this replica's lease and its sb/cp/<id> record, the presence leader claim, room sequencing
- * (sb/sequencer/<room> on the replica's lease, fenced group commits of history), node leases
- * (Adopt), connection and presence records, and the node registry for GetStats.
+ * updates edit are read straight from etcd (linearizable ranges); the observer is fed by the
+ * same watch. Besides the Store vtable it holds what only etcd mode has: this replica's lease
+ * and its sb/cp/<id> record, the presence leader claim, room sequencing (sb/sequencer/<room>
+ * on the replica's lease, fenced group commits of history), node leases (Adopt), connection
+ * and presence records, and the node registry for GetStats. Implemented in store/etcd/ (its
+ * cp_estore_int.h lists the files).
  *
  * Threads: libcurl runs on the etcd client's thread (cp_etcd.h); every completion and watch
  * batch is handed to the owner thread through `handoff` (cp_handoff.h), so every callback and
