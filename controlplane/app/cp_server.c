@@ -493,9 +493,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
             .cp_id = s->ctx.id,
             .advertise = (o->advertise && o->advertise[0]) ? o->advertise : o->listen,
             .lease_ttl_ms = o->lease_ttl_ms > 0 ? o->lease_ttl_ms : 10000};
-        struct cp_cluster_hooks hooks;
-        cp_dist_hooks(&s->ctx, &hooks);
-        cp_cluster_etcd_hooks(&hooks, &ec.hooks);
+        cp_dist_hooks(&s->ctx, &ec.hooks);
         s->ctx.distributed = true;
         s->ctx.fan.by_id = true;
         s->ctx.lease_ttl_ms = ec.lease_ttl_ms;

@@ -113,6 +113,42 @@ struct cp_message *cp_message_dup(const struct cp_message *m)
     return d;
 }
 
+struct cp_message *cp_message_edited(const struct cp_message *cur, cp_message_edit_fn *edit,
+                                     void *edit_arg, struct cp_status *st)
+{
+    struct cp_message *copy = cp_message_dup(cur);
+    if (copy == NULL) {
+        cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
+        return NULL;
+    }
+    cp_status_ok(st);
+    edit(edit_arg, copy, st);
+    if (st->code != SB_CODE_NONE) {
+        cp_message_free(copy);
+        return NULL;
+    }
+    /* The identity of a message never changes. */
+    int failed = 0;
+    char *id = dup_or_null(cur->id, &failed);
+    char *room_id = dup_or_null(cur->room_id, &failed);
+    if (failed) {
+        free(id);
+        free(room_id);
+        cp_message_free(copy);
+        cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
+        return NULL;
+    }
+    free(copy->id);
+    free(copy->room_id);
+    copy->id = id;
+    copy->room_id = room_id;
+    copy->seq = cur->seq;
+    copy->timestamp = cur->timestamp;
+    free(copy->idem_key);
+    copy->idem_key = NULL;
+    return copy;
+}
+
 void cp_room_free(struct cp_room *r, bool free_self)
 {
     if (r == NULL)

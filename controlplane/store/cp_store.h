@@ -325,6 +325,12 @@ void cp_message_free(struct cp_message *m);
 /* Deep copy; NULL on ENOMEM. */
 struct cp_message *cp_message_dup(const struct cp_message *m);
 
+/* Runs `edit` on a private copy of `cur` and restores what the store owns (id, room_id, seq,
+ * timestamp; no idem_key): the new state (new), or NULL with *st set to the edit's refusal or
+ * INTERNAL "out of memory". For message_update in both stores. */
+struct cp_message *cp_message_edited(const struct cp_message *cur, cp_message_edit_fn *edit,
+                                     void *edit_arg, struct cp_status *st);
+
 /* Deep copy of a room; NULL on ENOMEM. Free with cp_room_free. */
 struct cp_room *cp_room_dup(const struct cp_room *r);
 

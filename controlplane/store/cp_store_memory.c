@@ -816,38 +816,11 @@ static void message_update(struct cp_store *s, const char *room_id, const char *
         cb(arg, &st, NULL);
         return;
     }
-    const struct cp_message *cur = cp_history_at(&r->hist, i);
-    struct cp_message *copy = cp_message_dup(cur);
+    struct cp_message *copy = cp_message_edited(cp_history_at(&r->hist, i), edit, edit_arg, &st);
     if (copy == NULL) {
-        oom(&st);
         cb(arg, &st, NULL);
         return;
     }
-    cp_status_ok(&st);
-    edit(edit_arg, copy, &st);
-    if (st.code != SB_CODE_NONE) {
-        cp_message_free(copy);
-        cb(arg, &st, NULL);
-        return;
-    }
-    /* The identity of a message never changes. */
-    struct cp_message *keep = cp_message_dup(cur);
-    if (keep == NULL) {
-        cp_message_free(copy);
-        oom(&st);
-        cb(arg, &st, NULL);
-        return;
-    }
-    free(copy->id);
-    free(copy->room_id);
-    copy->id = keep->id;
-    copy->room_id = keep->room_id;
-    copy->seq = keep->seq;
-    copy->timestamp = keep->timestamp;
-    keep->id = keep->room_id = NULL;
-    cp_message_free(keep);
-    free(copy->idem_key);
-    copy->idem_key = NULL;
     cp_history_replace(&r->hist, i, copy);
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_MESSAGE_UPDATE, .room_id = r->room.id, .message = copy});

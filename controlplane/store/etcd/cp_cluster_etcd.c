@@ -25,22 +25,9 @@ static int64_t room_count(const struct cp_cluster *cl)
     return (int64_t)cp_store_etcd_room_count(STORE(cl));
 }
 
-struct node_walk {
-    cp_cluster_node_fn *fn;
-    void *arg;
-};
-
-static void one_node(void *arg, const struct cp_store_etcd_node *n)
-{
-    struct node_walk *w = arg;
-    struct cp_cluster_node cn = {n->id, n->address, n->last_heartbeat, n->connections};
-    w->fn(w->arg, &cn);
-}
-
 static bool nodes(const struct cp_cluster *cl, cp_cluster_node_fn *fn, void *arg)
 {
-    struct node_walk w = {fn, arg};
-    cp_store_etcd_nodes(STORE(cl), one_node, &w);
+    cp_store_etcd_nodes(STORE(cl), fn, arg);
     return true;
 }
 
@@ -103,11 +90,4 @@ struct cp_cluster *cp_cluster_etcd_create(struct cp_store *store)
 void cp_cluster_etcd_destroy(struct cp_cluster *cl)
 {
     free(cl);
-}
-
-void cp_cluster_etcd_hooks(const struct cp_cluster_hooks *h, struct cp_store_etcd_hooks *out)
-{
-    *out = (struct cp_store_etcd_hooks){h->ud,           h->member,     h->conn,
-                                        h->relist_begin, h->relist_end, h->node_lease_lost,
-                                        h->redeliver};
 }

@@ -12,7 +12,4 @@ struct cp_cluster *cp_cluster_etcd_create(struct cp_store *store);
 
 void cp_cluster_etcd_destroy(struct cp_cluster *cl);
 
-/* The etcd store's watch hooks that call the cluster hooks `h`. */
-void cp_cluster_etcd_hooks(const struct cp_cluster_hooks *h, struct cp_store_etcd_hooks *out);
-
 #endif

@@ -2,11 +2,12 @@
  * members are served from an in-memory cache of sb/ fed by one watch (list once, watch from
  * R+1, re-list on compaction), and a writer is answered only when the watch has applied its
  * revision (the revision barrier, cp_barrier.h). Documents, history and the records that
- * issue-4 updates edit are read straight from etcd (linearizable ranges); the observer is fed
- * by the same watch. Besides the Store vtable it holds what only etcd mode has:
- * this replica's lease and its sb/cp/<id> record, the presence leader claim, room sequencing
- * (sb/sequencer/<room> on the replica's lease, fenced group commits of history), node leases
- * (Adopt), connection and presence records, and the node registry for GetStats.
+ * updates edit are read straight from etcd (linearizable ranges); the observer is fed by the
+ * same watch. Besides the Store vtable it holds what only etcd mode has: this replica's lease
+ * and its sb/cp/<id> record, the presence leader claim, room sequencing (sb/sequencer/<room>
+ * on the replica's lease, fenced group commits of history), node leases (Adopt), connection
+ * and presence records, and the node registry for GetStats. Implemented in store/etcd/ (its
+ * cp_estore_int.h lists the files).
  *
  * Threads: libcurl runs on the etcd client's thread (cp_etcd.h); every completion and watch
  * batch is handed to the owner thread through `handoff` (cp_handoff.h), so every callback and
@@ -19,37 +20,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cp_cluster.h"
 #include "cp_handoff.h"
 #include "cp_store.h"
 
-/* Changes seen through the watch (or the initial list), in revision order. All borrowed. */
-struct cp_store_etcd_hooks {
-    void *ud;
-    /* sb/members/<room>/<user> put (added) or deleted. */
-    void (*member)(void *ud, const char *room_id, const char *user_id, bool added, int64_t rev);
-    /* sb/conns/<node>/<user>/<conn>: put (value: JSON {session, transport, connected_at}) or
-     * deleted (value NULL). */
-    void (*conn)(void *ud, const char *node_id, const char *user_id, const char *conn_id,
-                 const char *value, size_t len);
-    /* A full re-list starts (every conn not re-announced before relist_end is gone). */
-    void (*relist_begin)(void *ud);
-    void (*relist_end)(void *ud);
-    /* A node lease kept by this replica was found gone while its node is linked here. */
-    void (*node_lease_lost)(void *ud, const char *node_id);
-    /* On taking a room's sequencing: a message the previous sequencer stored (its last
-     * commits), maybe never delivered, to deliver again to the members' nodes. May be NULL. */
-    void (*redeliver)(void *ud, const struct cp_message *m, const struct cp_member *members,
-                      size_t n_members);
-};
-
 struct cp_store_etcd_config {
-    const char *endpoints; /* "http://a:2379,http://b:2379" */
-    const char *cp_id;     /* this replica */
-    const char *advertise; /* host:port peers dial (sb/cp/<id>) */
-    int64_t lease_ttl_ms;  /* replica and node leases (>= 2000) */
-    int op_timeout_ms;     /* per etcd request, 0: 3000 */
-    int open_timeout_ms;   /* cp_store_etcd_open, 0: 10000 */
-    struct cp_store_etcd_hooks hooks;
+    const char *endpoints;         /* "http://a:2379,http://b:2379" */
+    const char *cp_id;             /* this replica */
+    const char *advertise;         /* host:port peers dial (sb/cp/<id>) */
+    int64_t lease_ttl_ms;          /* replica and node leases (>= 2000) */
+    int op_timeout_ms;             /* per etcd request, 0: 3000 */
+    int open_timeout_ms;           /* cp_store_etcd_open, 0: 10000 */
+    struct cp_cluster_hooks hooks; /* the watch's changes, in revision order */
 };
 
 /* Connects, grants the replica lease, writes sb/cp/<id>, lists sb/ and starts the watch,
@@ -82,27 +64,16 @@ const char *cp_store_etcd_cp_address(const struct cp_store *s, const char *cp_id
 const char *cp_store_etcd_id(const struct cp_store *s);
 size_t cp_store_etcd_room_count(const struct cp_store *s);
 
-struct cp_store_etcd_node {
-    const char *id;
-    const char *address;
-    int64_t last_heartbeat; /* Unix ms */
-    int64_t connections;    /* as last reported by the node */
-};
 /* Calls fn for each node registered in sb/nodes/. */
-void cp_store_etcd_nodes(const struct cp_store *s,
-                         void (*fn)(void *arg, const struct cp_store_etcd_node *n), void *arg);
+void cp_store_etcd_nodes(const struct cp_store *s, cp_cluster_node_fn *fn, void *arg);
 
 /* ---- node leases and connection records ---- */
-
-typedef void cp_store_etcd_adopt_fn(void *arg, const struct cp_status *st, int64_t lease_id,
-                                    bool renewed);
-typedef void cp_store_etcd_done_fn(void *arg, const struct cp_status *st);
 
 /* Keeps the lease of node `node_id` alive from now on: `lease_id` when it still exists
  * (renewed false), else a new lease (renewed true; also for lease_id 0). Writes
  * sb/nodes/<node> {address, last_heartbeat} under it. */
 void cp_store_etcd_adopt(struct cp_store *s, const char *node_id, const char *address,
-                         int64_t lease_id, cp_store_etcd_adopt_fn *cb, void *arg);
+                         int64_t lease_id, cp_cluster_adopt_fn *cb, void *arg);
 
 /* The lease this replica keeps for the node (0: none). */
 int64_t cp_store_etcd_node_lease(const struct cp_store *s, const char *node_id);
@@ -119,10 +90,10 @@ void cp_store_etcd_heartbeat(struct cp_store *s, const char *node_id, const char
  * answers after the barrier, so the cache already shows the connection. */
 void cp_store_etcd_conn_put(struct cp_store *s, const char *node_id, const char *user_id,
                             const char *conn_id, const char *session_id, const char *transport,
-                            int64_t connected_at, cp_store_etcd_done_fn *cb, void *arg);
+                            int64_t connected_at, cp_cluster_done_fn *cb, void *arg);
 
 /* Deletes a connection record; answers after the barrier. */
 void cp_store_etcd_conn_delete(struct cp_store *s, const char *node_id, const char *user_id,
-                               const char *conn_id, cp_store_etcd_done_fn *cb, void *arg);
+                               const char *conn_id, cp_cluster_done_fn *cb, void *arg);
 
 #endif
