@@ -10,6 +10,7 @@
 
 #include "cp_channels.h"
 #include "cp_keys.h"
+#include "cp_rooms.h"
 #include "switchboard/v1/connections.pb-c.h"
 
 struct stats {
@@ -138,7 +139,7 @@ static void channels_counted(void *arg, const struct cp_status *st, int64_t n)
         return;
     }
     struct cp_room_query q = {.include_archived = true, .limit = 1 << 30};
-    c->store->ops->room_list(c->store, &q, rooms_listed, rc);
+    cp_rooms_list(c, &q, rooms_listed, rc);
 }
 
 void cp_rpc_connections_stats(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)

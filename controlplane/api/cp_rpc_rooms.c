@@ -158,7 +158,7 @@ void cp_rpc_rooms_get(struct cp_ctx *c, struct cp_call *call, const ProtobufCMes
     const Switchboard__V1__GetRoomRequest *req = (const void *)m;
     if (!cp_check_id(call, "room_id", req->room_id))
         return;
-    c->store->ops->room_get(c->store, req->room_id, cp_rpc_rooms_room_done, call);
+    cp_rooms_get(c, req->room_id, cp_rpc_rooms_room_done, call);
 }
 
 static void list_done(void *arg, const struct cp_status *st, const struct cp_room *const *rooms,
@@ -216,7 +216,7 @@ void cp_rpc_rooms_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
         .limit = req->page_size == 0
                      ? CP_RPC_DEFAULT_LIMIT
                      : (req->page_size > CP_RPC_MAX_LIMIT ? CP_RPC_MAX_LIMIT : req->page_size)};
-    c->store->ops->room_list(c->store, &q, list_done, call);
+    cp_rooms_list(c, &q, list_done, call);
 }
 
 static void empty_done(void *arg, const struct cp_status *st)
@@ -231,64 +231,6 @@ static void empty_done(void *arg, const struct cp_status *st)
     cp_call_reply(call, &resp.base);
 }
 
-/* DeleteRoom by a member, or LeaveRoom of another member (a kick): the actor's role and the
- * target's are read first and checked against docs/permissions.md. */
-struct acting {
-    struct cp_ctx *c;
-    struct cp_call *call;
-    const char *room_id, *actor_id, *target_id; /* borrowed from the request */
-    enum cp_perm_action action;
-};
-
-static void acting_members(void *arg, const struct cp_status *st, const struct cp_member *members,
-                           size_t n)
-{
-    struct acting *ac = arg;
-    struct cp_call *call = ac->call;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        free(ac);
-        return;
-    }
-    const struct cp_member *actor = NULL, *target = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(members[i].user_id, ac->actor_id) == 0)
-            actor = &members[i];
-        if (ac->target_id != NULL && strcmp(members[i].user_id, ac->target_id) == 0)
-            target = &members[i];
-    }
-    if (actor == NULL) {
-        cp_call_failf(call, SB_CODE_PERMISSION_DENIED, "user %s is not a member of room %s",
-                      ac->actor_id, ac->room_id);
-    } else if (ac->target_id != NULL && target == NULL) {
-        cp_call_failf(call, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
-                      ac->target_id, ac->room_id);
-    } else if (!cp_perm_allows(actor->role, ac->action,
-                               target != NULL ? target->role : CP_ROLE_MEMBER)) {
-        cp_call_failf(call, SB_CODE_PERMISSION_DENIED, "user %s (%s of room %s) may not %s%s%s",
-                      ac->actor_id, cp_role_name(actor->role), ac->room_id,
-                      cp_perm_action_name(ac->action), target ? " a member whose role is " : "",
-                      target ? cp_role_name(target->role) : "");
-    } else if (ac->target_id != NULL) {
-        cp_rooms_leave(ac->c, ac->room_id, ac->target_id, empty_done, call);
-    } else {
-        cp_rooms_delete(ac->c, ac->room_id, empty_done, call);
-    }
-    free(ac);
-}
-
-static void acting_start(struct cp_ctx *c, struct cp_call *call, const char *room_id,
-                         const char *actor_id, const char *target_id, enum cp_perm_action action)
-{
-    struct acting *ac = malloc(sizeof(*ac));
-    if (ac == NULL) {
-        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    *ac = (struct acting){c, call, room_id, actor_id, target_id, action};
-    c->store->ops->members_list(c->store, room_id, acting_members, ac);
-}
-
 void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteRoomRequest *req = (const void *)m;
@@ -296,7 +238,7 @@ void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         !cp_check_optional_id(call, "actor_id", req->actor_id))
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0')
-        acting_start(c, call, req->room_id, req->actor_id, NULL, CP_PERM_DELETE_ROOM);
+        cp_rooms_delete_as(c, req->room_id, req->actor_id, empty_done, call);
     else
         cp_rooms_delete(c, req->room_id, empty_done, call);
 }
@@ -364,7 +306,7 @@ void cp_rpc_rooms_leave(struct cp_ctx *c, struct cp_call *call, const ProtobufCM
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0' &&
         strcmp(req->actor_id, req->user_id) != 0)
-        acting_start(c, call, req->room_id, req->actor_id, req->user_id, CP_PERM_KICK);
+        cp_rooms_kick(c, req->room_id, req->actor_id, req->user_id, empty_done, call);
     else
         cp_rooms_leave(c, req->room_id, req->user_id, empty_done, call);
 }
@@ -421,5 +363,5 @@ void cp_rpc_rooms_members(struct cp_ctx *c, struct cp_call *call, const Protobuf
         return;
     }
     *mc = (struct members_call){call, c, req->room_id};
-    c->store->ops->members_list(c->store, req->room_id, members_done, mc);
+    cp_rooms_members(c, req->room_id, members_done, mc);
 }

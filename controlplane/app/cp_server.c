@@ -36,7 +36,7 @@
 #include <grpc/support/time.h>
 
 #include "cp_call.h"
-#include "cp_dist.h"
+#include "cp_changes.h"
 #include "cp_handoff.h"
 #include "cp_link.h"
 #include "cp_peer.h"
@@ -493,7 +493,7 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
             .cp_id = s->ctx.id,
             .advertise = (o->advertise && o->advertise[0]) ? o->advertise : o->listen,
             .lease_ttl_ms = o->lease_ttl_ms > 0 ? o->lease_ttl_ms : 10000};
-        cp_dist_hooks(&s->ctx, &ec.hooks);
+        cp_changes_hooks(&s->ctx, &ec.hooks);
         s->ctx.distributed = true;
         s->ctx.fan.by_id = true;
         s->ctx.lease_ttl_ms = ec.lease_ttl_ms;
@@ -506,6 +506,11 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
     } else {
         store = cp_store_memory_create();
         serr = store ? SB_OK : SB_ENOMEM;
+        if (store != NULL) {
+            struct cp_cluster_hooks hooks;
+            cp_changes_hooks(&s->ctx, &hooks);
+            cp_store_memory_set_hooks(store, &hooks);
+        }
     }
     if (serr != SB_OK) {
         SB_LOG_ERROR("cp", "cannot open the store", "err=%s", sb_err_str(serr));

@@ -418,11 +418,6 @@ bool cp_fanout_kick(struct cp_fanout *f, const struct cp_conn *conn, const char 
     return true;
 }
 
-void cp_fanout_membership(struct cp_fanout *f, const char *user_id, const char *room_id, bool added)
-{
-    cp_fanout_membership_rev(f, user_id, room_id, added, ++f->membership_rev);
-}
-
 void cp_fanout_membership_rev(struct cp_fanout *f, const char *user_id, const char *room_id,
                               bool added, int64_t revision)
 {

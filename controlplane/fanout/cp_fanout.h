@@ -36,7 +36,6 @@ struct cp_fanout {
     /* Scratch buffers of the publish path (frame text, encoded Delivery), reused from one
      * message to the next (cp_fanout_scratch_done). */
     struct cp_buf scratch_frame, scratch_enc;
-    int64_t membership_rev;     /* memory mode: Membership.revision counter */
     int64_t messages_delivered; /* deliveries handed to nodes */
 };
 
@@ -103,10 +102,8 @@ bool cp_fanout_connection(struct cp_fanout *f, const struct cp_conn *conn, const
 bool cp_fanout_kick(struct cp_fanout *f, const struct cp_conn *conn, const char *reason);
 
 /* Sends Membership {user_id, room_id, added, revision} to every node hosting a connection of
- * the user. The memory store numbers changes with a counter; etcd mode passes the watch
- * event's revision (every replica sends the same change with the same revision). */
-void cp_fanout_membership(struct cp_fanout *f, const char *user_id, const char *room_id,
-                          bool added);
+ * the user, at the store's revision of the change (every replica of a shared store sends the
+ * same change with the same revision). */
 void cp_fanout_membership_rev(struct cp_fanout *f, const char *user_id, const char *room_id,
                               bool added, int64_t revision);
 

@@ -1,5 +1,5 @@
 /* Connection flows: a connection opening on a node and closing, a node's stream ending (memory
- * mode; a distributed store reports connections through its watch, flows/cp_dist.c). The
+ * mode; a distributed store reports connections through its watch, flows/cp_changes.c). The
  * registry is fanout/cp_presence.h; presence changes go through cp_online.
  * Thread: the completion-queue thread. */
 #ifndef CP_CONNS_H

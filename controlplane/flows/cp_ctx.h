@@ -82,7 +82,6 @@ struct cp_ctx {
     int64_t once_sweep_at;    /* cp_once.c: next sweep of idempotency records (mono ms) */
     int64_t session_sweep_at; /* cp_session.c: next sweep of closed sessions (mono ms) */
     int stopping;             /* the server is shutting down: refuse new streams */
-    int64_t fake_lease;       /* memory mode: the lease id Adopt answers */
     /* etcd mode (docs/distributed.md): the store is cp_store_etcd, connections and presence
      * come from its watch, Membership is derived from it, publishes may be forwarded. */
     bool distributed;

@@ -11,6 +11,7 @@
 #include "cp_json.h"
 #include "cp_keys.h"
 #include "cp_notify.h"
+#include "cp_perm.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -39,8 +40,6 @@ struct create_op {
 static void create_done(void *arg, const struct cp_status *st, const struct cp_room *room)
 {
     struct create_op *op = arg;
-    if (st->code == SB_CODE_NONE && room->owner_id[0] != '\0' && !op->c->distributed)
-        cp_fanout_membership(&op->c->fan, room->owner_id, room->id, true);
     op->cb(op->arg, st, room);
     free(op);
 }
@@ -72,8 +71,6 @@ static void delete_done(void *arg, const struct cp_status *st, const struct cp_m
 {
     struct delete_op *op = arg;
     if (st->code == SB_CODE_NONE) {
-        for (size_t i = 0; i < n && !op->c->distributed; i++)
-            cp_fanout_membership(&op->c->fan, members[i].user_id, op->room_id, false);
         cp_typers_stop_matching(&op->c->typing, op->room_id, NULL, NULL, NULL);
         /* Bans die with the room: a room created again with the id starts clean. */
         char prefix[CP_ROOMS_KEY_MAX];
@@ -149,10 +146,8 @@ static void join_added(void *arg, const struct cp_status *st, const struct cp_jo
     op->out.joined_at = res->member->joined_at;
     op->out.added = res->added;
     if (res->added) {
-        /* Membership first: the joiner's nodes index the room before any delivery (etcd
-         * mode: sent from the watch, which the store's barrier already passed). */
-        if (!op->c->distributed)
-            cp_fanout_membership(&op->c->fan, op->user_id, op->room_id, true);
+        /* Membership went first, from the store's member hook (cp_changes.c): the joiner's
+         * nodes index the room before any delivery. */
         struct cp_buf b;
         cp_buf_init(&b);
         cp_json_membership(&b, "join", op->room_id, op->user_id, sb_time_now_ms());
@@ -298,8 +293,6 @@ static void leave_done(void *arg, const struct cp_status *st, const struct cp_me
     struct leave_op *op = arg;
     if (st->code == SB_CODE_NONE) {
         struct cp_ctx *c = op->c;
-        if (!c->distributed)
-            cp_fanout_membership(&c->fan, op->user_id, op->room_id, false);
         struct cp_buf b;
         cp_buf_init(&b);
         if (cp_typers_stop(&c->typing, op->room_id, op->user_id)) {
@@ -340,6 +333,108 @@ void cp_rooms_leave(struct cp_ctx *c, const char *room_id, const char *user_id,
     }
     *op = (struct leave_op){c, cb, arg, op->room_id, op->user_id};
     c->store->ops->member_remove(c->store, op->room_id, op->user_id, leave_done, op);
+}
+
+/* ---------------------------------------------------------------- reads, acting members */
+
+void cp_rooms_get(struct cp_ctx *c, const char *room_id, cp_rooms_room_fn *cb, void *arg)
+{
+    c->store->ops->room_get(c->store, room_id, cb, arg);
+}
+
+void cp_rooms_list(struct cp_ctx *c, const struct cp_room_query *q, cp_store_rooms_fn *cb,
+                   void *arg)
+{
+    c->store->ops->room_list(c->store, q, cb, arg);
+}
+
+void cp_rooms_members(struct cp_ctx *c, const char *room_id, cp_store_members_fn *cb, void *arg)
+{
+    c->store->ops->members_list(c->store, room_id, cb, arg);
+}
+
+struct acting {
+    struct cp_ctx *c;
+    cp_rooms_done_fn *cb;
+    void *arg;
+    enum cp_perm_action action;
+    char *target_id; /* NULL: the room itself */
+    char room_id[SB_IDENT_MAX + 1];
+    char actor_id[SB_IDENT_MAX + 1];
+};
+
+static void acting_members(void *arg, const struct cp_status *st0, const struct cp_member *members,
+                           size_t n)
+{
+    struct acting *ac = arg;
+    struct cp_status st;
+    if (st0->code != SB_CODE_NONE) {
+        ac->cb(ac->arg, st0);
+        goto out;
+    }
+    const struct cp_member *actor = NULL, *target = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(members[i].user_id, ac->actor_id) == 0)
+            actor = &members[i];
+        if (ac->target_id != NULL && strcmp(members[i].user_id, ac->target_id) == 0)
+            target = &members[i];
+    }
+    if (actor == NULL) {
+        cp_status_set(&st, SB_CODE_PERMISSION_DENIED, "user %s is not a member of room %s",
+                      ac->actor_id, ac->room_id);
+        ac->cb(ac->arg, &st);
+    } else if (ac->target_id != NULL && target == NULL) {
+        cp_status_set(&st, SB_CODE_NOT_ROOM_MEMBER, "user %s is not a member of room %s",
+                      ac->target_id, ac->room_id);
+        ac->cb(ac->arg, &st);
+    } else if (!cp_perm_allows(actor->role, ac->action,
+                               target != NULL ? target->role : CP_ROLE_MEMBER)) {
+        cp_status_set(&st, SB_CODE_PERMISSION_DENIED, "user %s (%s of room %s) may not %s%s%s",
+                      ac->actor_id, cp_role_name(actor->role), ac->room_id,
+                      cp_perm_action_name(ac->action), target ? " a member whose role is " : "",
+                      target ? cp_role_name(target->role) : "");
+        ac->cb(ac->arg, &st);
+    } else if (ac->target_id != NULL) {
+        cp_rooms_leave(ac->c, ac->room_id, ac->target_id, ac->cb, ac->arg);
+    } else {
+        cp_rooms_delete(ac->c, ac->room_id, ac->cb, ac->arg);
+    }
+out:
+    free(ac->target_id);
+    free(ac);
+}
+
+static void acting_start(struct cp_ctx *c, const char *room_id, const char *actor_id,
+                         const char *target_id, enum cp_perm_action action, cp_rooms_done_fn *cb,
+                         void *arg)
+{
+    struct acting *ac = calloc(1, sizeof(*ac));
+    if (ac == NULL || (target_id != NULL && (ac->target_id = strdup(target_id)) == NULL)) {
+        free(ac);
+        struct cp_status st;
+        oom(&st);
+        cb(arg, &st);
+        return;
+    }
+    ac->c = c;
+    ac->cb = cb;
+    ac->arg = arg;
+    ac->action = action;
+    snprintf(ac->room_id, sizeof(ac->room_id), "%s", room_id);
+    snprintf(ac->actor_id, sizeof(ac->actor_id), "%s", actor_id);
+    c->store->ops->members_list(c->store, room_id, acting_members, ac);
+}
+
+void cp_rooms_delete_as(struct cp_ctx *c, const char *room_id, const char *actor_id,
+                        cp_rooms_done_fn *cb, void *arg)
+{
+    acting_start(c, room_id, actor_id, NULL, CP_PERM_DELETE_ROOM, cb, arg);
+}
+
+void cp_rooms_kick(struct cp_ctx *c, const char *room_id, const char *actor_id,
+                   const char *target_id, cp_rooms_done_fn *cb, void *arg)
+{
+    acting_start(c, room_id, actor_id, target_id, CP_PERM_KICK, cb, arg);
 }
 
 /* ---------------------------------------------------------------- publish */

@@ -68,6 +68,21 @@ void cp_rooms_draft(const struct cp_publish *p, char id[SB_ID_LEN], struct cp_me
 void cp_rooms_deliver(struct cp_ctx *c, const struct cp_message *m, const struct cp_member *members,
                       size_t n_members, uint64_t members_rev);
 
+/* Reads for the API (the Store's answers, borrowed for the callback): a room, a page of rooms,
+ * a room's members (room_not_found). */
+void cp_rooms_get(struct cp_ctx *c, const char *room_id, cp_rooms_room_fn *cb, void *arg);
+void cp_rooms_list(struct cp_ctx *c, const struct cp_room_query *q, cp_store_rooms_fn *cb,
+                   void *arg);
+void cp_rooms_members(struct cp_ctx *c, const char *room_id, cp_store_members_fn *cb, void *arg);
+
+/* DeleteRoom by a member (`target_id` NULL) or the removal of another member (a kick): the
+ * actor's role and the target's are read and checked against docs/permissions.md
+ * (permission_denied, not_room_member), then cp_rooms_delete or cp_rooms_leave. */
+void cp_rooms_delete_as(struct cp_ctx *c, const char *room_id, const char *actor_id,
+                        cp_rooms_done_fn *cb, void *arg);
+void cp_rooms_kick(struct cp_ctx *c, const char *room_id, const char *actor_id,
+                   const char *target_id, cp_rooms_done_fn *cb, void *arg);
+
 /* Gives the message an id and the room's next seq, stores it in history, delivers the
  * `message` frame once to every node hosting a member, then answers. */
 void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publish_fn *cb,

@@ -241,8 +241,9 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                            cp_nodelink_done_fn *done, void *arg)
 {
     struct cp_conn *conn = cp_presence_conn(&c->presence, nz(req->connection_id));
-    bool here =
-        conn != NULL && (c->distributed ? strcmp(conn->node_id, n->id) == 0 : conn->node == n);
+    /* this node's: by its stream, or by id for connections known from the store's records */
+    bool here = conn != NULL && (conn->node == n || (conn->node == NULL && conn->node_id != NULL &&
+                                                     strcmp(conn->node_id, n->id) == 0));
     if (!here) {
         reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "connection %s is not open on this node",
                     nz(req->connection_id));
@@ -736,21 +737,11 @@ static void adopted(void *arg, const struct cp_status *st, int64_t lease, bool r
     free(ad);
 }
 
-/* Adopt: etcd mode keeps (or grants) the node's lease; memory mode answers with this
- * process's fake lease id and always `renewed`: a memory control plane drops a node's
- * connections when its stream ends, so a node adopting it (first start, failover back, or a
- * stream cut for silence) must always re-send them. */
+/* Adopt: the cluster keeps (or grants) the node's lease (one replica: its own lease id, always
+ * renewed, see cp_cluster.c). */
 static void adopt(struct cp_ctx *c, struct cp_node *n, int64_t lease, cp_nodelink_done_fn *done,
                   void *arg)
 {
-    if (!c->distributed) {
-        if (c->fake_lease == 0)
-            c->fake_lease =
-                (int64_t)(((uint64_t)sb_time_now_ms() << 16) ^ (uint64_t)(uintptr_t)c) & INT64_MAX;
-        queue_adopted(c, n, c->fake_lease, true);
-        done(arg, NULL);
-        return;
-    }
     struct adopting *ad = malloc(sizeof(*ad));
     if (ad == NULL) {
         done(arg, "out of memory");
@@ -775,8 +766,7 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HEARTBEAT:
         n->last_heartbeat = sb_time_now_ms();
         n->messages_delivered = item->heartbeat->messages_delivered;
-        if (c->distributed)
-            c->cluster->ops->heartbeat(c->cluster, n->id, n->address, item->heartbeat->connections);
+        c->cluster->ops->heartbeat(c->cluster, n->id, n->address, item->heartbeat->connections);
         done(arg, NULL);
         return;
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_ADOPT:

@@ -33,7 +33,7 @@ static void done(void *arg, const struct cp_status *st, const char *message_id, 
 void cp_rpc_peer_publish(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__Internal__V1__PeerPublishRequest *req = (const void *)m;
-    if (!c->distributed) {
+    if (c->publish_via == NULL) { /* no shared store: nothing is forwarded between replicas */
         cp_call_status(call, GRPC_STATUS_FAILED_PRECONDITION,
                        "not_sequencer: this control plane runs the memory store");
         return;

@@ -15,7 +15,7 @@
 #include "cp_store.h"
 
 /* Changes a distributed store sees through its watch (or the initial list), in revision
- * order, for the flows to apply (flows/cp_dist.c). All borrowed. */
+ * order, for the flows to apply (flows/cp_changes.c). All borrowed. */
 struct cp_cluster_hooks {
     void *ud;
     /* a room member added or removed at etcd revision `rev` */
@@ -87,7 +87,7 @@ struct cp_cluster {
 };
 
 /* The one-replica cluster of the memory store (static; never freed): the leader, no peers, no
- * registry, no leases; records answer OK at once. */
+ * registry; Adopt answers this process's lease id, always renewed; records answer OK at once. */
 struct cp_cluster *cp_cluster_single(void);
 
 #endif

@@ -43,6 +43,7 @@ struct mem {
     uint64_t members_seq;      /* source of mroom.members_rev: unique across rooms */
     cp_store_event_fn *obs_fn; /* the observer (NULL: none) */
     void *obs_arg;
+    struct cp_cluster_hooks hooks; /* member changes (cp_store_memory_set_hooks) */
     /* publish idempotency: "<room>\n<key>" -> struct midem, and a FIFO of them by expiry */
     struct sb_map idem;
     struct midem *idem_head, *idem_tail;
@@ -62,6 +63,13 @@ static void emit(struct mem *m, struct cp_store_event ev)
     ev.revision = ++m->rev;
     if (m->obs_fn != NULL)
         m->obs_fn(m->obs_arg, &ev);
+}
+
+/* Reports a member change to the hooks, at the revision of the event just emitted. */
+static void member_changed(struct mem *m, const char *room_id, const char *user_id, bool added)
+{
+    if (m->hooks.member != NULL)
+        m->hooks.member(m->hooks.ud, room_id, user_id, added, m->rev);
 }
 
 /* ---------------------------------------------------------------- sorted-array helpers */
@@ -277,11 +285,13 @@ static void room_create(struct cp_store *s, const struct cp_room *in, cp_store_r
     }
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_ROOM, .room_id = r->room.id, .room = &r->room});
-    if (r->n_members > 0)
+    if (r->n_members > 0) {
         emit(m, (struct cp_store_event){.kind = CP_STORE_EV_MEMBER_ADDED,
                                         .room_id = r->room.id,
                                         .user_id = r->members[0].user_id,
                                         .member = &r->members[0]});
+        member_changed(m, r->room.id, r->members[0].user_id, true);
+    }
     cp_status_ok(&st);
     cb(arg, &st, &r->room);
 }
@@ -367,6 +377,8 @@ static void room_delete(struct cp_store *s, const char *room_id, cp_store_member
     for (size_t i = 0; i < r->n_members; i++)
         user_index_remove(m, r->members[i].user_id, r->room.id);
     emit(m, (struct cp_store_event){.kind = CP_STORE_EV_ROOM_DELETED, .room_id = r->room.id});
+    for (size_t i = 0; i < r->n_members; i++)
+        member_changed(m, r->room.id, r->members[i].user_id, false);
     cp_status_ok(&st);
     cb(arg, &st, r->members, r->n_members);
     for (size_t i = 0; i < r->n_members; i++)
@@ -439,6 +451,7 @@ static void member_add(struct cp_store *s, const struct cp_join_req *req, cp_sto
                                         .room_id = r->room.id,
                                         .user_id = r->members[i].user_id,
                                         .member = &r->members[i]});
+        member_changed(m, r->room.id, r->members[i].user_id, true);
     }
     res.room = &r->room;
     res.member = &r->members[i];
@@ -475,6 +488,7 @@ static void member_remove(struct cp_store *s, const char *room_id, const char *u
     r->members_rev = ++m->members_seq;
     emit(m, (struct cp_store_event){
                 .kind = CP_STORE_EV_MEMBER_REMOVED, .room_id = r->room.id, .user_id = user_id});
+    member_changed(m, r->room.id, user_id, false);
     cp_status_ok(&st);
     cb(arg, &st, r->members, r->n_members);
 }
@@ -1086,4 +1100,9 @@ struct cp_store *cp_store_memory_create(void)
     sb_map_init(&m->users);
     sb_map_init(&m->idem);
     return &m->base;
+}
+
+void cp_store_memory_set_hooks(struct cp_store *s, const struct cp_cluster_hooks *hooks)
+{
+    ((struct mem *)s)->hooks = *hooks;
 }

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "cp_changes.h"
 #include "cp_nodelink.h"
 #include "cp_online.h"
 #include "cp_store_memory.h"
@@ -48,6 +49,10 @@ static int setup(void **state)
                               .heartbeat_interval_ms = 5000,
                               .node_queue_limit = 1 << 20};
     cp_ctx_init(&f->c, &set, cp_store_memory_create());
+    /* as the server wires it: the store's member changes become Membership items */
+    struct cp_cluster_hooks hooks;
+    cp_changes_hooks(&f->c, &hooks);
+    cp_store_memory_set_hooks(f->c.store, &hooks);
     cp_node_init(&f->a, set.node_queue_limit);
     cp_node_init(&f->b, set.node_queue_limit);
     f->a.owner = f->b.owner = &f->killed;

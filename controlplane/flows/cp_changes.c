@@ -1,5 +1,5 @@
-/* Watch-driven state in etcd mode (see cp_dist.h). */
-#include "cp_dist.h"
+/* Store changes applied to the flows (see cp_changes.h). */
+#include "cp_changes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +113,7 @@ static void on_redeliver(void *ud, const struct cp_message *m, const struct cp_m
     cp_rooms_deliver(ud, m, members, n_members, 0);
 }
 
-void cp_dist_hooks(struct cp_ctx *c, struct cp_cluster_hooks *out)
+void cp_changes_hooks(struct cp_ctx *c, struct cp_cluster_hooks *out)
 {
     memset(out, 0, sizeof(*out));
     out->ud = c;
