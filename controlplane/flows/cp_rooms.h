@@ -51,9 +51,11 @@ struct cp_publish {
     const char *thread_id; /* NULL or "" for none */
     const struct cp_kv *metadata;
     size_t n_metadata;
-    const char *idem_key; /* NULL: none (etcd mode makes one up) */
-    bool no_forward;      /* Peer/Publish on the holder: never forward again */
-    bool no_deliver;      /* SaveMessage: store only, deliver nothing (docs/history.md) */
+    const char *idem_key;    /* the caller's idempotency key (API), NULL: none */
+    const char *request_key; /* a client request's key from its node: it matters only where a
+                              * publish may be re-sent to another replica (publish_via) */
+    bool no_forward;         /* Peer/Publish on the holder: never forward again */
+    bool no_deliver;         /* SaveMessage: store only, deliver nothing (docs/history.md) */
 };
 typedef void cp_rooms_publish_fn(void *arg, const struct cp_status *st, const char *message_id,
                                  int64_t seq);

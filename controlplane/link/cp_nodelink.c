@@ -327,7 +327,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                                  .thread_id = p->thread_id,
                                  .metadata = op->metadata,
                                  .n_metadata = p->n_metadata,
-                                 .idem_key = req->idempotency_key};
+                                 .request_key = req->idempotency_key};
         cp_rooms_publish(c, &pub, publish_done, op);
         return;
     }

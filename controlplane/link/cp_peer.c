@@ -354,8 +354,11 @@ void cp_peer_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_publ
         pr->room_id = strdup(p->room_id);
         pr->user_id = dupn(p->user_id);
         pr->thread_id = dupn(p->thread_id);
-        if (p->idem_key != NULL && p->idem_key[0] != '\0') {
-            pr->idem_key = strdup(p->idem_key);
+        const char *key = p->idem_key != NULL && p->idem_key[0] != '\0'         ? p->idem_key
+                          : p->request_key != NULL && p->request_key[0] != '\0' ? p->request_key
+                                                                                : NULL;
+        if (key != NULL) {
+            pr->idem_key = strdup(key);
         } else {
             /* Our own key, so that a retry after an unknown outcome stores nothing twice. */
             char k[SB_ID_LEN];
