@@ -373,7 +373,7 @@ static void upd_done(void *arg, const struct cp_status *st, const struct cp_mess
     free(uc);
 }
 
-static void upd_start(struct cp_ctx *c, struct cp_call *call, const struct cp_msg_update *u)
+static void upd_start(struct cp_ctx *c, struct cp_call *call, const struct cp_msgupdate *u)
 {
     struct upd_call *uc = malloc(sizeof(*uc));
     if (uc == NULL) {
@@ -382,7 +382,7 @@ static void upd_start(struct cp_ctx *c, struct cp_call *call, const struct cp_ms
     }
     uc->call = call;
     uc->delete = u->kind == CP_MSG_DELETE;
-    cp_msg_update(c, u, upd_done, uc);
+    cp_msgupdate_apply(c, u, upd_done, uc);
 }
 
 void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -393,12 +393,12 @@ void cp_rpc_history_edit(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         !cp_check_optional_id(call, "editor_id", req->editor_id) ||
         !cp_check_data(call, &req->data, c->set.max_message_size))
         return;
-    struct cp_msg_update t = {.kind = CP_MSG_EDIT,
-                              .room_id = req->room_id,
-                              .message_id = req->message_id,
-                              .actor = req->editor_id,
-                              .data = (const char *)req->data.data,
-                              .data_len = req->data.len};
+    struct cp_msgupdate t = {.kind = CP_MSG_EDIT,
+                             .room_id = req->room_id,
+                             .message_id = req->message_id,
+                             .actor = req->editor_id,
+                             .data = (const char *)req->data.data,
+                             .data_len = req->data.len};
     upd_start(c, call, &t);
 }
 
@@ -409,10 +409,10 @@ void cp_rpc_history_delete(struct cp_ctx *c, struct cp_call *call, const Protobu
         !cp_check_id(call, "message_id", req->message_id) ||
         !cp_check_optional_id(call, "deleter_id", req->deleter_id))
         return;
-    struct cp_msg_update t = {.kind = CP_MSG_DELETE,
-                              .room_id = req->room_id,
-                              .message_id = req->message_id,
-                              .actor = req->deleter_id};
+    struct cp_msgupdate t = {.kind = CP_MSG_DELETE,
+                             .room_id = req->room_id,
+                             .message_id = req->message_id,
+                             .actor = req->deleter_id};
     upd_start(c, call, &t);
 }
 
@@ -428,11 +428,11 @@ static void react(struct cp_ctx *c, struct cp_call *call, const char *room_id,
                       CP_MSGEXT_MAX_EMOJI_BYTES);
         return;
     }
-    struct cp_msg_update t = {.kind = add ? CP_MSG_REACT_ADD : CP_MSG_REACT_REMOVE,
-                              .room_id = room_id,
-                              .message_id = message_id,
-                              .actor = user_id,
-                              .emoji = emoji};
+    struct cp_msgupdate t = {.kind = add ? CP_MSG_REACT_ADD : CP_MSG_REACT_REMOVE,
+                             .room_id = room_id,
+                             .message_id = message_id,
+                             .actor = user_id,
+                             .emoji = emoji};
     upd_start(c, call, &t);
 }
 

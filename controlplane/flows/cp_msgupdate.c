@@ -20,9 +20,9 @@ struct role_of {
 
 struct upd {
     struct cp_ctx *c;
-    cp_msg_update_fn *cb;
+    cp_msgupdate_fn *cb;
     void *arg;
-    enum cp_msg_update_kind kind;
+    enum cp_msgupdate_kind kind;
     char *room_id, *message_id;
     char *actor; /* editor, deleter or reacting user; "" the backend */
     char *data;
@@ -307,8 +307,8 @@ static char *dups(const char *s, bool *failed)
     return dupn(s ? s : "", s ? strlen(s) : 0, failed);
 }
 
-void cp_msg_update(struct cp_ctx *c, const struct cp_msg_update *in, cp_msg_update_fn *cb,
-                   void *arg)
+void cp_msgupdate_apply(struct cp_ctx *c, const struct cp_msgupdate *in, cp_msgupdate_fn *cb,
+                        void *arg)
 {
     struct upd *u = calloc(1, sizeof(*u));
     bool failed = u == NULL;
@@ -335,11 +335,11 @@ void cp_msg_update(struct cp_ctx *c, const struct cp_msg_update *in, cp_msg_upda
     c->store->ops->room_get(c->store, u->room_id, upd_room, u);
 }
 
-bool cp_msg_update_client(struct cp_ctx *c, const Switchboard__Internal__V1__ClientRequest *req,
-                          const char *user, cp_msg_update_fn *cb, void *arg, struct cp_status *st)
+bool cp_msgupdate_client(struct cp_ctx *c, const Switchboard__Internal__V1__ClientRequest *req,
+                         const char *user, cp_msgupdate_fn *cb, void *arg, struct cp_status *st)
 {
     const Switchboard__Internal__V1__MessageUpdateOp *op = NULL;
-    struct cp_msg_update u = {.actor = user};
+    struct cp_msgupdate u = {.actor = user};
     switch (req->op_case) {
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE:
         op = req->edit_message;
@@ -389,6 +389,6 @@ bool cp_msg_update_client(struct cp_ctx *c, const Switchboard__Internal__V1__Cli
     }
     u.room_id = op->room_id;
     u.message_id = op->message_id;
-    cp_msg_update(c, &u, cb, arg);
+    cp_msgupdate_apply(c, &u, cb, arg);
     return true;
 }

@@ -17,11 +17,11 @@
 
 #include "cp_ctx.h"
 
-enum cp_msg_update_kind { CP_MSG_EDIT, CP_MSG_DELETE, CP_MSG_REACT_ADD, CP_MSG_REACT_REMOVE };
+enum cp_msgupdate_kind { CP_MSG_EDIT, CP_MSG_DELETE, CP_MSG_REACT_ADD, CP_MSG_REACT_REMOVE };
 
 /* Validated by the caller (ids, JSON data and its size, emoji). Borrowed during the call. */
-struct cp_msg_update {
-    enum cp_msg_update_kind kind;
+struct cp_msgupdate {
+    enum cp_msgupdate_kind kind;
     const char *room_id;
     const char *message_id;
     /* Editor, deleter or reacting user. NULL or "": the backend (edit and delete only; any
@@ -34,18 +34,18 @@ struct cp_msg_update {
 
 /* `m`: the message's state after the change (borrowed, during the callback; NULL on error, or
  * if it could not be copied after a successful change). Called exactly once. */
-typedef void cp_msg_update_fn(void *arg, const struct cp_status *st, const struct cp_message *m);
+typedef void cp_msgupdate_fn(void *arg, const struct cp_status *st, const struct cp_message *m);
 
-void cp_msg_update(struct cp_ctx *c, const struct cp_msg_update *u, cp_msg_update_fn *cb,
-                   void *arg);
+void cp_msgupdate_apply(struct cp_ctx *c, const struct cp_msgupdate *u, cp_msgupdate_fn *cb,
+                        void *arg);
 
 /* The client frames edit, delete and react (NodeLink ClientRequest edit_message,
- * delete_message, react) by `user`: validates the request and starts cp_msg_update. Returns
+ * delete_message, react) by `user`: validates the request and starts cp_msgupdate_apply. Returns
  * false with *st set (invalid_message, message_too_large) when it did not start; cb is then
  * not called. */
 struct Switchboard__Internal__V1__ClientRequest;
-bool cp_msg_update_client(struct cp_ctx *c,
-                          const struct Switchboard__Internal__V1__ClientRequest *req,
-                          const char *user, cp_msg_update_fn *cb, void *arg, struct cp_status *st);
+bool cp_msgupdate_client(struct cp_ctx *c,
+                         const struct Switchboard__Internal__V1__ClientRequest *req,
+                         const char *user, cp_msgupdate_fn *cb, void *arg, struct cp_status *st);
 
 #endif

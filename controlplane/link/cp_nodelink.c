@@ -425,7 +425,7 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_EDIT_MESSAGE:
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_DELETE_MESSAGE:
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_REACT:
-        if (cp_msg_update_client(c, req, user, msg_update_done, op, &st)) /* cp_msgupdate.h */
+        if (cp_msgupdate_client(c, req, user, msg_update_done, op, &st)) /* cp_msgupdate.h */
             return;
         reply_status(op, &st);
         break;
