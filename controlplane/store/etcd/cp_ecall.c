@@ -37,7 +37,7 @@ static void txn_failed(const struct ecall *c, const char *body, size_t len, stru
     } else if (cp_etcd_json_parse_error(body, len, &er) == SB_OK) {
         /* etcd refused the request itself: a bug of ours (keys, sizes). */
         cp_status_set(st, SB_CODE_INTERNAL, "etcd refused the %s: %s", c->what, er.message);
-        cp_etcd_error_fini(&er);
+        cp_etcd_json_error_fini(&er);
     } else {
         cp_status_set(st, SB_CODE_INTERNAL, "etcd refused the %s", c->what);
     }
@@ -65,7 +65,7 @@ static void deliver_range(struct ecall *c, const char *body, size_t len)
     if (c->st == SB_OK && cp_etcd_json_parse_result(body, len, &r) == SB_OK) {
         cp_status_ok(&st);
         c->fn.range(c->s, c->ud, &r, &st);
-        cp_etcd_result_fini(&r);
+        cp_etcd_json_result_fini(&r);
         return;
     }
     cp_estore_unavailable(&st, c->what);
@@ -81,7 +81,7 @@ static void deliver_lease(struct ecall *c, const char *body, size_t len)
         err = SB_EPROTO;
     c->fn.lease(c->s, c->ud, err, err == SB_OK ? &l : NULL);
     if (err == SB_OK)
-        cp_etcd_lease_fini(&l);
+        cp_etcd_json_lease_fini(&l);
 }
 
 static void deliver(struct ecall *c)
@@ -191,7 +191,7 @@ void cp_ecall_range(struct cp_estore *s, const struct cp_etcd_range_req *q, cons
 void cp_ecall_put(struct cp_estore *s, const char *key, const char *val, size_t vlen, int64_t lease,
                   cp_ecall_fn *fn, void *ud)
 {
-    struct cp_etcd_put_req p = {.key = cp_etcd_str(key), .value = {val, vlen}, .lease = lease};
+    struct cp_etcd_put_req p = {.key = cp_etcd_json_str(key), .value = {val, vlen}, .lease = lease};
     char *json = NULL;
     cp_etcd_json_put(&p, &json);
     cp_ecall(s, CP_ETCD_PATH_PUT, json, fn, ud);

@@ -80,7 +80,7 @@ static void docread_read(struct cp_estore *s, struct cp_eop *o)
         cp_eop_end(s, o, &st);
         return;
     }
-    struct cp_etcd_range_req q = {.key = cp_etcd_str(k)};
+    struct cp_etcd_range_req q = {.key = cp_etcd_json_str(k)};
     if (op->prefix && cp_keys_range_end(k, strlen(k), end, sizeof(end), &en) == SB_OK)
         q.range_end = (struct cp_etcd_bytes){end, en};
     cp_ecall_range(s, &q, "document read", docread_answer, op);

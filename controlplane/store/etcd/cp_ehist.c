@@ -84,7 +84,7 @@ static void hist_read(struct cp_estore *s, struct cp_eop *o)
     size_t en;
     cp_keys_history_of(room_id, k, sizeof(k));
     cp_keys_range_end(k, strlen(k), end, sizeof(end), &en);
-    struct cp_etcd_range_req rq = {.key = cp_etcd_str(k), .range_end = {end, en}};
+    struct cp_etcd_range_req rq = {.key = cp_etcd_json_str(k), .range_end = {end, en}};
     cp_ecall_range(s, &rq, "history", hist_answer, op);
 }
 
@@ -111,7 +111,7 @@ void cp_ehist_page(struct cp_estore *s, const char *room_id, const char *from, s
     if (from != NULL)
         cp_etxn_range(&t, false, (struct cp_etcd_bytes){from, from_n}, e, HIST_PAGE, false);
     else
-        cp_etxn_range(&t, false, cp_etcd_str(hk),
+        cp_etxn_range(&t, false, cp_etcd_json_str(hk),
                       below != NULL ? (struct cp_etcd_bytes){below, below_n} : e, HIST_PAGE, true);
     cp_ecall_txn(s, &t, 0, "history read", fn, ud);
 }

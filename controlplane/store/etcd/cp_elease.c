@@ -387,7 +387,7 @@ static void conn_read(struct cp_estore *s, struct cp_eop *o)
         return;
     }
     if (op->session_id == NULL) {
-        struct cp_etcd_delete_req d = {.key = cp_etcd_str(k)};
+        struct cp_etcd_delete_req d = {.key = cp_etcd_json_str(k)};
         char *json = NULL;
         cp_etcd_json_delete(&d, &json);
         cp_ecall(s, CP_ETCD_PATH_DELETE, json, conn_answer, op);

@@ -21,7 +21,7 @@ struct wbatch {
 static void wbatch_free(struct wbatch *b)
 {
     for (size_t i = 0; i < b->n; i++)
-        cp_etcd_kv_fini(&b->ev[i].kv);
+        cp_etcd_json_kv_fini(&b->ev[i].kv);
     free(b);
 }
 
@@ -148,7 +148,7 @@ static void list_answer(struct cp_estore *s, void *ud, enum sb_err err, const ch
         lo->rev = r.revision;
     for (size_t i = 0; i < r.n_kvs; i++)
         cp_ecache_apply(s, CP_ETCD_EVENT_PUT, &r.kvs[i]);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     lo->step++;
     if (lo->step == 3)
         list_done(s, lo, SB_OK);
@@ -163,8 +163,8 @@ static void list_step(struct cp_estore *s, struct list_op *lo)
     static const char *const from[] = {CP_KEYS_ROOT, "sb/doc0", "sb/history0"};
     static const char *const to[] = {CP_KEYS_DOC, CP_KEYS_HISTORY, "sb0"};
     struct cp_etcd_range_req q = {0};
-    q.key = cp_etcd_str(from[lo->step]);
-    q.range_end = cp_etcd_str(to[lo->step]);
+    q.key = cp_etcd_json_str(from[lo->step]);
+    q.range_end = cp_etcd_json_str(to[lo->step]);
     q.revision = lo->step > 0 ? lo->rev : 0;
     char *json = NULL;
     cp_etcd_json_range(&q, &json);

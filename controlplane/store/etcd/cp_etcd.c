@@ -526,12 +526,12 @@ static void watch_detach(struct cp_etcd *e, struct cp_etcd_watch *w)
         curl_easy_cleanup(w->easy);
         w->easy = NULL;
     }
-    cp_etcd_lines_reset(&w->lines);
+    cp_etcd_json_lines_reset(&w->lines);
 }
 
 static void watch_free(struct cp_etcd_watch *w)
 {
-    cp_etcd_lines_fini(&w->lines);
+    cp_etcd_json_lines_fini(&w->lines);
     free(w->key);
     free(w->range_end);
     free(w->url);
@@ -592,7 +592,7 @@ static enum sb_err watch_line(void *ud, const char *line, size_t len)
         break;
     }
     }
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     return err;
 }
 
@@ -602,7 +602,7 @@ static size_t watch_write(char *p, size_t sz, size_t nm, void *ud)
     size_t n = sz * nm;
     if (w->need_reset || w->failed)
         return 0;
-    if (cp_etcd_lines_feed(&w->lines, p, n, watch_line, w) != SB_OK) {
+    if (cp_etcd_json_lines_feed(&w->lines, p, n, watch_line, w) != SB_OK) {
         w->failed = w->failed || !w->need_reset;
         return 0; /* aborts the transfer */
     }
@@ -614,7 +614,7 @@ static void watch_connect(struct cp_etcd *e, struct cp_etcd_watch *w)
     w->reconnect_at = 0;
     w->failed = false;
     w->need_reset = false;
-    cp_etcd_lines_reset(&w->lines);
+    cp_etcd_json_lines_reset(&w->lines);
     int64_t last = atomic_load(&w->last_rev);
     struct cp_etcd_bytes re = {w->has_range_end ? w->range_end : NULL, w->range_end_len};
     struct cp_etcd_bytes key = {w->key, w->key_len};
@@ -668,8 +668,8 @@ static void watch_done(struct cp_etcd *e, struct cp_etcd_watch *w, CURLcode rc)
     w->easy = NULL;
     /* A stream error arrives without a trailing newline: parse what is left. */
     if (!aborted)
-        cp_etcd_lines_finish(&w->lines, watch_line, w);
-    cp_etcd_lines_reset(&w->lines);
+        cp_etcd_json_lines_finish(&w->lines, watch_line, w);
+    cp_etcd_json_lines_reset(&w->lines);
     if (w->need_reset) {
         w->need_reset = false;
         w->state = W_RESET;
@@ -712,7 +712,7 @@ enum sb_err cp_etcd_watch_start(struct cp_etcd *e, const char *key, const char *
         return SB_ENOMEM;
     w->tag = TAG_WATCH;
     w->e = e;
-    cp_etcd_lines_init(&w->lines, MAX_WATCH_LINE);
+    cp_etcd_json_lines_init(&w->lines, MAX_WATCH_LINE);
     enum sb_err err = dup_bytes(key, &w->key, &w->key_len);
     if (err == SB_OK && range_end != NULL) {
         w->has_range_end = true;
@@ -790,13 +790,13 @@ static void ka_done(void *ud, enum sb_err status, long code, const char *body, s
         struct cp_etcd_lease l;
         if (cp_etcd_json_parse_lease(body, len, &l) == SB_OK) {
             lost = l.ttl <= 0;
-            cp_etcd_lease_fini(&l);
+            cp_etcd_json_lease_fini(&l);
         }
     } else if (status == SB_EPROTO) {
         struct cp_etcd_error er;
         if (cp_etcd_json_parse_error(body, len, &er) == SB_OK) {
             lost = er.grpc_code == 5; /* NotFound: lease not found */
-            cp_etcd_error_fini(&er);
+            cp_etcd_json_error_fini(&er);
         }
     }
     if (lost) {
@@ -1144,7 +1144,7 @@ static enum sb_err not_found(enum sb_err status, const char *body, size_t len)
     if (cp_etcd_json_parse_error(body, len, &er) != SB_OK)
         return status;
     bool nf = er.grpc_code == 5;
-    cp_etcd_error_fini(&er);
+    cp_etcd_json_error_fini(&er);
     return nf ? SB_ENOTFOUND : status;
 }
 
@@ -1190,7 +1190,7 @@ static void grant_done(void *ud, enum sb_err status, long code, const char *body
             status = SB_EPROTO;
     }
     h->lease_cb(h->ud, status, status == SB_OK ? l.id : 0, status == SB_OK ? l.ttl : 0);
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     free(h);
 }
 
@@ -1235,7 +1235,7 @@ static void lock_range_done(void *ud, enum sb_err status, long code, const char 
     }
     h->lock_cb(h->ud, status, status == SB_OK ? h->key : NULL, status == SB_OK ? h->key_len : 0,
                crev);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     free(h->key);
     free(h);
 }
@@ -1266,7 +1266,7 @@ enum sb_err cp_etcd_lock(struct cp_etcd *e, const char *name, int64_t lease, int
                          cp_etcd_lock_fn *cb, void *ud, uint64_t *id_out)
 {
     char *body = NULL;
-    if (e == NULL || cb == NULL || cp_etcd_json_lock(cp_etcd_str(name), lease, &body) != SB_OK)
+    if (e == NULL || cb == NULL || cp_etcd_json_lock(cp_etcd_json_str(name), lease, &body) != SB_OK)
         return SB_EINVAL;
     return helper_call(e, CP_ETCD_PATH_LOCK, body, timeout_ms, CP_ETCD_UNQUEUED, lock_done,
                        (struct helper){.e = e, .lock_cb = cb, .ud = ud}, id_out);

@@ -14,7 +14,7 @@
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-enum sb_err cp_etcd_b64_encode(const void *p, size_t n, char **out, size_t *out_len)
+enum sb_err cp_etcd_json_b64_encode(const void *p, size_t n, char **out, size_t *out_len)
 {
     const unsigned char *s = p;
     if (n > (SIZE_MAX - 1) / 4 * 3 - 3)
@@ -57,7 +57,7 @@ static int b64val(unsigned char c)
     return -1;
 }
 
-enum sb_err cp_etcd_b64_decode(const char *s, size_t n, char **out, size_t *out_len)
+enum sb_err cp_etcd_json_b64_decode(const char *s, size_t n, char **out, size_t *out_len)
 {
     if (n % 4 != 0)
         return SB_EPROTO;
@@ -102,7 +102,7 @@ enum sb_err cp_etcd_b64_decode(const char *s, size_t n, char **out, size_t *out_
 
 /* ---- builders -------------------------------------------------------------------------- */
 
-struct cp_etcd_bytes cp_etcd_str(const char *s)
+struct cp_etcd_bytes cp_etcd_json_str(const char *s)
 {
     struct cp_etcd_bytes b = {s, s != NULL ? strlen(s) : 0};
     return b;
@@ -112,7 +112,7 @@ struct cp_etcd_bytes cp_etcd_str(const char *s)
 static int set_b64(json_t *o, const char *name, struct cp_etcd_bytes b)
 {
     char *t;
-    if (cp_etcd_b64_encode(b.p != NULL ? b.p : "", b.n, &t, NULL) != SB_OK)
+    if (cp_etcd_json_b64_encode(b.p != NULL ? b.p : "", b.n, &t, NULL) != SB_OK)
         return -1;
     int rc = json_object_set_new(o, name, json_string(t));
     free(t);
@@ -503,10 +503,10 @@ static enum sb_err get_b64(json_t *o, const char *name, char **out, size_t *out_
 {
     json_t *v = json_object_get(o, name);
     if (v == NULL || json_is_null(v))
-        return cp_etcd_b64_decode("", 0, out, out_len);
+        return cp_etcd_json_b64_decode("", 0, out, out_len);
     if (!json_is_string(v))
         return SB_EPROTO;
-    return cp_etcd_b64_decode(json_string_value(v), json_string_length(v), out, out_len);
+    return cp_etcd_json_b64_decode(json_string_value(v), json_string_length(v), out, out_len);
 }
 
 /* A string field copied; absent -> NULL. */
@@ -534,7 +534,7 @@ static enum sb_err header_revision(json_t *o, int64_t *out)
     return get_i64(h, "revision", out);
 }
 
-void cp_etcd_kv_fini(struct cp_etcd_kv *kv)
+void cp_etcd_json_kv_fini(struct cp_etcd_kv *kv)
 {
     if (kv == NULL)
         return;
@@ -561,7 +561,7 @@ static enum sb_err parse_kv(json_t *o, struct cp_etcd_kv *out)
     if (err == SB_OK)
         err = get_i64(o, "lease", &kv.lease);
     if (err != SB_OK) {
-        cp_etcd_kv_fini(&kv);
+        cp_etcd_json_kv_fini(&kv);
         return err;
     }
     *out = kv;
@@ -571,7 +571,7 @@ static enum sb_err parse_kv(json_t *o, struct cp_etcd_kv *out)
 static void kvs_free(struct cp_etcd_kv *kvs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        cp_etcd_kv_fini(&kvs[i]);
+        cp_etcd_json_kv_fini(&kvs[i]);
     free(kvs);
 }
 
@@ -601,7 +601,7 @@ static enum sb_err parse_kvs(json_t *o, const char *name, struct cp_etcd_kv **ou
     return SB_OK;
 }
 
-void cp_etcd_result_fini(struct cp_etcd_result *r)
+void cp_etcd_json_result_fini(struct cp_etcd_result *r)
 {
     if (r == NULL)
         return;
@@ -628,7 +628,7 @@ static enum sb_err parse_result_obj(json_t *o, struct cp_etcd_result *out)
     if (err == SB_OK && r.kvs == NULL)
         err = parse_kvs(o, "prev_kvs", &r.kvs, &r.n_kvs);
     if (err != SB_OK) {
-        cp_etcd_result_fini(&r);
+        cp_etcd_json_result_fini(&r);
         return err;
     }
     if (deleted != 0)
@@ -670,12 +670,12 @@ enum sb_err cp_etcd_json_parse_result(const char *body, size_t len, struct cp_et
     return err;
 }
 
-void cp_etcd_txn_result_fini(struct cp_etcd_txn_result *r)
+void cp_etcd_json_txn_result_fini(struct cp_etcd_txn_result *r)
 {
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->n_ops; i++)
-        cp_etcd_result_fini(&r->ops[i].r);
+        cp_etcd_json_result_fini(&r->ops[i].r);
     free(r->ops);
     memset(r, 0, sizeof(*r));
 }
@@ -736,12 +736,12 @@ enum sb_err cp_etcd_json_parse_txn(const char *body, size_t len, struct cp_etcd_
     memset(&t, 0, sizeof(t));
     err = SB_OK;
 out:
-    cp_etcd_txn_result_fini(&t);
+    cp_etcd_json_txn_result_fini(&t);
     json_decref(o);
     return err;
 }
 
-void cp_etcd_lease_fini(struct cp_etcd_lease *l)
+void cp_etcd_json_lease_fini(struct cp_etcd_lease *l)
 {
     if (l == NULL)
         return;
@@ -789,8 +789,8 @@ enum sb_err cp_etcd_json_parse_lease(const char *body, size_t len, struct cp_etc
         for (size_t i = 0; i < n; i++) {
             json_t *k = json_array_get(keys, i);
             err = json_is_string(k)
-                      ? cp_etcd_b64_decode(json_string_value(k), json_string_length(k), &l.keys[i],
-                                           &l.key_lens[i])
+                      ? cp_etcd_json_b64_decode(json_string_value(k), json_string_length(k),
+                                                &l.keys[i], &l.key_lens[i])
                       : SB_EPROTO;
             if (err != SB_OK)
                 goto out;
@@ -801,7 +801,7 @@ enum sb_err cp_etcd_json_parse_lease(const char *body, size_t len, struct cp_etc
     memset(&l, 0, sizeof(l));
     err = SB_OK;
 out:
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     json_decref(o);
     return err;
 }
@@ -836,7 +836,7 @@ out:
     return err;
 }
 
-void cp_etcd_error_fini(struct cp_etcd_error *e)
+void cp_etcd_json_error_fini(struct cp_etcd_error *e)
 {
     if (e == NULL)
         return;
@@ -883,12 +883,12 @@ enum sb_err cp_etcd_json_parse_error(const char *body, size_t len, struct cp_etc
 
 /* ---- watch ----------------------------------------------------------------------------- */
 
-void cp_etcd_watch_msg_fini(struct cp_etcd_watch_msg *m)
+void cp_etcd_json_watch_msg_fini(struct cp_etcd_watch_msg *m)
 {
     if (m == NULL)
         return;
     for (size_t i = 0; i < m->n_events; i++)
-        cp_etcd_kv_fini(&m->events[i].kv);
+        cp_etcd_json_kv_fini(&m->events[i].kv);
     free(m->events);
     free(m->cancel_reason);
     free(m->message);
@@ -985,26 +985,26 @@ done:
     memset(&m, 0, sizeof(m));
     err = SB_OK;
 out:
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     json_decref(o);
     return err;
 }
 
 /* ---- line splitter --------------------------------------------------------------------- */
 
-void cp_etcd_lines_init(struct cp_etcd_lines *l, size_t max_line)
+void cp_etcd_json_lines_init(struct cp_etcd_lines *l, size_t max_line)
 {
     memset(l, 0, sizeof(*l));
     l->max_line = max_line;
 }
 
-void cp_etcd_lines_fini(struct cp_etcd_lines *l)
+void cp_etcd_json_lines_fini(struct cp_etcd_lines *l)
 {
     free(l->buf);
     memset(l, 0, sizeof(*l));
 }
 
-void cp_etcd_lines_reset(struct cp_etcd_lines *l)
+void cp_etcd_json_lines_reset(struct cp_etcd_lines *l)
 {
     l->len = 0;
 }
@@ -1040,8 +1040,8 @@ static enum sb_err append(struct cp_etcd_lines *l, const char *p, size_t n)
     return SB_OK;
 }
 
-enum sb_err cp_etcd_lines_feed(struct cp_etcd_lines *l, const char *data, size_t n,
-                               cp_etcd_line_fn *fn, void *ud)
+enum sb_err cp_etcd_json_lines_feed(struct cp_etcd_lines *l, const char *data, size_t n,
+                                    cp_etcd_line_fn *fn, void *ud)
 {
     while (n > 0) {
         const char *nl = memchr(data, '\n', n);
@@ -1068,7 +1068,7 @@ enum sb_err cp_etcd_lines_feed(struct cp_etcd_lines *l, const char *data, size_t
     return SB_OK;
 }
 
-enum sb_err cp_etcd_lines_finish(struct cp_etcd_lines *l, cp_etcd_line_fn *fn, void *ud)
+enum sb_err cp_etcd_json_lines_finish(struct cp_etcd_lines *l, cp_etcd_line_fn *fn, void *ud)
 {
     size_t n = l->len;
     l->len = 0;

@@ -31,7 +31,7 @@ struct cp_etcd_bytes {
 };
 
 /* Wraps a NUL-terminated string (NULL stays NULL). */
-struct cp_etcd_bytes cp_etcd_str(const char *s);
+struct cp_etcd_bytes cp_etcd_json_str(const char *s);
 
 struct cp_etcd_range_req {
     struct cp_etcd_bytes key;
@@ -197,11 +197,11 @@ struct cp_etcd_error {
     char *message; /* new; may be "" */
 };
 
-void cp_etcd_kv_fini(struct cp_etcd_kv *kv);
-void cp_etcd_result_fini(struct cp_etcd_result *r);
-void cp_etcd_txn_result_fini(struct cp_etcd_txn_result *r);
-void cp_etcd_lease_fini(struct cp_etcd_lease *l);
-void cp_etcd_error_fini(struct cp_etcd_error *e);
+void cp_etcd_json_kv_fini(struct cp_etcd_kv *kv);
+void cp_etcd_json_result_fini(struct cp_etcd_result *r);
+void cp_etcd_json_txn_result_fini(struct cp_etcd_txn_result *r);
+void cp_etcd_json_lease_fini(struct cp_etcd_lease *l);
+void cp_etcd_json_error_fini(struct cp_etcd_error *e);
 
 /* Just the header revision of any answer (0 when absent). */
 enum sb_err cp_etcd_json_parse_revision(const char *body, size_t len, int64_t *out);
@@ -257,7 +257,7 @@ struct cp_etcd_watch_msg {
 };
 
 enum sb_err cp_etcd_json_parse_watch(const char *line, size_t len, struct cp_etcd_watch_msg *out);
-void cp_etcd_watch_msg_fini(struct cp_etcd_watch_msg *m);
+void cp_etcd_json_watch_msg_fini(struct cp_etcd_watch_msg *m);
 
 /* Incremental '\n' splitter for chunked streams. Lines are handed out without the '\n' (and
  * without a trailing '\r'); blank lines are skipped. A line longer than max_line fails with
@@ -272,21 +272,21 @@ struct cp_etcd_lines {
 /* Called for each complete line; a non-SB_OK return stops feeding and is returned. */
 typedef enum sb_err cp_etcd_line_fn(void *ud, const char *line, size_t len);
 
-void cp_etcd_lines_init(struct cp_etcd_lines *l, size_t max_line);
-void cp_etcd_lines_fini(struct cp_etcd_lines *l);
+void cp_etcd_json_lines_init(struct cp_etcd_lines *l, size_t max_line);
+void cp_etcd_json_lines_fini(struct cp_etcd_lines *l);
 /* Drops a partial line (after a reconnect). */
-void cp_etcd_lines_reset(struct cp_etcd_lines *l);
+void cp_etcd_json_lines_reset(struct cp_etcd_lines *l);
 /* Feeds one chunk; complete lines go to fn in order. */
-enum sb_err cp_etcd_lines_feed(struct cp_etcd_lines *l, const char *data, size_t n,
-                               cp_etcd_line_fn *fn, void *ud);
+enum sb_err cp_etcd_json_lines_feed(struct cp_etcd_lines *l, const char *data, size_t n,
+                                    cp_etcd_line_fn *fn, void *ud);
 /* End of stream: hands out a final unterminated line, if any, then resets. */
-enum sb_err cp_etcd_lines_finish(struct cp_etcd_lines *l, cp_etcd_line_fn *fn, void *ud);
+enum sb_err cp_etcd_json_lines_finish(struct cp_etcd_lines *l, cp_etcd_line_fn *fn, void *ud);
 
 /* ---- Base64 (standard alphabet, padded) ---------------------------------------------- */
 
 /* New NUL-terminated base64 text of n bytes. */
-enum sb_err cp_etcd_b64_encode(const void *p, size_t n, char **out, size_t *out_len);
+enum sb_err cp_etcd_json_b64_encode(const void *p, size_t n, char **out, size_t *out_len);
 /* New decoded bytes + NUL; SB_EPROTO on bad characters, length or padding. */
-enum sb_err cp_etcd_b64_decode(const char *s, size_t n, char **out, size_t *out_len);
+enum sb_err cp_etcd_json_b64_decode(const char *s, size_t n, char **out, size_t *out_len);
 
 #endif

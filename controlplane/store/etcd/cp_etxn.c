@@ -198,7 +198,7 @@ static void get_op(struct cp_etxn *t, bool failure, const char *key, bool prefix
         t->failed = true;
         return;
     }
-    cp_etxn_range(t, failure, cp_etcd_str(key), (struct cp_etcd_bytes){prefix ? end : NULL, n},
+    cp_etxn_range(t, failure, cp_etcd_json_str(key), (struct cp_etcd_bytes){prefix ? end : NULL, n},
                   limit, descend);
 }
 
@@ -265,6 +265,6 @@ void cp_etxn_answer_parse(enum sb_err status, const char *body, size_t len, bool
 void cp_etxn_answer_fini(struct cp_etxn_answer *a)
 {
     if (a->err == SB_OK)
-        cp_etcd_txn_result_fini(&a->r);
+        cp_etcd_json_txn_result_fini(&a->r);
     memset(a, 0, sizeof(*a));
 }

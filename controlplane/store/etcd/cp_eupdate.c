@@ -151,7 +151,7 @@ static void ru_read(struct cp_estore *s, struct cp_eop *o)
     op->room = NULL;
     char k[CP_KEYS_MAX];
     cp_keys_room(op->room_id, k, sizeof(k));
-    struct cp_etcd_range_req q = {.key = cp_etcd_str(k)};
+    struct cp_etcd_range_req q = {.key = cp_etcd_json_str(k)};
     cp_ecall_range(s, &q, "room read", ru_read_answer, op);
 }
 

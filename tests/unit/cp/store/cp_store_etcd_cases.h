@@ -196,12 +196,12 @@ static void store_as_dead_sequencer(const char *key, const char *id, int64_t seq
     struct cp_etcd_op ops[3];
     memset(ops, 0, sizeof(ops));
     ops[0].type = ops[1].type = ops[2].type = CP_ETCD_OP_PUT;
-    ops[0].u.put.key = cp_etcd_str(hk);
-    ops[0].u.put.value = cp_etcd_str(msg);
-    ops[1].u.put.key = cp_etcd_str(ik);
-    ops[1].u.put.value = cp_etcd_str(rec);
-    ops[2].u.put.key = cp_etcd_str(sk);
-    ops[2].u.put.value = cp_etcd_str(sv);
+    ops[0].u.put.key = cp_etcd_json_str(hk);
+    ops[0].u.put.value = cp_etcd_json_str(msg);
+    ops[1].u.put.key = cp_etcd_json_str(ik);
+    ops[1].u.put.value = cp_etcd_json_str(rec);
+    ops[2].u.put.key = cp_etcd_json_str(sk);
+    ops[2].u.put.value = cp_etcd_json_str(sv);
     struct cp_etcd_txn_req t = {NULL, 0, ops, set_last ? 3 : 2, NULL, 0};
     char *json = NULL;
     assert_int_equal(cp_etcd_json_txn(&t, &json), SB_OK);
@@ -422,7 +422,7 @@ static int intrusions; /* how many edits write behind the store's back (-1: ever
 
 static void put_behind(const char *key, const char *value)
 {
-    struct cp_etcd_put_req p = {.key = cp_etcd_str(key), .value = cp_etcd_str(value)};
+    struct cp_etcd_put_req p = {.key = cp_etcd_json_str(key), .value = cp_etcd_json_str(value)};
     char *json = NULL;
     assert_int_equal(cp_etcd_json_put(&p, &json), SB_OK);
     assert_int_equal(etcd_post(CP_ETCD_PATH_PUT, json), 0);
@@ -573,7 +573,7 @@ static void newest_marker(char *out, size_t cap)
     size_t en;
     const char *prefix = "sb/txn/cp-test-a/";
     assert_int_equal(cp_keys_range_end(prefix, strlen(prefix), end, sizeof(end), &en), SB_OK);
-    struct cp_etcd_range_req q = {.key = cp_etcd_str(prefix),
+    struct cp_etcd_range_req q = {.key = cp_etcd_json_str(prefix),
                                   .range_end = {end, en},
                                   .limit = 1,
                                   .descend = true,
@@ -595,7 +595,7 @@ static void newest_marker(char *out, size_t cap)
     struct cp_etcd_result r;
     assert_int_equal(cp_etcd_json_parse_result(b.buf, b.n, &r), SB_OK);
     snprintf(out, cap, "%s", r.n_kvs ? r.kvs[0].key : "");
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
 }
 
 /* The next marker: the newest one plus one (16 hex digits). */

@@ -11,7 +11,7 @@
 
 #include "cp_etcd_json.h"
 
-#define B(s) cp_etcd_str(s)
+#define B(s) cp_etcd_json_str(s)
 
 /* `got` is read after the builder ran (argument order is unspecified). */
 static void expect_json(enum sb_err err, char **got, const char *want)
@@ -34,9 +34,9 @@ static void test_b64_round_trip_and_padding(void **state)
     for (size_t i = 0; i < 7; i++) {
         char *o, *d;
         size_t n, m;
-        assert_int_equal(cp_etcd_b64_encode(in[i], strlen(in[i]), &o, &n), SB_OK);
+        assert_int_equal(cp_etcd_json_b64_encode(in[i], strlen(in[i]), &o, &n), SB_OK);
         assert_string_equal(o, enc[i]);
-        assert_int_equal(cp_etcd_b64_decode(o, n, &d, &m), SB_OK);
+        assert_int_equal(cp_etcd_json_b64_decode(o, n, &d, &m), SB_OK);
         assert_int_equal(m, strlen(in[i]));
         assert_memory_equal(d, in[i], m);
         free(o);
@@ -44,7 +44,7 @@ static void test_b64_round_trip_and_padding(void **state)
     }
     char *d;
     size_t m;
-    assert_int_equal(cp_etcd_b64_decode("/w==", 4, &d, &m), SB_OK); /* 0xff */
+    assert_int_equal(cp_etcd_json_b64_decode("/w==", 4, &d, &m), SB_OK); /* 0xff */
     assert_int_equal(m, 1);
     assert_int_equal((unsigned char)d[0], 0xff);
     free(d);
@@ -57,7 +57,7 @@ static void test_b64_rejects_bad_input(void **state)
     size_t m;
     const char *bad[] = {"Zg=", "Z===", "Zg=a", "Zm9v!A==", "Zg==Zg==", "Zh==", "=Zg="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(cp_etcd_b64_decode(bad[i], strlen(bad[i]), &d, &m), SB_EPROTO);
+        assert_int_equal(cp_etcd_json_b64_decode(bad[i], strlen(bad[i]), &d, &m), SB_EPROTO);
     assert_null(d);
 }
 
@@ -248,7 +248,7 @@ static void test_parse_range_with_kvs(void **state)
     assert_int_equal(r.kvs[0].mod_revision, 3);
     assert_int_equal(r.kvs[0].version, 2);
     assert_true(r.kvs[0].lease == 7587869213420123457LL); /* > 2^53, exact */
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
 }
 
 static void test_parse_range_empty_omits_everything(void **state)
@@ -261,13 +261,13 @@ static void test_parse_range_empty_omits_everything(void **state)
     assert_int_equal(r.n_kvs, 0);
     assert_null(r.kvs);
     assert_int_equal(r.count, 0);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     /* count_only: a count, no kvs; more:true when a limit cut it. */
     const char *c = "{" HDR("8") ",\"count\":\"3\",\"more\":true}";
     assert_int_equal(cp_etcd_json_parse_result(P(c), &r), SB_OK);
     assert_int_equal(r.count, 3);
     assert_true(r.more);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     /* A kv whose value is empty and version/lease zero: fields absent. */
     const char *d = "{" HDR("4") ",\"kvs\":[{\"key\":\"YQ==\",\"create_revision\":\"4\","
                                  "\"mod_revision\":\"4\",\"version\":\"1\"}],\"count\":\"1\"}";
@@ -275,7 +275,7 @@ static void test_parse_range_empty_omits_everything(void **state)
     assert_int_equal(r.kvs[0].value_len, 0);
     assert_string_equal(r.kvs[0].value, "");
     assert_int_equal(r.kvs[0].lease, 0);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
 }
 
 static void test_parse_put_prev_kv_and_delete(void **state)
@@ -289,18 +289,18 @@ static void test_parse_put_prev_kv_and_delete(void **state)
     assert_int_equal(r.n_kvs, 1);
     assert_string_equal(r.kvs[0].key, "l1");
     assert_int_equal(r.kvs[0].lease, 41);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     const char *d = "{" HDR("8") ",\"deleted\":\"1\",\"prev_kvs\":[{\"key\":\"YQ==\","
                                  "\"create_revision\":\"2\",\"mod_revision\":\"2\","
                                  "\"version\":\"1\",\"value\":\"djE=\"}]}";
     assert_int_equal(cp_etcd_json_parse_result(P(d), &r), SB_OK);
     assert_int_equal(r.count, 1);
     assert_int_equal(r.n_kvs, 1);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
     const char *none = "{" HDR("8") "}"; /* deleted nothing: no "deleted" */
     assert_int_equal(cp_etcd_json_parse_result(P(none), &r), SB_OK);
     assert_int_equal(r.count, 0);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
 }
 
 static void test_parse_txn_won_and_lost(void **state)
@@ -322,7 +322,7 @@ static void test_parse_txn_won_and_lost(void **state)
     assert_int_equal(t.ops[1].r.count, 0);
     assert_int_equal(t.ops[2].type, CP_ETCD_OP_RANGE);
     assert_string_equal(t.ops[2].r.kvs[0].value, "x");
-    cp_etcd_txn_result_fini(&t);
+    cp_etcd_json_txn_result_fini(&t);
     /* A lost txn has no "succeeded" field at all. */
     const char *lost = "{" HDR("2") ",\"responses\":[{\"response_range\":{\"header\":{"
                                     "\"revision\":\"2\"},\"kvs\":[{\"key\":\"YQ==\","
@@ -331,12 +331,12 @@ static void test_parse_txn_won_and_lost(void **state)
     assert_int_equal(cp_etcd_json_parse_txn(P(lost), &t), SB_OK);
     assert_false(t.succeeded);
     assert_int_equal(t.ops[0].r.kvs[0].create_revision, 2);
-    cp_etcd_txn_result_fini(&t);
+    cp_etcd_json_txn_result_fini(&t);
     const char *bare = "{" HDR("2") "}"; /* lost, no failure ops */
     assert_int_equal(cp_etcd_json_parse_txn(P(bare), &t), SB_OK);
     assert_false(t.succeeded);
     assert_int_equal(t.n_ops, 0);
-    cp_etcd_txn_result_fini(&t);
+    cp_etcd_json_txn_result_fini(&t);
     const char *two = "{\"responses\":[{\"response_put\":{},\"response_range\":{}}]}";
     assert_int_equal(cp_etcd_json_parse_txn(P(two), &t), SB_EPROTO);
     const char *unk = "{\"responses\":[{\"response_txn\":{}}]}";
@@ -351,28 +351,28 @@ static void test_parse_lease_answers(void **state)
     assert_int_equal(cp_etcd_json_parse_lease(P(g), &l), SB_OK);
     assert_true(l.id == 4111120338269599756LL);
     assert_int_equal(l.ttl, 5);
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     const char *ka = "{\"result\":{" HDR("5") ",\"ID\":\"9223372036854775807\",\"TTL\":\"5\"}}";
     assert_int_equal(cp_etcd_json_parse_lease(P(ka), &l), SB_OK);
     assert_true(l.id == INT64_MAX);
     assert_int_equal(l.ttl, 5);
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     /* Keep-alive of a dead lease: no TTL. */
     const char *dead = "{\"result\":{" HDR("7") ",\"ID\":\"4111120338269599758\"}}";
     assert_int_equal(cp_etcd_json_parse_lease(P(dead), &l), SB_OK);
     assert_int_equal(l.ttl, 0);
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     const char *ttl = "{" HDR("5") ",\"ID\":\"41\",\"TTL\":\"4\",\"grantedTTL\":\"5\","
                                    "\"keys\":[\"bDE=\",\"bDI=\"]}";
     assert_int_equal(cp_etcd_json_parse_lease(P(ttl), &l), SB_OK);
     assert_int_equal(l.granted_ttl, 5);
     assert_int_equal(l.n_keys, 2);
     assert_string_equal(l.keys[1], "l2");
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     const char *gone = "{" HDR("7") ",\"ID\":\"41\",\"TTL\":\"-1\"}";
     assert_int_equal(cp_etcd_json_parse_lease(P(gone), &l), SB_OK);
     assert_int_equal(l.ttl, -1);
-    cp_etcd_lease_fini(&l);
+    cp_etcd_json_lease_fini(&l);
     const char *big = "{\"ID\":\"9223372036854775808\"}"; /* overflow */
     assert_int_equal(cp_etcd_json_parse_lease(P(big), &l), SB_EPROTO);
     const char *num = "{\"ID\":\"12x\"}";
@@ -400,13 +400,13 @@ static void test_parse_lock_and_errors(void **state)
     assert_int_equal(cp_etcd_json_parse_error(P(unary), &e), SB_OK);
     assert_int_equal(e.grpc_code, 5);
     assert_string_equal(e.message, "etcdserver: requested lease not found");
-    cp_etcd_error_fini(&e);
+    cp_etcd_json_error_fini(&e);
     const char *stream = "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":"
                          "\"etcdserver: no leader\",\"http_status\":\"Service Unavailable\"}}";
     assert_int_equal(cp_etcd_json_parse_error(P(stream), &e), SB_OK);
     assert_int_equal(e.grpc_code, 14);
     assert_string_equal(e.message, "etcdserver: no leader");
-    cp_etcd_error_fini(&e);
+    cp_etcd_json_error_fini(&e);
     assert_int_equal(cp_etcd_json_parse_error(P(b), &e), SB_EPROTO);
     struct cp_etcd_result r;
     assert_int_equal(cp_etcd_json_parse_result(P(unary), &r), SB_EPROTO);
@@ -441,7 +441,7 @@ static void test_parse_rejects_malformed_bodies(void **state)
     const char *b = "{\"count\":\"4\"}garbage";
     assert_int_equal(cp_etcd_json_parse_result(b, 13, &r), SB_OK);
     assert_int_equal(r.count, 4);
-    cp_etcd_result_fini(&r);
+    cp_etcd_json_result_fini(&r);
 }
 
 /* ---- watch ---- */
@@ -455,7 +455,7 @@ static void test_watch_created_events_progress(void **state)
     assert_int_equal(m.kind, CP_ETCD_WATCH_CREATED);
     assert_int_equal(m.revision, 8);
     assert_int_equal(m.watch_id, 0);
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     /* A catch-up line spanning revisions 2 and 8; PUT has no "type". */
     const char *ev = "{\"result\":{" HDR("8") ",\"events\":[{\"kv\":{\"key\":\"YQ==\","
                                               "\"create_revision\":\"2\",\"mod_revision\":\"2\","
@@ -472,16 +472,16 @@ static void test_watch_created_events_progress(void **state)
     assert_string_equal(m.events[1].kv.key, "a");
     assert_int_equal(m.events[1].kv.value_len, 0);
     assert_int_equal(m.events[1].kv.mod_revision, 8);
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     const char *pr = "{\"result\":{" HDR("9") "}}";
     assert_int_equal(cp_etcd_json_parse_watch(P(pr), &m), SB_OK);
     assert_int_equal(m.kind, CP_ETCD_WATCH_PROGRESS);
     assert_int_equal(m.revision, 9);
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     const char *id = "{\"result\":{" HDR("9") ",\"watch_id\":\"3\"}}";
     assert_int_equal(cp_etcd_json_parse_watch(P(id), &m), SB_OK);
     assert_int_equal(m.watch_id, 3);
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
 }
 
 static void test_watch_canceled_compacted_and_error(void **state)
@@ -495,21 +495,21 @@ static void test_watch_canceled_compacted_and_error(void **state)
     assert_int_equal(m.kind, CP_ETCD_WATCH_CANCELED);
     assert_int_equal(m.compact_revision, 5);
     assert_int_equal(m.revision, 0);
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     const char *cr = "{\"result\":{\"canceled\":true,\"cancel_reason\":\"mvcc: required "
                      "revision is a future revision\"}}";
     assert_int_equal(cp_etcd_json_parse_watch(P(cr), &m), SB_OK);
     assert_int_equal(m.kind, CP_ETCD_WATCH_CANCELED);
     assert_int_equal(m.compact_revision, 0);
     assert_non_null(strstr(m.cancel_reason, "future"));
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
     const char *er = "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: "
                      "no leader\",\"http_status\":\"Service Unavailable\"}}";
     assert_int_equal(cp_etcd_json_parse_watch(P(er), &m), SB_OK);
     assert_int_equal(m.kind, CP_ETCD_WATCH_ERROR);
     assert_int_equal(m.grpc_code, 14);
     assert_string_equal(m.message, "etcdserver: no leader");
-    cp_etcd_watch_msg_fini(&m);
+    cp_etcd_json_watch_msg_fini(&m);
 }
 
 static void test_watch_rejects_malformed_lines(void **state)
@@ -565,21 +565,21 @@ static void test_lines_split_any_chunking(void **state)
     for (size_t chunk = 1; chunk <= n; chunk++) {
         struct cp_etcd_lines l;
         struct collect c = {.fail_at = -1};
-        cp_etcd_lines_init(&l, 1024);
+        cp_etcd_json_lines_init(&l, 1024);
         for (size_t i = 0; i < n; i += chunk) {
             size_t k = n - i < chunk ? n - i : chunk;
-            assert_int_equal(cp_etcd_lines_feed(&l, s + i, k, collect_line, &c), SB_OK);
+            assert_int_equal(cp_etcd_json_lines_feed(&l, s + i, k, collect_line, &c), SB_OK);
         }
         assert_int_equal(c.n, 3);
-        assert_int_equal(cp_etcd_lines_finish(&l, collect_line, &c), SB_OK);
+        assert_int_equal(cp_etcd_json_lines_finish(&l, collect_line, &c), SB_OK);
         assert_int_equal(c.n, 4);
         assert_string_equal(c.lines[0], "{\"a\":1}");
         assert_string_equal(c.lines[1], "{\"b\":2}");
         assert_string_equal(c.lines[2], "{\"c\":3}");
         assert_string_equal(c.lines[3], "{\"tail\":4}");
-        assert_int_equal(cp_etcd_lines_finish(&l, collect_line, &c), SB_OK);
+        assert_int_equal(cp_etcd_json_lines_finish(&l, collect_line, &c), SB_OK);
         assert_int_equal(c.n, 4);
-        cp_etcd_lines_fini(&l);
+        cp_etcd_json_lines_fini(&l);
     }
 }
 
@@ -588,17 +588,17 @@ static void test_lines_too_long_and_callback_error(void **state)
     (void)state;
     struct cp_etcd_lines l;
     struct collect c = {.fail_at = -1};
-    cp_etcd_lines_init(&l, 8);
-    assert_int_equal(cp_etcd_lines_feed(&l, "12345678\n", 9, collect_line, &c), SB_OK);
-    assert_int_equal(cp_etcd_lines_feed(&l, "123456789\n", 10, collect_line, &c), SB_EFULL);
-    cp_etcd_lines_reset(&l);
-    assert_int_equal(cp_etcd_lines_feed(&l, "12345", 5, collect_line, &c), SB_OK);
-    assert_int_equal(cp_etcd_lines_feed(&l, "6789", 4, collect_line, &c), SB_EFULL);
-    cp_etcd_lines_reset(&l);
+    cp_etcd_json_lines_init(&l, 8);
+    assert_int_equal(cp_etcd_json_lines_feed(&l, "12345678\n", 9, collect_line, &c), SB_OK);
+    assert_int_equal(cp_etcd_json_lines_feed(&l, "123456789\n", 10, collect_line, &c), SB_EFULL);
+    cp_etcd_json_lines_reset(&l);
+    assert_int_equal(cp_etcd_json_lines_feed(&l, "12345", 5, collect_line, &c), SB_OK);
+    assert_int_equal(cp_etcd_json_lines_feed(&l, "6789", 4, collect_line, &c), SB_EFULL);
+    cp_etcd_json_lines_reset(&l);
     struct collect d = {.fail_at = 1};
-    assert_int_equal(cp_etcd_lines_feed(&l, "a\nb\nc\n", 6, collect_line, &d), SB_EIO);
+    assert_int_equal(cp_etcd_json_lines_feed(&l, "a\nb\nc\n", 6, collect_line, &d), SB_EIO);
     assert_int_equal(d.n, 1);
-    cp_etcd_lines_fini(&l);
+    cp_etcd_json_lines_fini(&l);
 }
 
 int main(void)

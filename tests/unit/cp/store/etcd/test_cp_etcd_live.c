@@ -252,7 +252,8 @@ static enum sb_err call(const char *path, char *body, unsigned flags, struct wai
 
 static int64_t put(const char *k, const char *v, int64_t lease)
 {
-    struct cp_etcd_put_req p = {.key = cp_etcd_str(k), .value = cp_etcd_str(v), .lease = lease};
+    struct cp_etcd_put_req p = {
+        .key = cp_etcd_json_str(k), .value = cp_etcd_json_str(v), .lease = lease};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_put(&p, &b), SB_OK);
     struct waiter w;
@@ -266,7 +267,7 @@ static int64_t put(const char *k, const char *v, int64_t lease)
 /* Ranges one key: returns its kv count (0/1); *kv filled when found (caller fini). */
 static size_t get(const char *k, struct cp_etcd_kv *kv, int64_t *rev)
 {
-    struct cp_etcd_range_req r = {.key = cp_etcd_str(k)};
+    struct cp_etcd_range_req r = {.key = cp_etcd_json_str(k)};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_range(&r, &b), SB_OK);
     struct waiter w;
@@ -281,7 +282,7 @@ static size_t get(const char *k, struct cp_etcd_kv *kv, int64_t *rev)
         *kv = res.kvs[0];
         memset(&res.kvs[0], 0, sizeof(res.kvs[0]));
     }
-    cp_etcd_result_fini(&res);
+    cp_etcd_json_result_fini(&res);
     return n;
 }
 
@@ -346,13 +347,13 @@ static void test_live_put_range_delete(void **state)
     assert_string_equal(kv.value, "one");
     assert_int_equal(kv.mod_revision, r1);
     assert_int_equal(kv.create_revision, r1);
-    cp_etcd_kv_fini(&kv);
+    cp_etcd_json_kv_fini(&kv);
     put("t/kv/b", "two", 0);
     put("t/kv/b0", "outside", 0);
     char end[16];
     size_t en;
     assert_int_equal(cp_keys_range_end("t/kv/", 5, end, sizeof(end), &en), SB_OK);
-    struct cp_etcd_range_req rr = {.key = cp_etcd_str("t/kv/"), .range_end = {end, en}};
+    struct cp_etcd_range_req rr = {.key = cp_etcd_json_str("t/kv/"), .range_end = {end, en}};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_range(&rr, &b), SB_OK);
     struct waiter w;
@@ -362,14 +363,14 @@ static void test_live_put_range_delete(void **state)
     assert_int_equal(res.n_kvs, 3);
     assert_string_equal(res.kvs[0].key, "t/kv/a");
     assert_string_equal(res.kvs[2].key, "t/kv/b0");
-    cp_etcd_result_fini(&res);
+    cp_etcd_json_result_fini(&res);
     w_fini(&w);
-    struct cp_etcd_delete_req d = {.key = cp_etcd_str("t/kv/"), .range_end = {end, en}};
+    struct cp_etcd_delete_req d = {.key = cp_etcd_json_str("t/kv/"), .range_end = {end, en}};
     assert_int_equal(cp_etcd_json_delete(&d, &b), SB_OK);
     assert_int_equal(call(CP_ETCD_PATH_DELETE, b, CP_ETCD_RETRY, &w), SB_OK);
     assert_int_equal(cp_etcd_json_parse_result(w.body, w.len, &res), SB_OK);
     assert_int_equal(res.count, 3);
-    cp_etcd_result_fini(&res);
+    cp_etcd_json_result_fini(&res);
     w_fini(&w);
     assert_int_equal(get("t/kv/a", NULL, NULL), 0);
     /* A 4xx answer is SB_EPROTO with etcd's error object. */
@@ -378,7 +379,7 @@ static void test_live_put_range_delete(void **state)
     struct cp_etcd_error er;
     assert_int_equal(cp_etcd_json_parse_error(w.body, w.len, &er), SB_OK);
     assert_int_equal(er.grpc_code, 3);
-    cp_etcd_error_fini(&er);
+    cp_etcd_json_error_fini(&er);
     w_fini(&w);
 }
 
@@ -397,26 +398,28 @@ static enum sb_err txn(const struct cp_etcd_txn_req *t, struct cp_etcd_txn_resul
 static void test_live_txn_create_if_absent_win_and_lose(void **state)
 {
     (void)state;
-    struct cp_etcd_cmp c = {.key = cp_etcd_str("t/txn/room"),
+    struct cp_etcd_cmp c = {.key = cp_etcd_json_str("t/txn/room"),
                             .target = CP_ETCD_CMP_CREATE,
                             .result = CP_ETCD_CMP_EQUAL,
                             .num = 0};
-    struct cp_etcd_op s = {.type = CP_ETCD_OP_PUT,
-                           .u.put = {.key = cp_etcd_str("t/txn/room"), .value = cp_etcd_str("A")}};
-    struct cp_etcd_op f = {.type = CP_ETCD_OP_RANGE, .u.range = {.key = cp_etcd_str("t/txn/room")}};
+    struct cp_etcd_op s = {
+        .type = CP_ETCD_OP_PUT,
+        .u.put = {.key = cp_etcd_json_str("t/txn/room"), .value = cp_etcd_json_str("A")}};
+    struct cp_etcd_op f = {.type = CP_ETCD_OP_RANGE,
+                           .u.range = {.key = cp_etcd_json_str("t/txn/room")}};
     struct cp_etcd_txn_req t = {&c, 1, &s, 1, &f, 1};
     struct cp_etcd_txn_result r;
     assert_int_equal(txn(&t, &r), SB_OK);
     assert_true(r.succeeded);
     assert_int_equal(r.n_ops, 1);
     assert_int_equal(r.ops[0].type, CP_ETCD_OP_PUT);
-    cp_etcd_txn_result_fini(&r);
-    s.u.put.value = cp_etcd_str("B");
+    cp_etcd_json_txn_result_fini(&r);
+    s.u.put.value = cp_etcd_json_str("B");
     assert_int_equal(txn(&t, &r), SB_OK);
     assert_false(r.succeeded);
     assert_int_equal(r.ops[0].type, CP_ETCD_OP_RANGE);
     assert_string_equal(r.ops[0].r.kvs[0].value, "A");
-    cp_etcd_txn_result_fini(&r);
+    cp_etcd_json_txn_result_fini(&r);
 }
 
 static void test_live_cas_on_mod_revision(void **state)
@@ -424,28 +427,29 @@ static void test_live_cas_on_mod_revision(void **state)
     (void)state;
     int64_t rev = put("t/cas/seq", "1", 0);
     put("t/cas/seq", "2", 0); /* someone else wrote meanwhile */
-    struct cp_etcd_cmp c = {.key = cp_etcd_str("t/cas/seq"),
+    struct cp_etcd_cmp c = {.key = cp_etcd_json_str("t/cas/seq"),
                             .target = CP_ETCD_CMP_MOD,
                             .result = CP_ETCD_CMP_EQUAL,
                             .num = rev};
-    struct cp_etcd_op s = {.type = CP_ETCD_OP_PUT,
-                           .u.put = {.key = cp_etcd_str("t/cas/seq"), .value = cp_etcd_str("X")}};
+    struct cp_etcd_op s = {
+        .type = CP_ETCD_OP_PUT,
+        .u.put = {.key = cp_etcd_json_str("t/cas/seq"), .value = cp_etcd_json_str("X")}};
     struct cp_etcd_txn_req t = {&c, 1, &s, 1, NULL, 0};
     struct cp_etcd_txn_result r;
     assert_int_equal(txn(&t, &r), SB_OK);
     assert_false(r.succeeded);
-    cp_etcd_txn_result_fini(&r);
+    cp_etcd_json_txn_result_fini(&r);
     struct cp_etcd_kv kv;
     assert_int_equal(get("t/cas/seq", &kv, NULL), 1);
     assert_string_equal(kv.value, "2");
     c.num = kv.mod_revision;
-    cp_etcd_kv_fini(&kv);
+    cp_etcd_json_kv_fini(&kv);
     assert_int_equal(txn(&t, &r), SB_OK);
     assert_true(r.succeeded);
-    cp_etcd_txn_result_fini(&r);
+    cp_etcd_json_txn_result_fini(&r);
     assert_int_equal(get("t/cas/seq", &kv, NULL), 1);
     assert_string_equal(kv.value, "X");
-    cp_etcd_kv_fini(&kv);
+    cp_etcd_json_kv_fini(&kv);
 }
 
 static void test_live_lease_attach_and_revoke(void **state)
@@ -456,7 +460,7 @@ static void test_live_lease_attach_and_revoke(void **state)
     struct cp_etcd_kv kv;
     assert_int_equal(get("t/lease/conn", &kv, NULL), 1);
     assert_true(kv.lease == id);
-    cp_etcd_kv_fini(&kv);
+    cp_etcd_json_kv_fini(&kv);
     assert_int_equal(lease_revoke(id), SB_OK);
     assert_int_equal(get("t/lease/conn", NULL, NULL), 0);
     assert_int_equal(lease_revoke(id), SB_ENOTFOUND);
@@ -610,7 +614,7 @@ static void test_live_watch_put_delete_in_order(void **state)
     put("t/w1/a", "1", 0);
     put("t/w1/b", "2", 0);
     put("t/w10", "outside", 0);
-    struct cp_etcd_delete_req d = {.key = cp_etcd_str("t/w1/a")};
+    struct cp_etcd_delete_req d = {.key = cp_etcd_json_str("t/w1/a")};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_delete(&d, &b), SB_OK);
     struct waiter cw;
@@ -657,7 +661,7 @@ static void test_live_watch_resumes_across_etcd_restart(void **state)
     etcd_kill();
     /* While etcd is down: a call fails as unavailable within its deadline. */
     struct waiter dw;
-    struct cp_etcd_range_req rr = {.key = cp_etcd_str("t/w2/k0")};
+    struct cp_etcd_range_req rr = {.key = cp_etcd_json_str("t/w2/k0")};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_range(&rr, &b), SB_OK);
     int64_t t0 = sb_time_mono_ms();
@@ -794,7 +798,7 @@ static void test_live_endpoint_failover(void **state)
     assert_int_equal(cp_etcd_create(&cfg, &f), SB_OK);
     assert_int_equal(cp_etcd_endpoint_count(f), 2);
     assert_int_equal(cp_etcd_start(f), SB_OK);
-    struct cp_etcd_put_req p = {.key = cp_etcd_str("t/fo/a"), .value = cp_etcd_str("v")};
+    struct cp_etcd_put_req p = {.key = cp_etcd_json_str("t/fo/a"), .value = cp_etcd_json_str("v")};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_put(&p, &b), SB_OK);
     struct waiter w;
@@ -861,7 +865,8 @@ static void test_live_put_latency_and_parallel_throughput(void **state)
     /* 500 puts, all submitted at once from this thread (cross-thread submission path). */
     struct waiter w;
     w_init(&w);
-    struct cp_etcd_put_req p = {.key = cp_etcd_str("t/perf/p"), .value = cp_etcd_str("v")};
+    struct cp_etcd_put_req p = {.key = cp_etcd_json_str("t/perf/p"),
+                                .value = cp_etcd_json_str("v")};
     char *b = NULL;
     assert_int_equal(cp_etcd_json_put(&p, &b), SB_OK);
     int64_t t0 = sb_time_mono_ns();
