@@ -56,7 +56,8 @@ static size_t sink(void *p, size_t sz, size_t n, void *ud)
 /* Deletes every key under sb/ (blocking libcurl call: test only). */
 static int wipe(void)
 {
-    struct cp_etcd_delete_req d = {.key = cp_etcd_json_str("sb/"), .range_end = cp_etcd_json_str("sb0")};
+    struct cp_etcd_delete_req d = {.key = cp_etcd_json_str("sb/"),
+                                   .range_end = cp_etcd_json_str("sb0")};
     char *json = NULL;
     if (cp_etcd_json_delete(&d, &json) != SB_OK)
         return -1;
