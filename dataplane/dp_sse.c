@@ -78,18 +78,14 @@ static int stream_writeable(struct lws *wsi, struct dp_pss *pss)
             if (dp_buf_sse(b, &ev, &evlen) != SB_OK)
                 return -1;
             size_t il = 0;
+            /* A room message moves the stream position; a channel message (channels have no
+             * history) repeats it ("-" before any room message), so Last-Event-ID keeps
+             * resuming rooms and never names a channel. */
+            bool has_id = b->channel;
             if (b->room_id != NULL && b->seq > 0 &&
-                dp_sse_fmt_pos_set(&s->pos, b->room_id, b->seq) != SB_EINVAL) {
-                memcpy(idline, "id: ", 4);
-                size_t pl = dp_sse_fmt_pos_encode(&s->pos, idline + 4, sizeof(idline) - 6);
-                if (pl > 0) {
-                    il = 4 + pl;
-                    idline[il++] = '\n';
-                }
-            } else if (b->channel) {
-                /* Channels have no history: the id repeats the rooms' position ("-" before
-                 * any room message), so Last-Event-ID keeps resuming rooms and never names a
-                 * channel. */
+                dp_sse_fmt_pos_set(&s->pos, b->room_id, b->seq) != SB_EINVAL)
+                has_id = true;
+            if (has_id) {
                 memcpy(idline, "id: ", 4);
                 size_t pl = dp_sse_fmt_pos_encode(&s->pos, idline + 4, sizeof(idline) - 6);
                 if (pl > 0) {

@@ -125,24 +125,12 @@ void cp_rpc_channels_create(struct cp_ctx *c, struct cp_call *call, const Protob
 
 /* ---------------------------------------------------------------- the rest */
 
-static void empty_done(void *arg, const struct cp_status *st)
-{
-    struct cp_call *call = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        return;
-    }
-    /* Every empty response packs to nothing: any empty message will do. */
-    Switchboard__V1__DeleteChannelResponse resp = SWITCHBOARD__V1__DELETE_CHANNEL_RESPONSE__INIT;
-    cp_call_reply(call, &resp.base);
-}
-
 void cp_rpc_channels_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteChannelRequest *req = (const void *)m;
     if (!cp_check_id(call, "channel_id", req->channel_id))
         return;
-    cp_channels_delete(c, req->channel_id, empty_done, call);
+    cp_channels_delete(c, req->channel_id, cp_call_done_empty, call);
 }
 
 static void listed(void *arg, const struct cp_status *st, const struct cp_channel_info *chs,
@@ -211,7 +199,7 @@ void cp_rpc_channels_subscribe(struct cp_ctx *c, struct cp_call *call, const Pro
                              .user_id = req->user_id,
                              .filter = req->filter,
                              .client = false};
-    cp_channels_subscribe(c, &s, empty_done, call);
+    cp_channels_subscribe(c, &s, cp_call_done_empty, call);
 }
 
 void cp_rpc_channels_unsubscribe(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -220,7 +208,7 @@ void cp_rpc_channels_unsubscribe(struct cp_ctx *c, struct cp_call *call, const P
     if (!cp_check_id(call, "channel_id", req->channel_id) ||
         !cp_check_id(call, "user_id", req->user_id))
         return;
-    cp_channels_unsubscribe(c, req->channel_id, req->user_id, empty_done, call);
+    cp_channels_unsubscribe(c, req->channel_id, req->user_id, cp_call_done_empty, call);
 }
 
 static void subscribers(void *arg, const struct cp_status *st, const char *const *ids, size_t n)

@@ -116,24 +116,12 @@ void cp_rpc_presence_set(struct cp_ctx *c, struct cp_call *call, const ProtobufC
     cp_online_set(c, req->user_id, &set, reply_state, call);
 }
 
-static void reply_empty(void *arg, const struct cp_status *st)
-{
-    struct cp_call *call = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        return;
-    }
-    /* The empty responses all pack to zero bytes. */
-    Switchboard__V1__TrackActivityResponse resp = SWITCHBOARD__V1__TRACK_ACTIVITY_RESPONSE__INIT;
-    cp_call_reply(call, &resp.base);
-}
-
 void cp_rpc_presence_activity(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__TrackActivityRequest *req = (const void *)m;
     if (!cp_check_id(call, "user_id", req->user_id))
         return;
-    cp_online_activity(c, req->user_id, reply_empty, call);
+    cp_online_activity(c, req->user_id, cp_call_done_empty, call);
 }
 
 static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, const char *user_id,
@@ -143,7 +131,7 @@ static void typing(struct cp_ctx *c, struct cp_call *call, const char *room_id, 
         return;
     if (on)
         cp_online_activity(c, user_id, NULL, NULL);
-    cp_typing_set(c, room_id, user_id, on, reply_empty, call);
+    cp_typing_set(c, room_id, user_id, on, cp_call_done_empty, call);
 }
 
 void cp_rpc_presence_typing_start(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)

@@ -219,18 +219,6 @@ void cp_rpc_rooms_list(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
     cp_rooms_list(c, &q, list_done, call);
 }
 
-static void empty_done(void *arg, const struct cp_status *st)
-{
-    struct cp_call *call = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        return;
-    }
-    /* DeleteRoomResponse and LeaveRoomResponse are both empty: same bytes. */
-    Switchboard__V1__DeleteRoomResponse resp = SWITCHBOARD__V1__DELETE_ROOM_RESPONSE__INIT;
-    cp_call_reply(call, &resp.base);
-}
-
 void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteRoomRequest *req = (const void *)m;
@@ -238,9 +226,9 @@ void cp_rpc_rooms_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufC
         !cp_check_optional_id(call, "actor_id", req->actor_id))
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0')
-        cp_rooms_delete_as(c, req->room_id, req->actor_id, empty_done, call);
+        cp_rooms_delete_as(c, req->room_id, req->actor_id, cp_call_done_empty, call);
     else
-        cp_rooms_delete(c, req->room_id, empty_done, call);
+        cp_rooms_delete(c, req->room_id, cp_call_done_empty, call);
 }
 
 struct join_call {
@@ -306,9 +294,9 @@ void cp_rpc_rooms_leave(struct cp_ctx *c, struct cp_call *call, const ProtobufCM
         return;
     if (req->actor_id != NULL && req->actor_id[0] != '\0' &&
         strcmp(req->actor_id, req->user_id) != 0)
-        cp_rooms_kick(c, req->room_id, req->actor_id, req->user_id, empty_done, call);
+        cp_rooms_kick(c, req->room_id, req->actor_id, req->user_id, cp_call_done_empty, call);
     else
-        cp_rooms_leave(c, req->room_id, req->user_id, empty_done, call);
+        cp_rooms_leave(c, req->room_id, req->user_id, cp_call_done_empty, call);
 }
 
 struct members_call {

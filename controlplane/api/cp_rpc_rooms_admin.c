@@ -70,19 +70,6 @@ static void member_done(void *arg, const struct cp_status *st, const char *room_
     free(a);
 }
 
-/* BanMember, UnbanMember. */
-static void empty_done(void *arg, const struct cp_status *st)
-{
-    struct cp_call *call = arg;
-    if (st->code != SB_CODE_NONE) {
-        cp_call_fail(call, st);
-        return;
-    }
-    /* The empty responses (Ban, Unban) pack to the same zero bytes. */
-    Switchboard__V1__BanMemberResponse resp = SWITCHBOARD__V1__BAN_MEMBER_RESPONSE__INIT;
-    cp_call_reply(call, &resp.base);
-}
-
 /* ---------------------------------------------------------------- UpdateRoom */
 
 void cp_rpc_rooms_update(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -209,7 +196,7 @@ void cp_rpc_rooms_ban(struct cp_ctx *c, struct cp_call *call, const ProtobufCMes
         return;
     }
     cp_roomadmin_ban(c, req->room_id, req->moderator_id, req->user_id, req->reason,
-                     req->duration_ms, empty_done, call);
+                     req->duration_ms, cp_call_done_empty, call);
 }
 
 void cp_rpc_rooms_unban(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
@@ -219,7 +206,7 @@ void cp_rpc_rooms_unban(struct cp_ctx *c, struct cp_call *call, const ProtobufCM
         !cp_check_id(call, "user_id", req->user_id) ||
         !check_actor(call, "moderator_id", req->moderator_id))
         return;
-    cp_roomadmin_unban(c, req->room_id, req->moderator_id, req->user_id, empty_done, call);
+    cp_roomadmin_unban(c, req->room_id, req->moderator_id, req->user_id, cp_call_done_empty, call);
 }
 
 /* ---------------------------------------------------------------- ListBans */

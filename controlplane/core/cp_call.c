@@ -64,6 +64,21 @@ void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp)
     finish(call, GRPC_STATUS_OK, "", bb);
 }
 
+void cp_call_done_empty(void *arg, const struct cp_status *st)
+{
+    struct cp_call *call = arg;
+    if (st->code != SB_CODE_NONE) {
+        cp_call_fail(call, st);
+        return;
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(NULL, 0);
+    if (bb == NULL) {
+        cp_call_failf(call, SB_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    finish(call, GRPC_STATUS_OK, "", bb);
+}
+
 grpc_call *cp_call_detach(struct cp_call *call)
 {
     grpc_call *g = call->call;

@@ -45,6 +45,11 @@ void cp_call_free(struct cp_call *call);
 /* Finishes the call with OK and `resp` (borrowed; packed before returning). */
 void cp_call_reply(struct cp_call *call, const ProtobufCMessage *resp);
 
+/* A flow's cp_ctx_done_fn-style answer for methods whose response is an empty message (every
+ * empty protobuf message packs to zero bytes): `call` is the struct cp_call; OK with the empty
+ * message, or cp_call_fail with `st`. */
+void cp_call_done_empty(void *call, const struct cp_status *st);
+
 /* Finishes the call with the gRPC status mapped from st->code and "code: sentence". */
 void cp_call_fail(struct cp_call *call, const struct cp_status *st);
 

@@ -104,8 +104,10 @@ static void deliver(struct cp_ctx *c, const struct cp_direct *d, cp_direct_fn *c
     cb(arg, &st, (int64_t)delivered);
 }
 
-static void claimed(void *arg, const struct cp_status *st, bool first, int64_t delivered)
+static void claimed(void *arg, const struct cp_status *st, bool first, int64_t delivered,
+                    const char *result_id)
 {
+    (void)result_id;
     struct claim *k = arg;
     if (st->code != SB_CODE_NONE || !first)
         k->cb(k->arg, st, delivered); /* seen: the first result, no delivery */

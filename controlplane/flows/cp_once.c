@@ -31,8 +31,7 @@ void cp_once_doc_key(const char *scope, const char *key, char *out, size_t cap)
 
 struct claim {
     struct cp_ctx *c;
-    cp_once_fn *cb;       /* or */
-    cp_once_id_fn *cb_id; /* with the result id */
+    cp_once_fn *cb;
     void *arg;
     int64_t delivered;
     int attempts;
@@ -44,10 +43,7 @@ struct claim {
 static void claim_done(struct claim *cl, const struct cp_status *st, bool first, int64_t n,
                        const char *id)
 {
-    if (cl->cb_id != NULL)
-        cl->cb_id(cl->arg, st, first, n, id);
-    else
-        cl->cb(cl->arg, st, first, n);
+    cl->cb(cl->arg, st, first, n, id);
     free(cl->key);
     free(cl->id);
     free(cl);
@@ -142,7 +138,7 @@ static void try_write(struct claim *cl, int64_t expect)
 }
 
 static void claim_start(struct cp_ctx *c, const char *doc_key, const char *key, int64_t delivered,
-                        const char *id, cp_once_fn *cb, cp_once_id_fn *cb_id, void *arg)
+                        const char *id, cp_once_fn *cb, void *arg)
 {
     struct claim *cl = calloc(1, sizeof(*cl));
     struct cp_status st;
@@ -160,17 +156,13 @@ static void claim_start(struct cp_ctx *c, const char *doc_key, const char *key, 
     } else {
         cl->c = c;
         cl->cb = cb;
-        cl->cb_id = cb_id;
         cl->arg = arg;
         cl->delivered = delivered;
         snprintf(cl->doc_key, sizeof(cl->doc_key), "%s", doc_key);
         try_write(cl, 0);
         return;
     }
-    if (cb_id != NULL)
-        cb_id(arg, &st, false, 0, NULL);
-    else
-        cb(arg, &st, false, 0);
+    cb(arg, &st, false, 0, NULL);
 }
 
 void cp_once_claim(struct cp_ctx *c, const char *scope, const char *key, int64_t delivered,
@@ -178,17 +170,17 @@ void cp_once_claim(struct cp_ctx *c, const char *scope, const char *key, int64_t
 {
     char doc_key[CP_KEYS_DOC_KEY_MAX];
     cp_once_doc_key(scope, key, doc_key, sizeof(doc_key));
-    claim_start(c, doc_key, key, delivered, NULL, cb, NULL, arg);
+    claim_start(c, doc_key, key, delivered, NULL, cb, arg);
 }
 
 void cp_once_claim_channel(struct cp_ctx *c, const char *channel_id, const char *key,
-                           const char *message_id, cp_once_id_fn *cb, void *arg)
+                           const char *message_id, cp_once_fn *cb, void *arg)
 {
     char hash[33];
     cp_keys_idem_hash128(key, hash);
     char doc_key[CP_KEYS_DOC_KEY_MAX];
     cp_keys_doc_channel_idem(doc_key, channel_id, hash);
-    claim_start(c, doc_key, key, 0, message_id, NULL, cb, arg);
+    claim_start(c, doc_key, key, 0, message_id, cb, arg);
 }
 
 /* ---------------------------------------------------------------- sweeping */

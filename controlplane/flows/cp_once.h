@@ -12,25 +12,22 @@
 #include "cp_ctx.h"
 
 /* first: this call owns the key (deliver now; `delivered` is what was passed in); else the
- * key was seen: `delivered` is the first call's result, deliver nothing. */
-typedef void cp_once_fn(void *arg, const struct cp_status *st, bool first, int64_t delivered);
+ * key was seen: `delivered` is the first call's result, deliver nothing. `result_id` is the
+ * id kept in the record (borrowed during the call), NULL when it holds none. */
+typedef void cp_once_fn(void *arg, const struct cp_status *st, bool first, int64_t delivered,
+                        const char *result_id);
 
 /* Claims (scope, key) with the result `delivered` (computed before delivering). `scope` is a
  * [a-z_]+ name per method. Answers through `cb`, exactly once. */
 void cp_once_claim(struct cp_ctx *c, const char *scope, const char *key, int64_t delivered,
                    cp_once_fn *cb, void *arg);
 
-/* The same with a result id kept in the record: the first call's id comes back to a repeat
- * (NULL when the record holds none). */
-typedef void cp_once_id_fn(void *arg, const struct cp_status *st, bool first, int64_t delivered,
-                           const char *result_id);
-
 /* Claims a keyed channel publish (the record idem_ch/<channel>/<hash of the key>, removed with
  * the channel) with the message id chosen for it: first, publish; else the first publish's id
  * (borrowed during the call) is the answer. A different key with the same 128-bit hash fails
  * with INTERNAL. */
 void cp_once_claim_channel(struct cp_ctx *c, const char *channel_id, const char *key,
-                           const char *message_id, cp_once_id_fn *cb, void *arg);
+                           const char *message_id, cp_once_fn *cb, void *arg);
 
 /* Document key for (scope, key) into out (>= 80 bytes): "idem/<scope>/<32 hex digits>". */
 void cp_once_doc_key(const char *scope, const char *key, char *out, size_t cap);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "cp_json.h"
+#include "cp_notify.h"
 #include "cp_perm.h"
 #include "sb_ident.h"
 #include "sb_time.h"
@@ -294,7 +295,7 @@ static void room_changed(void *arg, const struct cp_status *st, const struct cp_
         cp_buf_init(&b);
         cp_json_room_updated(&b, room, sb_time_now_ms());
         if (!b.failed)
-            cp_rooms_notify(op->c, room->id, b.data, b.len);
+            cp_notify_room(op->c, room->id, NULL, b.data, b.len);
         cp_buf_fini(&b);
     }
     room_answer(arg, st, room);
@@ -312,7 +313,7 @@ static void notify_role(struct op *op, const char *user_id, enum cp_role role)
     cp_buf_init(&b);
     cp_json_member_updated(&b, op->room_id, user_id, role, sb_time_now_ms());
     if (!b.failed)
-        cp_rooms_notify(op->c, op->room_id, b.data, b.len);
+        cp_notify_room(op->c, op->room_id, NULL, b.data, b.len);
     cp_buf_fini(&b);
 }
 

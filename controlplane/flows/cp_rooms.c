@@ -10,7 +10,6 @@
 
 #include "cp_json.h"
 #include "cp_keys.h"
-#include "cp_notify.h"
 #include "cp_perm.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -524,7 +523,7 @@ void cp_rooms_publish(struct cp_ctx *c, const struct cp_publish *p, cp_rooms_pub
                                   c->set.max_history_messages, publish_done, op);
 }
 
-/* ---------------------------------------------------------------- bans, notices */
+/* ---------------------------------------------------------------- bans */
 
 void cp_rooms_ban_key(char out[CP_ROOMS_KEY_MAX], const char *room_id, const char *user_id)
 {
@@ -540,9 +539,4 @@ bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at)
     json_decref(j);
     *expires_at = at;
     return at == 0 || at > now;
-}
-
-void cp_rooms_notify(struct cp_ctx *c, const char *room_id, const char *frame, size_t len)
-{
-    cp_notify_room(c, room_id, NULL, frame, len);
 }

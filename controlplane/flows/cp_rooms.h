@@ -105,8 +105,4 @@ bool cp_rooms_ban_active(const char *value, int64_t now, int64_t *expires_at);
 /* Deletes document `key` if still at `version` (-1: any); nobody waits for the outcome. */
 void cp_rooms_doc_delete(struct cp_ctx *c, const char *key, int64_t version);
 
-/* Sends `frame` (copied) to every member of the room, the room's current members as the Store
- * reads them after every write answered so far. */
-void cp_rooms_notify(struct cp_ctx *c, const char *room_id, const char *frame, size_t len);
-
 #endif

@@ -86,20 +86,25 @@ static int64_t typing_expires_at(const struct cp_doc *d)
     return typing_field(d, "expires_at");
 }
 
-/* typing:false for (room, user) waiting for its document to go (the frame is built first). */
+/* typing:false for (room, user), sent once its document is gone. The frame carries nothing
+ * but the ids, so it is built when it leaves. */
 struct end_op {
     struct cp_ctx *c;
-    char *room_id;
-    char *user_id;
-    size_t len;
-    char frame[];
+    char room_id[SB_IDENT_MAX + 1];
+    char user_id[SB_IDENT_MAX + 1];
 };
 
 static void end_op_finish(struct end_op *op)
 {
-    cp_notify_room(op->c, op->room_id, op->user_id, op->frame, op->len);
-    free(op->room_id);
-    free(op->user_id);
+    struct cp_buf b;
+    cp_buf_init(&b);
+    cp_json_typing(&b, op->room_id, op->user_id, false);
+    if (b.failed)
+        SB_LOG_ERROR("cp", "out of memory ending typing", "room=%s user=%s", op->room_id,
+                     op->user_id);
+    else
+        cp_notify_room(op->c, op->room_id, op->user_id, b.data, b.len);
+    cp_buf_fini(&b);
     free(op);
 }
 
@@ -130,8 +135,6 @@ static void typing_expired_doc(void *arg, const struct cp_status *st, const stru
     struct end_op *op = arg;
     if (st->code == SB_CODE_NONE && doc != NULL &&
         typing_expires_at(doc) > sb_time_now_ms() + TYPING_SLACK) {
-        free(op->room_id);
-        free(op->user_id);
         free(op);
         return;
     }
@@ -142,38 +145,17 @@ static void typing_expired_doc(void *arg, const struct cp_status *st, const stru
     end_op_finish(op);
 }
 
-static struct end_op *end_op_new(struct cp_ctx *c, const struct cp_buf *b, const char *room_id,
-                                 const char *user_id)
-{
-    if (b->failed)
-        return NULL;
-    struct end_op *op = malloc(sizeof(*op) + b->len + 1);
-    if (op == NULL)
-        return NULL;
-    op->c = c;
-    op->len = b->len;
-    memcpy(op->frame, b->data, b->len + 1);
-    op->room_id = strdup(room_id);
-    op->user_id = strdup(user_id);
-    if (op->room_id == NULL || op->user_id == NULL) {
-        free(op->room_id);
-        free(op->user_id);
-        free(op);
-        return NULL;
-    }
-    return op;
-}
-
 /* The document removed (only_if_ours: unless another replica refreshed it), then typing:false
  * to the room's other members. */
 static void typing_ended(struct cp_ctx *c, const char *room_id, const char *user_id,
                          bool only_if_ours)
 {
-    struct cp_buf b;
-    cp_buf_init(&b);
-    cp_json_typing(&b, room_id, user_id, false);
-    struct end_op *op = end_op_new(c, &b, room_id, user_id);
-    cp_buf_fini(&b);
+    struct end_op *op = malloc(sizeof(*op));
+    if (op != NULL) {
+        op->c = c;
+        snprintf(op->room_id, sizeof(op->room_id), "%s", room_id);
+        snprintf(op->user_id, sizeof(op->user_id), "%s", user_id);
+    }
     char key[KEY_MAX];
     typing_key(key, sizeof(key), room_id, user_id);
     if (op == NULL) {

@@ -53,8 +53,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static void once_cb(void *arg, const struct cp_status *st, bool first, int64_t delivered)
+static void once_cb(void *arg, const struct cp_status *st, bool first, int64_t delivered,
+                    const char *result_id)
 {
+    (void)result_id;
     struct fixture *f = arg;
     f->calls++;
     f->code = st->code;
