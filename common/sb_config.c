@@ -92,7 +92,9 @@ static int set_value_unit(const struct sb_config_opt *opt, const char *text, int
         return 0;
     }
     case SB_CONFIG_INT: {
-        bool duration = ends_with(opt->name, "_ms");
+        bool duration = ends_with(opt->name, "_ms") || (opt->flags & SB_CONFIG_DURATION) != 0;
+        if ((opt->flags & SB_CONFIG_DURATION) != 0)
+            plain_ms = 1000;
         if (text == NULL || text[0] == '\0') {
             *why =
                 duration ? "expected a duration (e.g. 1500, 30s, 5m, 720h)" : "expected an integer";
@@ -623,6 +625,8 @@ static int format_value(const struct sb_config_opt *o, char *buf, size_t room)
         }
         return (int)(len + 2);
     }
+    if (o->type == SB_CONFIG_INT && (o->flags & SB_CONFIG_DURATION))
+        return snprintf(buf, room, "%lldms", (long long)*(int64_t *)o->dest);
     if (o->type == SB_CONFIG_INT)
         return snprintf(buf, room, "%lld", (long long)*(int64_t *)o->dest);
     return snprintf(buf, room, "%s", *(int *)o->dest ? "true" : "false");

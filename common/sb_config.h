@@ -29,6 +29,9 @@ struct sb_config_opt {
 /* flags: */
 #define SB_CONFIG_SECRET 1 /* shown as "<redacted>" when the configuration is logged or printed */
 #define SB_CONFIG_LIST   2 /* SB_CONFIG_STRING: the file may give a YAML sequence (joined by ',') */
+#define SB_CONFIG_DURATION                                                                         \
+    4 /* SB_CONFIG_INT named without _ms: a duration stored in ms, a plain number in seconds       \
+         (--jwt-leeway 5 is five seconds) */
 
 enum sb_config_result {
     SB_CONFIG_RUN = 0, /* options loaded: go on */

@@ -1,22 +1,54 @@
-/* Who is this client? For now only development mode exists: the client names itself with
- * ?user_id=. Tokens (JWT) are not implemented yet; until they are, without --dev-mode every
- * client is refused. Pure. */
+/* Who is this client? A JSON Web Token verified against the node's keys (dp_keys), or, in
+ * development mode only, the ?user_id= the client names itself with. The same decision serves
+ * the WebSocket upgrade, GET /sse, POST /sse/<id> and the `refresh` frame. lws thread (the
+ * keys are shared with the refresh thread through dp_keys). */
 #ifndef DP_AUTH_H
 #define DP_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sb_ident.h"
+#include "sb_jwt.h"
 
-/* Decides on the credentials of one request: `user_id_arg` is the ?user_id= value or NULL.
- * On success copies the user id into `user` (SB_IDENT_MAX + 1 bytes) and returns true; else
- * writes a sentence for the `unauthorized` error into `why` (cap bytes) and returns false. */
-bool dp_auth_check(bool dev_mode, const char *user_id_arg, char user[SB_IDENT_MAX + 1], char *why,
+struct dp_config;
+struct dp_keys;
+
+struct dp_auth {
+    bool dev_mode;
+    struct dp_keys *keys; /* NULL: no token is accepted (development mode only) */
+    struct sb_jwt_opts jwt;
+    /* development-mode connections logged, and left out of the log by the rate limit */
+    int64_t dev_log_at_ms;
+    uint64_t dev_suppressed;
+};
+
+/* Fills *a from the configuration; `keys` is borrowed (may be NULL). */
+void dp_auth_init(struct dp_auth *a, const struct dp_config *cfg, struct dp_keys *keys);
+
+/* Decides on the credentials of one request: `token` is the bearer token or ?token= value
+ * (NULL or "" when none), `user_id_arg` the ?user_id= value or NULL. On success copies the user
+ * id into `user` and, for a token, sets *claims to a heap copy of its claims (free with
+ * dp_auth_claims_free; NULL in development mode) and returns true; else writes the sentence
+ * of the `unauthorized` error into `why` (never a part of the token) and returns false. */
+bool dp_auth_check(struct dp_auth *a, const char *token, const char *user_id_arg,
+                   char user[SB_IDENT_MAX + 1], struct sb_jwt_claims **claims, char *why,
                    size_t cap);
 
-/* Logs the loud start-up warning of development mode (or the note that all clients are
- * refused). Main thread. */
-void dp_auth_log_mode(bool dev_mode);
+/* The `refresh` frame: `token` must verify and name `user`. Same results as dp_auth_check. */
+bool dp_auth_refresh(struct dp_auth *a, const char *token, const char *user,
+                     struct sb_jwt_claims **claims, char *why, size_t cap);
+
+/* Frees claims from dp_auth_check (NULL-safe). */
+void dp_auth_claims_free(struct sb_jwt_claims *c);
+
+/* Start-up: refuses an unsafe or useless configuration (no way in for clients; development
+ * mode reachable beyond loopback without --allow-insecure). Returns false with the sentence in
+ * `why`. Pure. */
+bool dp_auth_config_ok(const struct dp_config *cfg, char *why, size_t cap);
+
+/* Logs the loud start-up warning of development mode, or which key sources are in use. */
+void dp_auth_log_mode(const struct dp_config *cfg);
 
 #endif

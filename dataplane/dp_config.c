@@ -13,7 +13,7 @@
 #define DP_WEB_ROOT "dataplane/web"
 #endif
 
-#define N_OPTS 16
+#define N_OPTS 28
 static struct sb_config_opt opts[N_OPTS];
 static char def_node[SB_ID_LEN];
 
@@ -63,6 +63,36 @@ static void build(struct dp_config *c)
          "client connections this node accepts", 1, 10000000, 0},
         {"log_level", SB_CONFIG_STRING, &c->log_level, "info", "debug, info, warn or error", 0, 0,
          0},
+        {"jwt_hmac_secret_file", SB_CONFIG_STRING, &c->jwt_hmac_secret_file, NULL,
+         "file holding the HMAC secret (at least 32 bytes) that verifies HS256/HS384/HS512 client "
+         "tokens",
+         0, 0, 0},
+        {"jwt_public_key_file", SB_CONFIG_STRING, &c->jwt_public_key_file, NULL,
+         "PEM public keys (RSA, EC P-256/P-384, Ed25519) that verify client tokens, FILE[,FILE...]",
+         0, 0, SB_CONFIG_LIST},
+        {"jwks_file", SB_CONFIG_STRING, &c->jwks_file, NULL,
+         "JWK Set file of token keys, re-read when it changes", 0, 0, 0},
+        {"jwks_url", SB_CONFIG_STRING, &c->jwks_url, NULL,
+         "JWK Set URL (https, or http on loopback) fetched in the background", 0, 0, 0},
+        {"jwks_refresh", SB_CONFIG_INT, &c->jwks_refresh, "5m",
+         "how often --jwks-url is fetched again (also at most once per 30s on an unknown kid)",
+         1000, 86400000, SB_CONFIG_DURATION},
+        {"jwt_issuer", SB_CONFIG_STRING, &c->jwt_issuer, NULL,
+         "when set, a token's iss must be exactly this", 0, 0, 0},
+        {"jwt_audience", SB_CONFIG_STRING, &c->jwt_audience, NULL,
+         "when set, a token's aud must be or hold this", 0, 0, 0},
+        {"jwt_leeway", SB_CONFIG_INT, &c->jwt_leeway, "5s",
+         "clock skew allowed on a token's exp, nbf and iat", 0, 3600000, SB_CONFIG_DURATION},
+        {"jwt_allow_no_exp", SB_CONFIG_BOOL, &c->jwt_allow_no_exp, "false",
+         "accept tokens without exp (they never expire: not recommended)", 0, 0, 0},
+        {"allow_insecure", SB_CONFIG_BOOL, &c->allow_insecure, "false",
+         "start even when unauthenticated access would be reachable beyond loopback", 0, 0, 0},
+        {"mint_token", SB_CONFIG_STRING, &c->mint_token, NULL,
+         "DEVELOPMENT: print an HS256 token for this user id, signed with --jwt-hmac-secret-file, "
+         "and exit",
+         0, 0, 0},
+        {"mint_ttl", SB_CONFIG_INT, &c->mint_ttl, "1h", "lifetime of a --mint-token token", 1000,
+         31536000000LL, SB_CONFIG_DURATION},
     };
     memcpy(opts, o, sizeof(o));
 }

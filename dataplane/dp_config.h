@@ -27,6 +27,19 @@ struct dp_config {
     int64_t max_pending;
     int64_t max_connections;
     char *log_level;
+    /* client tokens (PROTOCOL.md, "Authentication and authorization") */
+    char *jwt_hmac_secret_file;
+    char *jwt_public_key_file; /* FILE[,FILE...] */
+    char *jwks_file;
+    char *jwks_url;
+    int64_t jwks_refresh; /* ms */
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_leeway; /* ms */
+    int jwt_allow_no_exp;
+    int allow_insecure;
+    char *mint_token; /* a user id: print a development token and exit */
+    int64_t mint_ttl; /* ms */
 
     /* derived by dp_config_load */
     enum dp_overflow overflow;

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "dp_auth.h"
+
 struct lws;
 struct dp_config;
 struct dp_hub;
@@ -19,6 +21,7 @@ struct dp_ctx {
     struct dp_request *req;      /* the hub's */
     struct dp_link *link;        /* the server's; NULL once it is torn down */
     unsigned char *scratch;      /* LWS_PRE + batch bytes, for coalesced writes (owned) */
+    struct dp_auth auth;         /* who a request is (its keys borrowed from main) */
     size_t scratch_cap;
 };
 

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "sb_ident.h"
+#include "sb_jwt.h"
+#include "sb_time.h"
 
 static const char *const type_names[] = {
     [DP_FRAME_JOIN] = "join",
@@ -23,6 +25,7 @@ static const char *const type_names[] = {
     [DP_FRAME_EDIT] = "edit",
     [DP_FRAME_DELETE] = "delete",
     [DP_FRAME_REACT] = "react",
+    [DP_FRAME_REFRESH] = "refresh",
 };
 
 const char *dp_frame_type_name(enum dp_frame_type type)
@@ -367,6 +370,8 @@ static enum sb_err validate(const char *text, size_t len, json_t *root, struct d
         f->remove = json_is_true(r);
         return SB_OK;
     }
+    case DP_FRAME_REFRESH:
+        return get_str(root, "token", true, TEXT, SB_JWT_MAX_TOKEN, &f->token, err);
     }
     return fail(err, "unknown type");
 }
@@ -524,6 +529,30 @@ enum sb_err dp_frame_format_error(const char *ref, const char *code, const char 
 enum sb_err dp_frame_format_pong(const char *ref, char **out, size_t *out_len)
 {
     return dump(head("pong", ref), out, out_len);
+}
+
+static enum sb_err with_expiry(json_t *o, int64_t expires_at_ms, char **out, size_t *out_len)
+{
+    char at[SB_TIME_RFC3339_LEN];
+    if (o != NULL && expires_at_ms > 0) {
+        sb_time_format_rfc3339(expires_at_ms, at, sizeof(at));
+        if (set_str(o, "expires_at", at) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return dump(o, out, out_len);
+}
+
+enum sb_err dp_frame_format_token_expiring(int64_t expires_at_ms, char **out, size_t *out_len)
+{
+    return with_expiry(head("token_expiring", NULL), expires_at_ms, out, out_len);
+}
+
+enum sb_err dp_frame_format_refreshed(const char *ref, int64_t expires_at_ms, char **out,
+                                      size_t *out_len)
+{
+    return with_expiry(head("ack", ref), expires_at_ms, out, out_len);
 }
 
 enum sb_err dp_frame_format_kicked(const char *reason, char **out, size_t *out_len)

@@ -35,8 +35,9 @@ enum dp_frame_type {
     DP_FRAME_EDIT, /* history (docs/history.md) */
     DP_FRAME_DELETE,
     DP_FRAME_REACT,
+    DP_FRAME_REFRESH, /* a new token for the connection (PROTOCOL.md, authentication) */
 };
-#define DP_FRAME_LAST DP_FRAME_REACT
+#define DP_FRAME_LAST DP_FRAME_REFRESH
 
 struct dp_frame_kv {
     const char *key;
@@ -70,6 +71,7 @@ struct dp_frame {
     const char *message_id; /* edit, delete, react */
     const char *emoji;      /* react, 1..64 bytes (the control plane checks it further) */
     bool remove;            /* react (optional): remove the reaction */
+    const char *token;      /* refresh: the new JWT (checked by dp_auth) */
     json_t *root;
 };
 
@@ -113,6 +115,11 @@ enum sb_err dp_frame_format_ack(const char *ref, const char *room_id, const char
 enum sb_err dp_frame_format_error(const char *ref, const char *code, const char *message,
                                   char **out, size_t *out_len);
 enum sb_err dp_frame_format_pong(const char *ref, char **out, size_t *out_len);
+/* {"type":"token_expiring","expires_at":..} and the `refresh` ack {"type":"ack","ref":..,
+ * "expires_at":..} (expires_at_ms 0: no expiry, the member is left out). */
+enum sb_err dp_frame_format_token_expiring(int64_t expires_at_ms, char **out, size_t *out_len);
+enum sb_err dp_frame_format_refreshed(const char *ref, int64_t expires_at_ms, char **out,
+                                      size_t *out_len);
 enum sb_err dp_frame_format_kicked(const char *reason, char **out, size_t *out_len);
 /* {"type":"history","ref":..,"room_id":..,"messages":[m0,m1,...]}: each message is spliced as
  * the raw JSON text given (msgs[i], lens[i]), oldest first. */

@@ -2,11 +2,13 @@
  * shared scratch buffer (lws_write needs LWS_PRE bytes of headroom before it). */
 #include "dp_http_respond.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <libwebsockets.h>
 
 #include "dp_ctx.h"
+#include "dp_frame.h"
 
 int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
                     const char *body, size_t len)
@@ -27,4 +29,16 @@ int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_ty
             return -1;
     }
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int dp_http_respond_error(struct lws *wsi, unsigned int status, const char *code,
+                          const char *message)
+{
+    char *t;
+    size_t n;
+    if (dp_frame_format_error(NULL, code, message, &t, &n) != SB_OK)
+        return -1;
+    int r = dp_http_respond(wsi, status, "application/json", t, n);
+    free(t);
+    return r;
 }

@@ -13,4 +13,9 @@ struct lws;
 int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
                     const char *body, size_t len);
 
+/* dp_http_respond with the protocol's error frame as a JSON body:
+ * {"type":"error","code":..,"message":..}. */
+int dp_http_respond_error(struct lws *wsi, unsigned int status, const char *code,
+                          const char *message);
+
 #endif

@@ -13,6 +13,7 @@
 #include "dp_frame.h"
 #include "dp_metrics.h"
 #include "dp_router.h"
+#include "dp_token.h"
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_time.h"
@@ -72,6 +73,11 @@ static void send_conn_open(struct dp_hub *h, struct dp_session *s, bool resync)
     co.transport = s->transport == DP_TRANSPORT_WS ? "websocket" : "sse";
     co.connected_at = s->connected_at_ms;
     co.resync = resync;
+    Switchboard__Internal__V1__Grants g = SWITCHBOARD__INTERNAL__V1__GRANTS__INIT;
+    if (s->auth != NULL) {
+        dp_token_grants(s->auth, &g);
+        co.grants = &g;
+    }
     NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_OPEN;
     it.conn_open = &co;
@@ -95,8 +101,8 @@ static void send_conn_close(struct dp_hub *h, const char *connection_id, const c
 /* ---- sessions ---- */
 
 struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, const char *user_id,
-                                       const char *resume, const struct dp_session_ops *ops,
-                                       void *wsi)
+                                       const char *resume, struct sb_jwt_claims **claims,
+                                       const struct dp_session_ops *ops, void *wsi)
 {
     if ((int64_t)sb_map_size(h->sessions) >= h->cfg->max_connections)
         return NULL;
@@ -114,6 +120,10 @@ struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, co
     if (sb_map_put(h->sessions, s->connection_id, s) != SB_OK) {
         dp_session_destroy(s);
         return NULL;
+    }
+    if (claims != NULL) {
+        s->auth = *claims; /* taken */
+        *claims = NULL;
     }
     dp_metrics.connections_total++;
     if (t == DP_TRANSPORT_WS)
@@ -165,8 +175,11 @@ void dp_hub_sweep(struct dp_hub *h, int64_t now_ms)
 {
     struct sb_map_iter it = {0};
     void *v;
+    int64_t wall_ms = sb_time_now_ms();
     while (sb_map_next(h->sessions, &it, NULL, &v)) {
         struct dp_session *s = v;
+        if (s->auth != NULL)
+            dp_token_check(s, wall_ms, h->cfg->jwt_leeway);
         if (s->count == 0 || s->stall_since_ms == 0 || s->overflowed ||
             now_ms - s->stall_since_ms < h->cfg->send_timeout_ms)
             continue;
@@ -249,6 +262,7 @@ static void on_conn_opened(struct dp_hub *h, const Switchboard__Internal__V1__Co
         }
         SB_LOG_DEBUG(MOD, "session open", "conn=%s user=%s rooms=%zu", s->connection_id, s->user_id,
                      co->n_rooms);
+        dp_token_check(s, sb_time_now_ms(), h->cfg->jwt_leeway); /* under a minute left */
     }
 }
 

@@ -35,10 +35,12 @@ struct dp_request *dp_hub_request(struct dp_hub *h);
 /* A new authenticated client. Returns its session (owned by the hub until
  * dp_hub_session_closed) or NULL on ENOMEM / connection limit. If the link is not up the
  * session gets an `unavailable` error and a close (1011) queued. `resume` (NULL or "": none)
- * is the session id the client asked to resume; the control plane decides. */
+ * is the session id the client asked to resume; the control plane decides. `claims` (NULL, or
+ * *claims NULL, in development mode) is the client's token: the session takes it on success. */
+struct sb_jwt_claims;
 struct dp_session *dp_hub_session_open(struct dp_hub *h, enum dp_transport t, const char *user_id,
-                                       const char *resume, const struct dp_session_ops *ops,
-                                       void *wsi);
+                                       const char *resume, struct sb_jwt_claims **claims,
+                                       const struct dp_session_ops *ops, void *wsi);
 
 /* The transport is gone: forget and free the session. */
 void dp_hub_session_closed(struct dp_hub *h, struct dp_session *s);

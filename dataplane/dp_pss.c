@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 
+#include "dp_auth.h"
+
 struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss)
 {
     if (pss->id == NULL)
@@ -14,6 +16,8 @@ struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss)
 void dp_pss_ident_free(struct dp_pss *pss)
 {
     if (pss != NULL) {
+        if (pss->id != NULL)
+            dp_auth_claims_free(pss->id->claims);
         free(pss->id);
         pss->id = NULL;
     }

@@ -13,6 +13,7 @@
 #include "dp_wsrx.h"
 #include "sb_id.h"
 #include "sb_ident.h"
+#include "sb_jwt.h"
 
 enum dp_pss_kind { DP_PSS_NONE, DP_PSS_WS, DP_PSS_SSE, DP_PSS_POST };
 
@@ -23,6 +24,7 @@ struct dp_pss_ident {
     char user_id[SB_IDENT_MAX + 1];
     char resume[SB_IDENT_MAX + 1]; /* ?session_id= */
     char why[160];
+    struct sb_jwt_claims *claims; /* the token's, until the session takes them (NULL: none) */
 };
 
 struct dp_pss {

@@ -16,6 +16,7 @@
 #include "dp_metrics.h"
 #include "dp_router.h"
 #include "dp_session.h"
+#include "dp_token.h"
 #include "sb_ident.h"
 
 typedef Switchboard__Internal__V1__NodeItem NodeItem;
@@ -25,6 +26,7 @@ struct dp_request {
     const struct dp_config *cfg;
     struct dp_router *router;
     struct dp_link *link;
+    struct dp_auth *auth; /* for `refresh` (NULL: refused) */
 };
 
 int dp_request_http_status(const char *code)
@@ -270,6 +272,7 @@ static void forward(struct dp_request *req, struct dp_session *s, struct dp_post
         }
         break;
     case DP_FRAME_PING:
+    case DP_FRAME_REFRESH:
         free(p);
         return;
     }
@@ -328,6 +331,11 @@ void dp_request_client_frame(struct dp_request *req, struct dp_session *s, const
         size_t n;
         enum sb_err e = dp_frame_format_pong(f.ref, &t, &n);
         dp_request_send_frame(s, post, t, n, e);
+    } else if (f.type == DP_FRAME_REFRESH) {
+        if (req->auth != NULL)
+            dp_token_refresh(req->auth, req->link, s, post, &f);
+        else
+            dp_request_send_error(s, post, f.ref, "unauthorized", "this node takes no tokens");
     } else {
         forward(req, s, post, &f);
     }
@@ -478,6 +486,7 @@ void dp_request_reply(struct dp_request *req, struct dp_session *s,
         break;
     }
     case DP_FRAME_PING:
+    case DP_FRAME_REFRESH:
         break;
     }
     dp_session_pending_free(p);
@@ -512,6 +521,11 @@ struct dp_request *dp_request_create(const struct dp_config *cfg, struct dp_rout
     if (req != NULL)
         *req = (struct dp_request){.cfg = cfg, .router = router};
     return req;
+}
+
+void dp_request_set_auth(struct dp_request *req, struct dp_auth *auth)
+{
+    req->auth = auth;
 }
 
 void dp_request_set_link(struct dp_request *req, struct dp_link *link)

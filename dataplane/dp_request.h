@@ -43,6 +43,10 @@ void dp_request_destroy(struct dp_request *req);
  * `unavailable`). */
 void dp_request_set_link(struct dp_request *req, struct dp_link *link);
 
+/* The authenticator that checks `refresh` frames (borrowed; set once by the server). */
+struct dp_auth;
+void dp_request_set_auth(struct dp_request *req, struct dp_auth *auth);
+
 /* One client frame (text, len bytes, borrowed) of session `s`: parsed, then answered locally or
  * forwarded. If `post` is non-NULL the answer goes to that POST instead of the session's
  * outbox. */

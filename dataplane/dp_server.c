@@ -11,6 +11,7 @@
 
 #include <libwebsockets.h>
 
+#include "dp_auth.h"
 #include "dp_ctx.h"
 #include "dp_http.h"
 #include "dp_hub.h"
@@ -135,12 +136,13 @@ static void lws_log(int level, const char *line)
     sb_log(level == LLL_ERR ? SB_LOG_ERROR : SB_LOG_WARN, "lws", buf, NULL);
 }
 
-struct dp_server *dp_server_create(const struct dp_config *cfg)
+struct dp_server *dp_server_create(const struct dp_config *cfg, struct dp_keys *keys)
 {
     struct dp_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return NULL;
     srv->ctx.cfg = cfg;
+    dp_auth_init(&srv->ctx.auth, cfg, keys);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 
     /* WebSocket keepalive and idle cleanup are dp_ws.c's timer (pings with a payload, a clean
@@ -189,6 +191,7 @@ struct dp_server *dp_server_create(const struct dp_config *cfg)
     }
     dp_hub_set_link(srv->ctx.hub, srv->ctx.link);
     srv->ctx.req = dp_hub_request(srv->ctx.hub);
+    dp_request_set_auth(srv->ctx.req, &srv->ctx.auth);
     SB_LOG_INFO(MOD, "listening", "addr=%s node=%s web_root=\"%s\"", cfg->listen, cfg->node_id,
                 cfg->web_root);
     return srv;

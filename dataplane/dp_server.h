@@ -7,10 +7,12 @@
 #include "dp_config.h"
 
 struct dp_server;
+struct dp_keys;
 
-/* Creates the context and listener, the hub and the link (not started). `cfg` is borrowed and
- * must outlive the server. NULL on failure (logged). */
-struct dp_server *dp_server_create(const struct dp_config *cfg);
+/* Creates the context and listener, the hub and the link (not started). `cfg` and `keys` (the
+ * token keys, NULL when the node takes none) are borrowed and must outlive the server. NULL on
+ * failure (logged). */
+struct dp_server *dp_server_create(const struct dp_config *cfg, struct dp_keys *keys);
 
 /* Starts the link and runs the loop until dp_server_stop, then closes every client (1001) and
  * drains for up to 500 ms. Blocks. Returns 0, or 1 on a fatal error. */

@@ -1,6 +1,8 @@
 /* Session bookkeeping. The outbox holds references to shared dp_buf frames; its byte bound
  * counts each frame's WebSocket length, which is what the session would have to write. */
 #include "dp_session.h"
+
+#include "sb_jwt.h"
 #include "sb_time.h"
 
 #include <stdio.h>
@@ -94,6 +96,10 @@ void dp_session_destroy(struct dp_session *s)
     while ((p = dp_session_pending_take_first(s)) != NULL)
         dp_session_pending_free(p);
     dp_sse_fmt_pos_fini(&s->pos);
+    if (s->auth != NULL) {
+        sb_jwt_claims_fini(s->auth);
+        free(s->auth);
+    }
     free(s);
 }
 

@@ -105,6 +105,10 @@ struct dp_session {
 
     /* SSE: last seq seen per room on this stream */
     struct dp_sse_pos pos;
+
+    /* the token the connection stands on (NULL: development mode), see dp_token.h */
+    struct sb_jwt_claims *auth;
+    bool expiring_sent; /* token_expiring went out for this token */
 };
 
 /* Outboxes currently on the heap, and outboxes moved back inline since the counter was last

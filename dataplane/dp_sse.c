@@ -9,6 +9,7 @@
 
 #include "dp_auth.h"
 #include "dp_config.h"
+#include "dp_cred.h"
 #include "dp_ctx.h"
 #include "dp_http_respond.h"
 #include "dp_hub.h"
@@ -45,17 +46,6 @@ static void sse_abort(struct dp_session *s)
 }
 
 static const struct dp_session_ops sse_ops = {sse_want_write, sse_abort};
-
-static int respond_error(struct lws *wsi, unsigned int status, const char *code, const char *msg)
-{
-    char *t;
-    size_t n;
-    if (dp_frame_format_error(NULL, code, msg, &t, &n) != SB_OK)
-        return -1;
-    int r = dp_http_respond(wsi, status, "application/json", t, n);
-    free(t);
-    return r;
-}
 
 /* ---- stream ---- */
 
@@ -165,12 +155,11 @@ static void subscribe_one(struct dp_ctx *ctx, struct dp_session *s, const char *
 static int stream_open(struct lws *wsi, struct dp_pss *pss)
 {
     struct dp_ctx *ctx = dp_ctx_of(wsi);
-    char arg[SB_IDENT_MAX + 16];
-    const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
     char user[SB_IDENT_MAX + 1], why[160];
-    if (!dp_auth_check(ctx->cfg->dev_mode, uid, user, why, sizeof(why))) {
+    struct sb_jwt_claims *claims = NULL;
+    if (!dp_cred_check(wsi, &ctx->auth, user, &claims, why, sizeof(why))) {
         dp_metrics.connections_rejected_total++;
-        return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
+        return dp_http_respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", why);
     }
     /* Everything the stream needs from the request is read now: headers go away below. */
     char *rooms = calloc(1, LIST_MAX), *channels = calloc(1, LIST_MAX), *last = calloc(1, LIST_MAX);
@@ -178,6 +167,7 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
         free(rooms);
         free(channels);
         free(last);
+        dp_auth_claims_free(claims);
         return -1;
     }
     const char *r = lws_get_urlarg_by_name(wsi, "rooms=", rooms, LIST_MAX);
@@ -205,11 +195,11 @@ static int stream_open(struct lws *wsi, struct dp_pss *pss)
     const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", resume, (int)sizeof(resume));
     int ret = 0;
     struct dp_session *s =
-        dp_hub_session_open(ctx->hub, DP_TRANSPORT_SSE, user, sid, &sse_ops, wsi);
+        dp_hub_session_open(ctx->hub, DP_TRANSPORT_SSE, user, sid, &claims, &sse_ops, wsi);
     if (s == NULL) {
         dp_metrics.connections_rejected_total++;
-        ret = respond_error(wsi, 429, "connection_limit_reached",
-                            "this node accepts no more connections");
+        ret = dp_http_respond_error(wsi, 429, "connection_limit_reached",
+                                    "this node accepts no more connections");
         goto out;
     }
     pss->kind = DP_PSS_SSE;
@@ -254,6 +244,7 @@ out:
     free(rooms);
     free(channels);
     free(last);
+    dp_auth_claims_free(claims); /* NULL once the session took them */
     return ret;
 }
 
@@ -288,10 +279,10 @@ static int post_open(struct lws *wsi, struct dp_pss *pss, const char *id)
     struct dp_pss_ident *who = dp_pss_ident(pss);
     if (who == NULL)
         return -1;
-    char arg[SB_IDENT_MAX + 16];
-    const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
+    struct sb_jwt_claims *claims = NULL;
     pss->authorized =
-        dp_auth_check(ctx->cfg->dev_mode, uid, who->user_id, who->why, sizeof(who->why));
+        dp_cred_check(wsi, &ctx->auth, who->user_id, &claims, who->why, sizeof(who->why));
+    dp_auth_claims_free(claims); /* a POST only proves who sends it */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char cl[32];
         lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
@@ -327,23 +318,24 @@ static int post_complete(struct lws *wsi, struct dp_pss *pss)
     if (pss->id == NULL)
         return -1;
     if (!pss->authorized)
-        return respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", pss->id->why);
+        return dp_http_respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", pss->id->why);
     struct dp_session *s = dp_hub_find(ctx->hub, pss->conn_id);
     if (s == NULL || s->transport != DP_TRANSPORT_SSE) {
         char msg[96];
         snprintf(msg, sizeof(msg), "no SSE connection %.40s on this node", pss->conn_id);
-        return respond_error(wsi, HTTP_STATUS_NOT_FOUND, "connection_not_found", msg);
+        return dp_http_respond_error(wsi, HTTP_STATUS_NOT_FOUND, "connection_not_found", msg);
     }
     if (strcmp(s->user_id, pss->id->user_id) != 0)
-        return respond_error(wsi, HTTP_STATUS_FORBIDDEN, "unauthorized",
-                             "this connection belongs to another user");
+        return dp_http_respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized",
+                                     "this connection belongs to another user");
     if (pss->body_too_large) {
         char msg[96];
         dp_metrics.frames_in_total++;
         dp_metrics.frames_invalid_total++;
         snprintf(msg, sizeof(msg), "frame exceeds the limit of %lld bytes",
                  (long long)ctx->cfg->max_frame_size);
-        return respond_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "message_too_large", msg);
+        return dp_http_respond_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "message_too_large",
+                                     msg);
     }
     pss->post.wsi = wsi;
     pss->post.ready = post_ready;
@@ -384,8 +376,9 @@ int dp_sse_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp
         if (strncmp(path, "/sse/", 5) == 0 && post)
             return post_open(wsi, pss, path + 5);
         if (strcmp(path, "/sse") == 0 || strncmp(path, "/sse/", 5) == 0)
-            return respond_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "invalid_message",
-                                 "use GET /sse to listen and POST /sse/<connection_id> to send");
+            return dp_http_respond_error(
+                wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "invalid_message",
+                "use GET /sse to listen and POST /sse/<connection_id> to send");
         *handled = false;
         return 0;
     }

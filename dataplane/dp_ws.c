@@ -9,7 +9,9 @@
 
 #include "dp_auth.h"
 #include "dp_config.h"
+#include "dp_cred.h"
 #include "dp_ctx.h"
+#include "dp_http_respond.h"
 #include "dp_hub.h"
 #include "dp_metrics.h"
 #include "dp_pss.h"
@@ -254,21 +256,33 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
     struct dp_ctx *ctx = dp_ctx_of(wsi);
     *handled = true;
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        /* Before the 101: a client that is not authenticated gets the HTTP 401 and its JSON
+         * body, and never reaches the control plane (PROTOCOL.md). */
         char uri[16];
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
-            return 1; /* WebSocket only on /ws */
+            return -1; /* WebSocket only on /ws */
         struct dp_pss_ident *id = dp_pss_ident(pss);
         if (id == NULL)
-            return 1;
-        char arg[SB_IDENT_MAX + 16];
-        const char *uid = lws_get_urlarg_by_name(wsi, "user_id=", arg, (int)sizeof(arg));
+            return -1;
         pss->authorized =
-            dp_auth_check(ctx->cfg->dev_mode, uid, id->user_id, id->why, sizeof(id->why));
+            dp_cred_check(wsi, &ctx->auth, id->user_id, &id->claims, id->why, sizeof(id->why));
+        if (!pss->authorized) {
+            dp_metrics.connections_rejected_total++;
+            dp_http_respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", id->why);
+            return 1; /* refused with our own answer */
+        }
+        char arg[SB_IDENT_MAX + 16];
         const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", arg, (int)sizeof(arg));
         snprintf(id->resume, sizeof(id->resume), "%s",
                  sid != NULL && sb_ident_is_valid(sid) ? sid : "");
         return 0;
+    }
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[16];
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
+            return 1; /* WebSocket only on /ws */
+        return pss->authorized && pss->id != NULL ? 0 : 1;
     }
     case LWS_CALLBACK_ESTABLISHED:
         pss->kind = DP_PSS_WS;
@@ -280,7 +294,7 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
             return 0;
         }
         pss->s = dp_hub_session_open(ctx->hub, DP_TRANSPORT_WS, pss->id->user_id, pss->id->resume,
-                                     &ws_ops, wsi);
+                                     &pss->id->claims, &ws_ops, wsi);
         pss->last_rx_us = lws_now_usecs();
         pss->last_ping_us = pss->last_rx_us;
         if (pss->s != NULL)

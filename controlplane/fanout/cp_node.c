@@ -2,6 +2,8 @@
  * items, found by walking the (tag, varint length) headers. */
 #include "cp_node.h"
 
+#include "cp_grants.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@ void cp_node_init(struct cp_node *n, size_t limit)
 void cp_node_fini(struct cp_node *n)
 {
     cp_buf_fini(&n->out);
+    cp_grants_clear(&n->grants);
     free(n->id);
     free(n->address);
     free(n->version);

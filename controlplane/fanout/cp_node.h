@@ -12,6 +12,7 @@
 
 #include "cp_buf.h"
 #include "sb_err.h"
+#include "sb_map.h"
 #include "switchboard/internal/v1/nodelink.pb-c.h"
 
 struct cp_node;
@@ -39,13 +40,14 @@ struct cp_node {
     bool registered; /* in cp_ctx.nodes under id */
     bool clean_end;  /* the node half-closed its stream (a clean shutdown) */
     cp_node_kill_fn *kill;
-    void *owner; /* the cp_link stream, or a test's pointer */
+    void *owner;          /* the cp_link stream, or a test's pointer */
+    struct sb_map grants; /* conn id -> struct cp_grants * (cp_grants.h), owned */
 };
 
 /* Initializes `n` with an empty queue bounded by `limit` bytes. */
 void cp_node_init(struct cp_node *n, size_t limit);
 
-/* Frees the queue and strings (not `n`). */
+/* Frees the queue, strings and grants (not `n`). */
 void cp_node_fini(struct cp_node *n);
 
 /* Appends one encoded item (as produced by cp_node_encode_item). Returns SB_EFULL when the

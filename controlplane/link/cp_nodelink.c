@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cp_channels.h"
+#include "cp_grants.h"
 #include "cp_json.h"
 #include "cp_limits.h"
 #include "cp_msgupdate.h"
@@ -445,6 +446,8 @@ static void send_conn_opened(struct op *op, const struct cp_status *st, const ch
     Switchboard__Internal__V1__ConnOpened o = SWITCHBOARD__INTERNAL__V1__CONN_OPENED__INIT;
     o.request_id = op->request_id;
     o.connection_id = op->connection_id;
+    if (st->code != SB_CODE_NONE)
+        cp_grants_remove(&op->n->grants, op->connection_id); /* not opened: nothing to keep */
     if (st->code != SB_CODE_NONE) {
         o.error_code = (char *)sb_code_name(st->code);
         o.error_message = (char *)st->msg;
@@ -617,6 +620,22 @@ static void session_chosen(void *arg, const char *session_id, bool resumed)
                   conn_opened, op);
 }
 
+/* Keeps what the connection's token grants with its stream (replacing an older set). */
+static bool keep_grants(struct cp_node *n, const char *conn_id,
+                        const Switchboard__Internal__V1__Grants *g, struct cp_status *st)
+{
+    char why[160];
+    struct cp_grants *kept = NULL;
+    enum sb_err e = cp_grants_from_pb(g, &kept, why, sizeof(why));
+    if (e == SB_OK && (e = cp_grants_put(&n->grants, conn_id, kept)) != SB_OK)
+        cp_grants_free(kept);
+    if (e == SB_EINVAL)
+        cp_status_set(st, SB_CODE_INVALID_MESSAGE, why);
+    else if (e != SB_OK)
+        cp_status_set(st, SB_CODE_INTERNAL, "out of memory");
+    return e == SB_OK;
+}
+
 static void conn_open(struct cp_ctx *c, struct cp_node *n,
                       const Switchboard__Internal__V1__ConnOpen *co, cp_nodelink_done_fn *done,
                       void *arg)
@@ -634,6 +653,10 @@ static void conn_open(struct cp_ctx *c, struct cp_node *n,
         return;
     }
     if (!cp_limits_conn_ok(c, co->user_id, co->connection_id, &st)) {
+        conn_opened(op, &st, NULL, 0);
+        return;
+    }
+    if (co->grants != NULL && !keep_grants(n, co->connection_id, co->grants, &st)) {
         conn_opened(op, &st, NULL, 0);
         return;
     }
@@ -775,7 +798,19 @@ void cp_nodelink_handle(struct cp_ctx *c, struct cp_node *n, const NodeItem *ite
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_OPEN:
         conn_open(c, n, item->conn_open, done, arg);
         return;
+    case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_AUTH: {
+        const Switchboard__Internal__V1__ConnAuth *ca = item->conn_auth;
+        struct cp_status st;
+        /* Only for a connection this stream opened; anything else is ignored. */
+        if (cp_grants_get(&n->grants, nz(ca->connection_id)) != NULL && ca->grants != NULL &&
+            !keep_grants(n, ca->connection_id, ca->grants, &st))
+            SB_LOG_WARN("cp", "refresh grants refused", "node=%s conn=%s why=\"%s\"", n->id,
+                        nz(ca->connection_id), st.msg);
+        done(arg, NULL);
+        return;
+    }
     case SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_CLOSE: {
+        cp_grants_remove(&n->grants, nz(item->conn_close->connection_id));
         struct cp_conn *conn = cp_presence_conn(&c->presence, nz(item->conn_close->connection_id));
         if (c->distributed) {
             const char *user = conn != NULL ? conn->user->id : nz(item->conn_close->user_id);
