@@ -23,12 +23,15 @@
 /* Largest `info` claim, as compact JSON text, in bytes. */
 #define SB_JWT_MAX_INFO 4096
 /* Most entries of the `channels` or `rooms` claim, and the longest entry in bytes. */
-#define SB_JWT_MAX_GRANTS     256
-#define SB_JWT_MAX_GRANT_LEN  256
+#define SB_JWT_MAX_GRANTS    256
+#define SB_JWT_MAX_GRANT_LEN 256
 /* Shortest HMAC secret accepted (RFC 7518 3.2: at least the hash size of HS256). */
 #define SB_JWT_MIN_HMAC_SECRET 32
 /* Smallest RSA modulus accepted, in bits. */
 #define SB_JWT_MIN_RSA_BITS 2048
+/* Most keys in one set: a token without `kid` may be tried against every key of its family, so
+ * the set's size bounds the work one token can cause. */
+#define SB_JWT_MAX_KEYS 64
 
 struct sb_jwt_keys;
 
@@ -39,7 +42,8 @@ struct sb_jwt_keys *sb_jwt_keys_ref(struct sb_jwt_keys *k);
 void sb_jwt_keys_unref(struct sb_jwt_keys *k);
 
 /* Adders: only while the set is being built (one thread, before it is shared). Each writes a
- * sentence into err (cap bytes) on failure. `kid` may be NULL (the key has no id). */
+ * sentence into err (cap bytes) on failure. `kid` may be NULL (the key has no id). An adder adds
+ * all its keys or none; SB_EFULL when the set would exceed SB_JWT_MAX_KEYS. */
 
 /* An HMAC secret (raw bytes, at least SB_JWT_MIN_HMAC_SECRET). SB_EINVAL if too short. */
 enum sb_err sb_jwt_keys_add_hmac(struct sb_jwt_keys *k, const unsigned char *secret, size_t len,
@@ -52,8 +56,8 @@ enum sb_err sb_jwt_keys_add_hmac_file(struct sb_jwt_keys *k, const char *path, c
  * whose key is used). Several PEM blocks in one text add several keys. RSA under
  * SB_JWT_MIN_RSA_BITS, EC curves other than P-256/P-384, private keys and other types are
  * refused with SB_EINVAL. */
-enum sb_err sb_jwt_keys_add_pem(struct sb_jwt_keys *k, const char *pem, size_t len,
-                                const char *kid, char *err, size_t cap);
+enum sb_err sb_jwt_keys_add_pem(struct sb_jwt_keys *k, const char *pem, size_t len, const char *kid,
+                                char *err, size_t cap);
 enum sb_err sb_jwt_keys_add_pem_file(struct sb_jwt_keys *k, const char *path, char *err,
                                      size_t cap);
 /* A JWK Set document (RFC 7517): {"keys":[...]}. Keys of kty RSA, EC (P-256, P-384), OKP
