@@ -2,6 +2,8 @@
  * the one scratch buffer every batched or small write is assembled in. */
 #include "dp_ctx.h"
 
+#include "dp_pss.h"
+
 #include <stdlib.h>
 
 #include <libwebsockets.h>
@@ -26,6 +28,8 @@ unsigned char *dp_ctx_scratch(struct dp_ctx *c, size_t n)
 
 void dp_ctx_fini(struct dp_ctx *c)
 {
+    dp_pss_ident_destroy(c->upgrading);
+    c->upgrading = NULL;
     free(c->scratch);
     c->scratch = NULL;
     c->scratch_cap = 0;

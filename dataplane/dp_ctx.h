@@ -14,6 +14,7 @@ struct dp_config;
 struct dp_hub;
 struct dp_link;
 struct dp_request;
+struct dp_pss_ident;
 
 struct dp_ctx {
     const struct dp_config *cfg; /* borrowed, outlives the server */
@@ -22,6 +23,11 @@ struct dp_ctx {
     struct dp_link *link;        /* the server's; NULL once it is torn down */
     unsigned char *scratch;      /* LWS_PRE + batch bytes, for coalesced writes (owned) */
     struct dp_auth auth;         /* who a request is (its keys borrowed from main) */
+    /* A WebSocket upgrade's identity, from HTTP_CONFIRM_UPGRADE (no per-connection data yet)
+     * to the FILTER_PROTOCOL_CONNECTION callback of the same wsi that follows in the same
+     * call (dp_ws.c). Owned; freed by dp_ctx_fini. */
+    struct dp_pss_ident *upgrading;
+    struct lws *upgrading_wsi;
     size_t scratch_cap;
 };
 

@@ -2,6 +2,7 @@
  * shared scratch buffer (lws_write needs LWS_PRE bytes of headroom before it). */
 #include "dp_http_respond.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +11,8 @@
 #include "dp_ctx.h"
 #include "dp_frame.h"
 
-int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
-                    const char *body, size_t len)
+static int write_response(struct lws *wsi, unsigned int status, const char *content_type,
+                          const char *body, size_t len)
 {
     unsigned char hdr[LWS_PRE + 2048];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
@@ -28,17 +29,38 @@ int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_ty
         if (lws_write(wsi, b, len, LWS_WRITE_HTTP_FINAL) < 0)
             return -1;
     }
+    return 0;
+}
+
+int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_type,
+                    const char *body, size_t len)
+{
+    if (write_response(wsi, status, content_type, body, len) != 0)
+        return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-int dp_http_respond_error(struct lws *wsi, unsigned int status, const char *code,
-                          const char *message)
+static int respond_error(struct lws *wsi, unsigned int status, const char *code,
+                         const char *message, bool complete)
 {
     char *t;
     size_t n;
     if (dp_frame_format_error(NULL, code, message, &t, &n) != SB_OK)
         return -1;
-    int r = dp_http_respond(wsi, status, "application/json", t, n);
+    int r = complete ? dp_http_respond(wsi, status, "application/json", t, n)
+                     : write_response(wsi, status, "application/json", t, n);
     free(t);
     return r;
+}
+
+int dp_http_respond_error(struct lws *wsi, unsigned int status, const char *code,
+                          const char *message)
+{
+    return respond_error(wsi, status, code, message, true);
+}
+
+int dp_http_respond_refusal(struct lws *wsi, unsigned int status, const char *code,
+                            const char *message)
+{
+    return respond_error(wsi, status, code, message, false);
 }

@@ -18,4 +18,9 @@ int dp_http_respond(struct lws *wsi, unsigned int status, const char *content_ty
 int dp_http_respond_error(struct lws *wsi, unsigned int status, const char *code,
                           const char *message);
 
+/* The same response from LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, which must return 1 after it: lws
+ * completes that transaction itself. */
+int dp_http_respond_refusal(struct lws *wsi, unsigned int status, const char *code,
+                            const char *message);
+
 #endif

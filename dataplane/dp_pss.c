@@ -13,12 +13,18 @@ struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss)
     return pss->id;
 }
 
+void dp_pss_ident_destroy(struct dp_pss_ident *id)
+{
+    if (id == NULL)
+        return;
+    dp_auth_claims_free(id->claims);
+    free(id);
+}
+
 void dp_pss_ident_free(struct dp_pss *pss)
 {
     if (pss != NULL) {
-        if (pss->id != NULL)
-            dp_auth_claims_free(pss->id->claims);
-        free(pss->id);
+        dp_pss_ident_destroy(pss->id);
         pss->id = NULL;
     }
 }

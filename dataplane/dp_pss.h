@@ -58,4 +58,7 @@ struct dp_pss_ident *dp_pss_ident(struct dp_pss *pss);
 /* Frees the identity record (NULL-safe, pss NULL too). */
 void dp_pss_ident_free(struct dp_pss *pss);
 
+/* Frees an identity record that no pss holds (NULL-safe). */
+void dp_pss_ident_destroy(struct dp_pss_ident *id);
+
 #endif

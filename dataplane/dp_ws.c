@@ -258,31 +258,40 @@ int dp_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, struct dp_
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
         /* Before the 101: a client that is not authenticated gets the HTTP 401 and its JSON
-         * body, and never reaches the control plane (PROTOCOL.md). */
+         * body, and never reaches the control plane (PROTOCOL.md). lws has no per-connection
+         * data yet here, so the identity waits in the context's one-slot handoff for the
+         * FILTER callback that follows in the same call. */
         char uri[16];
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
             return -1; /* WebSocket only on /ws */
-        struct dp_pss_ident *id = dp_pss_ident(pss);
+        struct dp_pss_ident *id = calloc(1, sizeof(*id));
         if (id == NULL)
             return -1;
-        pss->authorized =
-            dp_cred_check(wsi, &ctx->auth, id->user_id, &id->claims, id->why, sizeof(id->why));
-        if (!pss->authorized) {
+        if (!dp_cred_check(wsi, &ctx->auth, id->user_id, &id->claims, id->why, sizeof(id->why))) {
             dp_metrics.connections_rejected_total++;
-            dp_http_respond_error(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", id->why);
-            return 1; /* refused with our own answer */
+            dp_http_respond_refusal(wsi, HTTP_STATUS_UNAUTHORIZED, "unauthorized", id->why);
+            dp_pss_ident_destroy(id);
+            return 1; /* refused with our own answer; lws completes the transaction */
         }
         char arg[SB_IDENT_MAX + 16];
         const char *sid = lws_get_urlarg_by_name(wsi, "session_id=", arg, (int)sizeof(arg));
         snprintf(id->resume, sizeof(id->resume), "%s",
                  sid != NULL && sb_ident_is_valid(sid) ? sid : "");
+        dp_pss_ident_destroy(ctx->upgrading);
+        ctx->upgrading = id;
+        ctx->upgrading_wsi = wsi;
         return 0;
     }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[16];
-        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
-            return 1; /* WebSocket only on /ws */
-        return pss->authorized && pss->id != NULL ? 0 : 1;
+        struct dp_pss_ident *id = ctx->upgrading_wsi == wsi ? ctx->upgrading : NULL;
+        if (id == NULL || pss == NULL)
+            return 1; /* not through CONFIRM_UPGRADE (never happens in 4.1): refuse */
+        ctx->upgrading = NULL;
+        ctx->upgrading_wsi = NULL;
+        dp_pss_ident_free(pss);
+        pss->id = id;
+        pss->authorized = true;
+        return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
         pss->kind = DP_PSS_WS;
