@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_secure.h"
 #include "sb_id.h"
 #include "sb_log.h"
 
@@ -13,7 +14,7 @@
 #define DP_WEB_ROOT "dataplane/web"
 #endif
 
-#define N_OPTS 16
+#define N_OPTS 18
 static struct sb_config_opt opts[N_OPTS];
 static char def_node[SB_ID_LEN];
 
@@ -63,6 +64,13 @@ static void build(struct dp_config *c)
          "client connections this node accepts", 1, 10000000, 0},
         {"log_level", SB_CONFIG_STRING, &c->log_level, "info", "debug, info, warn or error", 0, 0,
          0},
+        /* NodeLink credentials (dp_secure.c) */
+        {"cluster_secret_file", SB_CONFIG_STRING, &c->cluster_secret_file, "",
+         "cluster secret sent on NodeLink, the control plane's file (first line sent; >= 32 "
+         "bytes; re-read when it changes)",
+         0, 0, 0},
+        {"allow_insecure", SB_CONFIG_BOOL, &c->allow_insecure, "false",
+         "start even when unauthenticated access would be reachable beyond loopback", 0, 0, 0},
     };
     memcpy(opts, o, sizeof(o));
 }
@@ -159,7 +167,7 @@ enum sb_config_result dp_config_load(struct dp_config *c, int argc, char **argv)
                 SB_IDENT_MAX);
         return SB_CONFIG_EXIT_ERR;
     }
-    return SB_CONFIG_RUN;
+    return dp_secure_check(c);
 }
 
 void dp_config_log(struct dp_config *c)
@@ -176,6 +184,7 @@ void dp_config_print(struct dp_config *c, FILE *f)
 
 void dp_config_fini(struct dp_config *c)
 {
-    (void)c;
+    sb_secret_destroy(c->cluster_secret);
+    c->cluster_secret = NULL;
     sb_config_fini(opts, N_OPTS);
 }

@@ -9,6 +9,7 @@
 
 #include "dp_session.h"
 #include "sb_config.h"
+#include "sb_secret.h"
 
 struct dp_config {
     char *listen;       /* HOST:PORT */
@@ -27,8 +28,12 @@ struct dp_config {
     int64_t max_pending;
     int64_t max_connections;
     char *log_level;
+    /* credentials of NodeLink (docs/security.md, "The gRPC port") */
+    char *cluster_secret_file;
+    int allow_insecure;
 
     /* derived by dp_config_load */
+    struct sb_secret *cluster_secret; /* loaded from cluster_secret_file (dp_secure.c); NULL */
     enum dp_overflow overflow;
     char host[256];
     int port;
