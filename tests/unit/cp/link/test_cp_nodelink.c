@@ -99,7 +99,7 @@ static ControlBatch *take(struct cp_node *n)
     return b;
 }
 
-static void hello(struct fixture *f, struct cp_node *n, const char *id)
+static void send_hello(struct fixture *f, struct cp_node *n, const char *id)
 {
     Switchboard__Internal__V1__Hello h = SWITCHBOARD__INTERNAL__V1__HELLO__INIT;
     h.node_id = (char *)id;
@@ -107,6 +107,11 @@ static void hello(struct fixture *f, struct cp_node *n, const char *id)
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO;
     it.hello = &h;
     handle(f, n, &it);
+}
+
+static void hello(struct fixture *f, struct cp_node *n, const char *id)
+{
+    send_hello(f, n, id);
     assert_null(f->fatal);
     ControlBatch *b = take(n);
     assert_int_equal(b->n_items, 1);
@@ -190,17 +195,6 @@ static void test_nodelink_hello_must_come_first(void **state)
     assert_non_null(f->fatal); /* twice */
 }
 
-static void hello_fatal(struct fixture *f, struct cp_node *n, const char *id)
-{
-    Switchboard__Internal__V1__Hello h = SWITCHBOARD__INTERNAL__V1__HELLO__INIT;
-    h.node_id = (char *)id;
-    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
-    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO;
-    it.hello = &h;
-    handle(f, n, &it);
-    assert_non_null(f->fatal);
-}
-
 static void test_nodelink_hello_for_a_live_node_id_refused(void **state)
 {
     struct fixture *f = *state;
@@ -208,7 +202,7 @@ static void test_nodelink_hello_for_a_live_node_id_refused(void **state)
     f->a.last_rx_mono = sb_time_mono_ms(); /* it just sent something: live */
     /* Another stream naming the same node id is refused with permission_denied; the live
      * stream is not touched and keeps the id. */
-    hello_fatal(f, &f->b, "dp-1");
+    send_hello(f, &f->b, "dp-1");
     assert_string_equal(f->fatal, "permission_denied: node id dp-1 is linked by another stream");
     assert_int_equal(sb_code_from_status_message(f->fatal, NULL), SB_CODE_PERMISSION_DENIED);
     assert_int_equal(f->killed, 0);
