@@ -9,6 +9,7 @@
 
 #include "dp_config.h"
 #include "dp_keys.h"
+#include "sb_addr.h"
 #include "sb_log.h"
 #include "sb_time.h"
 
@@ -137,12 +138,6 @@ static bool any_key_source(const struct dp_config *cfg)
            has(cfg->jwks_url);
 }
 
-static bool loopback(const char *host)
-{
-    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
-           strncmp(host, "127.", 4) == 0;
-}
-
 bool dp_auth_config_ok(const struct dp_config *cfg, char *why, size_t cap)
 {
     if (!cfg->dev_mode && !any_key_source(cfg)) {
@@ -156,7 +151,7 @@ bool dp_auth_config_ok(const struct dp_config *cfg, char *why, size_t cap)
         snprintf(why, cap, "--jwks-url must be https://..., or http:// to a loopback host");
         return false;
     }
-    if (cfg->dev_mode && !loopback(cfg->host) && !cfg->allow_insecure) {
+    if (cfg->dev_mode && !sb_addr_is_loopback(cfg->host) && !cfg->allow_insecure) {
         snprintf(why, cap,
                  "refusing to start: --dev-mode on %s would let anyone who reaches it act as any "
                  "user; listen on 127.0.0.1, use tokens, or give --allow-insecure",
@@ -174,7 +169,7 @@ void dp_auth_log_mode(const struct dp_config *cfg)
                     "reaching this port can act as any user with ?user_id=. Never run this in "
                     "production.",
                     "dev_mode=true listen=%s", cfg->listen);
-        if (!loopback(cfg->host))
+        if (!sb_addr_is_loopback(cfg->host))
             SB_LOG_WARN(MOD, "INSECURE: development mode beyond loopback (--allow-insecure)",
                         "listen=%s", cfg->listen);
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_secure.h"
 #include "sb_id.h"
 #include "sb_log.h"
 
@@ -13,7 +14,7 @@
 #define DP_WEB_ROOT "dataplane/web"
 #endif
 
-#define N_OPTS 28
+#define N_OPTS 29
 static struct sb_config_opt opts[N_OPTS];
 static char def_node[SB_ID_LEN];
 
@@ -93,6 +94,11 @@ static void build(struct dp_config *c)
          0, 0, 0},
         {"mint_ttl", SB_CONFIG_INT, &c->mint_ttl, "1h", "lifetime of a --mint-token token", 1000,
          31536000000LL, SB_CONFIG_DURATION},
+        /* NodeLink credentials (dp_secure.c) */
+        {"cluster_secret_file", SB_CONFIG_STRING, &c->cluster_secret_file, "",
+         "cluster secret sent on NodeLink, the control plane's file (first line sent; >= 32 "
+         "bytes; re-read when it changes)",
+         0, 0, 0},
     };
     memcpy(opts, o, sizeof(o));
 }
@@ -189,7 +195,7 @@ enum sb_config_result dp_config_load(struct dp_config *c, int argc, char **argv)
                 SB_IDENT_MAX);
         return SB_CONFIG_EXIT_ERR;
     }
-    return SB_CONFIG_RUN;
+    return dp_secure_check(c);
 }
 
 void dp_config_log(struct dp_config *c)
@@ -206,6 +212,7 @@ void dp_config_print(struct dp_config *c, FILE *f)
 
 void dp_config_fini(struct dp_config *c)
 {
-    (void)c;
+    sb_secret_destroy(c->cluster_secret);
+    c->cluster_secret = NULL;
     sb_config_fini(opts, N_OPTS);
 }

@@ -9,6 +9,7 @@
 
 #include "dp_session.h"
 #include "sb_config.h"
+#include "sb_secret.h"
 
 struct dp_config {
     char *listen;       /* HOST:PORT */
@@ -40,8 +41,11 @@ struct dp_config {
     int allow_insecure;
     char *mint_token; /* a user id: print a development token and exit */
     int64_t mint_ttl; /* ms */
+    /* credentials of NodeLink (docs/security.md, "The gRPC port") */
+    char *cluster_secret_file;
 
     /* derived by dp_config_load */
+    struct sb_secret *cluster_secret; /* loaded from cluster_secret_file (dp_secure.c); NULL */
     enum dp_overflow overflow;
     char host[256];
     int port;

@@ -4,7 +4,6 @@
  * So a half-written or broken file, or a JWKS URL that answers 500, never removes working keys. */
 #include "dp_keys.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 
 #include "dp_config.h"
+#include "sb_addr.h"
 #include "sb_jwt.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -358,18 +358,6 @@ static void *thread_main(void *arg)
 
 /* ---------------------------------------------------------------- API */
 
-static bool is_loopback_host(const char *h, size_t len)
-{
-    if ((len == 9 && strncmp(h, "localhost", 9) == 0) || (len == 5 && strncmp(h, "[::1]", 5) == 0))
-        return true;
-    if (len < 4 || strncmp(h, "127.", 4) != 0)
-        return false;
-    for (size_t i = 4; i < len; i++)
-        if (!isdigit((unsigned char)h[i]) && h[i] != '.')
-            return false;
-    return true;
-}
-
 bool dp_keys_url_is_allowed(const char *url)
 {
     if (url == NULL)
@@ -379,12 +367,21 @@ bool dp_keys_url_is_allowed(const char *url)
     if (strncmp(url, "http://", 7) != 0)
         return false;
     const char *h = url + 7;
-    size_t len = strcspn(h, ":/?#");
-    if (h[0] == '[')
-        len = strcspn(h, "]") + 1;
-    if (strchr(h, '@') != NULL && strchr(h, '@') < h + strcspn(h, "/?#"))
+    size_t auth = strcspn(h, "/?#"); /* the authority: [user@]host[:port] */
+    if (memchr(h, '@', auth) != NULL)
         return false; /* user@host: the host is not where it seems */
-    return is_loopback_host(h, len);
+    char host[256];
+    size_t len = h[0] == '[' ? strcspn(h, "]") : strcspn(h, ":/?#");
+    if (h[0] == '[') {
+        if (len >= auth)
+            return false;
+        h++, len--; /* [::1] -> ::1 */
+    }
+    if (len >= sizeof(host))
+        return false;
+    memcpy(host, h, len);
+    host[len] = '\0';
+    return sb_addr_is_loopback(host);
 }
 
 static enum sb_err add_src(struct dp_keys *k, enum src_kind kind, const char *where)

@@ -52,7 +52,8 @@ struct call {
     grpc_byte_buffer *recv_bb;
     grpc_byte_buffer *send_bb;
     bool sending;
-    bool half_closed; /* SEND_CLOSE_FROM_CLIENT started (shutdown) */
+    bool half_closed;   /* SEND_CLOSE_FROM_CLIENT started (shutdown) */
+    grpc_metadata auth; /* authorization: Bearer <cluster secret>; zeroed without one */
     struct tag t_start, t_recv, t_send, t_status, t_close;
 };
 
@@ -85,6 +86,7 @@ struct dp_link {
     char *node_id, *address;
     size_t max_msg, max_queue;
     int64_t resolve_ms, adopt_timeout_ms;
+    struct sb_secret *secret; /* borrowed; NULL: none */
 
     struct ep **eps; /* list order */
     size_t n_eps;
@@ -234,6 +236,8 @@ static void call_free(struct call *c)
     grpc_metadata_array_destroy(&c->md_init);
     grpc_metadata_array_destroy(&c->md_trail);
     grpc_slice_unref(c->details);
+    grpc_slice_unref(c->auth.key);
+    grpc_slice_unref(c->auth.value);
     if (c->recv_bb != NULL)
         grpc_byte_buffer_destroy(c->recv_bb);
     if (c->send_bb != NULL)
@@ -463,6 +467,18 @@ static void dial(struct ep *e)
     grpc_op ops[2];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (l->secret != NULL) {
+        /* The file is looked at once a second at most; a stream is checked when it opens. */
+        sb_secret_refresh(l->secret, sb_time_mono_ms());
+        size_t n = 0;
+        const char *k = sb_secret_first(l->secret, &n);
+        c->auth.key = grpc_slice_from_static_string("authorization");
+        c->auth.value = grpc_slice_malloc(7 + n);
+        memcpy(GRPC_SLICE_START_PTR(c->auth.value), "Bearer ", 7);
+        memcpy(GRPC_SLICE_START_PTR(c->auth.value) + 7, k, n);
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &c->auth;
+    }
     ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[1].data.recv_initial_metadata.recv_initial_metadata = &c->md_init;
     bool ok = start(c, ops, 2, &c->t_start);
@@ -496,6 +512,18 @@ static void ep_down(struct ep *e, struct call *c)
 {
     struct dp_link *l = e->l;
     bool was_up = e->st == EP_UP;
+    if (!l->stopping &&
+        (c->status == GRPC_STATUS_UNAUTHENTICATED || c->status == GRPC_STATUS_PERMISSION_DENIED)) {
+        /* Refused before Welcome: say why on every attempt (they are backed off to 5 s). */
+        char *det = grpc_slice_to_c_string(c->details);
+        SB_LOG_WARN(MOD,
+                    c->status == GRPC_STATUS_UNAUTHENTICATED
+                        ? "control plane refused the link: check --cluster-secret-file"
+                        : "control plane refused the link: is another node using this --node-id?",
+                    "endpoint=%s node=%s status=%d details=\"%s\" cluster_secret=%d", e->addr,
+                    l->node_id, (int)c->status, det != NULL ? det : "", l->secret != NULL);
+        gpr_free(det);
+    }
     if (was_up || e == l->primary) {
         char *det = grpc_slice_to_c_string(c->details);
         sb_log(l->stopping ? SB_LOG_INFO : SB_LOG_WARN, MOD, "control plane link ended",
@@ -775,6 +803,7 @@ struct dp_link *dp_link_create(struct lws_context *ctx, const struct dp_link_opt
     l->max_queue = opts->max_queue_bytes;
     l->resolve_ms = opts->resolve_interval_ms > 0 ? opts->resolve_interval_ms : 30000;
     l->adopt_timeout_ms = opts->adopt_timeout_ms > 0 ? opts->adopt_timeout_ms : 5000;
+    l->secret = opts->cluster_secret;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->res_cv, NULL);
     enum sb_err err;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "sb_err.h"
+#include "sb_secret.h"
 #include "switchboard/internal/v1/nodelink.pb-c.h"
 
 struct lws_context;
@@ -43,6 +44,9 @@ struct dp_link_opts {
     size_t max_queue_bytes;      /* per stream: outgoing items waiting */
     int64_t resolve_interval_ms; /* DNS names are re-resolved this often (0: 30 s) */
     int64_t adopt_timeout_ms;    /* no Adopted within this: drop that stream (0: 5 s) */
+    /* --cluster-secret-file, or NULL: each new stream sends `authorization: Bearer <first
+     * key>`. Borrowed until dp_link_destroy; the lws thread re-reads its file before a dial. */
+    struct sb_secret *cluster_secret;
 };
 
 /* Returns a new link (not started) or NULL (bad endpoints, ENOMEM). lws thread, before the loop

@@ -180,6 +180,7 @@ struct dp_server *dp_server_create(const struct dp_config *cfg, struct dp_keys *
         .address = cfg->listen,
         .max_message_bytes = 256u << 20,
         .max_queue_bytes = 64u << 20,
+        .cluster_secret = cfg->cluster_secret,
     };
     srv->ctx.link = srv->ctx.hub != NULL
                         ? dp_link_create(srv->lws, &lo, dp_hub_link_cbs(), srv->ctx.hub)

@@ -4,8 +4,8 @@
 
 # Debian packages needed to build both daemons.
 SB_BUILD_PKGS=(build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-    libwebsockets-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libssl-dev
-    grpc-proto curl ca-certificates)
+    libwebsockets-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libssl-dev grpc-proto
+    curl ca-certificates openssl)
 
 # Extra Debian packages the test suite needs (node/npm are handled apart: see sb_ensure_node);
 # etcd-server: the etcd client and store tests start a real etcd on loopback.

@@ -8,9 +8,11 @@
 #include <grpc/grpc.h>
 
 #include "cp_server.h"
+#include "sb_addr.h"
 #include "sb_config.h"
 #include "sb_ident.h"
 #include "sb_log.h"
+#include "sb_secret.h"
 
 static char *listen_addr;
 static char *store_kind;
@@ -30,6 +32,8 @@ static int64_t max_conns_per_user, max_rooms_per_user, max_channels_per_user, ma
 static int64_t max_msgs_per_sec, rate_burst, presence_timeout, max_typing_users;
 static int64_t retention_ms, retention_interval, session_ttl, watch_queue_bytes;
 static int auto_create_channels;
+static char *api_key_file, *cluster_secret_file;
+static int allow_insecure;
 
 static const struct sb_config_opt opts[] = {
     {"listen", SB_CONFIG_STRING, &listen_addr, "127.0.0.1:50051",
@@ -85,6 +89,19 @@ static const struct sb_config_opt opts[] = {
     {"watch_queue_bytes", SB_CONFIG_INT, &watch_queue_bytes, "4194304",
      "bytes queued per WatchEvents stream before the watcher is cut off", 4096, 1073741824, 0},
     {"log_level", SB_CONFIG_STRING, &log_level, "info", "debug, info, warn or error", 0, 0, 0},
+    /* credentials on the gRPC port (docs/security.md) */
+    {"api_key_file", SB_CONFIG_STRING, &api_key_file, "",
+     "API keys for switchboard.v1.* (one a line, >= 16 bytes; re-read when it changes): calls "
+     "must carry authorization: Bearer KEY",
+     0, 0, 0},
+    {"cluster_secret_file", SB_CONFIG_STRING, &cluster_secret_file, "",
+     "cluster secret for NodeLink and Peer calls, the same file on every daemon (>= 32 bytes; "
+     "the first line is sent, every line accepted; re-read when it changes)",
+     0, 0, 0},
+    {"allow_insecure", SB_CONFIG_BOOL, &allow_insecure, "false",
+     "start even when --listen is beyond loopback without --api-key-file or "
+     "--cluster-secret-file (a loud warning instead of a refusal)",
+     0, 0, 0},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -105,9 +122,61 @@ static bool endpoints_valid(const char *list)
     }
 }
 
+#define API_KEY_MIN        16
+#define CLUSTER_SECRET_MIN 32
+
+/* Loads one key file option ("" : none, *out NULL). 0, or 2 with a message (no key text). */
+static int load_keys(const char *path, const char *option, size_t min, struct sb_secret **out)
+{
+    *out = NULL;
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    char why[512];
+    if (sb_secret_load(path, option, min, out, why, sizeof(why)) != SB_OK) {
+        fprintf(stderr, "switchboard-controlplane: --%s: %s\n", option, why);
+        return 2;
+    }
+    return 0;
+}
+
+/* The refusal to start an open port beyond loopback (API.md, "Credentials on the gRPC
+ * port"): 0 to go on, 2 after naming every missing option. --allow-insecure turns each
+ * refusal into a warning. */
+static int check_exposure(const struct sb_secret *keys, const struct sb_secret *secret)
+{
+    if (sb_addr_is_local(listen_addr))
+        return 0;
+    int rc = 0;
+    const char *what[2] = {NULL, NULL};
+    if (keys == NULL)
+        what[0] = "the public API";
+    if (secret == NULL)
+        what[1] = "NodeLink and Peer";
+    static const char *const accept[2] = {"calls from anyone", "any data plane or replica"};
+    static const char *const opt[2] = {"--api-key-file", "--cluster-secret-file"};
+    for (int i = 0; i < 2; i++) {
+        if (what[i] == NULL)
+            continue;
+        if (allow_insecure) {
+            SB_LOG_WARN("cp",
+                        "INSECURE (--allow-insecure): the port is beyond loopback and accepts "
+                        "unauthenticated calls",
+                        "surface=\"%s\" addr=%s missing=%s", what[i], listen_addr, opt[i]);
+            continue;
+        }
+        fprintf(stderr,
+                "switchboard-controlplane: refusing to start: %s on %s would accept %s; give "
+                "%s FILE or --allow-insecure\n",
+                what[i], listen_addr, accept[i], opt[i]);
+        rc = 2;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 0;
+    struct sb_secret *api_keys = NULL, *cluster_secret = NULL;
     enum sb_config_result cr = sb_config_load(
         opts, N_OPTS, "switchboard-controlplane",
         "Switchboard control plane: gRPC API, NodeLink, rooms, presence, history", argc, argv);
@@ -155,10 +224,17 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if ((rc = load_keys(api_key_file, "api_key_file", API_KEY_MIN, &api_keys)) != 0 ||
+        (rc = load_keys(cluster_secret_file, "cluster_secret_file", CLUSTER_SECRET_MIN,
+                        &cluster_secret)) != 0)
+        goto out;
     if (sb_config_check_only()) {
-        sb_config_print(opts, N_OPTS, stdout);
+        if ((rc = check_exposure(api_keys, cluster_secret)) == 0)
+            sb_config_print(opts, N_OPTS, stdout);
         goto out;
     }
+    if ((rc = check_exposure(api_keys, cluster_secret)) != 0)
+        goto out;
     sb_config_log(opts, N_OPTS, "cp");
 
     /* Block the stop signals before gRPC starts its threads, so only sigwait sees them. */
@@ -196,6 +272,8 @@ int main(int argc, char **argv)
         .id = cp_id,
         .advertise = advertise,
         .lease_ttl_ms = lease_ttl,
+        .api_keys = api_keys,
+        .cluster_secret = cluster_secret,
     };
     struct cp_server *srv;
     if (cp_server_start(&so, &srv) != SB_OK) {
@@ -209,6 +287,8 @@ int main(int argc, char **argv)
     cp_server_stop(srv);
     grpc_shutdown_blocking();
 out:
+    sb_secret_destroy(api_keys);
+    sb_secret_destroy(cluster_secret);
     sb_config_fini(opts, N_OPTS);
     return rc;
 }

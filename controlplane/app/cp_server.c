@@ -32,9 +32,11 @@
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "cp_auth.h"
 #include "cp_call.h"
 #include "cp_changes.h"
 #include "cp_handoff.h"
@@ -203,7 +205,8 @@ struct cp_server {
     grpc_channel *wake_ch; /* never connects: its connectivity watch is our wake-up */
     struct cp_tag wake_tag;
     atomic_int wake_armed;
-    atomic_int wake_closed; /* no more wakes (the queue is shutting down) */
+    atomic_int wake_closed;     /* no more wakes (the queue is shutting down) */
+    struct sb_secret *api_keys; /* borrowed from the options; re-read by secrets_tick */
 };
 
 static void call_event(struct cp_tag *t, bool ok);
@@ -280,6 +283,55 @@ static void dispatch(struct cp_call *c)
     m->fn(&s->ctx, c, c->req);
 }
 
+/* ---------------------------------------------------------------- credentials */
+
+static bool has_prefix(const char *s, size_t len, const char *p)
+{
+    size_t n = strlen(p);
+    return len >= n && memcmp(s, p, n) == 0;
+}
+
+/* The credential check every call passes before anything else sees it (docs/security.md):
+ * switchboard.v1.* needs an API key, switchboard.internal.v1.* (NodeLink, Peer) the cluster
+ * secret, when they are configured. An unknown method under those prefixes is checked the
+ * same way, so a caller without the credential cannot tell which methods exist; other paths
+ * (grpc.health.v1, unknown services) pass. True when the call may go on; otherwise the call
+ * is finished with UNAUTHENTICATED "unauthorized: ...". */
+static bool authorized(struct cp_server *s, struct cp_call *c)
+{
+    const char *path;
+    size_t len;
+    if (c->method != NULL) {
+        path = c->method->path;
+        len = strlen(path);
+    } else {
+        path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
+        len = GRPC_SLICE_LENGTH(c->details.method);
+    }
+    const struct sb_secret *keys;
+    const char *what;
+    if (has_prefix(path, len, "/switchboard.v1.")) {
+        keys = s->api_keys;
+        what = "API key";
+    } else if (has_prefix(path, len, "/switchboard.internal.v1.")) {
+        keys = s->ctx.cluster_secret;
+        what = "cluster secret";
+    } else {
+        return true;
+    }
+    enum cp_auth a = cp_auth_check(keys, &c->md);
+    if (a == CP_AUTH_OK)
+        return true;
+    const char *why = a == CP_AUTH_MISSING ? "missing" : "invalid";
+    char *peer = c->call != NULL ? grpc_call_get_peer(c->call) : NULL;
+    SB_LOG_DEBUG("cp", "call refused: no valid credential",
+                 "method=%s credential=\"%s %s\" peer=%s",
+                 c->method != NULL ? c->method->name : "*", why, what, peer != NULL ? peer : "-");
+    gpr_free(peer);
+    cp_call_failf(c, SB_CODE_UNAUTHORIZED, "%s %s", why, what);
+    return false;
+}
+
 static void call_event(struct cp_tag *t, bool ok)
 {
     struct cp_call *c = CP_CONTAINER_OF(t, struct cp_call, tag);
@@ -294,6 +346,8 @@ static void call_event(struct cp_tag *t, bool ok)
         return;
     }
     post(s, c->method); /* keep one request posted per method (and the generic one) */
+    if (!authorized(s, c))
+        return;
     if (c->method != NULL && c->method->kind == LINK) {
         grpc_call *call = c->call;
         c->call = NULL;
@@ -402,6 +456,14 @@ static void once_tick(void *c, int64_t now)
     cp_once_tick(c, now);
 }
 
+/* Key files are looked at (stat) at most once a second, never per call. */
+static void secrets_tick(void *ud, int64_t now)
+{
+    struct cp_server *s = ud;
+    sb_secret_refresh(s->api_keys, now);
+    sb_secret_refresh(s->ctx.cluster_secret, now);
+}
+
 /* Registers what flows up from the flows (timers, WatchEvents, publish forwarding) once the
  * store is open: the only place that knows every layer. */
 static void wire(struct cp_server *s)
@@ -418,6 +480,8 @@ static void wire(struct cp_server *s)
     cp_ctx_add_timer(c, link_tick, NULL, c);
     cp_ctx_add_timer(c, once_tick, NULL, c);
     cp_ctx_add_timer(c, session_tick, NULL, c);
+    if (s->api_keys != NULL || c->cluster_secret != NULL)
+        cp_ctx_add_timer(c, secrets_tick, NULL, s);
     cp_watch_attach(c);
 }
 
@@ -527,6 +591,8 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         return serr;
     }
     s->ctx.store = store;
+    s->api_keys = o->api_keys;
+    s->ctx.cluster_secret = o->cluster_secret;
     wire(s);
     s->grace_ms = o->shutdown_grace_ms;
     s->shutdown_tag.fn = shutdown_event;
@@ -603,8 +669,9 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         free(s);
         return SB_EIO;
     }
-    SB_LOG_INFO("cp", "listening", "addr=%s port=%d id=%s store=%s", o->listen, port, s->ctx.id,
-                s->ctx.distributed ? "etcd" : "memory");
+    SB_LOG_INFO("cp", "listening", "addr=%s port=%d id=%s store=%s api_keys=%zu cluster_secret=%d",
+                o->listen, port, s->ctx.id, s->ctx.distributed ? "etcd" : "memory",
+                sb_secret_count(s->api_keys), s->ctx.cluster_secret != NULL);
     *out = s;
     return SB_OK;
 }

@@ -7,6 +7,7 @@
 
 #include "cp_ctx.h"
 #include "sb_err.h"
+#include "sb_secret.h"
 
 struct cp_server_opts {
     const char *listen; /* HOST:PORT */
@@ -17,6 +18,10 @@ struct cp_server_opts {
     int64_t lease_ttl_ms;       /* replica and node leases */
     struct cp_settings settings;
     int64_t shutdown_grace_ms; /* calls still running after this are cancelled */
+    /* Credentials (docs/security.md), NULL: none asked. Borrowed until cp_server_stop returns;
+     * from the start on only the server's thread touches them (it re-reads their files). */
+    struct sb_secret *api_keys;       /* switchboard.v1.*: --api-key-file */
+    struct sb_secret *cluster_secret; /* switchboard.internal.v1.*: --cluster-secret-file */
 };
 
 struct cp_server;

@@ -19,7 +19,7 @@ struct cp_node;
 
 /* Ends the node's stream (the link cancels it with UNAVAILABLE and `why`); events follow later
  * on the completion queue, never inside this call. Called once on queue overflow, and when a
- * new stream of the same node id replaces this one. */
+ * new stream of the same node id replaces this one (silent for two heartbeat intervals). */
 typedef void cp_node_kill_fn(struct cp_node *n, const char *why);
 
 struct cp_node {

@@ -16,6 +16,7 @@
 #include "cp_store.h"
 #include "cp_typers.h"
 #include "sb_id.h"
+#include "sb_secret.h"
 
 struct cp_settings {
     int max_history_messages;  /* per room; 0 keeps none */
@@ -93,6 +94,9 @@ struct cp_ctx {
     int64_t retention_next; /* cp_retention.c: monotonic ms of the next pass */
     bool retention_busy;    /* cp_retention.c: a pass is running */
     struct cp_hooks hooks;
+    /* --cluster-secret-file (NULL: none): what Peer calls send as `authorization: Bearer`
+     * (its first key). Owned by the server, re-read by its timer. */
+    struct sb_secret *cluster_secret;
     /* Publishing when the store is distributed (cp_rooms_publish hands every publish to it:
      * the sequencing replica may be another one); NULL: publish into the local store. */
     void (*publish_via)(struct cp_ctx *c, const struct cp_publish *p,

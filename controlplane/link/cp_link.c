@@ -205,8 +205,15 @@ static void on_send(struct cp_tag *t, bool ok)
 static void item_done(void *arg, const char *fatal)
 {
     struct stream *s = arg;
-    if (fatal != NULL)
-        kill_stream(s, GRPC_STATUS_INVALID_ARGUMENT, fatal);
+    if (fatal != NULL) {
+        /* "permission_denied: ..." ends the stream with that code's status; a bare sentence
+         * is a protocol violation. */
+        enum sb_code code = sb_code_from_status_message(fatal, NULL);
+        kill_stream(s,
+                    code != SB_CODE_NONE ? (grpc_status_code)sb_code_info(code)->grpc_status
+                                         : GRPC_STATUS_INVALID_ARGUMENT,
+                    fatal);
+    }
     s->waiting = false;
     if (!s->processing)
         process(s);

@@ -3,6 +3,7 @@
  * errors travel in those answers; only protocol violations end the stream. */
 #include "cp_nodelink.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -678,6 +679,32 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
         done(arg, "Hello.node_id is not a valid id");
         return;
     }
+    /* A node id belongs to the stream that registered it until that stream ends (API.md): a
+     * second stream naming it is refused, and the live one is left alone. A stream silent for
+     * two heartbeat intervals is taken for dead (its peer reconnected before our keepalive or
+     * the silence check of cp_link_tick noticed): the new stream replaces it. */
+    struct cp_node *old = sb_map_get(&c->nodes, h->node_id);
+    if (old != NULL && old != n) {
+        int64_t hb = c->set.heartbeat_interval_ms > 0 ? c->set.heartbeat_interval_ms : 5000;
+        int64_t silent = sb_time_mono_ms() - old->last_rx_mono;
+        if (silent <= 2 * hb) {
+            /* Static: `done` reads it at once; only this thread writes it. */
+            static char refused[SB_IDENT_MAX + 96];
+            snprintf(refused, sizeof(refused),
+                     "permission_denied: node id %s is linked by another stream", h->node_id);
+            SB_LOG_WARN("cp", "Hello refused: the node id is linked by a live stream",
+                        "node=%s address=\"%s\" silent_ms=%lld", h->node_id, nz(h->address),
+                        (long long)silent);
+            done(arg, refused);
+            return;
+        }
+        SB_LOG_WARN("cp", "node reconnected: replacing its silent old stream",
+                    "node=%s silent_ms=%lld", h->node_id, (long long)silent);
+        old->registered = false;
+        sb_map_remove(&c->nodes, h->node_id);
+        if (old->kill != NULL)
+            old->kill(old, "replaced by a newer stream of the same node");
+    }
     n->id = strdup(h->node_id);
     n->address = strdup(nz(h->address));
     n->version = strdup(nz(h->version));
@@ -689,13 +716,6 @@ static void hello(struct cp_ctx *c, struct cp_node *n, const Switchboard__Intern
         if (strcmp(nz(h->features[i]), "delivery_room_ids") == 0)
             n->room_ids = true;
     n->last_heartbeat = sb_time_now_ms(); /* Hello is the first sign of life */
-    struct cp_node *old = sb_map_get(&c->nodes, n->id);
-    if (old != NULL && old != n) {
-        SB_LOG_WARN("cp", "node reconnected: replacing its old stream", "node=%s", n->id);
-        old->registered = false;
-        if (old->kill != NULL)
-            old->kill(old, "replaced by a newer stream of the same node");
-    }
     if (sb_map_put(&c->nodes, n->id, n) != SB_OK) {
         done(arg, "out of memory");
         return;

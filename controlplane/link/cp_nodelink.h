@@ -9,7 +9,9 @@
 #include "switchboard/internal/v1/nodelink.pb-c.h"
 
 /* `fatal` is NULL when the item was handled (errors for clients are answered in-band), else a
- * sentence describing a protocol violation: the stream must be ended. */
+ * sentence describing why the stream must be ended (borrowed: read it before returning). A
+ * sentence that starts with a protocol code ("permission_denied: ...") ends the stream with
+ * that code's gRPC status; any other is a protocol violation (INVALID_ARGUMENT). */
 typedef void cp_nodelink_done_fn(void *arg, const char *fatal);
 
 /* Handles `item` (borrowed until `done` fires) from node `n` (kept alive by the caller until

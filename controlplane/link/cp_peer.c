@@ -12,6 +12,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "cp_auth.h"
 #include "sb_map.h"
 #include "cp_tag.h"
 #include "sb_log.h"
@@ -49,6 +50,7 @@ struct pcall {
     grpc_metadata_array init_md, trail_md;
     grpc_status_code status;
     grpc_slice details;
+    grpc_metadata auth; /* authorization: Bearer <cluster secret>, when one is set */
     struct pcall *prev, *next;
 };
 
@@ -131,6 +133,7 @@ static void pcall_free(struct peers *p, struct pcall *pc)
     grpc_metadata_array_destroy(&pc->init_md);
     grpc_metadata_array_destroy(&pc->trail_md);
     grpc_slice_unref(pc->details);
+    cp_auth_md_release(&pc->auth);
     if (pc->call)
         grpc_call_unref(pc->call);
     free(pc);
@@ -265,6 +268,10 @@ static void forward(struct pubreq *pr, const char *holder)
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (cp_auth_md(c->cluster_secret, &pc->auth)) {
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &pc->auth;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = pc->send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

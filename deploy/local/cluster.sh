@@ -4,6 +4,9 @@
 # planes in development mode (dp-1, dp-2), each linked to both control planes. The development
 # defaults are those of scripts/run.sh: clients say who they are with ?user_id= (--dev-mode) and
 # the first join of a room creates it (--auto-create-rooms), so the printed page works as is.
+# The gRPC port is authenticated as in production (docs/security.md): a cluster secret and an
+# API key are generated into the state directory (mode 0600) at the first start and given to
+# every daemon; backends send the key as `authorization: Bearer <key>`.
 #
 #   deploy/local/cluster.sh start    # starts everything, waits until ready, prints the URLs
 #   deploy/local/cluster.sh status   # which processes run, readiness of each data plane
@@ -70,6 +73,14 @@ launch() {
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# secret_file FILE: 32 random bytes as hex, mode 0600, unless FILE already holds one (kept
+# across restarts, so backends keep their key).
+secret_file() {
+    [[ -s $1 ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found: apt-get install openssl"
+    (umask 077 && openssl rand -hex 32 >"$1.tmp") && mv "$1.tmp" "$1"
+}
+
 start() {
     local n p
     for n in $(names); do
@@ -83,6 +94,8 @@ start() {
     done
     mkdir -p "$STATE/logs"
     rm -rf "$STATE/etcd-data"
+    secret_file "$STATE/cluster-secret"
+    secret_file "$STATE/api-key"
     # Stop what was started if anything below fails.
     trap 'say "start failed: stopping what was started"; stop >/dev/null 2>&1 || true' ERR EXIT
 
@@ -98,7 +111,8 @@ start() {
     for i in "${!CP_PORTS[@]}"; do
         n=cp-$((i + 1))
         launch "$n" "$CP_BIN" --listen "127.0.0.1:${CP_PORTS[$i]}" --store etcd \
-            --etcd-endpoints "$ETCD_URL" --id "$n" --lease-ttl-ms "$TTL_MS" --auto-create-rooms
+            --etcd-endpoints "$ETCD_URL" --id "$n" --lease-ttl-ms "$TTL_MS" --auto-create-rooms \
+            --api-key-file "$STATE/api-key" --cluster-secret-file "$STATE/cluster-secret"
         cps+=("127.0.0.1:${CP_PORTS[$i]}")
     done
     for i in "${!CP_PORTS[@]}"; do wait_until "cp-$((i + 1))" 30 tcp_open "${CP_PORTS[$i]}"; done
@@ -108,7 +122,7 @@ start() {
     for i in "${!DP_PORTS[@]}"; do
         n=dp-$((i + 1))
         launch "$n" "$DP_BIN" --listen "127.0.0.1:${DP_PORTS[$i]}" --controlplane "$list" \
-            --node-id "$n" --dev-mode
+            --node-id "$n" --dev-mode --cluster-secret-file "$STATE/cluster-secret"
     done
     for i in "${!DP_PORTS[@]}"; do
         wait_until "dp-$((i + 1))" 30 curl -fsS -m 1 "http://127.0.0.1:${DP_PORTS[$i]}/readyz"
@@ -127,8 +141,10 @@ start() {
     done
     echo "Open a page on dp-1 and another on dp-2, pick two names and one room: they chat across"
     echo "the data planes. Rooms are created by their first join (development default,"
-    echo "--auto-create-rooms); or create one over gRPC, from the repository root:"
+    echo "--auto-create-rooms); or create one over gRPC (the API key is $STATE/api-key), from"
+    echo "the repository root:"
     echo "  npx --yes @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --schema proto \\"
+    echo "    -H \"authorization: Bearer \$(cat $STATE/api-key)\" \\"
     echo "    -d '{\"id\":\"lobby\"}' http://127.0.0.1:${CP_PORTS[0]}/switchboard.v1.Rooms/CreateRoom"
     echo "Stop with: $0 stop"
 }

@@ -46,17 +46,30 @@ function healthClient(addr) {
   return new p.grpc.health.v1.Health(addr, grpc.credentials.createInsecure(), CHANNEL_OPTS);
 }
 
-// One client per public service, sharing nothing but the address.
-function clients(addr) {
+// A client interceptor that adds `authorization: Bearer <key>` to every call (--api-key-file).
+function bearer(key) {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${key}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+// One client per public service, sharing nothing but the address; with `apiKey`, every call
+// carries it.
+function clients(addr, { apiKey } = {}) {
   const p = load();
   const creds = grpc.credentials.createInsecure();
   const v1 = p.switchboard.v1;
+  const opts = apiKey ? { ...CHANNEL_OPTS, interceptors: [bearer(apiKey)] } : CHANNEL_OPTS;
   return {
-    rooms: new v1.Rooms(addr, creds, CHANNEL_OPTS),
-    channels: new v1.Channels(addr, creds, CHANNEL_OPTS),
-    messages: new v1.Messages(addr, creds, CHANNEL_OPTS),
-    presence: new v1.Presence(addr, creds, CHANNEL_OPTS),
-    connections: new v1.Connections(addr, creds, CHANNEL_OPTS),
+    rooms: new v1.Rooms(addr, creds, opts),
+    channels: new v1.Channels(addr, creds, opts),
+    messages: new v1.Messages(addr, creds, opts),
+    presence: new v1.Presence(addr, creds, opts),
+    connections: new v1.Connections(addr, creds, opts),
     health: healthClient(addr),
   };
 }
@@ -94,4 +107,17 @@ function callRaw(client, pathName, { deadlineMs = 5000 } = {}) {
   });
 }
 
-module.exports = { grpc, status: grpc.status, load, healthClient, clients, closeClients, call, callRaw, PROTO_DIR };
+module.exports = {
+  grpc,
+  status: grpc.status,
+  load,
+  healthClient,
+  clients,
+  closeClients,
+  call,
+  callRaw,
+  bearer,
+  CHANNEL_OPTS,
+  LOAD_OPTS,
+  PROTO_DIR,
+};

@@ -304,7 +304,7 @@ class System {
       await this.stop().catch(() => {});
       throw e;
     }
-    this.api = grpcApi.clients(this.cp.addr);
+    this.api = grpcApi.clients(this.cp.addr, { apiKey: o.apiKey });
     this.wsBase = `ws://127.0.0.1:${dpPort}`;
     this.httpBase = this.dp.base;
     return this;
@@ -342,7 +342,7 @@ class System {
     this.cp = next;
     await this.cp.start();
     if (this.api) grpcApi.closeClients(this.api);
-    this.api = grpcApi.clients(this.cp.addr);
+    this.api = grpcApi.clients(this.cp.addr, { apiKey: this.opts.apiKey });
   }
 
   // Stops the data plane first (so it can say goodbye), then the control plane. Throws with

@@ -99,7 +99,7 @@ static ControlBatch *take(struct cp_node *n)
     return b;
 }
 
-static void hello(struct fixture *f, struct cp_node *n, const char *id)
+static void send_hello(struct fixture *f, struct cp_node *n, const char *id)
 {
     Switchboard__Internal__V1__Hello h = SWITCHBOARD__INTERNAL__V1__HELLO__INIT;
     h.node_id = (char *)id;
@@ -107,6 +107,11 @@ static void hello(struct fixture *f, struct cp_node *n, const char *id)
     it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_HELLO;
     it.hello = &h;
     handle(f, n, &it);
+}
+
+static void hello(struct fixture *f, struct cp_node *n, const char *id)
+{
+    send_hello(f, n, id);
     assert_null(f->fatal);
     ControlBatch *b = take(n);
     assert_int_equal(b->n_items, 1);
@@ -188,9 +193,32 @@ static void test_nodelink_hello_must_come_first(void **state)
     it.hello = &h;
     handle(f, &f->a, &it);
     assert_non_null(f->fatal); /* twice */
-    /* Another stream with the same node id replaces (kills) the first. */
+}
+
+static void test_nodelink_hello_for_a_live_node_id_refused(void **state)
+{
+    struct fixture *f = *state;
+    hello(f, &f->a, "dp-1");
+    f->a.last_rx_mono = sb_time_mono_ms(); /* it just sent something: live */
+    /* Another stream naming the same node id is refused with permission_denied; the live
+     * stream is not touched and keeps the id. */
+    send_hello(f, &f->b, "dp-1");
+    assert_string_equal(f->fatal, "permission_denied: node id dp-1 is linked by another stream");
+    assert_int_equal(sb_code_from_status_message(f->fatal, NULL), SB_CODE_PERMISSION_DENIED);
+    assert_int_equal(f->killed, 0);
+    assert_true(f->a.registered);
+    assert_false(f->b.registered);
+    assert_null(f->b.id);
+    assert_ptr_equal(sb_map_get(&f->c.nodes, "dp-1"), &f->a);
+    /* The refused stream ending does not unregister the live one. */
+    cp_nodelink_node_ended(&f->c, &f->b);
+    assert_ptr_equal(sb_map_get(&f->c.nodes, "dp-1"), &f->a);
+    /* Silent for more than two heartbeat intervals: taken for dead, and replaced. */
+    f->a.last_rx_mono = sb_time_mono_ms() - 2 * 5000 - 1;
     hello(f, &f->b, "dp-1");
     assert_int_equal(f->killed, 1);
+    assert_false(f->a.registered);
+    assert_ptr_equal(sb_map_get(&f->c.nodes, "dp-1"), &f->b);
 }
 
 static void test_nodelink_join_message_flow(void **state)
@@ -335,6 +363,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_nodelink_hello_must_come_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodelink_hello_for_a_live_node_id_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_nodelink_join_message_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodelink_requests_need_an_open_connection, setup,
                                         teardown),
