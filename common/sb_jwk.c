@@ -282,6 +282,7 @@ enum sb_err sb_jwk_parse_pem(const char *pem, size_t len, const char *kid, struc
             if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
                 break;
             sb_jwk_errf(err, cap, "malformed PEM text");
+            rc = SB_EINVAL;
             goto out;
         }
         rc = pem_block(&kv, name, data, dlen, kid, err, cap);

@@ -68,6 +68,10 @@ size_t sb_jwt_keys_count(const struct sb_jwt_keys *k)
 /* Appends the n keys of v (taken: freed on failure). */
 static enum sb_err append(struct sb_jwt_keys *k, struct sb_jwk *v, size_t n, char *err, size_t cap)
 {
+    if (n == 0) { /* a JWK Set of skipped keys only */
+        free(v);
+        return SB_OK;
+    }
     if (n > SB_JWT_MAX_KEYS - k->n) {
         sb_jwk_errf(err, cap, "too many keys (at most %d in a set)", SB_JWT_MAX_KEYS);
         sb_jwk_free_array(v, n);

@@ -122,15 +122,28 @@ static char *token(const char *alg, const char *kid, const char *payload, EVP_PK
 
 static const char *const good_payload = "{\"sub\":\"alice\",\"exp\":1700003600}";
 
-static char *pub_pem(EVP_PKEY *pk)
+/* The PEM text that write() makes of obj, NUL-terminated. */
+static char *pem_of(int (*write)(BIO *, void *), void *obj)
 {
     BIO *b = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_PUBKEY(b, pk), 1);
+    assert_int_equal(write(b, obj), 1);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *s = strndup(data, (size_t)n);
+    char *s = malloc((size_t)n + 1);
+    memcpy(s, data, (size_t)n);
+    s[n] = '\0';
     BIO_free(b);
     return s;
+}
+
+static int write_pub(BIO *b, void *pk)
+{
+    return PEM_write_bio_PUBKEY(b, pk);
+}
+
+static char *pub_pem(EVP_PKEY *pk)
+{
+    return pem_of(write_pub, pk);
 }
 
 static struct sb_jwt_keys *keys_pem(EVP_PKEY *pk, const char *kid)
@@ -717,17 +730,6 @@ static void test_sb_jwt_es_signature_length(void **state)
     sb_jwt_keys_unref(k);
 }
 
-static char *pem_of(int (*write)(BIO *, void *), void *obj)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    assert_int_equal(write(b, obj), 1);
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = strndup(data, (size_t)n);
-    BIO_free(b);
-    return s;
-}
-
 static int write_private(BIO *b, void *pk)
 {
     return PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL);
@@ -813,6 +815,12 @@ static void test_sb_jwt_pem_loading(void **state)
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         assert_int_equal(sb_jwt_keys_add_pem(k, junk[i], strlen(junk[i]), NULL, err, sizeof(err)),
                          SB_EINVAL);
+    /* A good block followed by a broken one adds nothing either. */
+    char *good = pub_pem(ed), *broken = cat3(good, "", junk[3]);
+    assert_int_equal(sb_jwt_keys_add_pem(k, broken, strlen(broken), NULL, err, sizeof(err)),
+                     SB_EINVAL);
+    free(good);
+    free(broken);
     assert_int_equal(sb_jwt_keys_count(k), 4);
     /* Short HMAC secret. */
     assert_int_equal(
@@ -949,6 +957,16 @@ static void test_sb_jwt_jwks(void **state)
         assert_int_equal(check(k, t, &no_opts), cases[i].want);
         free(t);
     }
+    sb_jwt_keys_unref(k);
+    /* Only skipped keys: loaded, and nothing added. */
+    k = sb_jwt_keys_create();
+    static const char only_skipped[] =
+        "{\"keys\":[{\"kty\":\"foo\"},{\"kty\":\"oct\",\"use\":\"enc\"}]}";
+    assert_int_equal(
+        sb_jwt_keys_add_jwks(k, only_skipped, strlen(only_skipped), &skipped, err, sizeof(err)),
+        SB_OK);
+    assert_int_equal(skipped, 2);
+    assert_int_equal(sb_jwt_keys_count(k), 0);
     sb_jwt_keys_unref(k);
     /* The alg restriction alone: PS256 has no key when the only RSA key is RS256-only. */
     snprintf(doc, sizeof(doc), "{\"keys\":[%s]}", j_rsa);
