@@ -380,12 +380,12 @@ describe('no unsafe start', { timeout: 120000 }, () => {
     let r = run(DP_BIN, ['--controlplane', '127.0.0.1:1,cp.example.com:50051', '--dev-mode']);
     assert.equal(r.code, 2);
     assert.match(r.err, /refusing to start: NodeLink to 127\.0\.0\.1:1,cp\.example\.com:50051 would carry no credential; give --cluster-secret-file FILE/);
-    r = run(DP_BIN, ['--controlplane', 'cp.example.com:50051', '--allow-insecure', '--check-config']);
+    r = run(DP_BIN, ['--controlplane', 'cp.example.com:50051', '--allow-insecure', '--dev-mode', '--check-config']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /INSECURE/);
-    r = run(DP_BIN, ['--controlplane', 'cp.example.com:50051', '--cluster-secret-file', secret, '--check-config']);
+    r = run(DP_BIN, ['--controlplane', 'cp.example.com:50051', '--cluster-secret-file', secret, '--dev-mode', '--check-config']);
     assert.equal(r.code, 0, r.err);
-    r = run(DP_BIN, ['--controlplane', 'localhost:50051,[::1]:2', '--check-config']);
+    r = run(DP_BIN, ['--controlplane', 'localhost:50051,[::1]:2', '--dev-mode', '--check-config']);
     assert.equal(r.code, 0, r.err);
   });
 });
