@@ -656,7 +656,7 @@ describe('client tokens (JWT)', { timeout: 300000 }, () => {
 
     it("a token signed by k1 but naming k2's kid is refused", async () => {
       const token = await T.mint({ key: J.k1, kid: 'k2', sub: uniq('kid') });
-      await assertRefusedBoth(t.sys, token, /bad signature|no key for the token's algorithm/, 'wrong kid');
+      await assertRefusedBoth(t.sys, token, /bad signature|no key|algorithm/, 'wrong kid');
     });
 
     it('a key with alg RS256 in the JWKS does not verify RS512', async () => {
