@@ -1,5 +1,6 @@
 // What the browser tests share: Debian's chromium through npm playwright-core (never a
-// downloaded browser), and opening the demo page as one person in one room.
+// downloaded browser), and opening the demo page as one person in one room (by name in
+// development mode, or with a token).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -47,8 +48,33 @@ async function openAs(browser, base, user, room, problems, { joined = true } = {
   return page;
 }
 
+// Opens the page with a token: in the address (?token=, the default) or pasted into the form
+// (`pasted`). The name field is left empty: the server names the user after the token's sub.
+async function openWithToken(browser, base, token, room, problems, { joined = true, pasted = false, label = 'token' } = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${label} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${label} pageerror: ${e.message}`));
+  const q = pasted ? '' : `?token=${encodeURIComponent(token)}`;
+  const res = await page.goto(`${base}/${q}`);
+  assert.equal(res.status(), 200);
+  if (pasted) await page.fill('#token', token);
+  assert.equal(await page.inputValue('#token'), token);
+  await page.fill('#name', '');
+  await page.fill('#room', room);
+  await page.click('#join-btn');
+  await page.waitForSelector('#chat-view:not([hidden])');
+  if (joined) {
+    await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'));
+  }
+  return page;
+}
+
 function people(page) {
   return page.$$eval('#online li', (lis) => lis.map((li) => `${li.dataset.user}:${li.dataset.status}`));
 }
 
-module.exports = { IT_DIR, launch, openAs, people };
+module.exports = { IT_DIR, launch, openAs, openWithToken, people };
