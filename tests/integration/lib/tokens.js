@@ -120,11 +120,16 @@ function noneToken(o = {}) {
 // node:crypto (jose refuses a public key as an HMAC secret).
 function confusionToken(pemText, o = {}) {
   const alg = o.alg || 'HS256';
-  const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
   const header = { alg, typ: 'JWT', ...(o.kid ? { kid: o.kid } : {}), ...(o.header || {}) };
-  const input = `${b64json(header)}.${b64json(claimsOf(o))}`;
-  const sig = crypto.createHmac(hash, Buffer.from(pemText, 'utf8')).update(input).digest('base64url');
-  return `${input}.${sig}`;
+  return hmacRaw(JSON.stringify(header), JSON.stringify(claimsOf(o)), Buffer.from(pemText, 'utf8'), alg);
+}
+
+// A correctly HMAC-signed token over any header and payload text (not necessarily JSON): for
+// tokens whose signature verifies but whose content is malformed.
+function hmacRaw(headerText, payloadText, secret, alg = 'HS256') {
+  const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
+  const input = `${b64url(headerText)}.${b64url(payloadText)}`;
+  return `${input}.${crypto.createHmac(hash, secret).update(input).digest('base64url')}`;
 }
 
 // The token with its payload replaced by `claims` merged over the original, the header and the
@@ -158,6 +163,7 @@ module.exports = {
   mint,
   noneToken,
   confusionToken,
+  hmacRaw,
   tamper,
   decode,
   claimsOf,
