@@ -1,6 +1,7 @@
-// Switchboard demo page: one WebSocket to /ws on this host (development mode, ?user_id=), one
-// room, live messages, people online, who is typing, readable errors, reconnection with backoff
-// and recovery of missed messages through `join` with `since` (PROTOCOL.md).
+// Switchboard demo page: one WebSocket to /ws on this host, with a token (?token=, from the
+// address or pasted) or in development mode with ?user_id=; one room, live messages, people
+// online, who is typing, readable errors, reconnection with backoff, recovery of missed
+// messages through `join` with `since`, and the token's expiry and refresh (PROTOCOL.md).
 'use strict';
 
 (function () {
@@ -19,6 +20,7 @@
     joinForm: $('join-form'),
     joinError: $('join-error'),
     name: $('name'),
+    token: $('token'),
     room: $('room'),
     chatView: $('chat-view'),
     roomTitle: $('room-title'),
@@ -29,11 +31,17 @@
     errors: $('errors'),
     composer: $('composer'),
     input: $('message-input'),
+    refreshForm: $('refresh-form'),
+    refreshToken: $('refresh-token'),
   };
 
   const state = {
     user: '',
     room: '',
+    token: '', // the JWT we connect with ('' in development mode); never stored
+    tokenFromUrl: false, // it came with the address: the page has no way to get a new one
+    urlToken: '', // the ?token= of the address, if any
+    opened: false, // the current socket got past the upgrade
     ws: null,
     wanted: false, // the person wants to be connected (reconnect on loss)
     backoff: BACKOFF_MIN_MS,
@@ -174,7 +182,7 @@
     invalid_message: 'The server did not understand a message we sent.',
     message_too_large: 'That message is too large.',
     rate_limited: 'Slow down: too many messages.',
-    unauthorized: 'Not allowed to connect with this name.',
+    unauthorized: 'Not authorized.',
     permission_denied: 'This room is private.',
     room_not_found: 'This room does not exist.',
     room_full: 'This room is full.',
@@ -229,10 +237,14 @@
     return ref;
   }
 
+  function credentials() {
+    return state.token ? `token=${encodeURIComponent(state.token)}` : `user_id=${encodeURIComponent(state.user)}`;
+  }
+
   function connect() {
     clearTimeout(state.retryTimer);
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = `${proto}//${location.host}/ws?user_id=${encodeURIComponent(state.user)}`;
+    const url = `${proto}//${location.host}/ws?${credentials()}`;
     setStatus('connecting…', 'wait');
     let ws;
     try {
@@ -242,6 +254,10 @@
       return;
     }
     state.ws = ws;
+    state.opened = false;
+    ws.addEventListener('open', () => {
+      if (ws === state.ws) state.opened = true;
+    });
     ws.addEventListener('message', (ev) => {
       if (ws !== state.ws) return;
       let f;
@@ -258,15 +274,63 @@
       state.pending.clear();
       state.amTyping = false;
       for (const u of [...state.typing.keys()]) setTyping(u, false);
+      el.refreshForm.hidden = true;
       if (ev.code === 1008) {
         setStatus('refused by the server', 'off');
         renderNotice(`Disconnected by the server: ${ev.reason || 'policy'} (1008).`, 'bad');
         state.wanted = false;
         return;
       }
+      if (ev.code === 4001) {
+        setStatus('token expired', 'off');
+        renderNotice('Token expired: reload with a new token.', 'bad');
+        state.wanted = false;
+        return;
+      }
+      if (!state.opened && state.token && state.wanted) {
+        whyRefused();
+        return;
+      }
       if (state.wanted) scheduleReconnect();
       else setStatus('not connected', 'off');
     });
+  }
+
+  // A WebSocket that never opened hides the HTTP status from the page. A refused token gets the
+  // same 401 and sentence on GET /sse, which fetch can read; anything else (the server away)
+  // is retried with backoff as usual.
+  async function whyRefused() {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 5000);
+    let refused = null;
+    try {
+      const res = await fetch(`/sse?token=${encodeURIComponent(state.token)}`, {
+        headers: { Accept: 'text/event-stream' },
+        cache: 'no-store',
+        signal: ctl.signal,
+      });
+      if (res.status === 401) {
+        const body = await res.json().catch(() => ({}));
+        refused = body.message || 'unauthorized';
+      }
+    } catch (_) {
+      /* unreachable: retry below */
+    } finally {
+      clearTimeout(timer);
+      ctl.abort(); // never keep a stream open
+    }
+    if (!state.wanted) return;
+    if (refused === null) {
+      scheduleReconnect();
+      return;
+    }
+    state.wanted = false;
+    setStatus('token refused', 'off');
+    renderNotice(
+      `The server refused the token (${refused}). ` +
+        (state.tokenFromUrl ? 'Reload the page with a new ?token=.' : 'Leave and join again with a new token.'),
+      'bad'
+    );
   }
 
   function scheduleReconnect() {
@@ -285,9 +349,29 @@
   function onFrame(f) {
     switch (f.type) {
       case 'connected': {
+        // With a token the server says who we are (the token's sub).
+        if (f.user_id && f.user_id !== state.user) {
+          state.people.delete(state.user);
+          state.user = f.user_id;
+          el.name.value = f.user_id;
+        }
         setStatus(`connected as ${f.user_id}`, 'on');
         setPerson(state.user, 'online');
         sendJoin();
+        break;
+      }
+      case 'token_expiring': {
+        const when = fmtTime(f.expires_at);
+        if (state.tokenFromUrl) {
+          renderNotice(
+            `Your token expires at ${when}. It came with the page address, so there is nothing to refresh it ` +
+              'with: reload with a new ?token= before then.',
+            'bad'
+          );
+        } else {
+          renderNotice(`Your token expires at ${when}: paste a new one below to stay connected.`, 'bad');
+          el.refreshForm.hidden = false;
+        }
         break;
       }
       case 'ack': {
@@ -296,6 +380,11 @@
         if (state.serverAway) {
           state.serverAway = false;
           setStatus(`connected as ${state.user}`, 'on');
+        }
+        if (purpose && purpose.refresh !== undefined) {
+          state.token = purpose.refresh; // reconnects use the new token
+          el.refreshForm.hidden = true;
+          renderNotice(`Token refreshed: it now expires at ${fmtTime(f.expires_at)}.`, 'info');
         }
         if (purpose === 'join') {
           state.backoff = BACKOFF_MIN_MS;
@@ -439,23 +528,41 @@
 
   // ---------------------------------------------------------------- join / leave
 
+  el.refreshForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const token = el.refreshToken.value.trim();
+    if (!token) return;
+    if (!send({ type: 'refresh', token }, { refresh: token })) {
+      showError({ code: 'unavailable', message: 'not connected; reload with a new token' });
+      return;
+    }
+    el.refreshToken.value = '';
+  });
+
   el.joinForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
+    const token = el.token.value.trim();
+    // With a token the name is the server's to say (it fills in on `connected`).
     const user = el.name.value.trim();
     const room = el.room.value.trim();
-    if (!IDENT.test(user) || !IDENT.test(room)) {
-      el.joinError.textContent = 'Use 1 to 128 letters, digits or . _ : @ - for the name and the room.';
+    if ((!token && !IDENT.test(user)) || (token && user && !IDENT.test(user)) || !IDENT.test(room)) {
+      el.joinError.textContent = token
+        ? 'Use 1 to 128 letters, digits or . _ : @ - for the room.'
+        : 'Use 1 to 128 letters, digits or . _ : @ - for the name and the room (or give a token).';
       el.joinError.hidden = false;
       return;
     }
     el.joinError.hidden = true;
     try {
-      localStorage.setItem('sb-demo', JSON.stringify({ user, room }));
+      // Never the token: it is a credential.
+      localStorage.setItem('sb-demo', JSON.stringify(token ? { room } : { user, room }));
     } catch (_) {
       /* private mode */
     }
+    if (token !== state.urlToken) state.tokenFromUrl = false; // pasted or edited by hand
     clearTimeout(state.joinTimer);
-    Object.assign(state, { user, room, lastSeq: 0, wanted: true, backoff: BACKOFF_MIN_MS, roomMissing: false });
+    el.refreshForm.hidden = true;
+    Object.assign(state, { user, room, token, lastSeq: 0, wanted: true, backoff: BACKOFF_MIN_MS, roomMissing: false });
     state.seen.clear();
     state.people.clear();
     el.messages.replaceChildren();
@@ -477,6 +584,7 @@
     const ws = state.ws;
     state.ws = null;
     if (ws) setTimeout(() => ws.close(1000), 100);
+    el.refreshForm.hidden = true;
     setStatus('not connected', 'off');
     el.chatView.hidden = true;
     el.joinView.hidden = false;
@@ -493,4 +601,10 @@
   }
   el.name.value = params.get('user') || saved.user || '';
   el.room.value = params.get('room') || saved.room || 'lobby';
+  // ?token= in the address: connect with it (the page cannot refresh a token it did not get).
+  state.urlToken = params.get('token') || '';
+  if (state.urlToken) {
+    el.token.value = state.urlToken;
+    state.tokenFromUrl = true;
+  }
 })();

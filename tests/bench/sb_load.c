@@ -48,6 +48,9 @@
 #define RX_READ         (1u << 16) /* lean receive path: bytes per read() */
 #define HS_MAX          8192       /* longest HTTP upgrade answer accepted */
 #define EPOLL_BATCH     512
+#define TOKEN_MAX       8192 /* longest token the data plane accepts (SB_JWT_MAX_TOKEN) */
+#define PATH_CAP        (TOKEN_MAX + 512) /* request path: --url's path, credential, rooms= */
+#define TOKENS_MAX      2000000           /* lines read from --token-file at most */
 
 enum phase { PH_CONNECT, PH_JOIN, PH_SETTLE, PH_PUBLISH, PH_DRAIN, PH_DONE };
 static const char *phase_name[] = {"connect", "join", "settle", "publish", "drain", "done"};
@@ -110,9 +113,10 @@ struct options {
     bool prejoin;
     bool connect_only; /* stop after connect (+join) and settle: connect rate and idle RSS */
     enum proto proto;
-    double then_frac; /* after a flat-out run, publish again at this fraction of its msg/s */
-    bool sse;         /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
-    bool recv_lws;    /* --recv lws: receivers on libwebsockets (the old path) */
+    double then_frac;       /* after a flat-out run, publish again at this fraction of its msg/s */
+    bool sse;               /* --transport sse: receivers use GET /sse?rooms=R (Switchboard only) */
+    bool recv_lws;          /* --recv lws: receivers on libwebsockets (the old path) */
+    const char *token_file; /* --token-file: ?token= from its lines instead of ?user_id= */
 };
 
 enum { HS_TCP = 0, HS_HEADERS, HS_OPEN };
@@ -127,6 +131,8 @@ static struct {
     uint32_t mask_rng;
     struct conn *conns; /* o.conns receivers + 1 publisher (last) */
     uint32_t total;     /* o.conns + 1 */
+    char **tokens;      /* --token-file lines; connection i uses tokens[i % n_tokens] */
+    uint32_t n_tokens;
     lws_sorted_usec_list_t tick;
     enum phase phase;
     int64_t phase_deadline;
@@ -252,8 +258,13 @@ static const lws_retry_bo_t no_validity = {NULL, 0, 0, 0, 0, 0};
 static void conn_path(const struct conn *c, char *path, size_t cap)
 {
     bool is_pub = c->idx + 1 == g.total;
+    const char *sep = strchr(g.o.path, '?') ? "&" : "?";
     if (g.o.proto != PROTO_SB)
         snprintf(path, cap, "%s", g.o.path);
+    else if (g.n_tokens > 0 && c->sse) /* tokens are base64url and dots: no escaping needed */
+        snprintf(path, cap, "/sse?token=%s&rooms=%s", g.tokens[c->idx % g.n_tokens], g.o.room);
+    else if (g.n_tokens > 0)
+        snprintf(path, cap, "%s%stoken=%s", g.o.path, sep, g.tokens[c->idx % g.n_tokens]);
     else if (c->sse)
         snprintf(path, cap, "/sse?user_id=%s%u&rooms=%s", g.o.user_prefix, c->idx, g.o.room);
     else if (is_pub)
@@ -272,7 +283,7 @@ static void start_connects(void)
     while (g.phase == PH_CONNECT && g.next_connect < g.total &&
            g.in_progress < (uint32_t)g.o.connect_window) {
         struct conn *c = &g.conns[g.next_connect++];
-        char path[512];
+        char path[PATH_CAP];
         bool is_pub = c->idx + 1 == g.total;
         c->sse = g.o.sse && !is_pub; /* the publisher always uses WebSocket */
         conn_path(c, path, sizeof(path));
@@ -1185,7 +1196,7 @@ static void raw_send_upgrade(struct conn *c)
         raw_lost(c, strerror(err ? err : errno));
         return;
     }
-    char path[512], req[1024];
+    char path[PATH_CAP], req[PATH_CAP + 512];
     conn_path(c, path, sizeof(path));
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
@@ -1539,6 +1550,9 @@ static void usage(FILE *f)
             "  --recv R             receivers' WebSocket path: lean (default: raw sockets on\n"
             "                       one epoll, 64 KiB reads, own frame parser) or lws\n"
             "                       (libwebsockets, the old path); SSE always uses lws\n"
+            "  --token-file FILE    one token (JWT) per line: connection i connects with\n"
+            "                       ?token=<line i mod count> instead of ?user_id= (the\n"
+            "                       publisher is the last connection); not with --prejoin\n"
             "  --dp-pid is the server's PID for the other protocols\n");
 }
 
@@ -1615,6 +1629,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"transport", required_argument, 0, 'T'},
         {"then-fraction", required_argument, 0, 'F'},
         {"recv", required_argument, 0, 'Q'},
+        {"token-file", required_argument, 0, 'K'},
         {0, 0, 0, 0},
     };
     int ch, li = -1;
@@ -1712,6 +1727,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'F':
             bad = parse_num(optarg, 0.001, 1, &o->then_frac);
             break;
+        case 'K':
+            bad = optarg[0] == '\0';
+            o->token_file = optarg;
+            break;
         case 'T':
             if (strcmp(optarg, "ws") == 0)
                 o->sse = false;
@@ -1737,6 +1756,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "sb_load: unexpected argument %s\n", argv[optind]);
         return -1;
     }
+    if (o->token_file != NULL && (o->proto != PROTO_SB || o->prejoin)) {
+        fprintf(stderr, "sb_load: --token-file is for --proto switchboard without --prejoin (the "
+                        "users are the tokens' subjects)\n");
+        return -1;
+    }
     if (o->proto != PROTO_SB && (o->sse || o->prejoin)) {
         fprintf(stderr, "sb_load: --transport sse and --prejoin are for --proto switchboard\n");
         return -1;
@@ -1752,6 +1776,81 @@ static int parse_options(int argc, char **argv, struct options *o)
         return -1;
     }
     return 0;
+}
+
+/* A token as it may go into a query string unescaped: base64url parts and dots. */
+static bool token_ok(const char *t, size_t len)
+{
+    if (len == 0 || len > TOKEN_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = t[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Reads --token-file into g.tokens: one token a line, "\r\n" or "\n", blank lines skipped. */
+static int load_tokens(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "sb_load: cannot open --token-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0, n_cap = 0, lineno = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (!token_ok(line, (size_t)len) || g.n_tokens >= TOKENS_MAX) {
+            fprintf(stderr,
+                    "sb_load: %s:%zu: not a token (base64url and dots, at most %d bytes; "
+                    "at most %d lines)\n",
+                    path, lineno, TOKEN_MAX, TOKENS_MAX);
+            rc = -1;
+            break;
+        }
+        if (g.n_tokens == n_cap) {
+            size_t nc = n_cap ? n_cap * 2 : 1024;
+            char **nt = realloc(g.tokens, nc * sizeof(*nt));
+            if (nt == NULL) {
+                rc = -1;
+                break;
+            }
+            g.tokens = nt;
+            n_cap = nc;
+        }
+        g.tokens[g.n_tokens] = strdup(line);
+        if (g.tokens[g.n_tokens] == NULL) {
+            rc = -1;
+            break;
+        }
+        g.n_tokens++;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && g.n_tokens == 0) {
+        fprintf(stderr, "sb_load: --token-file %s holds no token\n", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+static void free_tokens(void)
+{
+    for (uint32_t i = 0; i < g.n_tokens; i++)
+        free(g.tokens[i]);
+    free(g.tokens);
+    g.tokens = NULL;
+    g.n_tokens = 0;
 }
 
 static int raise_nofile(uint32_t need)
@@ -1780,6 +1879,10 @@ int main(int argc, char **argv)
 {
     if (parse_options(argc, argv, &g.o) != 0)
         return 2;
+    if (g.o.token_file != NULL && load_tokens(g.o.token_file) != 0) {
+        free_tokens();
+        return 2;
+    }
     g.total = (uint32_t)g.o.conns + 1;
     if (raise_nofile(g.total + 64) != 0) {
         struct rlimit rl;
@@ -1881,5 +1984,6 @@ int main(int argc, char **argv)
         close(g.ep);
     free(g.conns);
     free(g.pad);
+    free_tokens();
     return rc;
 }

@@ -397,6 +397,7 @@ module.exports = {
   httpGet,
   sleep,
   waitFor,
+  Daemon,
   ControlPlane,
   DataPlane,
   System,

@@ -14,14 +14,15 @@ function toPred(p) {
 }
 
 class WsClient {
-  constructor(url) {
+  // `headers`: extra request headers for the upgrade (e.g. Authorization).
+  constructor(url, { headers } = {}) {
     this.url = url;
     this.queue = []; // unconsumed frames (parsed JSON, or {__raw} when not JSON)
     this.all = []; // every frame received, in order
     this.waiters = [];
     this.closeInfo = null;
     this.upgradeStatus = null;
-    this.ws = new WebSocket(url, { handshakeTimeout: 5000, perMessageDeflate: false });
+    this.ws = new WebSocket(url, { handshakeTimeout: 5000, perMessageDeflate: false, headers });
     this.closed = new Promise((resolve) => {
       this.ws.on('close', (code, reason) => {
         this.closeInfo = { code, reason: reason.toString() };
@@ -64,8 +65,8 @@ class WsClient {
   }
 
   // Connects and waits for the `connected` frame (returned). Throws on refusal or timeout.
-  static async connect(url, { timeout = 5000, expectConnected = true } = {}) {
-    const c = new WsClient(url);
+  static async connect(url, { timeout = 5000, expectConnected = true, headers } = {}) {
+    const c = new WsClient(url, { headers });
     await withTimeout(c.opened, timeout, `WebSocket open ${url}`);
     if (expectConnected) c.connected = await c.next({ type: 'connected' }, timeout);
     return c;

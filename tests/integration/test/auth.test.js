@@ -1,6 +1,8 @@
-// unauthorized: a data plane without --dev-mode refuses ?user_id=, and a dev-mode data plane
-// refuses a connection that names no user. Either the upgrade is refused with 401/403, or the
-// socket gets an `unauthorized` error frame and closes with 1008 (PROTOCOL.md).
+// unauthorized: a data plane without --dev-mode (it needs a key source to start) refuses
+// ?user_id= and a connection without a token, and a dev-mode data plane refuses a connection
+// that names no user; always with HTTP 401 before any upgrade and the body
+// {"type":"error","code":"unauthorized","message":...} (PROTOCOL.md). In development mode a
+// token works too. The token checks themselves are in jwt.test.js.
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -8,6 +10,9 @@ const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { startSystem, httpGet, stopsCleanly } = require('../lib/harness');
 const { SseClient } = require('../lib/sseclient');
+const { WsClient } = require('../lib/wsclient');
+const F = require('../lib/frames');
+const T = require('../lib/tokens');
 
 // Opens a WebSocket and reports what happened: {status} for a refused upgrade, or the frames
 // and the close code of an accepted one.
@@ -43,36 +48,36 @@ function attempt(url) {
   });
 }
 
+// The refusal of the contract: 401 before the upgrade, the exact JSON body.
 function assertUnauthorized(r, what) {
-  if (r.status !== undefined) {
-    assert.ok(r.status === 401 || r.status === 403, `${what}: upgrade answered ${r.status}`);
-    if (r.body) {
-      let f = null;
-      try {
-        f = JSON.parse(r.body);
-      } catch (_) {
-        /* a plain body is fine */
-      }
-      if (f) assert.equal(f.code, 'unauthorized', `${what}: ${r.body}`);
-    }
-    return;
+  assert.equal(r.status, 401, `${what}: expected HTTP 401 before the upgrade, got ${JSON.stringify(r).slice(0, 500)}`);
+  let f;
+  try {
+    f = JSON.parse(r.body);
+  } catch (_) {
+    assert.fail(`${what}: the 401 body is not JSON: ${JSON.stringify(r.body)}`);
   }
-  assert.ok(!r.timeout, `${what}: neither refused nor closed within 5 s: ${JSON.stringify(r.frames)}`);
-  assert.ok(!r.frames.some((f) => f.type === 'connected'), `${what}: got a connected frame`);
-  const err = r.frames.find((f) => f.type === 'error');
-  assert.ok(err, `${what}: no error frame before close: ${JSON.stringify(r)}`);
-  assert.equal(err.code, 'unauthorized', JSON.stringify(err));
-  assert.equal(r.code, 1008, `${what}: close code ${r.code}`);
+  F.assertFrame(f, { type: 'error', code: 'unauthorized', message: F.NONEMPTY }, {}, what);
+}
+
+// GET /sse (or any URL) for a refusal: status and body.
+async function sseAttempt(url) {
+  return httpGet(url, { timeout: 5000, headers: { Accept: 'text/event-stream' } });
 }
 
 describe('unauthorized', { timeout: 60000 }, () => {
   describe('data plane without --dev-mode', () => {
     let sys;
+    let dir;
     before(async () => {
-      sys = await startSystem({ devMode: false });
+      dir = T.tempDir();
+      const hmac = T.hmacSecret(dir);
+      sys = await startSystem({ devMode: false, dpArgs: ['--jwt-hmac-secret-file', hmac.file] });
     });
     const shutdown = async () => {
       if (sys) await sys.stop();
+      T.rmTempDir(dir);
+      dir = null;
     };
     after(shutdown);
 
@@ -84,11 +89,9 @@ describe('unauthorized', { timeout: 60000 }, () => {
       assertUnauthorized(await attempt(`${sys.wsBase}/ws`), 'no credentials');
     });
 
-    it('refuses /sse?user_id= with 401 and an unauthorized body', async () => {
-      const c = new SseClient(`${sys.httpBase}/sse?user_id=mallory`);
-      await c.response;
-      assert.equal(c.status, 401);
-      c.close();
+    it('refuses /sse?user_id= and /sse without credentials with 401 and an unauthorized body', async () => {
+      assertUnauthorized(await sseAttempt(`${sys.httpBase}/sse?user_id=mallory`), 'sse ?user_id=');
+      assertUnauthorized(await sseAttempt(`${sys.httpBase}/sse`), 'sse without credentials');
     });
 
     it('still serves health probes', async () => {
@@ -119,6 +122,7 @@ describe('unauthorized', { timeout: 60000 }, () => {
     });
 
     it('refuses an SSE stream without user_id', async () => {
+      assertUnauthorized(await sseAttempt(`${sys.httpBase}/sse`), 'sse without user_id');
       const c = new SseClient(`${sys.httpBase}/sse`);
       await c.response;
       assert.equal(c.status, 401);
@@ -139,6 +143,37 @@ describe('unauthorized', { timeout: 60000 }, () => {
       assert.match(page.headers['content-type'], /text\/html/);
       assert.match(page.body, /<script[^>]+src=/);
       assert.ok(!/<script>[^<]/.test(page.body), 'no inline script');
+    });
+
+    stopsCleanly(shutdown);
+  });
+
+  describe('dev-mode data plane with a key source', () => {
+    let sys;
+    let dir;
+    let hmac;
+    before(async () => {
+      dir = T.tempDir();
+      hmac = T.hmacSecret(dir);
+      sys = await startSystem({ dpArgs: ['--jwt-hmac-secret-file', hmac.file] });
+    });
+    const shutdown = async () => {
+      if (sys) await sys.stop();
+      T.rmTempDir(dir);
+      dir = null;
+    };
+    after(shutdown);
+
+    it('admits ?user_id= and tokens alike; a bad token is still refused', async () => {
+      const a = await WsClient.connect(sys.wsUrl('dev-alice'));
+      assert.equal(a.connected.user_id, 'dev-alice');
+      const token = await T.mint({ key: hmac, sub: 'dev-bob' });
+      const b = await WsClient.connect(`${sys.wsBase}/ws?token=${encodeURIComponent(token)}`);
+      assert.equal(b.connected.user_id, 'dev-bob');
+      await a.close();
+      await b.close();
+      const expired = await T.mint({ key: hmac, sub: 'dev-bob', exp: T.nowSec() - 3600 });
+      assertUnauthorized(await attempt(`${sys.wsBase}/ws?token=${encodeURIComponent(expired)}`), 'expired token in dev mode');
     });
 
     stopsCleanly(shutdown);
