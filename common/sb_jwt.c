@@ -321,9 +321,10 @@ static enum sb_jwt_result check_signature(const struct sb_jwt_keys *keys, enum s
                                           const unsigned char *sig, size_t sl)
 {
     const struct sb_jwk_alg_info *ai = sb_jwk_alg_info(alg);
-    bool family = false, named = false, tried = false, ok = false;
+    bool family = false, named = false, named_other = false, tried = false, ok = false;
     for (size_t i = 0; i < keys->n; i++) {
         const struct sb_jwk *k = &keys->v[i];
+        named_other = named_other || (kid != NULL && k->kid != NULL && strcmp(k->kid, kid) == 0);
         if (usable(k, alg, ai)) {
             family = true;
             named = named || (kid != NULL && k->kid != NULL && strcmp(k->kid, kid) == 0);
@@ -355,7 +356,10 @@ static enum sb_jwt_result check_signature(const struct sb_jwt_keys *keys, enum s
     ERR_clear_error(); /* failed verifications leave entries in this thread's queue */
     if (ok)
         return SB_JWT_OK;
-    return tried ? SB_JWT_BAD_SIGNATURE : SB_JWT_UNKNOWN_KID;
+    if (tried)
+        return SB_JWT_BAD_SIGNATURE;
+    /* the kid names a key, but of another algorithm family: say so rather than "unknown" */
+    return named_other ? SB_JWT_NO_KEY : SB_JWT_UNKNOWN_KID;
 }
 
 /* ---- claims ------------------------------------------------------------------------------ */
@@ -531,16 +535,17 @@ enum sb_jwt_result sb_jwt_verify(const struct sb_jwt_keys *keys, const char *tok
     sig = buf + hl;
     if (sb_b64url_decode(d2 + 1, (size_t)(end - d2 - 1), sig, sizeof(buf) - hl, &sl) != SB_OK)
         goto out;
-    if ((r = parse_header(buf, hl, &hdr, &alg, &kid)) != SB_JWT_OK)
-        goto out;
-    if ((r = check_signature(keys, alg, kid, token, (size_t)(d2 - token), sig, sl)) != SB_JWT_OK)
-        goto out;
-    /* Only a verified token's claims are read. */
-    r = SB_JWT_MALFORMED;
+    /* All three parts must be base64url before anything else (a broken payload is malformed,
+     * not a bad signature); its JSON is read only once the signature is verified. */
     payload = sig + sl;
     if (sb_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), payload, sizeof(buf) - hl - sl, &pl) !=
         SB_OK)
         goto out;
+    if ((r = parse_header(buf, hl, &hdr, &alg, &kid)) != SB_JWT_OK)
+        goto out;
+    if ((r = check_signature(keys, alg, kid, token, (size_t)(d2 - token), sig, sl)) != SB_JWT_OK)
+        goto out;
+    r = SB_JWT_MALFORMED;
     json_error_t je;
     claims = json_loadb((const char *)payload, pl, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(claims))

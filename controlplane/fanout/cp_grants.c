@@ -76,11 +76,14 @@ enum sb_err cp_grants_from_pb(const Switchboard__Internal__V1__Grants *g, struct
             e = SB_EINVAL;
             goto out;
         }
-        r->info = strndup((const char *)g->info.data, g->info.len);
+        /* bytes, not a C string: no strndup (it may read one past the end looking for NUL) */
+        r->info = malloc(g->info.len + 1);
         if (r->info == NULL) {
             e = SB_ENOMEM;
             goto out;
         }
+        memcpy(r->info, g->info.data, g->info.len);
+        r->info[g->info.len] = '\0';
     }
     if ((e = copy_list(g->channels, g->n_channels, "channels", &r->channels, &r->n_channels, why,
                        cap)) != SB_OK ||
