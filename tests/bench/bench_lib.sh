@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shell helpers shared by run.sh and compare.sh (sourced, not run). The caller defines log()
-# and BUILD before calling find_bin.
+# Shell helpers shared by run.sh, compare.sh and tokens.sh (sourced, not run). The caller
+# defines log(), ROOT and BUILD before calling build_bench or find_bin.
 
 # Path of the executable `name` under $BUILD; exits 3 when it is not built.
 find_bin() {
@@ -8,6 +8,18 @@ find_bin() {
     f=$(find "$BUILD" -type f -name "$1" -perm -u+x 2>/dev/null | head -n1)
     [ -n "$f" ] || { log "no $1 under $BUILD (build it first)"; exit 3; }
     echo "$f"
+}
+
+# The Release build with -DSB_BENCH=ON into $BUILD (configured once), of the targets given;
+# exits 3 with the build log's tail when it fails.
+build_bench() {
+    mkdir -p "$BUILD"
+    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSB_BENCH=ON \
+            >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
+    fi
+    cmake --build "$BUILD" -j"$(nproc)" --target "$@" \
+        >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
 }
 
 # SIGTERM to every PID given, a bounded wait (5 s each), then SIGKILL; reaps them.

@@ -88,15 +88,7 @@ if [[ " $SERVERS " == *" ws "* ]] && [ ! -d "$WS_MODULES/ws" ]; then
 fi
 
 # ---- build ----
-if [ "$DO_BUILD" = 1 ]; then
-    mkdir -p "$BUILD"
-    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSB_BENCH=ON \
-            >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
-    fi
-    cmake --build "$BUILD" -j"$(nproc)" --target switchboard-controlplane switchboard-dataplane \
-        sb_load bench_floor >"$BUILD/bench-build.log" 2>&1 || { tail -n 30 "$BUILD/bench-build.log" >&2; exit 3; }
-fi
+if [ "$DO_BUILD" = 1 ]; then build_bench switchboard-controlplane switchboard-dataplane sb_load bench_floor; fi
 CP_BIN=$(find_bin switchboard-controlplane)
 DP_BIN=$(find_bin switchboard-dataplane)
 LOAD_BIN=$(find_bin sb_load)
