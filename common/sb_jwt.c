@@ -579,6 +579,43 @@ void sb_jwt_claims_fini(struct sb_jwt_claims *c)
     memset(c, 0, sizeof(*c));
 }
 
+static enum sb_err dup_list(char *const *in, size_t n, char ***out)
+{
+    *out = NULL;
+    if (n == 0)
+        return SB_OK;
+    char **v = calloc(n, sizeof(*v));
+    if (v == NULL)
+        return SB_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if ((v[i] = strdup(in[i])) == NULL) {
+            free_list(v, i);
+            return SB_ENOMEM;
+        }
+    }
+    *out = v;
+    return SB_OK;
+}
+
+enum sb_err sb_jwt_claims_copy(const struct sb_jwt_claims *src, struct sb_jwt_claims *dst)
+{
+    *dst = *src;
+    dst->info = dst->channel = NULL;
+    dst->channels = dst->rooms = NULL;
+    if ((src->info != NULL && (dst->info = strdup(src->info)) == NULL) ||
+        (src->channel != NULL && (dst->channel = strdup(src->channel)) == NULL) ||
+        dup_list(src->channels, src->n_channels, &dst->channels) != SB_OK ||
+        dup_list(src->rooms, src->n_rooms, &dst->rooms) != SB_OK) {
+        if (dst->channels == NULL)
+            dst->n_channels = 0;
+        if (dst->rooms == NULL)
+            dst->n_rooms = 0;
+        sb_jwt_claims_fini(dst);
+        return SB_ENOMEM;
+    }
+    return SB_OK;
+}
+
 /* ---- signing ----------------------------------------------------------------------------- */
 
 enum sb_err sb_jwt_sign_hmac(const char *alg, const unsigned char *secret, size_t len,

@@ -130,6 +130,10 @@ enum sb_jwt_result sb_jwt_verify(const struct sb_jwt_keys *keys, const char *tok
 
 void sb_jwt_claims_fini(struct sb_jwt_claims *c);
 
+/* A deep copy of *src into *dst (release with sb_jwt_claims_fini). SB_ENOMEM leaves *dst
+ * empty. Pure. */
+enum sb_err sb_jwt_claims_copy(const struct sb_jwt_claims *src, struct sb_jwt_claims *dst);
+
 /* Signs `payload_json` (a JSON object text) with an HMAC secret: alg "HS256", "HS384" or
  * "HS512", header {"alg":..,"typ":"JWT"} (with "kid" when kid is not NULL). On SB_OK *out is a
  * heap string the caller frees. For development tokens (--mint-token) and tests. */

@@ -3,6 +3,8 @@
  * alone (the token itself never reaches a message or a log line). */
 #include "dp_auth.h"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,46 @@ void dp_auth_claims_free(struct sb_jwt_claims *c)
     free(c);
 }
 
+struct dp_auth_cached {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    uint64_t generation; /* 0: empty */
+    struct sb_jwt_claims claims;
+};
+
+void dp_auth_fini(struct dp_auth *a)
+{
+    for (size_t i = 0; a->cache != NULL && i < DP_AUTH_CACHE_SLOTS; i++)
+        sb_jwt_claims_fini(&a->cache[i].claims);
+    free(a->cache);
+    a->cache = NULL;
+}
+
+/* The cache's answer for a token of this digest: SB_JWT_OK with a copy in *c, the time check
+ * that now fails, or SB_JWT_NOMEM for "not cached" (verify it). */
+static enum sb_jwt_result cached(struct dp_auth *a, struct dp_auth_cached *e, uint64_t gen,
+                                 const unsigned char *digest, int64_t now, struct sb_jwt_claims *c)
+{
+    if (e->generation != gen || memcmp(e->digest, digest, sizeof(e->digest)) != 0)
+        return SB_JWT_NOMEM;
+    const struct sb_jwt_claims *k = &e->claims;
+    if (k->exp_ms != 0 && now > k->exp_ms + a->jwt.leeway_ms)
+        return SB_JWT_EXPIRED;
+    if (sb_jwt_claims_copy(k, c) != SB_OK)
+        return SB_JWT_NOMEM;
+    return SB_JWT_OK;
+}
+
+static void remember(struct dp_auth_cached *e, uint64_t gen, const unsigned char *digest,
+                     const struct sb_jwt_claims *c)
+{
+    sb_jwt_claims_fini(&e->claims);
+    e->generation = 0;
+    if (sb_jwt_claims_copy(c, &e->claims) != SB_OK)
+        return;
+    memcpy(e->digest, digest, sizeof(e->digest));
+    e->generation = gen;
+}
+
 static bool verify(struct dp_auth *a, const char *token, struct sb_jwt_claims **claims, char *why,
                    size_t cap)
 {
@@ -46,9 +88,30 @@ static bool verify(struct dp_auth *a, const char *token, struct sb_jwt_claims **
         snprintf(why, cap, "out of memory");
         return false;
     }
-    struct sb_jwt_keys *keys = dp_keys_get(a->keys);
-    enum sb_jwt_result r = sb_jwt_verify(keys, token, strlen(token), &a->jwt, sb_time_now_ms(), c);
-    sb_jwt_keys_unref(keys);
+    size_t len = strlen(token);
+    int64_t now = sb_time_now_ms();
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    uint64_t gen = dp_keys_generation(a->keys);
+    struct dp_auth_cached *e = NULL;
+    if (a->cache == NULL)
+        a->cache = calloc(DP_AUTH_CACHE_SLOTS, sizeof(*a->cache));
+    if (a->cache != NULL && len <= SB_JWT_MAX_TOKEN &&
+        EVP_Digest(token, len, digest, NULL, EVP_sha256(), NULL) == 1) {
+        uint32_t slot;
+        memcpy(&slot, digest, sizeof(slot));
+        e = &a->cache[slot & (DP_AUTH_CACHE_SLOTS - 1)];
+    }
+    enum sb_jwt_result r = e != NULL ? cached(a, e, gen, digest, now, c) : SB_JWT_NOMEM;
+    if (r == SB_JWT_NOMEM) {
+        a->cache_misses++;
+        struct sb_jwt_keys *keys = dp_keys_get(a->keys);
+        r = sb_jwt_verify(keys, token, len, &a->jwt, now, c);
+        sb_jwt_keys_unref(keys);
+        if (r == SB_JWT_OK && e != NULL)
+            remember(e, gen, digest, c);
+    } else {
+        a->cache_hits++;
+    }
     if (r != SB_JWT_OK) {
         free(c);
         if (r == SB_JWT_UNKNOWN_KID || r == SB_JWT_NO_KEY)

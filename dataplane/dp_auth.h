@@ -14,6 +14,13 @@
 
 struct dp_config;
 struct dp_keys;
+struct dp_auth_cached;
+
+/* Verified tokens remembered, so that a reconnect storm (clients coming back with the token they
+ * had) costs a SHA-256 and a lookup instead of a signature check each. Direct-mapped by the
+ * token's digest; only tokens that passed every check are kept, and only for the key set
+ * generation they were verified under. */
+#define DP_AUTH_CACHE_SLOTS 4096
 
 struct dp_auth {
     bool dev_mode;
@@ -22,6 +29,8 @@ struct dp_auth {
     /* development-mode connections logged, and left out of the log by the rate limit */
     int64_t dev_log_at_ms;
     uint64_t dev_suppressed;
+    struct dp_auth_cached *cache; /* DP_AUTH_CACHE_SLOTS, allocated at the first token */
+    uint64_t cache_hits, cache_misses;
 };
 
 /* Fills *a from the configuration; `keys` is borrowed (may be NULL). */
@@ -39,6 +48,9 @@ bool dp_auth_check(struct dp_auth *a, const char *token, const char *user_id_arg
 /* The `refresh` frame: `token` must verify and name `user`. Same results as dp_auth_check. */
 bool dp_auth_refresh(struct dp_auth *a, const char *token, const char *user,
                      struct sb_jwt_claims **claims, char *why, size_t cap);
+
+/* Frees the cache. */
+void dp_auth_fini(struct dp_auth *a);
 
 /* Frees claims from dp_auth_check (NULL-safe). */
 void dp_auth_claims_free(struct sb_jwt_claims *c);

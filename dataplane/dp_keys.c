@@ -53,6 +53,7 @@ struct dp_keys {
     bool stop;               /* guarded by mu */
     bool first_done;         /* guarded by mu: the first URL fetch was tried */
     atomic_bool kicked;
+    atomic_uint_fast64_t generation;
     pthread_t thread;
     bool started;
 
@@ -304,6 +305,7 @@ static void swap_in(struct dp_keys *k)
     pthread_mutex_lock(&k->mu);
     struct sb_jwt_keys *old = k->cur;
     k->cur = set;
+    atomic_fetch_add(&k->generation, 1);
     pthread_mutex_unlock(&k->mu);
     sb_jwt_keys_unref(old);
     SB_LOG_INFO(MOD, "token keys in use", "keys=%zu", sb_jwt_keys_count(set));
@@ -429,6 +431,7 @@ enum sb_err dp_keys_create(const struct dp_config *cfg, struct dp_keys **out, ch
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     atomic_init(&k->kicked, false);
+    atomic_init(&k->generation, 1);
     k->refresh_ms = cfg->jwks_refresh;
     enum sb_err e = SB_OK;
     if (set(cfg->jwt_hmac_secret_file))
@@ -518,6 +521,11 @@ struct sb_jwt_keys *dp_keys_get(struct dp_keys *k)
     struct sb_jwt_keys *set = sb_jwt_keys_ref(k->cur);
     pthread_mutex_unlock(&k->mu);
     return set;
+}
+
+uint64_t dp_keys_generation(struct dp_keys *k)
+{
+    return atomic_load(&k->generation);
 }
 
 void dp_keys_kick(struct dp_keys *k)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sb_err.h"
 
@@ -28,6 +29,10 @@ void dp_keys_destroy(struct dp_keys *k);
 
 /* The current key set, with a reference the caller drops with sb_jwt_keys_unref. Any thread. */
 struct sb_jwt_keys *dp_keys_get(struct dp_keys *k);
+
+/* Rises each time a new key set is swapped in (from 1): a cache of verified tokens is valid only
+ * for the generation it was filled under. Any thread. */
+uint64_t dp_keys_generation(struct dp_keys *k);
 
 /* A token named a key id that is not in the set: fetch the URL again soon (at most once per
  * 30 s). Any thread; never blocks. */

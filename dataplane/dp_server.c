@@ -251,6 +251,7 @@ void dp_server_destroy(struct dp_server *srv)
     if (srv->lws != NULL)
         lws_context_destroy(srv->lws);
     dp_hub_destroy(srv->ctx.hub);
+    dp_auth_fini(&srv->ctx.auth);
     dp_ctx_fini(&srv->ctx);
     free(srv);
 }

@@ -142,9 +142,31 @@ static void test_tokens_and_refresh(void **state)
     assert_false(dp_auth_check(&a, old, NULL, user, &cl, why, sizeof(why)));
     assert_string_equal(why, sb_jwt_result_name(SB_JWT_EXPIRED));
     assert_null(strstr(why, "eyJ")); /* never the token */
+    /* the cache: a token seen again is not verified again */
+    uint64_t misses = a.cache_misses;
+    assert_true(dp_auth_check(&a, t, NULL, user, &cl, why, sizeof(why)));
+    dp_auth_claims_free(cl);
+    assert_true(dp_auth_check(&a, t, NULL, user, &cl, why, sizeof(why)));
+    assert_string_equal(cl->info, "{\"n\":\"A\"}");
+    dp_auth_claims_free(cl);
+    assert_int_equal(a.cache_misses, misses);
+    assert_true(a.cache_hits >= 2);
+    /* ... until the keys change: a token of the old secret is then refused, not served from the
+     * cache (rewrite the file; the refresh thread swaps the set within about a second) */
+    uint64_t gen = dp_keys_generation(keys);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("another-secret-of-at-least-32-bytes-long", f);
+    fclose(f);
+    for (int i = 0; i < 60 && dp_keys_generation(keys) == gen; i++)
+        usleep(50000);
+    assert_true(dp_keys_generation(keys) > gen);
+    assert_false(dp_auth_check(&a, t, NULL, user, &cl, why, sizeof(why)));
+    assert_string_equal(why, sb_jwt_result_name(SB_JWT_BAD_SIGNATURE));
     free(t);
     free(other);
     free(old);
+    dp_auth_fini(&a);
     dp_keys_destroy(keys);
     unlink(path);
     /* a secret file that does not load stops the start */
