@@ -415,6 +415,22 @@ describe('client tokens (JWT)', { timeout: 300000 }, () => {
     });
 
     describe('claims', () => {
+      it('refresh after exp, inside the 5 s leeway: acked, and the connection outlives exp + leeway', { timeout: 20000 }, async () => {
+        const sub = uniq('late');
+        const exp = T.nowSec() + 1;
+        const c = await t.ws(await tok({ sub, exp }));
+        await c.next({ type: 'token_expiring' }, 2000);
+        await sleep(Math.max(0, exp * 1000 - Date.now()) + 1500); // expired now, still within the leeway
+        assert.equal(c.closeInfo, null, `closed inside the leeway: ${JSON.stringify(c.closeInfo)}`);
+        const newExp = T.nowSec() + 3600;
+        const ack = await c.request({ type: 'refresh', token: await tok({ sub, exp: newExp }), ref: 'late' });
+        F.assertFrame(ack, { type: 'ack', ref: 'late', expires_at: iso(newExp) });
+        await sleep(Math.max(0, (exp + 5) * 1000 - Date.now()) + 1500);
+        assert.equal(c.closeInfo, null, `closed after a refresh inside the leeway: ${JSON.stringify(c.closeInfo)}`);
+        F.assertFrame(await c.request({ type: 'ping', ref: 'alive' }), { type: 'pong', ref: 'alive' }, { timestamp: F.TS });
+        await c.close();
+      });
+
       it('exp in the past: refused with "expired"; within the 5 s leeway: accepted', async () => {
         const now = T.nowSec();
         await assertRefusedBoth(t.sys, await tok({ exp: now - 60 }), /expired/, 'exp 60 s ago');
