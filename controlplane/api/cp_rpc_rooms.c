@@ -282,7 +282,7 @@ void cp_rpc_rooms_join(struct cp_ctx *c, struct cp_call *call, const ProtobufCMe
         return;
     }
     *jc = (struct join_call){call, c, req->room_id, req->user_id};
-    cp_rooms_join(c, req->room_id, req->user_id, role, false, false, 0, join_done, jc);
+    cp_rooms_join(c, req->room_id, req->user_id, role, false, false, false, 0, join_done, jc);
 }
 
 void cp_rpc_rooms_leave(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)

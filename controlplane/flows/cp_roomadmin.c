@@ -901,8 +901,8 @@ static void accept_read(void *arg, const struct cp_status *st, const struct cp_d
         failf(op, SB_CODE_INVITE_EXPIRED, "invite %s expired at %s", invite_id(op), ts);
         return;
     }
-    cp_rooms_join(op->c, op->room_id, op->target_id, CP_ROLE_MEMBER, false, false, 0, accept_joined,
-                  op);
+    cp_rooms_join(op->c, op->room_id, op->target_id, CP_ROLE_MEMBER, false, false, false, 0,
+                  accept_joined, op);
 }
 
 void cp_roomadmin_accept(struct cp_ctx *c, const char *invite_id, const char *user_id,
@@ -964,7 +964,7 @@ static void bulk_step(struct op *op)
         }
         op->in_loop = true;
         op->pending = true;
-        cp_rooms_join(op->c, op->room_id, user, op->role, false, false, 0, bulk_joined, op);
+        cp_rooms_join(op->c, op->room_id, user, op->role, false, false, false, 0, bulk_joined, op);
         op->in_loop = false;
         if (op->pending)
             return; /* answered later: bulk_joined continues */

@@ -110,6 +110,7 @@ struct join_op {
     int64_t since;
     enum cp_role role;
     bool client;
+    bool granted; /* with client: the token's rooms claim names the room */
     struct cp_join_outcome out;
 };
 
@@ -181,7 +182,7 @@ static void join_add(struct join_op *op)
                               .user_id = op->user_id,
                               .role = op->role,
                               .now = sb_time_now_ms(),
-                              .deny_private = op->client,
+                              .deny_private = op->client && !op->granted,
                               .auto_create = op->client && c->set.auto_create_rooms};
     c->store->ops->member_add(c->store, &req, join_added, op);
 }
@@ -249,7 +250,8 @@ static void join_ban_read(void *arg, const struct cp_status *st, const struct cp
 }
 
 void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, enum cp_role role,
-                   bool client, bool has_since, int64_t since, cp_rooms_join_fn *cb, void *arg)
+                   bool client, bool granted, bool has_since, int64_t since, cp_rooms_join_fn *cb,
+                   void *arg)
 {
     struct join_op *op = calloc(1, sizeof(*op));
     if (op != NULL) {
@@ -271,6 +273,7 @@ void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, e
     op->since = since;
     op->role = role;
     op->client = client;
+    op->granted = granted;
     char key[CP_ROOMS_KEY_MAX];
     cp_rooms_ban_key(key, op->room_id, op->user_id);
     c->store->ops->doc_get(c->store, key, join_ban_read, op);

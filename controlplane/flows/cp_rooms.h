@@ -29,13 +29,16 @@ struct cp_join_outcome {
 typedef void cp_rooms_join_fn(void *arg, const struct cp_status *st,
                               const struct cp_join_outcome *o);
 
-/* Joins `user_id` to `room_id`. `client`: a client's join frame (private rooms refused,
- * auto_create_rooms applies). has_since: also read the messages after `since`. Every join
- * (gRPC JoinRoom/BulkJoinRoom/AcceptInvite, client frame) is refused BANNED while a ban
- * document is in force, and ROOM_LIMIT_REACHED when the user is in max_rooms_per_user rooms
- * and not in this one. */
+/* Joins `user_id` to `room_id`. `client`: a client's join frame (a private room refused
+ * PERMISSION_DENIED unless `granted`, auto_create_rooms applies). `granted`: with `client`, the
+ * connection's token grants the room (its `rooms` claim, cp_access_has_room); ignored for the
+ * backend's joins, which may always enter private rooms. has_since: also read the messages
+ * after `since`. Every join (gRPC JoinRoom/BulkJoinRoom/AcceptInvite, client frame) is refused
+ * BANNED while a ban document is in force, and ROOM_LIMIT_REACHED when the user is in
+ * max_rooms_per_user rooms and not in this one. */
 void cp_rooms_join(struct cp_ctx *c, const char *room_id, const char *user_id, enum cp_role role,
-                   bool client, bool has_since, int64_t since, cp_rooms_join_fn *cb, void *arg);
+                   bool client, bool granted, bool has_since, int64_t since, cp_rooms_join_fn *cb,
+                   void *arg);
 
 /* Removes `user_id` from `room_id`: Membership(removed) to the user's nodes, typing stopped,
  * `leave` to the remaining members. */

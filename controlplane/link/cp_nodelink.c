@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_access.h"
 #include "cp_channels.h"
 #include "cp_grants.h"
 #include "cp_json.h"
@@ -285,8 +286,11 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
             reply_error(c, n, req, SB_CODE_INVALID_MESSAGE, "%s", "since must not be negative");
             break;
         }
-        cp_rooms_join(c, j->room_id, user, CP_ROLE_MEMBER, true, j->has_since, j->since, join_done,
-                      op);
+        /* a private room: the token's rooms claim (kept with this stream) may grant it */
+        bool granted =
+            cp_access_has_room(cp_grants_get(&n->grants, nz(req->connection_id)), j->room_id);
+        cp_rooms_join(c, j->room_id, user, CP_ROLE_MEMBER, true, granted, j->has_since, j->since,
+                      join_done, op);
         return;
     }
     case SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_LEAVE:

@@ -118,8 +118,8 @@ static void room_with_members(struct fixture *f)
     struct cp_room room = {
         .id = "r1", .name = "", .description = "", .owner_id = "alice", .created_at = 1};
     cp_rooms_create(&f->c, &room, room_cb, f);
-    cp_rooms_join(&f->c, "r1", "bob", CP_ROLE_MODERATOR, false, false, 0, join_cb, f);
-    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, 0, join_cb, f);
+    cp_rooms_join(&f->c, "r1", "bob", CP_ROLE_MODERATOR, false, false, false, 0, join_cb, f);
+    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, false, 0, join_cb, f);
     assert_int_equal(f->calls, 3);
     assert_int_equal(f->code, SB_CODE_NONE);
     f->calls = 0;
@@ -177,13 +177,13 @@ static void test_cp_roomadmin_ban_lists_refuses_joins_until_unban(void **state)
     assert_string_equal(f->user, "carol");
     assert_string_equal(f->ban_reason, "spam");
     assert_int_equal(f->ban.expires_at, 0);
-    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, 0, join_cb, f);
+    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, false, 0, join_cb, f);
     assert_int_equal(f->code, SB_CODE_BANNED);
     cp_roomadmin_unban(&f->c, "r1", NULL, "carol", done_cb, f);
     assert_int_equal(f->code, SB_CODE_NONE);
     cp_roomadmin_bans(&f->c, "r1", bans_cb, f);
     assert_int_equal(f->n, 0);
-    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, 0, join_cb, f);
+    cp_rooms_join(&f->c, "r1", "carol", CP_ROLE_MEMBER, false, false, false, 0, join_cb, f);
     assert_int_equal(f->code, SB_CODE_NONE);
     cp_roomadmin_bans(&f->c, "r9", bans_cb, f);
     assert_int_equal(f->code, SB_CODE_ROOM_NOT_FOUND);
