@@ -100,7 +100,7 @@ struct cp_join_req {
     const char *user_id;
     enum cp_role role;
     int64_t now;
-    bool deny_private; /* a client join: private rooms need an invite */
+    bool deny_private; /* a client join the token does not grant: private rooms refused */
     bool auto_create;  /* a missing room is created public, the user as owner */
 };
 
