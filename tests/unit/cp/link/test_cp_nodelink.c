@@ -1,7 +1,7 @@
 /* NodeLink items end to end without sockets: two nodes, Hello/Welcome, ConnOpen/ConnOpened,
  * join (Membership before the join event), message (one delivery per node, ack after),
- * history, since-replay, typing with expiry, node loss (presence offline), protocol errors,
- * and the queue's batching and overflow. */
+ * history, since-replay, a private room's join by the rooms grant, typing with expiry, node loss
+ * (presence offline), protocol errors, and the queue's batching and overflow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -332,6 +332,52 @@ static void test_nodelink_requests_need_an_open_connection(void **state)
     switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
 }
 
+/* A private room: the client join needs the ConnOpen's rooms grant (id or glob); none, or one
+ * for other rooms, is permission_denied. */
+static void test_nodelink_private_join_needs_rooms_grant(void **state)
+{
+    struct fixture *f = *state;
+    struct cp_room room = {
+        .id = "team-a", .name = "", .description = "", .owner_id = "", .is_private = true};
+    f->c.store->ops->room_create(f->c.store, &room, ignore_room, NULL);
+    hello(f, &f->a, "dp-1");
+    open_conn(f, &f->a, "c-none", "alice");
+    char *rooms[] = {"eng-*", "team-*"};
+    Switchboard__Internal__V1__Grants g = SWITCHBOARD__INTERNAL__V1__GRANTS__INIT;
+    g.rooms = rooms;
+    g.n_rooms = 1;
+    Switchboard__Internal__V1__ConnOpen o = SWITCHBOARD__INTERNAL__V1__CONN_OPEN__INIT;
+    o.request_id = 8;
+    o.connection_id = "c-other";
+    o.user_id = "bob";
+    o.grants = &g;
+    NodeItem it = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__INIT;
+    it.kind_case = SWITCHBOARD__INTERNAL__V1__NODE_ITEM__KIND_CONN_OPEN;
+    it.conn_open = &o;
+    handle(f, &f->a, &it);
+    g.n_rooms = 2;
+    o.connection_id = "c-team";
+    o.user_id = "carol";
+    handle(f, &f->a, &it);
+    switchboard__internal__v1__control_batch__free_unpacked(take(&f->a), NULL);
+
+    join(f, &f->a, "c-none", "team-a", false, 0);
+    join(f, &f->a, "c-other", "team-a", false, 0);
+    ControlBatch *b = take(&f->a);
+    assert_int_equal(b->n_items, 2);
+    assert_string_equal(b->items[0]->reply->error_code, "permission_denied");
+    assert_string_equal(b->items[1]->reply->error_code, "permission_denied");
+    switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
+    join(f, &f->a, "c-team", "team-a", false, 0);
+    b = take(&f->a); /* Membership, the join event, the ack */
+    assert_int_equal(b->n_items, 3);
+    assert_int_equal(b->items[0]->kind_case,
+                     SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_MEMBERSHIP);
+    assert_int_equal(b->items[2]->kind_case, SWITCHBOARD__INTERNAL__V1__CONTROL_ITEM__KIND_REPLY);
+    assert_string_equal(b->items[2]->reply->error_code, "");
+    switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
+}
+
 static void test_node_queue_batches_and_overflow(void **state)
 {
     (void)state;
@@ -367,6 +413,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_nodelink_join_message_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodelink_requests_need_an_open_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_nodelink_private_join_needs_rooms_grant, setup,
                                         teardown),
         cmocka_unit_test(test_node_queue_batches_and_overflow),
     };
