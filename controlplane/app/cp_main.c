@@ -33,6 +33,8 @@ static int64_t max_msgs_per_sec, rate_burst, presence_timeout, max_typing_users;
 static int64_t retention_ms, retention_interval, session_ttl, watch_queue_bytes;
 static int auto_create_channels;
 static char *api_key_file, *cluster_secret_file;
+static char *authorizer;
+static int64_t authorizer_timeout;
 static int allow_insecure;
 
 static const struct sb_config_opt opts[] = {
@@ -89,6 +91,13 @@ static const struct sb_config_opt opts[] = {
     {"watch_queue_bytes", SB_CONFIG_INT, &watch_queue_bytes, "4194304",
      "bytes queued per WatchEvents stream before the watcher is cut off", 4096, 1073741824, 0},
     {"log_level", SB_CONFIG_STRING, &log_level, "info", "debug, info, warn or error", 0, 0, 0},
+    /* the backend's Authorizer (docs/security.md) */
+    {"authorizer", SB_CONFIG_STRING, &authorizer, "",
+     "HOST:PORT of the backend's switchboard.v1.Authorizer, asked when a client needs a grant "
+     "its token does not carry (errors and deadlines deny)",
+     0, 0, 0},
+    {"authorizer_timeout", SB_CONFIG_INT, &authorizer_timeout, "2s",
+     "deadline of each Authorizer call", 10, 60000, SB_CONFIG_DURATION},
     /* credentials on the gRPC port (docs/security.md) */
     {"api_key_file", SB_CONFIG_STRING, &api_key_file, "",
      "API keys for switchboard.v1.* (one a line, >= 16 bytes; re-read when it changes): calls "
@@ -274,6 +283,8 @@ int main(int argc, char **argv)
         .lease_ttl_ms = lease_ttl,
         .api_keys = api_keys,
         .cluster_secret = cluster_secret,
+        .authorizer = authorizer,
+        .authorizer_timeout_ms = authorizer_timeout,
     };
     struct cp_server *srv;
     if (cp_server_start(&so, &srv) != SB_OK) {

@@ -41,6 +41,7 @@
 #include "cp_changes.h"
 #include "cp_handoff.h"
 #include "cp_link.h"
+#include "cp_authorizer.h"
 #include "cp_peer.h"
 #include "cp_rpc.h"
 #include "cp_rpc_peer.h"
@@ -513,6 +514,7 @@ static void *loop(void *arg)
             cp_link_stop_all(&s->ctx);
             cp_watch_stop_all(&s->ctx);
             cp_peer_stop(&s->ctx);
+            cp_authorizer_stop(&s->ctx);
         }
         flush_links(s);
     }
@@ -547,6 +549,8 @@ enum sb_err cp_server_start(const struct cp_server_opts *o, struct cp_server **o
         snprintf(s->ctx.id, sizeof(s->ctx.id), "%s", o->id);
     s->ctx.cq = s->cq;
     enum sb_err serr = SB_OK;
+    if (o->authorizer != NULL && o->authorizer[0] != '\0')
+        serr = cp_authorizer_start(&s->ctx, o->authorizer, o->authorizer_timeout_ms);
     if (o->etcd_endpoints != NULL) {
         grpc_channel_credentials *wc = grpc_insecure_credentials_create();
         s->wake_ch = grpc_channel_create("unix:/nonexistent/switchboard-wake", wc, NULL);
@@ -726,6 +730,7 @@ void cp_server_stop(struct cp_server *s)
     cp_link_free_all(&s->ctx);
     cp_watch_free_all(&s->ctx);
     cp_peer_fini(&s->ctx);
+    cp_authorizer_fini(&s->ctx);
     if (s->ctx.distributed)
         cp_cluster_etcd_destroy(s->ctx.cluster);
     s->ctx.cluster = cp_cluster_single();

@@ -22,6 +22,10 @@ struct cp_server_opts {
      * from the start on only the server's thread touches them (it re-reads their files). */
     struct sb_secret *api_keys;       /* switchboard.v1.*: --api-key-file */
     struct sb_secret *cluster_secret; /* switchboard.internal.v1.*: --cluster-secret-file */
+    /* The backend's switchboard.v1.Authorizer (--authorizer; NULL or "": none) and the deadline
+     * of each call. */
+    const char *authorizer;
+    int64_t authorizer_timeout_ms;
 };
 
 struct cp_server;

@@ -63,6 +63,19 @@ typedef void cp_on_channel_message_fn(void *ud, const char *channel_id, const ch
                                       const char *user_id, const char *data, size_t data_len,
                                       const struct cp_kv *metadata, size_t n_metadata,
                                       int64_t timestamp);
+/* The backend's Authorizer (--authorizer, link/cp_authorizer.c): may `user_id` do `action`
+ * ("subscribe", "join", "publish") on `target`? Answered once, on the loop thread, maybe at
+ * once from its cache; `info` is the member info for a presence channel (NULL: none) and
+ * `reason` a sentence (never NULL). An error, a missed deadline or an unreachable backend is
+ * CP_AUTHZ_UNAVAILABLE: it denies. */
+enum cp_authz_answer { CP_AUTHZ_ALLOW, CP_AUTHZ_DENY, CP_AUTHZ_UNAVAILABLE };
+struct cp_authz_req {
+    const char *user_id, *connection_id, *action, *target;
+    const char *info; /* the token's `info` claim (JSON text) or NULL */
+};
+typedef void cp_authz_fn(void *arg, enum cp_authz_answer answer, const char *info,
+                         const char *reason);
+
 struct cp_hooks {
     void *ud;
     cp_on_presence_fn *presence;               /* a presence announcement left (WatchEvents) */
@@ -103,6 +116,9 @@ struct cp_ctx {
                         void (*cb)(void *arg, const struct cp_status *st, const char *message_id,
                                    int64_t seq),
                         void *arg);
+    /* Asks the backend's Authorizer (NULL: no --authorizer; then nothing is granted by it). */
+    void (*authorize)(struct cp_ctx *c, const struct cp_authz_req *r, cp_authz_fn *cb, void *arg);
+    void *authorizer; /* link/cp_authorizer.c: channel, cache and calls in flight */
     struct {
         cp_timer_fn *tick;
         cp_deadline_fn *next;
