@@ -20,6 +20,22 @@ bool cp_check_id(struct cp_call *call, const char *what, const char *value)
     return true;
 }
 
+bool cp_check_channel_id(struct cp_call *call, const char *what, const char *value)
+{
+    if (value == NULL || value[0] == '\0') {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is required", what);
+        return false;
+    }
+    if (!sb_ident_is_valid_channel(value)) {
+        cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
+                      "%s must be 1-%d characters of A-Z a-z 0-9 . _ : @ -, optionally ending "
+                      "in #<user_id>[,<user_id>...]",
+                      what, SB_IDENT_MAX);
+        return false;
+    }
+    return true;
+}
+
 bool cp_check_optional_id(struct cp_call *call, const char *what, const char *value)
 {
     if (value == NULL || value[0] == '\0')

@@ -213,7 +213,7 @@ static void ids(void *arg, const struct cp_status *st, const char *const *v, siz
 
 static void create(struct fixture *f, const char *id)
 {
-    cp_channels_create(&f->c, id, NULL, 0, one, NULL);
+    cp_channels_create(&f->c, id, NULL, 0, false, one, NULL);
     assert_int_equal(last.code, SB_CODE_NONE);
 }
 
@@ -386,7 +386,7 @@ static void test_channels_create_clears_leftovers_of_a_deletion(void **state)
     assert_non_null(b);
     assert_false(b->items[0]->membership->added);
     switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
-    cp_channels_create(&f->c, "old", NULL, 0, one, NULL);
+    cp_channels_create(&f->c, "old", NULL, 0, false, one, NULL);
     assert_int_equal(last.code, SB_CODE_CHANNEL_ALREADY_EXISTS);
 }
 
