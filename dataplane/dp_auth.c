@@ -190,6 +190,27 @@ bool dp_auth_refresh(struct dp_auth *a, const char *token, const char *user,
     return true;
 }
 
+bool dp_auth_subscription(struct dp_auth *a, const char *token, const char *user,
+                          const char *channel_id, char *why, size_t cap)
+{
+    struct sb_jwt_claims *c = NULL;
+    if (!verify(a, token, &c, why, cap))
+        return false;
+    bool ok = false;
+    if (strcmp(c->sub, user) != 0)
+        snprintf(why, cap,
+                 "subscription token names another user (sub must be the connection's "
+                 "user)");
+    else if (c->channel == NULL || strcmp(c->channel, channel_id) != 0)
+        snprintf(why, cap,
+                 "subscription token is for another channel (its channel claim must "
+                 "be the channel id)");
+    else
+        ok = true;
+    dp_auth_claims_free(c);
+    return ok;
+}
+
 static bool has(const char *s)
 {
     return s != NULL && s[0] != '\0';

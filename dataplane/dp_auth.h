@@ -49,6 +49,12 @@ bool dp_auth_check(struct dp_auth *a, const char *token, const char *user_id_arg
 bool dp_auth_refresh(struct dp_auth *a, const char *token, const char *user,
                      struct sb_jwt_claims **claims, char *why, size_t cap);
 
+/* A subscription token on a `subscribe` frame: true when `token` verifies (same keys and
+ * checks as dp_auth_check), names `user` in `sub` and `channel_id` in its `channel` claim; else
+ * false with the sentence of the `unauthorized` error in `why`. lws thread. */
+bool dp_auth_subscription(struct dp_auth *a, const char *token, const char *user,
+                          const char *channel_id, char *why, size_t cap);
+
 /* Frees the cache. */
 void dp_auth_fini(struct dp_auth *a);
 

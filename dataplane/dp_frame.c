@@ -177,6 +177,11 @@ static enum sb_err get_str(json_t *root, const char *name, bool required, enum k
     if (!ok) {
         if (kind == TEXT)
             return fail(err, "field %s is longer than %zu bytes", name, max);
+        if (kind == CHANNEL_ID)
+            return fail(err,
+                        "invalid %s: 1 to %d characters of A-Z a-z 0-9 . _ : @ -, "
+                        "optionally ending in #<user_id>[,<user_id>...]",
+                        name, SB_IDENT_MAX);
         return fail(err, "invalid %s: 1 to %d characters of A-Z a-z 0-9 . _ : @ -", name,
                     SB_IDENT_MAX);
     }
@@ -305,7 +310,9 @@ static enum sb_err validate(const char *text, size_t len, json_t *root, struct d
     case DP_FRAME_SUBSCRIBE:
         if ((e = get_str(root, "channel_id", true, CHANNEL_ID, 0, &f->channel_id, err)) != SB_OK)
             return e;
-        return get_str(root, "filter", false, TEXT, DP_FRAME_TEXT_MAX, &f->filter, err);
+        if ((e = get_str(root, "filter", false, TEXT, DP_FRAME_TEXT_MAX, &f->filter, err)) != SB_OK)
+            return e;
+        return get_str(root, "token", false, TEXT, SB_JWT_MAX_TOKEN, &f->token, err);
     case DP_FRAME_UNSUBSCRIBE:
         return get_str(root, "channel_id", true, CHANNEL_ID, 0, &f->channel_id, err);
     case DP_FRAME_PUBLISH:

@@ -71,7 +71,8 @@ struct dp_frame {
     const char *message_id; /* edit, delete, react */
     const char *emoji;      /* react, 1..64 bytes (the control plane checks it further) */
     bool remove;            /* react (optional): remove the reaction */
-    const char *token;      /* refresh: the new JWT (checked by dp_auth) */
+    const char *token;      /* refresh: the new JWT; subscribe (optional): a subscription
+                               token (both checked by dp_auth) */
     json_t *root;
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dp_buf.h"
+#include "dp_auth.h"
 #include "dp_config.h"
 #include "dp_frame.h"
 #include "dp_link.h"
@@ -126,8 +127,9 @@ void dp_request_post_abandoned(struct dp_post *post)
 
 /* ---- client frames ---- */
 
+/* `token_grant`: a subscribe whose subscription token verified here (SubscribeOp). */
 static void forward(struct dp_request *req, struct dp_session *s, struct dp_post *post,
-                    const struct dp_frame *f)
+                    const struct dp_frame *f, bool token_grant)
 {
     const char *ref = f->ref;
     if (req->link == NULL || !dp_link_is_up(req->link)) {
@@ -243,6 +245,7 @@ static void forward(struct dp_request *req, struct dp_session *s, struct dp_post
     case DP_FRAME_UNSUBSCRIBE:
         sub.channel_id = S(f->channel_id);
         sub.filter = S(f->filter);
+        sub.token_grant = token_grant;
         if (f->type == DP_FRAME_SUBSCRIBE) {
             rq.op_case = SWITCHBOARD__INTERNAL__V1__CLIENT_REQUEST__OP_SUBSCRIBE;
             rq.subscribe = &sub;
@@ -336,8 +339,19 @@ void dp_request_client_frame(struct dp_request *req, struct dp_session *s, const
             dp_token_refresh(req->auth, req->link, s, post, &f);
         else
             dp_request_send_error(s, post, f.ref, "unauthorized", "this node takes no tokens");
+    } else if (f.type == DP_FRAME_SUBSCRIBE && f.token != NULL) {
+        /* The node holds the keys: a subscription token is checked here, and only the verdict
+         * travels (the control plane trusts its authenticated peers). */
+        char why[160];
+        if (req->auth == NULL)
+            dp_request_send_error(s, post, f.ref, "unauthorized", "this node takes no tokens");
+        else if (!dp_auth_subscription(req->auth, f.token, s->user_id, f.channel_id, why,
+                                       sizeof(why)))
+            dp_request_send_error(s, post, f.ref, "unauthorized", why);
+        else
+            forward(req, s, post, &f, true);
     } else {
-        forward(req, s, post, &f);
+        forward(req, s, post, &f, false);
     }
     dp_frame_fini(&f);
 }
@@ -365,11 +379,11 @@ static void sse_request(struct dp_request *req, struct dp_session *s, enum dp_fr
             dp_request_send_error(
                 s, NULL, NULL, "invalid_message",
                 "invalid channel_id in ?channels=: 1 to 128 characters of A-Z a-z "
-                "0-9 . _ : @ -");
+                "0-9 . _ : @ -, optionally ending in #<user_id>");
             return;
         }
     }
-    forward(req, s, NULL, &f);
+    forward(req, s, NULL, &f, false);
 }
 
 void dp_request_sse_join(struct dp_request *req, struct dp_session *s, const char *room_id,

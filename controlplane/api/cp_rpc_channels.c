@@ -93,6 +93,7 @@ static void reply_channel(struct cp_call *call, const struct cp_channel_info *ch
     pb.n_metadata = ch->n_metadata;
     pb.created_at = ch->created_at;
     pb.subscriber_count = ch->subscriber_count;
+    pb.client_publish = ch->client_publish;
     cp_call_reply(call, &pb.base);
     free(e);
     free(p);
@@ -110,7 +111,7 @@ static void created(void *arg, const struct cp_status *st, const struct cp_chann
 void cp_rpc_channels_create(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__CreateChannelRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id))
         return;
     struct cp_kv *kv = req->n_metadata ? calloc(req->n_metadata, sizeof(*kv)) : NULL;
     if (req->n_metadata > 0 && kv == NULL) {
@@ -119,7 +120,8 @@ void cp_rpc_channels_create(struct cp_ctx *c, struct cp_call *call, const Protob
     }
     META_KV(kv, req->metadata, req->n_metadata);
     if (check_kv(call, kv, req->n_metadata))
-        cp_channels_create(c, req->channel_id, kv, req->n_metadata, created, call);
+        cp_channels_create(c, req->channel_id, kv, req->n_metadata, req->client_publish != 0,
+                           created, call);
     free(kv);
 }
 
@@ -128,7 +130,7 @@ void cp_rpc_channels_create(struct cp_ctx *c, struct cp_call *call, const Protob
 void cp_rpc_channels_delete(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__DeleteChannelRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id))
         return;
     cp_channels_delete(c, req->channel_id, cp_call_done_empty, call);
 }
@@ -159,6 +161,7 @@ static void listed(void *arg, const struct cp_status *st, const struct cp_channe
         ch.id = (char *)chs[i].id;
         ch.created_at = chs[i].created_at;
         ch.subscriber_count = chs[i].subscriber_count;
+        ch.client_publish = chs[i].client_publish;
         ch.metadata = ep + k;
         ch.n_metadata = chs[i].n_metadata;
         for (size_t j = 0; j < chs[i].n_metadata; j++, k++) {
@@ -191,7 +194,7 @@ void cp_rpc_channels_list(struct cp_ctx *c, struct cp_call *call, const Protobuf
 void cp_rpc_channels_subscribe(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__SubscribeRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id) ||
         !cp_check_id(call, "user_id", req->user_id) ||
         !cp_check_text(call, "filter", req->filter, CP_FILTER_MAX))
         return;
@@ -205,7 +208,7 @@ void cp_rpc_channels_subscribe(struct cp_ctx *c, struct cp_call *call, const Pro
 void cp_rpc_channels_unsubscribe(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__UnsubscribeRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id) ||
         !cp_check_id(call, "user_id", req->user_id))
         return;
     cp_channels_unsubscribe(c, req->channel_id, req->user_id, cp_call_done_empty, call);
@@ -228,7 +231,7 @@ static void subscribers(void *arg, const struct cp_status *st, const char *const
 void cp_rpc_channels_subscribers(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__ListSubscribersRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id))
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id))
         return;
     cp_channels_subscribers(c, req->channel_id, subscribers, call);
 }
@@ -251,7 +254,7 @@ static void broadcast_done(void *arg, const struct cp_status *st, const char *me
 void cp_rpc_messages_to_channel(struct cp_ctx *c, struct cp_call *call, const ProtobufCMessage *m)
 {
     const Switchboard__V1__BroadcastToChannelRequest *req = (const void *)m;
-    if (!cp_check_id(call, "channel_id", req->channel_id) ||
+    if (!cp_check_channel_id(call, "channel_id", req->channel_id) ||
         !cp_check_data(call, &req->data, c->set.max_message_size) ||
         !cp_check_optional_id(call, "user_id", req->user_id) ||
         !cp_check_text(call, "idempotency_key", req->idempotency_key, MAX_IDEM_KEY))

@@ -6,18 +6,32 @@
 #include "sb_ident.h"
 #include "sb_json.h"
 
-bool cp_check_id(struct cp_call *call, const char *what, const char *value)
+/* `valid` decides; `rule` completes the sentence "<what> must be ...". */
+static bool check_ident(struct cp_call *call, const char *what, const char *value,
+                        bool (*valid)(const char *), const char *rule)
 {
     if (value == NULL || value[0] == '\0') {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE, "%s is required", what);
         return false;
     }
-    if (!sb_ident_is_valid(value)) {
+    if (!valid(value)) {
         cp_call_failf(call, SB_CODE_INVALID_MESSAGE,
-                      "%s must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", what, SB_IDENT_MAX);
+                      "%s must be 1-%d characters of A-Z a-z 0-9 . _ : @ -%s", what, SB_IDENT_MAX,
+                      rule);
         return false;
     }
     return true;
+}
+
+bool cp_check_id(struct cp_call *call, const char *what, const char *value)
+{
+    return check_ident(call, what, value, sb_ident_is_valid, "");
+}
+
+bool cp_check_channel_id(struct cp_call *call, const char *what, const char *value)
+{
+    return check_ident(call, what, value, sb_ident_is_valid_channel,
+                       ", optionally ending in #<user_id>[,<user_id>...]");
 }
 
 bool cp_check_optional_id(struct cp_call *call, const char *what, const char *value)

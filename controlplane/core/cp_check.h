@@ -15,6 +15,9 @@
 bool cp_check_id(struct cp_call *call, const char *what, const char *value);
 bool cp_check_optional_id(struct cp_call *call, const char *what, const char *value);
 
+/* A channel id (sb_ident_is_valid_channel: an id, optionally with a "#user,..." suffix). */
+bool cp_check_channel_id(struct cp_call *call, const char *what, const char *value);
+
 /* NULL, or at most `max` bytes of valid UTF-8. */
 bool cp_check_text(struct cp_call *call, const char *what, const char *s, size_t max);
 

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "cp_access.h"
 #include "cp_filter.h"
 #include "cp_glob.h"
 #include "cp_json.h"
@@ -76,6 +77,7 @@ struct chan_rec {
     struct cp_kv *meta;
     size_t n_meta;
     int64_t created_at;
+    bool client_publish;
 };
 
 static bool chan_parse(const char *value, struct chan_rec *out)
@@ -85,6 +87,8 @@ static bool chan_parse(const char *value, struct chan_rec *out)
     if (out->root == NULL)
         return false;
     out->created_at = (int64_t)json_integer_value(json_object_get(out->root, "created_at"));
+    /* absent in records older than the option: off, the default */
+    out->client_publish = json_is_true(json_object_get(out->root, "client_publish"));
     json_t *m = json_object_get(out->root, "metadata");
     size_t n = json_is_object(m) ? json_object_size(m) : 0;
     if (n > 0) {
@@ -335,6 +339,7 @@ struct create_op {
     void *arg;
     char id[SB_IDENT_MAX + 1];
     int64_t created_at;
+    bool client_publish;
     size_t n_metadata;
     struct cp_kv *meta_copy;
     char *text;      /* the record */
@@ -350,7 +355,8 @@ static void create_done(void *arg, const struct cp_status *st0)
     struct cp_channel_info ch = {.id = op->id,
                                  .metadata = op->meta_copy,
                                  .n_metadata = op->n_metadata,
-                                 .created_at = op->created_at};
+                                 .created_at = op->created_at,
+                                 .client_publish = op->client_publish};
     op->cb(op->arg, &st, st.code == SB_CODE_NONE ? &ch : NULL);
     for (size_t i = 0; i < op->n_metadata && op->meta_copy != NULL; i++) {
         free(op->meta_copy[i].key);
@@ -404,14 +410,14 @@ static void create_written(void *arg, const struct cp_status *st, const int64_t 
 }
 
 void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct cp_kv *metadata,
-                        size_t n_metadata, cp_channels_one_fn *cb, void *arg)
+                        size_t n_metadata, bool client_publish, cp_channels_one_fn *cb, void *arg)
 {
     struct cp_status st;
     struct create_op *op = calloc(1, sizeof(*op));
     json_t *meta = meta_json(metadata, n_metadata);
-    json_t *v =
-        meta ? json_pack("{s:I, s:o}", "created_at", (json_int_t)sb_time_now_ms(), "metadata", meta)
-             : NULL;
+    json_t *v = meta ? json_pack("{s:I, s:o, s:b}", "created_at", (json_int_t)sb_time_now_ms(),
+                                 "metadata", meta, "client_publish", client_publish)
+                     : NULL;
     char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
     if (op != NULL && n_metadata > 0)
         op->meta_copy = calloc(n_metadata, sizeof(*op->meta_copy));
@@ -442,6 +448,7 @@ void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct c
     copy_id(op->id, channel_id);
     op->created_at = (int64_t)json_integer_value(json_object_get(v, "created_at"));
     op->n_metadata = n_metadata;
+    op->client_publish = client_publish;
     json_decref(v);
     op->text = text;
     char key[KEY_MAX];
@@ -551,8 +558,11 @@ static void list_channels(void *arg, const struct cp_status *st, const struct cp
             continue; /* an unreadable record is skipped, never fatal */
         }
         op->ids[op->n] = idc;
-        op->infos[op->n] = (struct cp_channel_info){
-            .id = idc, .metadata = r->meta, .n_metadata = r->n_meta, .created_at = r->created_at};
+        op->infos[op->n] = (struct cp_channel_info){.id = idc,
+                                                    .metadata = r->meta,
+                                                    .n_metadata = r->n_meta,
+                                                    .created_at = r->created_at,
+                                                    .client_publish = r->client_publish};
         op->n++;
     }
     /* Key order is id order already ("channels/" + id); sort anyway for any store. */
@@ -677,8 +687,9 @@ static void sub_write(struct sub_op *op)
     int64_t now = sb_time_now_ms();
     json_t *sv = json_pack("{s:s, s:I}", "filter", op->filter, "subscribed_at", (json_int_t)now);
     json_t *uv = json_pack("{s:I}", "subscribed_at", (json_int_t)now);
-    json_t *cv =
-        op->create ? json_pack("{s:I, s:{}}", "created_at", (json_int_t)now, "metadata") : NULL;
+    json_t *cv = op->create ? json_pack("{s:I, s:{}, s:b}", "created_at", (json_int_t)now,
+                                        "metadata", "client_publish", 0)
+                            : NULL;
     char *s = sv ? json_dumps(sv, JSON_COMPACT) : NULL;
     char *u = uv ? json_dumps(uv, JSON_COMPACT) : NULL;
     char *cs = cv ? json_dumps(cv, JSON_COMPACT) : NULL;
@@ -1073,6 +1084,8 @@ struct pub_op {
     size_t n_meta;
     char *idem; /* NULL: none */
     char id[SB_ID_LEN];
+    bool client;         /* a client frame: cp_access_publish decides */
+    bool client_publish; /* the channel record's option */
 };
 
 static void pub_free(struct pub_op *op)
@@ -1168,6 +1181,39 @@ static void pub_claimed(void *arg, const struct cp_status *st, bool first, int64
     pub_list_subs(op);
 }
 
+static void pub_claim(struct pub_op *op)
+{
+    if (op->idem != NULL) {
+        cp_once_claim_channel(op->c, op->ch, op->idem, op->id, pub_claimed, op);
+    } else {
+        pub_list_subs(op);
+    }
+}
+
+/* Decides a client publish once whether the user is subscribed is known. */
+static void pub_check(struct pub_op *op, bool subscribed)
+{
+    char why[160];
+    if (op->client &&
+        !cp_access_publish(op->ch, op->user, op->client_publish, subscribed, why, sizeof(why))) {
+        struct cp_status e;
+        cp_status_set(&e, SB_CODE_PERMISSION_DENIED, "%s", why);
+        pub_finish(op, &e, NULL);
+        return;
+    }
+    pub_claim(op);
+}
+
+static void pub_got_sub(void *arg, const struct cp_status *st, const struct cp_doc *doc)
+{
+    struct pub_op *op = arg;
+    if (st->code != SB_CODE_NONE) {
+        pub_finish(op, st, NULL);
+        return;
+    }
+    pub_check(op, doc != NULL);
+}
+
 static void pub_got_channel(void *arg, const struct cp_status *st, const struct cp_doc *doc)
 {
     struct pub_op *op = arg;
@@ -1181,11 +1227,27 @@ static void pub_got_channel(void *arg, const struct cp_status *st, const struct 
         pub_finish(op, &e, NULL);
         return;
     }
-    if (op->idem != NULL) {
-        cp_once_claim_channel(op->c, op->ch, op->idem, op->id, pub_claimed, op);
-    } else {
-        pub_list_subs(op);
+    if (!op->client) {
+        pub_claim(op);
+        return;
     }
+    struct chan_rec r;
+    if (!chan_parse(doc->value, &r)) {
+        struct cp_status e;
+        cp_status_set(&e, SB_CODE_INTERNAL, "channel %s: unreadable record", op->ch);
+        pub_finish(op, &e, NULL);
+        return;
+    }
+    op->client_publish = r.client_publish;
+    chan_rec_fini(&r);
+    /* Only private and presence channels ask whether the publisher is subscribed. */
+    if (op->client_publish && cp_access_needs_grant(op->ch)) {
+        char key[KEY_MAX];
+        cp_keys_doc_sub(key, op->ch, op->user);
+        op->c->store->ops->doc_get(op->c->store, key, pub_got_sub, op);
+        return;
+    }
+    pub_check(op, false);
 }
 
 void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
@@ -1222,6 +1284,7 @@ void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
     op->arg = arg;
     copy_id(op->ch, p->channel_id);
     copy_id(op->user, p->user_id);
+    op->client = p->client;
     sb_id_new("m", op->id);
     char key[KEY_MAX];
     cp_keys_doc_channel(key, op->ch);

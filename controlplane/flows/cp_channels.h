@@ -1,7 +1,7 @@
 /* Channels: creation, deletion, listing by pattern, per-user subscriptions with optional
  * metadata filters, and publishing to subscribers. Kept in Store documents, so the same code
  * serves the memory and the etcd store (docs/channels.md):
- *   channels/<channel>            {"created_at":ms,"metadata":{...}}
+ *   channels/<channel>            {"created_at":ms,"metadata":{...},"client_publish":bool}
  *   subs/<channel>/<user>         {"filter":"...","subscribed_at":ms}
  *   user_subs/<user>/<channel>    {"subscribed_at":ms}  (written with subs/, in one doc_write)
  *   idem_ch/<channel>/<hash>      {"key":..,"message_id":..,"expires_at":ms} (2 minutes)
@@ -22,6 +22,7 @@ struct cp_channel_info {
     size_t n_metadata;
     int64_t created_at; /* Unix ms */
     int32_t subscriber_count;
+    bool client_publish; /* clients may publish (docs/channels.md) */
 };
 
 typedef void cp_channels_done_fn(void *arg, const struct cp_status *st);
@@ -34,9 +35,10 @@ typedef void cp_channels_ids_fn(void *arg, const struct cp_status *st, const cha
 typedef void cp_channels_publish_fn(void *arg, const struct cp_status *st, const char *message_id);
 typedef void cp_channels_count_fn(void *arg, const struct cp_status *st, int64_t n);
 
-/* Creates a channel (ids and metadata validated by the caller). CHANNEL_ALREADY_EXISTS. */
+/* Creates a channel (ids and metadata validated by the caller); `client_publish`: clients may
+ * send `publish` frames to it. CHANNEL_ALREADY_EXISTS. */
 void cp_channels_create(struct cp_ctx *c, const char *channel_id, const struct cp_kv *metadata,
-                        size_t n_metadata, cp_channels_one_fn *cb, void *arg);
+                        size_t n_metadata, bool client_publish, cp_channels_one_fn *cb, void *arg);
 
 /* Deletes the channel, its subscriptions and idempotency records; subscribers' nodes get
  * Membership(removed). CHANNEL_NOT_FOUND. */
@@ -81,12 +83,15 @@ struct cp_channel_publish {
     const struct cp_kv *metadata;
     size_t n_metadata;
     const char *idem_key; /* NULL or "": none */
+    /* A client `publish` frame: refused (PERMISSION_DENIED) unless the channel has
+     * client_publish and the user may publish there (cp_access_publish). */
+    bool client;
 };
 
 /* Gives the message an id and sends the channel `message` frame to every subscriber whose
  * filter matches its metadata (every connection of those users), then answers the id. A
  * repeated idem_key within two minutes answers the first id and delivers nothing.
- * CHANNEL_NOT_FOUND. */
+ * CHANNEL_NOT_FOUND, PERMISSION_DENIED (client publishes only). */
 void cp_channels_publish(struct cp_ctx *c, const struct cp_channel_publish *p,
                          cp_channels_publish_fn *cb, void *arg);
 

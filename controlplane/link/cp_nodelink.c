@@ -386,6 +386,13 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
             cp_channels_unsubscribe(c, so->channel_id, user, simple_done, op);
             return;
         }
+        /* Decided before the channel is read, so a refused subscribe never auto-creates it. */
+        const struct cp_grants *g = cp_grants_get(&n->grants, nz(req->connection_id));
+        char why[192];
+        if (!cp_access_subscribe(g, so->channel_id, user, so->token_grant != 0, why, sizeof(why))) {
+            reply_error(c, n, req, SB_CODE_PERMISSION_DENIED, "%s", why);
+            break;
+        }
         struct cp_subscribe sub = {
             .channel_id = so->channel_id, .user_id = user, .filter = so->filter, .client = true};
         cp_channels_subscribe(c, &sub, simple_done, op);
@@ -420,7 +427,8 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
                                           .data_len = p->data.len,
                                           .metadata = op->metadata,
                                           .n_metadata = p->n_metadata,
-                                          .idem_key = NULL};
+                                          .idem_key = NULL,
+                                          .client = true};
         /* The node's request key makes a publish re-sent after a failover land once; a memory
          * control plane has no failover (as for room messages, the key is ignored there). */
         if (c->distributed)

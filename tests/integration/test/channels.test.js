@@ -36,9 +36,10 @@ describe('channels', { timeout: 180000 }, () => {
     return c;
   }
 
-  async function channel(prefix = 'ch', metadata = {}) {
+  // clientPublish: clients may send publish frames (off by default; channel_auth.test.js).
+  async function channel(prefix = 'ch', metadata = {}, clientPublish = false) {
     const id = uniq(prefix);
-    await call(sys.api.channels, 'CreateChannel', { channel_id: id, metadata });
+    await call(sys.api.channels, 'CreateChannel', { channel_id: id, metadata, client_publish: clientPublish });
     return id;
   }
 
@@ -185,7 +186,7 @@ describe('channels', { timeout: 180000 }, () => {
   });
 
   it('filters: a subscriber receives only the messages whose metadata match', async () => {
-    const id = await channel('flt');
+    const id = await channel('flt', {}, true);
     const hi = uniq('hi');
     const low = uniq('low');
     const all = uniq('all');
@@ -241,7 +242,7 @@ describe('channels', { timeout: 180000 }, () => {
   });
 
   it('client frames: subscribe, publish (no subscription needed), unsubscribe, and their errors', async () => {
-    const id = await channel('frames');
+    const id = await channel('frames', {}, true);
     const sub = uniq('sub');
     const pubUser = uniq('pub');
     const s1 = await connect(sub);
@@ -323,7 +324,7 @@ describe('channels', { timeout: 180000 }, () => {
   });
 
   it('SSE: ?channels= subscribes first, with the subscribe frame errors; POST publishes', async () => {
-    const id = await channel('sse');
+    const id = await channel('sse', {}, true);
     const user = uniq('sse');
     const c = await sse(user, `&channels=${id}`);
     // The subscription is in place once listed.
@@ -424,7 +425,7 @@ describe('channels across two control-plane replicas', { timeout: 120000, skip: 
     const [cp1, cp2] = cl.cps;
     const [dp1, dp2] = cl.dps;
     const id = uniq('repl');
-    await call(cp1.api.channels, 'CreateChannel', { channel_id: id });
+    await call(cp1.api.channels, 'CreateChannel', { channel_id: id, client_publish: true });
     const user = uniq('ru');
     const onDp1 = await connect(dp1, user);
     const onDp2 = await connect(dp2, user);

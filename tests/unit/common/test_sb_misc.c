@@ -44,6 +44,40 @@ static void test_sb_ident_is_valid_rules(void **state)
     assert_false(sb_ident_is_valid(longid));
 }
 
+static void test_sb_ident_is_valid_channel_rules(void **state)
+{
+    assert_true(sb_ident_is_valid_channel("news"));
+    assert_true(sb_ident_is_valid_channel("private-x"));
+    assert_true(sb_ident_is_valid_channel("notifications#alice"));
+    assert_true(sb_ident_is_valid_channel("dm#alice,bob"));
+    assert_true(sb_ident_is_valid_channel("dm#a.b@c:d_e-f,g"));
+    assert_false(sb_ident_is_valid_channel(NULL));
+    assert_false(sb_ident_is_valid_channel(""));
+    assert_false(sb_ident_is_valid_channel("#alice"));    /* no base */
+    assert_false(sb_ident_is_valid_channel("dm#"));       /* no user */
+    assert_false(sb_ident_is_valid_channel("dm#alice,")); /* empty entry */
+    assert_false(sb_ident_is_valid_channel("dm#,alice"));
+    assert_false(sb_ident_is_valid_channel("dm#alice,,bob"));
+    assert_false(sb_ident_is_valid_channel("dm#alice#bob")); /* one '#' part only */
+    assert_false(sb_ident_is_valid_channel("dm,alice"));     /* ',' only after '#' */
+    assert_false(sb_ident_is_valid_channel("dm#al ice"));
+    assert_false(sb_ident_is_valid_channel("news.*"));
+    assert_false(sb_ident_is_valid_channel("a/b"));
+    char longid[SB_IDENT_MAX + 2];
+    memset(longid, 'x', sizeof(longid));
+    memcpy(longid, "dm#", 3);
+    longid[SB_IDENT_MAX] = '\0';
+    assert_true(sb_ident_is_valid_channel(longid));
+    longid[SB_IDENT_MAX] = 'x';
+    longid[SB_IDENT_MAX + 1] = '\0';
+    assert_false(sb_ident_is_valid_channel(longid));
+    /* room and user ids stay without '#' and ',' */
+    assert_false(sb_ident_is_valid("dm#alice"));
+    assert_false(sb_ident_is_valid("a,b"));
+    assert_null(sb_ident_channel_users("news"));
+    assert_string_equal(sb_ident_channel_users("dm#alice,bob"), "alice,bob");
+}
+
 static void test_sb_id_new_unique_and_prefixed(void **state)
 {
     char a[SB_ID_LEN], b[SB_ID_LEN];
@@ -72,6 +106,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sb_code_name_roundtrip),
         cmocka_unit_test(test_sb_ident_is_valid_rules),
+        cmocka_unit_test(test_sb_ident_is_valid_channel_rules),
         cmocka_unit_test(test_sb_id_new_unique_and_prefixed),
         cmocka_unit_test(test_sb_time_format_rfc3339_known_values),
     };

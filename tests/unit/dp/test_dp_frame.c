@@ -107,6 +107,7 @@ static void test_dp_frame_parse_channels(void **state)
     assert_int_equal(f.type, DP_FRAME_SUBSCRIBE);
     assert_string_equal(f.channel_id, "news");
     assert_string_equal(f.filter, "x");
+    assert_null(f.token);
     dp_frame_fini(&f);
     f = parse_ok("{\"type\":\"unsubscribe\",\"channel_id\":\"news\"}");
     assert_int_equal(f.type, DP_FRAME_UNSUBSCRIBE);
@@ -115,7 +116,14 @@ static void test_dp_frame_parse_channels(void **state)
     assert_int_equal(f.type, DP_FRAME_PUBLISH);
     assert_data(&f, "[true]");
     dp_frame_fini(&f);
+    f = parse_ok("{\"type\":\"subscribe\",\"channel_id\":\"dm#alice,bob\",\"token\":\"a.b.c\"}");
+    assert_string_equal(f.channel_id, "dm#alice,bob");
+    assert_string_equal(f.token, "a.b.c");
+    dp_frame_fini(&f);
+    parse_bad("{\"type\":\"subscribe\",\"channel_id\":\"news\",\"token\":7}",
+              "token must be a string");
     parse_bad("{\"type\":\"subscribe\",\"channel_id\":\"ne*ws\"}", "invalid channel_id");
+    parse_bad("{\"type\":\"subscribe\",\"channel_id\":\"dm#alice,\"}", "invalid channel_id");
     parse_bad("{\"type\":\"publish\",\"channel_id\":\"news\"}", "missing field data");
 }
 

@@ -213,7 +213,7 @@ static void ids(void *arg, const struct cp_status *st, const char *const *v, siz
 
 static void create(struct fixture *f, const char *id)
 {
-    cp_channels_create(&f->c, id, NULL, 0, one, NULL);
+    cp_channels_create(&f->c, id, NULL, 0, false, one, NULL);
     assert_int_equal(last.code, SB_CODE_NONE);
 }
 
@@ -239,6 +239,15 @@ static enum sb_code publish(struct fixture *f, const char *ch, const char *k, co
     return last.code;
 }
 
+/* A client `publish` frame of `user` (cp_access_publish decides). */
+static enum sb_code client_publish(struct fixture *f, const char *ch, const char *user)
+{
+    struct cp_channel_publish p = {
+        .channel_id = ch, .user_id = user, .data = "1", .data_len = 1, .client = true};
+    cp_channels_publish(&f->c, &p, published, NULL);
+    return last.code;
+}
+
 /* The one Delivery queued on `n` (NULL-checked), and how many there were. */
 static const ControlItem *only_delivery(ControlBatch *b)
 {
@@ -251,6 +260,25 @@ static const ControlItem *only_delivery(ControlBatch *b)
         }
     assert_int_equal(count, 1);
     return d;
+}
+
+static void test_channels_client_publish_needs_the_option(void **state)
+{
+    struct fixture *f = *state;
+    create(f, "news"); /* client_publish off */
+    assert_int_equal(client_publish(f, "news", "bob"), SB_CODE_PERMISSION_DENIED);
+    assert_int_equal(publish(f, "news", NULL, NULL, NULL), SB_CODE_NONE); /* the backend may */
+    cp_channels_create(&f->c, "open", NULL, 0, true, one, NULL);
+    assert_int_equal(last.code, SB_CODE_NONE);
+    assert_int_equal(client_publish(f, "open", "bob"), SB_CODE_NONE); /* need not subscribe */
+    cp_channels_create(&f->c, "private-p", NULL, 0, true, one, NULL);
+    assert_int_equal(client_publish(f, "private-p", "bob"), SB_CODE_PERMISSION_DENIED);
+    assert_int_equal(subscribe(f, "private-p", "bob", NULL), SB_CODE_NONE);
+    assert_int_equal(client_publish(f, "private-p", "bob"), SB_CODE_NONE);
+    cp_channels_create(&f->c, "dm#alice,bob", NULL, 0, true, one, NULL);
+    assert_int_equal(client_publish(f, "dm#alice,bob", "carol"), SB_CODE_PERMISSION_DENIED);
+    assert_int_equal(client_publish(f, "dm#alice,bob", "alice"), SB_CODE_NONE);
+    assert_int_equal(client_publish(f, "missing", "bob"), SB_CODE_CHANNEL_NOT_FOUND);
 }
 
 static void test_channels_membership_revisions_order_add_and_remove(void **state)
@@ -386,7 +414,7 @@ static void test_channels_create_clears_leftovers_of_a_deletion(void **state)
     assert_non_null(b);
     assert_false(b->items[0]->membership->added);
     switchboard__internal__v1__control_batch__free_unpacked(b, NULL);
-    cp_channels_create(&f->c, "old", NULL, 0, one, NULL);
+    cp_channels_create(&f->c, "old", NULL, 0, false, one, NULL);
     assert_int_equal(last.code, SB_CODE_CHANNEL_ALREADY_EXISTS);
 }
 
@@ -421,6 +449,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channels_subscribe_undone_after_a_racing_delete, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channels_create_clears_leftovers_of_a_deletion, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_channels_client_publish_needs_the_option, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channels_delete_removes_pairs_and_tells_nodes, setup,
                                         teardown),
