@@ -134,8 +134,8 @@ static char *valid_info(const ProtobufCBinaryData *b)
     if (b->len == 0 || b->len > INFO_MAX || !sb_json_is_valid((const char *)b->data, b->len))
         return NULL;
     size_t i = 0;
-    while (i < b->len && (b->data[i] == ' ' || b->data[i] == '\t' || b->data[i] == '\n' ||
-                          b->data[i] == '\r'))
+    while (i < b->len &&
+           (b->data[i] == ' ' || b->data[i] == '\t' || b->data[i] == '\n' || b->data[i] == '\r'))
         i++;
     if (i == b->len || b->data[i] != '{')
         return NULL;
@@ -232,11 +232,11 @@ static void authorize(struct cp_ctx *c, const struct cp_authz_req *r, cp_authz_f
     ac->send = sb_pb_pack(&req.base);
     gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                          gpr_time_from_millis(a->timeout_ms, GPR_TIMESPAN));
-    ac->call = ac->send != NULL
-                   ? grpc_channel_create_call(a->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->cq,
-                                              grpc_slice_from_static_string(METHOD), NULL,
-                                              deadline, NULL)
-                   : NULL;
+    ac->call =
+        ac->send != NULL
+            ? grpc_channel_create_call(a->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->cq,
+                                       grpc_slice_from_static_string(METHOD), NULL, deadline, NULL)
+            : NULL;
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -251,7 +251,8 @@ static void authorize(struct cp_ctx *c, const struct cp_authz_req *r, cp_authz_f
     ops[5].data.recv_status_on_client.trailing_metadata = &ac->trail_md;
     ops[5].data.recv_status_on_client.status = &ac->status;
     ops[5].data.recv_status_on_client.status_details = &ac->details;
-    if (ac->call == NULL || grpc_call_start_batch(ac->call, ops, 6, &ac->tag, NULL) != GRPC_CALL_OK) {
+    if (ac->call == NULL ||
+        grpc_call_start_batch(ac->call, ops, 6, &ac->tag, NULL) != GRPC_CALL_OK) {
         acall_free(a, ac);
         deny_now(cb, arg, "cannot call the authorizer");
         return;

@@ -240,6 +240,81 @@ static void channel_published(void *arg, const struct cp_status *st, const char 
     op_finish(op);
 }
 
+/* A client subscribe waiting for the backend's Authorizer. The node's stream goes on meanwhile
+ * (a slow backend must not hold up every other client of the node), so the answer finds the
+ * node again by id; a node gone since then gets nothing. */
+struct asking {
+    struct cp_ctx *c;
+    char *node_id, *conn_id, *channel_id, *user_id, *filter;
+    uint64_t request_id;
+};
+
+static void asking_free(struct asking *k)
+{
+    free(k->node_id);
+    free(k->conn_id);
+    free(k->channel_id);
+    free(k->user_id);
+    free(k->filter);
+    free(k);
+}
+
+static void asked_reply(void *arg, const struct cp_status *st)
+{
+    struct asking *k = arg;
+    struct cp_node *n = sb_map_get(&k->c->nodes, k->node_id);
+    if (n != NULL)
+        queue_reply(k->c, n, k->request_id, k->conn_id, st, NULL, 0, NULL, 0, false);
+    asking_free(k);
+}
+
+static void authorized(void *arg, enum cp_authz_answer answer, const char *info, const char *reason)
+{
+    (void)info; /* the member info of presence rosters */
+    struct asking *k = arg;
+    if (answer == CP_AUTHZ_ALLOW) {
+        struct cp_subscribe sub = {.channel_id = k->channel_id,
+                                   .user_id = k->user_id,
+                                   .filter = k->filter,
+                                   .client = true};
+        cp_channels_subscribe(k->c, &sub, asked_reply, k);
+        return;
+    }
+    struct cp_status st;
+    cp_status_set(&st, answer == CP_AUTHZ_DENY ? SB_CODE_PERMISSION_DENIED : SB_CODE_UNAVAILABLE,
+                  "channel %s: %s", k->channel_id, reason);
+    asked_reply(k, &st);
+}
+
+static void ask_authorizer(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
+                           const Switchboard__Internal__V1__SubscribeOp *so, const char *user,
+                           const struct cp_grants *g)
+{
+    struct asking *k = calloc(1, sizeof(*k));
+    if (k != NULL) {
+        k->c = c;
+        k->request_id = req->request_id;
+        k->node_id = strdup(n->id);
+        k->conn_id = strdup(nz(req->connection_id));
+        k->channel_id = strdup(so->channel_id);
+        k->user_id = strdup(user);
+        k->filter = so->filter != NULL ? strdup(so->filter) : NULL;
+    }
+    if (k == NULL || k->node_id == NULL || k->conn_id == NULL || k->channel_id == NULL ||
+        k->user_id == NULL || (so->filter != NULL && k->filter == NULL)) {
+        if (k != NULL)
+            asking_free(k);
+        reply_error(c, n, req, SB_CODE_INTERNAL, "%s", "out of memory");
+        return;
+    }
+    struct cp_authz_req r = {.user_id = user,
+                             .connection_id = k->conn_id,
+                             .action = "subscribe",
+                             .target = so->channel_id,
+                             .info = g != NULL ? g->info : NULL};
+    c->authorize(c, &r, authorized, k);
+}
+
 static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequest *req,
                            cp_nodelink_done_fn *done, void *arg)
 {
@@ -390,6 +465,11 @@ static void handle_request(struct cp_ctx *c, struct cp_node *n, const ClientRequ
         const struct cp_grants *g = cp_grants_get(&n->grants, nz(req->connection_id));
         char why[192];
         if (!cp_access_subscribe(g, so->channel_id, user, so->token_grant != 0, why, sizeof(why))) {
+            /* The one refusal a grant can lift (the #user rule is final): ask the backend. */
+            if (c->authorize != NULL && cp_access_names_user(so->channel_id, user)) {
+                ask_authorizer(c, n, req, so, user, g);
+                break;
+            }
             reply_error(c, n, req, SB_CODE_PERMISSION_DENIED, "%s", why);
             break;
         }
