@@ -20,6 +20,7 @@
 
 #include "sb_b64url.h"
 #include "sb_jwk.h"
+#include "sb_strv.h"
 
 /* NumericDates beyond ±1e13 s (300,000 years) are refused as malformed, and the leeway is capped,
  * so the millisecond arithmetic below cannot overflow. */
@@ -145,6 +146,16 @@ out:
     return rc;
 }
 
+size_t sb_jwt_secret_len(const char *text, size_t len)
+{
+    if (len > 0 && text[len - 1] == '\n') {
+        len--;
+        if (len > 0 && text[len - 1] == '\r')
+            len--;
+    }
+    return len;
+}
+
 enum sb_err sb_jwt_keys_add_hmac_file(struct sb_jwt_keys *k, const char *path, char *err,
                                       size_t cap)
 {
@@ -153,13 +164,8 @@ enum sb_err sb_jwt_keys_add_hmac_file(struct sb_jwt_keys *k, const char *path, c
     enum sb_err rc = read_file(path, SECRET_MAX, &buf, &n, err, cap);
     if (rc != SB_OK)
         return rc;
-    size_t len = n;
-    /* Editors add one line end; the secret is what comes before it. */
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && len + 1 == n && buf[len - 1] == '\r')
-        len--;
-    rc = sb_jwt_keys_add_hmac(k, (const unsigned char *)buf, len, NULL, err, cap);
+    rc = sb_jwt_keys_add_hmac(k, (const unsigned char *)buf, sb_jwt_secret_len(buf, n), NULL, err,
+                              cap);
     OPENSSL_clear_free(buf, SECRET_MAX + 1);
     return rc;
 }
@@ -561,40 +567,15 @@ out:
     return r;
 }
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void sb_jwt_claims_fini(struct sb_jwt_claims *c)
 {
     if (c == NULL)
         return;
     free(c->info);
-    free_list(c->channels, c->n_channels);
-    free_list(c->rooms, c->n_rooms);
+    sb_strv_free(c->channels, c->n_channels);
+    sb_strv_free(c->rooms, c->n_rooms);
     free(c->channel);
     memset(c, 0, sizeof(*c));
-}
-
-static enum sb_err dup_list(char *const *in, size_t n, char ***out)
-{
-    *out = NULL;
-    if (n == 0)
-        return SB_OK;
-    char **v = calloc(n, sizeof(*v));
-    if (v == NULL)
-        return SB_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if ((v[i] = strdup(in[i])) == NULL) {
-            free_list(v, i);
-            return SB_ENOMEM;
-        }
-    }
-    *out = v;
-    return SB_OK;
 }
 
 enum sb_err sb_jwt_claims_copy(const struct sb_jwt_claims *src, struct sb_jwt_claims *dst)
@@ -604,8 +585,8 @@ enum sb_err sb_jwt_claims_copy(const struct sb_jwt_claims *src, struct sb_jwt_cl
     dst->channels = dst->rooms = NULL;
     if ((src->info != NULL && (dst->info = strdup(src->info)) == NULL) ||
         (src->channel != NULL && (dst->channel = strdup(src->channel)) == NULL) ||
-        dup_list(src->channels, src->n_channels, &dst->channels) != SB_OK ||
-        dup_list(src->rooms, src->n_rooms, &dst->rooms) != SB_OK) {
+        sb_strv_dup(src->channels, src->n_channels, &dst->channels) != SB_OK ||
+        sb_strv_dup(src->rooms, src->n_rooms, &dst->rooms) != SB_OK) {
         if (dst->channels == NULL)
             dst->n_channels = 0;
         if (dst->rooms == NULL)

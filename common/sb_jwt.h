@@ -48,7 +48,11 @@ void sb_jwt_keys_unref(struct sb_jwt_keys *k);
 /* An HMAC secret (raw bytes, at least SB_JWT_MIN_HMAC_SECRET). SB_EINVAL if too short. */
 enum sb_err sb_jwt_keys_add_hmac(struct sb_jwt_keys *k, const unsigned char *secret, size_t len,
                                  const char *kid, char *err, size_t cap);
-/* The whole content of FILE as an HMAC secret, one trailing "\n" or "\r\n" removed. SB_EIO when
+/* The length of the secret in a secret file's text: `len` less one trailing "\n" or "\r\n"
+ * (editors add a line end; the secret is what comes before it). Pure. */
+size_t sb_jwt_secret_len(const char *text, size_t len);
+
+/* The whole content of FILE as an HMAC secret (sb_jwt_secret_len of it). SB_EIO when
  * the file cannot be read, SB_EINVAL when too short. */
 enum sb_err sb_jwt_keys_add_hmac_file(struct sb_jwt_keys *k, const char *path, char *err,
                                       size_t cap);

@@ -82,12 +82,8 @@ static enum sb_err add_text(struct sb_jwt_keys *set, const struct src *s, const 
 {
     switch (s->kind) {
     case SRC_HMAC:
-        /* the file's content is the secret, less one line ending (editors add it) */
-        if (len > 0 && text[len - 1] == '\n')
-            len--;
-        if (len > 0 && text[len - 1] == '\r')
-            len--;
-        return sb_jwt_keys_add_hmac(set, (const unsigned char *)text, len, NULL, err, cap);
+        return sb_jwt_keys_add_hmac(set, (const unsigned char *)text, sb_jwt_secret_len(text, len),
+                                    NULL, err, cap);
     case SRC_PEM:
         return sb_jwt_keys_add_pem(set, text, len, NULL, err, cap);
     default: {

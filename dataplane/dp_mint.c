@@ -23,11 +23,7 @@ static char *read_secret(const char *path, size_t *len)
     fclose(f);
     if (buf == NULL)
         return NULL;
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    *len = n;
+    *len = sb_jwt_secret_len(buf, n);
     return buf;
 }
 

@@ -7,20 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
+#include "sb_strv.h"
 
 void cp_grants_free(struct cp_grants *g)
 {
     if (g == NULL)
         return;
     free(g->info);
-    free_list(g->channels, g->n_channels);
-    free_list(g->rooms, g->n_rooms);
+    sb_strv_free(g->channels, g->n_channels);
+    sb_strv_free(g->rooms, g->n_rooms);
     free(g);
 }
 
@@ -31,27 +26,18 @@ static enum sb_err copy_list(char *const *in, size_t n, const char *what, char *
         snprintf(why, cap, "grants: more than %d %s", CP_GRANTS_MAX_LIST, what);
         return SB_EINVAL;
     }
-    if (n == 0)
-        return SB_OK;
-    char **v = calloc(n, sizeof(*v));
-    if (v == NULL)
-        return SB_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         size_t len = in[i] != NULL ? strlen(in[i]) : 0;
         if (len == 0 || len > CP_GRANTS_MAX_ENTRY) {
-            free_list(v, i);
             snprintf(why, cap, "grants: a %s entry is empty or longer than %d bytes", what,
                      CP_GRANTS_MAX_ENTRY);
             return SB_EINVAL;
         }
-        if ((v[i] = strdup(in[i])) == NULL) {
-            free_list(v, i);
-            return SB_ENOMEM;
-        }
     }
-    *out = v;
-    *n_out = n;
-    return SB_OK;
+    enum sb_err e = sb_strv_dup(in, n, out);
+    if (e == SB_OK)
+        *n_out = n;
+    return e;
 }
 
 static bool is_object(const uint8_t *data, size_t len)

@@ -21,6 +21,7 @@
 #include "sb_ident.h"
 #include "sb_json.h"
 #include "sb_log.h"
+#include "sb_strv.h"
 #include "sb_time.h"
 
 #define HISTORY_DEFAULT_LIMIT 50
@@ -571,9 +572,7 @@ static void opened_channels(void *arg, const struct cp_status *st, const char *c
 {
     struct opened *o = arg;
     send_conn_opened(o->op, st, (const char *const *)o->rooms, o->n_rooms, channels, n);
-    for (size_t i = 0; i < o->n_rooms; i++)
-        free(o->rooms[i]);
-    free(o->rooms);
+    sb_strv_free(o->rooms, o->n_rooms);
     free(o);
 }
 
@@ -586,24 +585,14 @@ static void conn_opened(void *arg, const struct cp_status *st, const char *const
         return;
     }
     struct opened *o = calloc(1, sizeof(*o));
-    bool ok = o != NULL && (n_rooms == 0 || (o->rooms = calloc(n_rooms, sizeof(char *))) != NULL);
-    for (size_t i = 0; ok && i < n_rooms; i++) {
-        o->rooms[i] = strdup(rooms[i]);
-        o->n_rooms = i + 1;
-        ok = o->rooms[i] != NULL;
-    }
-    if (!ok) {
-        if (o != NULL) {
-            for (size_t i = 0; i < o->n_rooms; i++)
-                free(o->rooms[i]);
-            free(o->rooms);
-        }
+    if (o == NULL || sb_strv_dup((char *const *)rooms, n_rooms, &o->rooms) != SB_OK) {
         free(o);
         struct cp_status e;
         cp_status_set(&e, SB_CODE_INTERNAL, "out of memory");
         send_conn_opened(op, &e, NULL, 0, NULL, 0);
         return;
     }
+    o->n_rooms = n_rooms;
     o->op = op;
     cp_channels_of_user(op->c, op->user_id, opened_channels, o);
 }
