@@ -8,13 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
-#include <grpc/support/alloc.h>
-#include <grpc/support/time.h>
 
 #include "cp_tag.h"
+#include "cp_unary.h"
 #include "sb_json.h"
 #include "sb_log.h"
 #include "sb_map.h"
@@ -38,11 +36,7 @@ struct acall {
     cp_authz_fn *cb;
     void *arg;
     char *key; /* cache key */
-    grpc_call *call;
-    grpc_byte_buffer *send, *recv;
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code status;
-    grpc_slice details;
+    struct cp_unary u;
     struct acall *prev, *next;
 };
 
@@ -115,15 +109,7 @@ static void acall_free(struct authz *a, struct acall *ac)
         a->calls = ac->next;
     if (ac->next)
         ac->next->prev = ac->prev;
-    if (ac->send)
-        grpc_byte_buffer_destroy(ac->send);
-    if (ac->recv)
-        grpc_byte_buffer_destroy(ac->recv);
-    grpc_metadata_array_destroy(&ac->init_md);
-    grpc_metadata_array_destroy(&ac->trail_md);
-    grpc_slice_unref(ac->details);
-    if (ac->call)
-        grpc_call_unref(ac->call);
+    cp_unary_fini(&ac->u);
     free(ac->key);
     free(ac);
 }
@@ -155,8 +141,8 @@ static void call_done(struct cp_tag *t, bool ok)
     char reason[200];
     int64_t ttl = 0;
     ProtobufCMessage *m = NULL;
-    if (ok && ac->status == GRPC_STATUS_OK && ac->recv != NULL &&
-        sb_pb_unpack(ac->recv, &switchboard__v1__authorize_response__descriptor, 1 << 16, &m) ==
+    if (ok && ac->u.status == GRPC_STATUS_OK && ac->u.recv != NULL &&
+        sb_pb_unpack(ac->u.recv, &switchboard__v1__authorize_response__descriptor, 1 << 16, &m) ==
             SB_OK) {
         Switchboard__V1__AuthorizeResponse *r = (void *)m;
         an.answer = r->allow ? CP_AUTHZ_ALLOW : CP_AUTHZ_DENY;
@@ -168,8 +154,9 @@ static void call_done(struct cp_tag *t, bool ok)
         ttl = r->cache_ttl_ms;
     } else {
         snprintf(reason, sizeof(reason), "the authorizer did not answer (status %d)",
-                 ok ? (int)ac->status : -1);
-        SB_LOG_WARN("cp", "authorizer call failed: denied", "status=%d", ok ? (int)ac->status : -1);
+                 ok ? (int)ac->u.status : -1);
+        SB_LOG_WARN("cp", "authorizer call failed: denied", "status=%d",
+                    ok ? (int)ac->u.status : -1);
     }
     an.reason = reason;
     if (an.answer != CP_AUTHZ_UNAVAILABLE && !a->stopping)
@@ -217,9 +204,7 @@ static void authorize(struct cp_ctx *c, const struct cp_authz_req *r, cp_authz_f
     ac->arg = arg;
     ac->key = key;
     ac->tag.fn = call_done;
-    ac->details = grpc_empty_slice();
-    grpc_metadata_array_init(&ac->init_md);
-    grpc_metadata_array_init(&ac->trail_md);
+    cp_unary_init(&ac->u);
     Switchboard__V1__AuthorizeRequest req = SWITCHBOARD__V1__AUTHORIZE_REQUEST__INIT;
     req.user_id = (char *)r->user_id;
     req.connection_id = (char *)(r->connection_id != NULL ? r->connection_id : "");
@@ -229,30 +214,8 @@ static void authorize(struct cp_ctx *c, const struct cp_authz_req *r, cp_authz_f
         req.info.data = (uint8_t *)r->info;
         req.info.len = strlen(r->info);
     }
-    ac->send = sb_pb_pack(&req.base);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(a->timeout_ms, GPR_TIMESPAN));
-    ac->call =
-        ac->send != NULL
-            ? grpc_channel_create_call(a->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->cq,
-                                       grpc_slice_from_static_string(METHOD), NULL, deadline, NULL)
-            : NULL;
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = ac->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &ac->init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &ac->recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &ac->trail_md;
-    ops[5].data.recv_status_on_client.status = &ac->status;
-    ops[5].data.recv_status_on_client.status_details = &ac->details;
-    if (ac->call == NULL ||
-        grpc_call_start_batch(ac->call, ops, 6, &ac->tag, NULL) != GRPC_CALL_OK) {
+    if (cp_unary_start(&ac->u, a->ch, a->cq, METHOD, a->timeout_ms, sb_pb_pack(&req.base), NULL, 0,
+                       &ac->tag) != SB_OK) {
         acall_free(a, ac);
         deny_now(cb, arg, "cannot call the authorizer");
         return;
@@ -298,7 +261,7 @@ void cp_authorizer_stop(struct cp_ctx *c)
         return;
     a->stopping = true;
     for (struct acall *ac = a->calls; ac != NULL; ac = ac->next)
-        grpc_call_cancel(ac->call, NULL);
+        grpc_call_cancel(ac->u.call, NULL);
 }
 
 void cp_authorizer_fini(struct cp_ctx *c)

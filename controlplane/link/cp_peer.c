@@ -10,9 +10,9 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
-#include <grpc/support/time.h>
 
 #include "cp_auth.h"
+#include "cp_unary.h"
 #include "sb_map.h"
 #include "cp_tag.h"
 #include "sb_log.h"
@@ -45,11 +45,7 @@ struct pubreq {
 struct pcall {
     struct cp_tag tag;
     struct pubreq *pr;
-    grpc_call *call;
-    grpc_byte_buffer *send, *recv;
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code status;
-    grpc_slice details;
+    struct cp_unary u;
     grpc_metadata auth; /* authorization: Bearer <cluster secret>, when one is set */
     struct pcall *prev, *next;
 };
@@ -126,16 +122,8 @@ static void pcall_free(struct peers *p, struct pcall *pc)
         p->calls = pc->next;
     if (pc->next)
         pc->next->prev = pc->prev;
-    if (pc->send)
-        grpc_byte_buffer_destroy(pc->send);
-    if (pc->recv)
-        grpc_byte_buffer_destroy(pc->recv);
-    grpc_metadata_array_destroy(&pc->init_md);
-    grpc_metadata_array_destroy(&pc->trail_md);
-    grpc_slice_unref(pc->details);
+    cp_unary_fini(&pc->u);
     cp_auth_md_release(&pc->auth);
-    if (pc->call)
-        grpc_call_unref(pc->call);
     free(pc);
 }
 
@@ -145,9 +133,9 @@ static void pcall_done(struct cp_tag *t, bool ok)
     struct pubreq *pr = pc->pr;
     struct peers *p = pr->c->peers;
     struct cp_status st;
-    if (ok && pc->status == GRPC_STATUS_OK && pc->recv != NULL) {
+    if (ok && pc->u.status == GRPC_STATUS_OK && pc->u.recv != NULL) {
         ProtobufCMessage *m = NULL;
-        if (sb_pb_unpack(pc->recv, &switchboard__internal__v1__peer_publish_response__descriptor,
+        if (sb_pb_unpack(pc->u.recv, &switchboard__internal__v1__peer_publish_response__descriptor,
                          1 << 20, &m) == SB_OK) {
             Switchboard__Internal__V1__PeerPublishResponse *r = (void *)m;
             cp_status_ok(&st);
@@ -157,22 +145,22 @@ static void pcall_done(struct cp_tag *t, bool ok)
             return;
         }
     }
-    char *det = grpc_slice_to_c_string(pc->details);
+    char *det = grpc_slice_to_c_string(pc->u.details);
     /* Errors the client must see as they are (the holder checked the room: the status
      * message starts with the protocol code) end here; anything about reachability or
      * sequencing (no code, unavailable, internal, a lost compare) is retried. */
     const char *sentence = "";
     enum sb_code code =
-        pc->status == GRPC_STATUS_OK ? SB_CODE_NONE : sb_code_from_status_message(det, &sentence);
+        pc->u.status == GRPC_STATUS_OK ? SB_CODE_NONE : sb_code_from_status_message(det, &sentence);
     if (code != SB_CODE_NONE && code != SB_CODE_UNAVAILABLE && code != SB_CODE_INTERNAL &&
-        code != SB_CODE_CONFLICT && (int)pc->status == sb_code_info(code)->grpc_status) {
+        code != SB_CODE_CONFLICT && (int)pc->u.status == sb_code_info(code)->grpc_status) {
         cp_status_set(&st, code, "%s", sentence);
         finish(pr, &st, NULL, 0);
     } else {
-        cp_status_set(&st, SB_CODE_UNAVAILABLE, "peer status %d: %s", (int)pc->status,
+        cp_status_set(&st, SB_CODE_UNAVAILABLE, "peer status %d: %s", (int)pc->u.status,
                       det ? det : "");
         SB_LOG_DEBUG("cp", "publish forward failed: retrying", "room=%s status=%d", pr->room_id,
-                     (int)pc->status);
+                     (int)pc->u.status);
         schedule_retry(pr, &st);
     }
     gpr_free(det);
@@ -245,45 +233,15 @@ static void forward(struct pubreq *pr, const char *holder)
         req.metadata = eptr;
         req.n_metadata = pr->n_metadata;
     }
-    pc->send = sb_pb_pack(&req.base);
+    cp_unary_init(&pc->u);
+    grpc_byte_buffer *send = sb_pb_pack(&req.base);
     free(ents);
     free(eptr);
     pc->tag.fn = pcall_done;
     pc->pr = pr;
-    pc->details = grpc_empty_slice();
-    grpc_metadata_array_init(&pc->init_md);
-    grpc_metadata_array_init(&pc->trail_md);
-    grpc_slice method = grpc_slice_from_static_string(PEER_METHOD);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(PEER_TIMEOUT_MS, GPR_TIMESPAN));
-    pc->call = pc->send ? grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method,
-                                                   NULL, deadline, NULL)
-                        : NULL;
-    if (pc->call == NULL) {
-        pcall_free(NULL, pc);
-        cp_status_set(&st, SB_CODE_INTERNAL, "cannot start a peer call");
-        finish(pr, &st, NULL, 0);
-        return;
-    }
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (cp_auth_md(c->cluster_secret, &pc->auth)) {
-        ops[0].data.send_initial_metadata.count = 1;
-        ops[0].data.send_initial_metadata.metadata = &pc->auth;
-    }
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = pc->send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &pc->init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &pc->recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &pc->trail_md;
-    ops[5].data.recv_status_on_client.status = &pc->status;
-    ops[5].data.recv_status_on_client.status_details = &pc->details;
-    if (grpc_call_start_batch(pc->call, ops, 6, &pc->tag, NULL) != GRPC_CALL_OK) {
+    size_t n_md = (size_t)cp_auth_md(c->cluster_secret, &pc->auth);
+    if (cp_unary_start(&pc->u, ch, c->cq, PEER_METHOD, PEER_TIMEOUT_MS, send, &pc->auth, n_md,
+                       &pc->tag) != SB_OK) {
         pcall_free(NULL, pc);
         cp_status_set(&st, SB_CODE_INTERNAL, "cannot start a peer call");
         finish(pr, &st, NULL, 0);
@@ -436,7 +394,7 @@ void cp_peer_stop(struct cp_ctx *c)
         return;
     p->stopping = true;
     for (struct pcall *pc = p->calls; pc != NULL; pc = pc->next)
-        grpc_call_cancel(pc->call, NULL);
+        grpc_call_cancel(pc->u.call, NULL);
     struct cp_status st;
     cp_status_set(&st, SB_CODE_UNAVAILABLE, "control plane shutting down");
     while (p->retry_head != NULL) {
